@@ -1,0 +1,211 @@
+//! A typed async client for the crabmail API.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), crabmail_api::client::ClientError> {
+//! use crabmail_api::client::Client;
+//! let signup = Client::new("http://127.0.0.1:8080", None).create_account(None).await?;
+//! let client = Client::new("http://127.0.0.1:8080", Some(signup.token));
+//! let inbox = client.create_inbox(&Default::default()).await?;
+//! let list = client.list_messages(&inbox.id, None, None, Some(60)).await?;
+//! # Ok(()) }
+//! ```
+
+use crate::*;
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the server: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The server answered with an error body.
+    #[error("{status}: {code}: {message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+}
+
+impl ClientError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            ClientError::Transport(e) => e.status().map(|s| s.as_u16()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> Client {
+        Client {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let req = self.http.request(method, format!("{}{}", self.base, path));
+        match &self.token {
+            Some(token) => req.bearer_auth(token),
+            None => req,
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(req: RequestBuilder) -> Result<T, ClientError> {
+        let resp = Self::check(req.send().await?).await?;
+        Ok(resp.json().await?)
+    }
+
+    async fn check(resp: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        let (code, message) = match serde_json::from_str::<ErrorBody>(&body) {
+            Ok(e) => (e.error.code, e.error.message),
+            Err(_) => ("http_error".to_owned(), body),
+        };
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            code,
+            message,
+        })
+    }
+
+    pub async fn create_account(
+        &self,
+        invite: Option<String>,
+    ) -> Result<AccountCreated, ClientError> {
+        Self::send(
+            self.request(Method::POST, "/v1/accounts")
+                .json(&CreateAccount { invite }),
+        )
+        .await
+    }
+
+    pub async fn create_token(&self, body: &CreateToken) -> Result<TokenCreated, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/tokens").json(body)).await
+    }
+
+    pub async fn list_tokens(&self) -> Result<TokenList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/tokens")).await
+    }
+
+    pub async fn revoke_token(&self, id: &str) -> Result<(), ClientError> {
+        let resp = self
+            .request(Method::DELETE, &format!("/v1/tokens/{id}"))
+            .send()
+            .await?;
+        Self::check(resp).await.map(|_| ())
+    }
+
+    pub async fn create_inbox(&self, body: &CreateInbox) -> Result<Inbox, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/inboxes").json(body)).await
+    }
+
+    pub async fn list_inboxes(&self) -> Result<InboxList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/inboxes")).await
+    }
+
+    pub async fn get_inbox(&self, id: &str) -> Result<Inbox, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/v1/inboxes/{id}"))).await
+    }
+
+    pub async fn delete_inbox(&self, id: &str) -> Result<(), ClientError> {
+        let resp = self
+            .request(Method::DELETE, &format!("/v1/inboxes/{id}"))
+            .send()
+            .await?;
+        Self::check(resp).await.map(|_| ())
+    }
+
+    /// Lists messages after `after` (a cursor from an earlier page); with `wait` seconds, holds
+    /// the request until something arrives or the wait ends.
+    pub async fn list_messages(
+        &self,
+        inbox_id: &str,
+        after: Option<&str>,
+        limit: Option<u32>,
+        wait: Option<u32>,
+    ) -> Result<MessageList, ClientError> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(after) = after {
+            query.push(("after", after.to_owned()));
+        }
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        if let Some(wait) = wait {
+            query.push(("wait", wait.to_string()));
+        }
+        let req = self
+            .request(Method::GET, &format!("/v1/inboxes/{inbox_id}/messages"))
+            .query(&query);
+        Self::send(req).await
+    }
+
+    pub async fn get_message(&self, id: &str) -> Result<Message, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/v1/messages/{id}"))).await
+    }
+
+    pub async fn get_raw(&self, id: &str) -> Result<Vec<u8>, ClientError> {
+        let resp = self
+            .request(Method::GET, &format!("/v1/messages/{id}/raw"))
+            .send()
+            .await?;
+        Ok(Self::check(resp).await?.bytes().await?.to_vec())
+    }
+
+    /// The decoded attachment and its content type.
+    pub async fn get_attachment(
+        &self,
+        id: &str,
+        index: usize,
+    ) -> Result<(String, Vec<u8>), ClientError> {
+        let resp = self
+            .request(
+                Method::GET,
+                &format!("/v1/messages/{id}/attachments/{index}"),
+            )
+            .send()
+            .await?;
+        let resp = Self::check(resp).await?;
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        Ok((content_type, resp.bytes().await?.to_vec()))
+    }
+
+    pub async fn delete_message(&self, id: &str) -> Result<(), ClientError> {
+        let resp = self
+            .request(Method::DELETE, &format!("/v1/messages/{id}"))
+            .send()
+            .await?;
+        Self::check(resp).await.map(|_| ())
+    }
+
+    /// Whether the server answers at all (used by the CLI to explain a down server).
+    pub async fn ping(&self) -> bool {
+        match self.request(Method::GET, "/v1/openapi.json").send().await {
+            Ok(resp) => resp.status() == StatusCode::OK,
+            Err(_) => false,
+        }
+    }
+}

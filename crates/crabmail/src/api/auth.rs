@@ -1,0 +1,32 @@
+//! The bearer-token extractor: every endpoint but signup takes `Authorization: Bearer <token>`.
+
+use super::ApiState;
+use super::error::ApiError;
+use crate::account::Caller;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+impl FromRequestParts<ApiState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .ok_or_else(ApiError::unauthorized)?;
+        state
+            .accounts
+            .authenticate(token)
+            .await?
+            .ok_or_else(ApiError::unauthorized)
+    }
+}

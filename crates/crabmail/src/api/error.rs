@@ -1,0 +1,163 @@
+//! Every API failure as `{"error": {"code", "message"}}` with the right status, and the request
+//! extractors that turn malformed input into such errors instead of axum's plain-text ones.
+
+use crate::account::AccountError;
+use crate::store::StoreError;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use crabmail_api::{ErrorBody, ErrorDetail};
+use serde::de::DeserializeOwned;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The one answer for "missing" and "someone else's": nothing to tell them apart.
+    pub fn not_found(what: &'static str) -> Self {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+    }
+
+    pub fn unauthorized() -> Self {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid bearer token (Authorization: Bearer <token>)",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "api: store failure");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "storage is unavailable; try again shortly",
+        )
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        use AccountError::*;
+        let message = e.to_string();
+        match e {
+            SignupClosed => ApiError::new(StatusCode::FORBIDDEN, "signup_closed", message),
+            InviteRequired => ApiError::new(StatusCode::FORBIDDEN, "invite_required", message),
+            InvalidInvite => ApiError::new(StatusCode::FORBIDDEN, "invalid_invite", message),
+            InvalidName(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_name", message)
+            }
+            InvalidDisplayName(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_display_name",
+                message,
+            ),
+            UnknownDomain(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_domain", message)
+            }
+            Forbidden => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            NotFound => ApiError::not_found("resource"),
+            NoFreeAddress => ApiError::new(StatusCode::CONFLICT, "address_unavailable", message),
+            Store(store) => store.into(),
+        }
+    }
+}
+
+/// A JSON body. An empty body reads as `{}`, so `curl -X POST .../v1/inboxes` works; the
+/// Content-Type is not insisted on. Syntax errors are 400, wrong shapes 422.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    "request body is too large",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    rejection.body_text(),
+                )
+            }
+        })?;
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(text).map(Json).map_err(|e| {
+            use serde_json::error::Category;
+            match e.classify() {
+                Category::Data => ApiError::invalid(e.to_string()),
+                _ => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("malformed JSON: {e}"),
+                ),
+            }
+        })
+    }
+}
+
+/// Query parameters; a malformed one is 422 naming it.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(query)
+            .map(Query)
+            .map_err(|e| ApiError::invalid(format!("invalid query: {e}")))
+    }
+}

@@ -1,0 +1,113 @@
+//! Inboxes: `POST|GET /v1/inboxes`, `GET|DELETE /v1/inboxes/{id}`.
+
+use super::ApiState;
+use super::error::{ApiError, Json};
+use crate::account::Caller;
+use crate::id;
+use crate::store::InboxRecord;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use crabmail_api::{CreateInbox, ErrorBody, Inbox, InboxList};
+
+pub fn inbox_json(record: InboxRecord) -> Inbox {
+    Inbox {
+        id: record.id,
+        address: record.address,
+        display_name: record.display_name,
+        created_at: record.created_at.to_rfc3339(),
+    }
+}
+
+/// The caller's inbox, or 404 whether it is missing or not theirs.
+pub async fn owned_inbox(
+    state: &ApiState,
+    caller: &Caller,
+    inbox_id: &str,
+) -> Result<InboxRecord, ApiError> {
+    if !id::looks_like(id::INBOX, inbox_id) || !caller.may_see_inbox(inbox_id) {
+        return Err(ApiError::not_found("inbox"));
+    }
+    state
+        .store
+        .get_inbox(&caller.account_id, inbox_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("inbox"))
+}
+
+/// Create an inbox: `name@domain` when free, else `name-xxxx@domain`; a readable random name
+/// when no name is given.
+#[utoipa::path(post, path = "/v1/inboxes", tag = "inboxes", request_body = CreateInbox,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Inbox created", body = Inbox),
+        (status = 422, description = "Invalid name, display name or domain", body = ErrorBody),
+    ))]
+pub async fn create_inbox(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Json(body): Json<CreateInbox>,
+) -> Result<(StatusCode, axum::Json<Inbox>), ApiError> {
+    let record = state
+        .accounts
+        .create_inbox(
+            &caller,
+            body.name.as_deref(),
+            body.display_name,
+            body.domain.as_deref(),
+        )
+        .await?;
+    tracing::info!(account = %caller.account_id, address = %record.address, "api: inbox created");
+    Ok((StatusCode::CREATED, axum::Json(inbox_json(record))))
+}
+
+#[utoipa::path(get, path = "/v1/inboxes", tag = "inboxes", security(("bearer" = [])),
+    responses((status = 200, body = InboxList)))]
+pub async fn list_inboxes(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<axum::Json<InboxList>, ApiError> {
+    let inboxes = state.store.list_inboxes(&caller.account_id).await?;
+    Ok(axum::Json(InboxList {
+        inboxes: inboxes
+            .into_iter()
+            .filter(|i| caller.may_see_inbox(&i.id))
+            .map(inbox_json)
+            .collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/inboxes/{id}", tag = "inboxes", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Inbox id")),
+    responses((status = 200, body = Inbox), (status = 404, body = ErrorBody)))]
+pub async fn get_inbox(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(inbox_id): Path<String>,
+) -> Result<axum::Json<Inbox>, ApiError> {
+    Ok(axum::Json(inbox_json(
+        owned_inbox(&state, &caller, &inbox_id).await?,
+    )))
+}
+
+/// Delete an inbox and its messages. Its address then answers 550 5.1.1 and is never reissued.
+#[utoipa::path(delete, path = "/v1/inboxes/{id}", tag = "inboxes", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Inbox id")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
+pub async fn delete_inbox(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(inbox_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    owned_inbox(&state, &caller, &inbox_id).await?;
+    caller.require_account_wide()?;
+    let now = state.clock.now();
+    if state
+        .store
+        .delete_inbox(&caller.account_id, &inbox_id, now)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("inbox"))
+    }
+}

@@ -1,0 +1,247 @@
+//! Reading mail: list (with long-poll), one message as JSON, its raw bytes, an attachment, delete.
+
+use super::ApiState;
+use super::error::{ApiError, Query};
+use super::inboxes::owned_inbox;
+use crate::account::Caller;
+use crate::id;
+use crate::ingest::parse;
+use crate::store::MessageRecord;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use crabmail_api::{
+    Envelope, ErrorBody, Message, MessageList, MessageSummary, ParsedMessage, SummaryContent,
+};
+use serde::Deserialize;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 100;
+/// A long-poll also looks again this often, in case a wake-up from another node was missed.
+const RECHECK: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Cursor from a previous page's `next_cursor`; omit to start at the oldest message.
+    after: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    limit: Option<usize>,
+    /// Seconds to hold the request when nothing is new (0 to 120).
+    wait: Option<u64>,
+}
+
+fn summary_json(record: MessageRecord) -> MessageSummary {
+    MessageSummary {
+        content: serde_json::from_str::<SummaryContent>(&record.summary).unwrap_or_default(),
+        id: record.id,
+        inbox_id: record.inbox_id,
+        received_at: record.received_at.to_rfc3339(),
+        size: record.size,
+    }
+}
+
+fn message_json(record: MessageRecord) -> Message {
+    Message {
+        parsed: serde_json::from_str::<ParsedMessage>(&record.parsed).unwrap_or_default(),
+        envelope: Envelope {
+            return_path: record.envelope.return_path,
+            recipient: record.recipient,
+            remote_ip: record.envelope.remote_ip,
+            helo: record.envelope.helo,
+            tls: record.envelope.tls,
+        },
+        id: record.id,
+        inbox_id: record.inbox_id,
+        received_at: record.received_at.to_rfc3339(),
+        size: record.size,
+    }
+}
+
+/// Messages of an inbox in arrival order. With `wait`, an empty page is held until a message
+/// arrives (answered at once) or the wait ends (empty list).
+#[utoipa::path(get, path = "/v1/inboxes/{id}/messages", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Inbox id"), ListQuery),
+    responses(
+        (status = 200, body = MessageList),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "Bad cursor, limit or wait", body = ErrorBody),
+    ))]
+pub async fn list_messages(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(inbox_id): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<axum::Json<MessageList>, ApiError> {
+    let inbox = owned_inbox(&state, &caller, &inbox_id).await?;
+    let after: i64 = match query.after.as_deref() {
+        None | Some("") => 0,
+        Some(cursor) => cursor
+            .parse()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| ApiError::invalid("after: not a cursor returned by this API"))?,
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(format!(
+            "limit: must be 1 to {MAX_LIMIT}"
+        )));
+    }
+    let wait = Duration::from_secs(query.wait.unwrap_or(0));
+    if wait > state.max_wait {
+        return Err(ApiError::invalid(format!(
+            "wait: at most {} seconds",
+            state.max_wait.as_secs()
+        )));
+    }
+    let deadline = Instant::now() + wait;
+    // Subscribe before looking, so an arrival between the look and the wait still wakes us.
+    let mut arrivals = state.arrivals.subscribe(&inbox.id);
+    let page = loop {
+        let page = state
+            .store
+            .list_messages(&caller.account_id, &inbox.id, after, limit)
+            .await?;
+        if !page.is_empty() || Instant::now() >= deadline {
+            break page;
+        }
+        if state.shutdown.is_cancelled() {
+            break page;
+        }
+        tokio::select! {
+            _ = arrivals.changed() => {}
+            _ = state.shutdown.cancelled() => {}
+            _ = tokio::time::sleep_until(deadline.min(Instant::now() + RECHECK)) => {}
+        }
+    };
+    let next = page.last().map_or(after, |m| m.seq);
+    Ok(axum::Json(MessageList {
+        messages: page.into_iter().map(summary_json).collect(),
+        next_cursor: next.to_string(),
+    }))
+}
+
+async fn owned_message(
+    state: &ApiState,
+    caller: &Caller,
+    message_id: &str,
+) -> Result<MessageRecord, ApiError> {
+    if !id::looks_like(id::MESSAGE, message_id) {
+        return Err(ApiError::not_found("message"));
+    }
+    state
+        .store
+        .get_message(&caller.account_id, message_id)
+        .await?
+        .filter(|m| caller.may_see_inbox(&m.inbox_id))
+        .ok_or_else(|| ApiError::not_found("message"))
+}
+
+/// The parsed message: addresses, subject, bodies, attachments, all headers, envelope.
+#[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Message id")),
+    responses((status = 200, body = Message), (status = 404, body = ErrorBody)))]
+pub async fn get_message(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(message_id): Path<String>,
+) -> Result<axum::Json<Message>, ApiError> {
+    Ok(axum::Json(message_json(
+        owned_message(&state, &caller, &message_id).await?,
+    )))
+}
+
+/// The message exactly as received, byte for byte.
+#[utoipa::path(get, path = "/v1/messages/{id}/raw", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Message id")),
+    responses(
+        (status = 200, content_type = "message/rfc822", body = Vec<u8>),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn get_raw(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(message_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = owned_message(&state, &caller, &message_id).await?;
+    let raw = state
+        .store
+        .get_raw(&caller.account_id, &record.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
+}
+
+/// One attachment, decoded, with its content type.
+#[utoipa::path(get, path = "/v1/messages/{id}/attachments/{index}", tag = "messages",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Message id"),
+           ("index" = usize, Path, description = "Attachment index from the message JSON")),
+    responses(
+        (status = 200, content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn get_attachment(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((message_id, index)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let index: usize = index
+        .parse()
+        .map_err(|_| ApiError::not_found("attachment"))?;
+    let record = owned_message(&state, &caller, &message_id).await?;
+    let raw = state
+        .store
+        .get_raw(&caller.account_id, &record.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("message"))?;
+    let (content_type, bytes) =
+        parse::attachment(&raw, index).ok_or_else(|| ApiError::not_found("attachment"))?;
+    let filename = serde_json::from_str::<ParsedMessage>(&record.parsed)
+        .ok()
+        .and_then(|p| p.attachments.get(index).and_then(|a| a.filename.clone()));
+    let mut response = ([(header::CONTENT_TYPE, content_type)], bytes).into_response();
+    if let Some(name) = filename {
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if let Ok(value) =
+            header::HeaderValue::from_str(&format!("attachment; filename=\"{safe}\""))
+        {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_DISPOSITION, value);
+        }
+    }
+    Ok(response)
+}
+
+#[utoipa::path(delete, path = "/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Message id")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
+pub async fn delete_message(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(message_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let record = owned_message(&state, &caller, &message_id).await?;
+    if state
+        .store
+        .delete_message(&caller.account_id, &record.id)
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("message"))
+    }
+}

@@ -1,0 +1,107 @@
+//! The HTTP API (axum): accounts and tokens, inboxes, and reading mail. JSON in and out; errors are
+//! `{"error": {"code", "message"}}`; the OpenAPI 3.1 document at `/v1/openapi.json` is generated
+//! from the handlers and the `crabmail-api` types below.
+//!
+//! Handlers stay thin: they check the caller and shape JSON; the rules live in `account` and the
+//! data in `store`. Another account's resource always answers exactly like a missing one (404).
+
+mod accounts;
+mod auth;
+pub mod error;
+mod inboxes;
+mod messages;
+
+use crate::account::Accounts;
+use crate::clock::SharedClock;
+use crate::events::Arrivals;
+use crate::store::SharedStore;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use error::ApiError;
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::OpenApi;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub accounts: Accounts,
+    pub store: SharedStore,
+    pub arrivals: Arc<Arrivals>,
+    pub clock: SharedClock,
+    pub max_wait: Duration,
+    /// Long-polls return early when the server shuts down.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "crabmail", description = "Email for AI agents: accounts, inboxes, and the mail they receive."),
+    paths(
+        accounts::create_account, accounts::create_token, accounts::list_tokens, accounts::revoke_token,
+        inboxes::create_inbox, inboxes::list_inboxes, inboxes::get_inbox, inboxes::delete_inbox,
+        messages::list_messages, messages::get_message, messages::get_raw, messages::get_attachment,
+        messages::delete_message,
+    ),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn router(state: ApiState, max_body_size: usize) -> Router {
+    let spec = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
+    Router::new()
+        .route(
+            "/v1/openapi.json",
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], spec) }),
+        )
+        .route("/v1/accounts", post(accounts::create_account))
+        .route(
+            "/v1/tokens",
+            post(accounts::create_token).get(accounts::list_tokens),
+        )
+        .route("/v1/tokens/{id}", delete(accounts::revoke_token))
+        .route(
+            "/v1/inboxes",
+            post(inboxes::create_inbox).get(inboxes::list_inboxes),
+        )
+        .route(
+            "/v1/inboxes/{id}",
+            get(inboxes::get_inbox).delete(inboxes::delete_inbox),
+        )
+        .route("/v1/inboxes/{id}/messages", get(messages::list_messages))
+        .route(
+            "/v1/messages/{id}",
+            get(messages::get_message).delete(messages::delete_message),
+        )
+        .route("/v1/messages/{id}/raw", get(messages::get_raw))
+        .route(
+            "/v1/messages/{id}/attachments/{index}",
+            get(messages::get_attachment),
+        )
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed here",
+            )
+            .into_response()
+        })
+        .layer(DefaultBodyLimit::max(max_body_size))
+        .with_state(state)
+}

@@ -1,0 +1,309 @@
+//! The agent CLI: the same binary, talking to a running crabmail over its HTTP API.
+//!
+//! The token comes from `CRABMAIL_TOKEN`, else `~/.crabmail/token`; when neither exists, the first
+//! command signs up and saves the new token there (mode 0600). `receive` keeps a per-inbox cursor
+//! in `~/.crabmail/cursors/`, so each run shows only what arrived since the last one.
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use crabmail_api::client::{Client, ClientError};
+use crabmail_api::{CreateInbox, Inbox, MessageSummary};
+use std::path::PathBuf;
+
+#[derive(Args, Clone)]
+pub struct Connection {
+    /// Server URL.
+    #[arg(
+        long,
+        env = "CRABMAIL_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    server: String,
+}
+
+#[derive(Subcommand)]
+pub enum AgentCommand {
+    /// Create or list inboxes.
+    Inbox {
+        #[command(subcommand)]
+        command: InboxCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Show messages that arrived since the last `receive` (waiting up to --wait seconds).
+    Receive {
+        /// Inbox address or id; the oldest inbox of the account when absent.
+        #[arg(long)]
+        inbox: Option<String>,
+        /// Seconds to wait for a message when none is new.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+        /// Start from this cursor instead of the saved one.
+        #[arg(long)]
+        after: Option<String>,
+        /// List from the first message, without moving the saved cursor.
+        #[arg(long)]
+        all: bool,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Show one message.
+    Read {
+        message_id: String,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+        /// Print the raw message exactly as received.
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum InboxCommand {
+    /// Create an inbox and print its address.
+    Create {
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the account's inboxes.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(command: AgentCommand) -> anyhow::Result<()> {
+    match command {
+        AgentCommand::Inbox { command, conn } => {
+            let client = client(&conn).await?;
+            match command {
+                InboxCommand::Create {
+                    name,
+                    display_name,
+                    json,
+                } => {
+                    let inbox = client
+                        .create_inbox(&CreateInbox {
+                            name,
+                            display_name,
+                            domain: None,
+                        })
+                        .await
+                        .map_err(explain)?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&inbox)?);
+                    } else {
+                        println!("{}\t{}", inbox.address, inbox.id);
+                    }
+                }
+                InboxCommand::List { json } => {
+                    let list = client.list_inboxes().await.map_err(explain)?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&list)?);
+                    } else {
+                        for inbox in list.inboxes {
+                            println!("{}\t{}", inbox.address, inbox.id);
+                        }
+                    }
+                }
+            }
+        }
+        AgentCommand::Receive {
+            inbox,
+            wait,
+            after,
+            all,
+            json,
+            conn,
+        } => {
+            let client = client(&conn).await?;
+            let inbox = pick_inbox(&client, inbox.as_deref()).await?;
+            let saved = cursor_path(&inbox.id)?;
+            let cursor = match (&after, all) {
+                (Some(after), _) => Some(after.clone()),
+                (None, true) => None,
+                (None, false) => std::fs::read_to_string(&saved)
+                    .ok()
+                    .map(|s| s.trim().to_owned()),
+            };
+            let wait = u32::try_from(wait).unwrap_or(u32::MAX);
+            let list = client
+                .list_messages(&inbox.id, cursor.as_deref(), Some(100), Some(wait))
+                .await
+                .map_err(explain)?;
+            if !all {
+                if let Some(dir) = saved.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(&saved, &list.next_cursor)?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.messages.is_empty() {
+                eprintln!("no new messages in {}", inbox.address);
+            } else {
+                for m in &list.messages {
+                    println!("{}", summary_line(m));
+                }
+            }
+        }
+        AgentCommand::Read {
+            message_id,
+            json,
+            raw,
+            conn,
+        } => {
+            let client = client(&conn).await?;
+            if raw {
+                use std::io::Write;
+                let bytes = client.get_raw(&message_id).await.map_err(explain)?;
+                std::io::stdout().write_all(&bytes)?;
+                return Ok(());
+            }
+            let m = client.get_message(&message_id).await.map_err(explain)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&m)?);
+                return Ok(());
+            }
+            let p = &m.parsed;
+            let who = |mb: &crabmail_api::Mailbox| match (&mb.name, &mb.address) {
+                (Some(n), Some(a)) => format!("{n} <{a}>"),
+                (None, Some(a)) => a.clone(),
+                (Some(n), None) => n.clone(),
+                (None, None) => String::new(),
+            };
+            println!("From: {}", p.from.as_ref().map(who).unwrap_or_default());
+            println!(
+                "To: {}",
+                p.to.iter().map(who).collect::<Vec<_>>().join(", ")
+            );
+            if !p.cc.is_empty() {
+                println!(
+                    "Cc: {}",
+                    p.cc.iter().map(who).collect::<Vec<_>>().join(", ")
+                );
+            }
+            println!("Subject: {}", p.subject.as_deref().unwrap_or(""));
+            println!("Date: {}", p.date.as_deref().unwrap_or(&m.received_at));
+            for a in &p.attachments {
+                println!(
+                    "Attachment {}: {} ({}, {} bytes)",
+                    a.index,
+                    a.filename.as_deref().unwrap_or("(unnamed)"),
+                    a.content_type,
+                    a.size
+                );
+            }
+            println!();
+            println!("{}", p.text.as_deref().unwrap_or("").trim_end());
+        }
+    }
+    Ok(())
+}
+
+fn summary_line(m: &MessageSummary) -> String {
+    let from = m
+        .content
+        .from
+        .as_ref()
+        .and_then(|f| f.address.clone().or(f.name.clone()))
+        .unwrap_or_default();
+    format!(
+        "{}\t{}\t{}\t{}",
+        m.id,
+        m.received_at,
+        from,
+        m.content.subject.as_deref().unwrap_or("(no subject)")
+    )
+}
+
+async fn pick_inbox(client: &Client, wanted: Option<&str>) -> anyhow::Result<Inbox> {
+    let list = client.list_inboxes().await.map_err(explain)?;
+    let found = match wanted {
+        Some(w) => list
+            .inboxes
+            .into_iter()
+            .find(|i| i.id == w || i.address.eq_ignore_ascii_case(w)),
+        None => list.inboxes.into_iter().next(),
+    };
+    match (found, wanted) {
+        (Some(inbox), _) => Ok(inbox),
+        (None, Some(w)) => bail!("no inbox {w} in this account (see `crabmail inbox list`)"),
+        (None, None) => bail!("this account has no inbox yet: run `crabmail inbox create`"),
+    }
+}
+
+fn home() -> anyhow::Result<PathBuf> {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .context("HOME is not set; set CRABMAIL_TOKEN instead")
+}
+
+fn token_path() -> anyhow::Result<PathBuf> {
+    Ok(home()?.join(".crabmail").join("token"))
+}
+
+fn cursor_path(inbox_id: &str) -> anyhow::Result<PathBuf> {
+    Ok(home()?.join(".crabmail").join("cursors").join(inbox_id))
+}
+
+/// A client with a token: from the environment, the token file, or a fresh signup.
+async fn client(conn: &Connection) -> anyhow::Result<Client> {
+    if let Ok(token) = std::env::var("CRABMAIL_TOKEN")
+        && !token.trim().is_empty()
+    {
+        return Ok(Client::new(&conn.server, Some(token.trim().to_owned())));
+    }
+    let path = token_path()?;
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        return Ok(Client::new(&conn.server, Some(token.trim().to_owned())));
+    }
+    let anonymous = Client::new(&conn.server, None);
+    let signed = anonymous.create_account(None).await.map_err(explain)?;
+    save_token(&path, &signed.token)?;
+    eprintln!(
+        "signed up as {}; token saved to {}",
+        signed.account_id,
+        path.display()
+    );
+    Ok(Client::new(&conn.server, Some(signed.token)))
+}
+
+fn save_token(path: &std::path::Path, token: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(token.as_bytes())?;
+    Ok(())
+}
+
+fn explain(e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Transport(t) if t.is_connect() => anyhow::anyhow!(
+            "cannot reach the crabmail server ({t}); is `crabmail serve` running, and is --server / CRABMAIL_URL right?"
+        ),
+        other => other.into(),
+    }
+}

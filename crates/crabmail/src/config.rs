@@ -1,0 +1,475 @@
+//! Configuration of the process: listeners, storage, limits. Accounts, inboxes and domains are data,
+//! changed through the API, never here.
+//!
+//! Every setting is named once, in `SETTINGS`, with its default and a one-line doc; `crabmail config
+//! defaults` prints that table. Values are layered: defaults, then the TOML file (`--config`), then
+//! `CRABMAIL_*` environment variables (`smtp.max_recipients` is `CRABMAIL_SMTP_MAX_RECIPIENTS`), then
+//! command-line flags. Unknown keys are errors, so a typo never passes silently.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One setting: its dotted key, its default as a TOML literal, and what it does.
+pub struct Setting {
+    pub key: &'static str,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "data_dir",
+        default: r#""./crabmail-data""#,
+        doc: "Directory for the SQLite database and the generated TLS certificate.",
+    },
+    Setting {
+        key: "domain",
+        default: r#""crabmail.localhost""#,
+        doc: "Shared mail domain: inboxes are created as name@domain.",
+    },
+    Setting {
+        key: "hostname",
+        default: r#""""#,
+        doc: "Name this server gives in its SMTP greeting and Received headers; empty means the domain.",
+    },
+    Setting {
+        key: "database_url",
+        default: r#""""#,
+        doc: "postgres://... to share PostgreSQL between nodes; empty means embedded SQLite in data_dir.",
+    },
+    Setting {
+        key: "api.listen",
+        default: r#""127.0.0.1:8080""#,
+        doc: "Address of the HTTP API.",
+    },
+    Setting {
+        key: "api.max_body_size",
+        default: "27262976",
+        doc: "Largest HTTP request body accepted, in bytes.",
+    },
+    Setting {
+        key: "api.max_wait",
+        default: r#""120s""#,
+        doc: "Longest long-poll a client may ask for with ?wait=.",
+    },
+    Setting {
+        key: "mx.listen",
+        default: r#""127.0.0.1:2525""#,
+        doc: "Address of the inbound MX (SMTP); production uses 0.0.0.0:25.",
+    },
+    Setting {
+        key: "smtp.max_message_size",
+        default: "26214400",
+        doc: "Largest message accepted, in bytes; advertised with SIZE (552 5.3.4 beyond).",
+    },
+    Setting {
+        key: "smtp.max_recipients",
+        default: "100",
+        doc: "Recipients per message (452 4.5.3 beyond).",
+    },
+    Setting {
+        key: "smtp.max_command_line",
+        default: "2048",
+        doc: "Longest SMTP command line in octets, CRLF included (500 5.5.2 beyond).",
+    },
+    Setting {
+        key: "smtp.max_line_length",
+        default: "1000",
+        doc: "Longest text line inside DATA in octets, CRLF included (RFC 5321 4.5.3.1.6).",
+    },
+    Setting {
+        key: "smtp.idle_timeout",
+        default: r#""5m""#,
+        doc: "Time allowed between commands or data chunks (421 4.4.2 after).",
+    },
+    Setting {
+        key: "smtp.session_timeout",
+        default: r#""30m""#,
+        doc: "Longest whole SMTP session (421 4.4.2 after).",
+    },
+    Setting {
+        key: "smtp.max_connections",
+        default: "1000",
+        doc: "Simultaneous SMTP connections across all clients (421 beyond).",
+    },
+    Setting {
+        key: "smtp.max_connections_per_ip",
+        default: "50",
+        doc: "Simultaneous SMTP connections from one IP address (421 beyond).",
+    },
+    Setting {
+        key: "smtp.max_errors",
+        default: "20",
+        doc: "Protocol errors tolerated in one session before it is closed with 421.",
+    },
+    Setting {
+        key: "tls.cert",
+        default: r#""""#,
+        doc: "PEM certificate chain for STARTTLS; empty means a self-signed one generated into data_dir.",
+    },
+    Setting {
+        key: "tls.key",
+        default: r#""""#,
+        doc: "PEM private key matching tls.cert.",
+    },
+    Setting {
+        key: "signup.policy",
+        default: r#""open""#,
+        doc: "Who may create accounts with POST /v1/accounts: open, invite (codes from `crabmail admin invite`) or closed.",
+    },
+    Setting {
+        key: "store.sqlite_readers",
+        default: "4",
+        doc: "Read connections to SQLite (writes go through one group-committing writer).",
+    },
+    Setting {
+        key: "store.max_batch",
+        default: "256",
+        doc: "Most writes committed together in one SQLite transaction (group commit).",
+    },
+    Setting {
+        key: "store.pg_max_connections",
+        default: "16",
+        doc: "Connections to PostgreSQL from this node.",
+    },
+    Setting {
+        key: "shutdown.grace",
+        default: r#""10s""#,
+        doc: "How long in-flight SMTP sessions and requests get to finish on SIGTERM.",
+    },
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub domain: String,
+    pub hostname: String,
+    pub database_url: String,
+    pub api: ApiConfig,
+    pub mx: MxConfig,
+    pub smtp: SmtpConfig,
+    pub tls: TlsConfig,
+    pub signup: SignupConfig,
+    pub store: StoreConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    pub max_body_size: usize,
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MxConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub max_message_size: usize,
+    pub max_recipients: usize,
+    pub max_command_line: usize,
+    pub max_line_length: usize,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_errors: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignupPolicy {
+    Open,
+    Invite,
+    Closed,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignupConfig {
+    pub policy: SignupPolicy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub sqlite_readers: usize,
+    pub max_batch: usize,
+    pub pg_max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Syntax {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("unknown setting `{0}` (see `crabmail config defaults`)")]
+    UnknownKey(String),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then the file (if any), then `CRABMAIL_*` variables from `env`, then `overrides`
+    /// (dotted key, value as TOML or as a bare string), in that order of precedence.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut tree = defaults_table();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let file_table: toml::Table = text.parse().map_err(|source| ConfigError::Syntax {
+                path: path.to_owned(),
+                source,
+            })?;
+            for (key, value) in flatten("", file_table) {
+                set(&mut tree, &key, value)?;
+            }
+        }
+        for (name, raw) in env {
+            if let Some(setting) = SETTINGS.iter().find(|s| env_name(s.key) == name) {
+                set(&mut tree, setting.key, literal(&raw))?;
+            }
+        }
+        for (key, raw) in overrides {
+            set(&mut tree, key, literal(raw))?;
+        }
+        let config: Config = toml::Value::Table(tree)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_owned()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Defaults only: what a fresh `crabmail serve` runs with.
+    pub fn defaults() -> Config {
+        match Config::load(None, Vec::new(), &[]) {
+            Ok(config) => config,
+            Err(e) => panic!("the built-in defaults must load: {e}"),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if crate::account::address::validate_domain(&self.domain).is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "domain `{}` is not a valid domain name",
+                self.domain
+            )));
+        }
+        if self.smtp.max_line_length != 0 && self.smtp.max_line_length < 80 {
+            return Err(ConfigError::Invalid(
+                "smtp.max_line_length must be 0 (no limit) or at least 80".into(),
+            ));
+        }
+        if self.smtp.max_command_line < 512 {
+            return Err(ConfigError::Invalid(
+                "smtp.max_command_line must be at least 512 (RFC 5321 4.5.3.1.4)".into(),
+            ));
+        }
+        if self.tls.cert.as_os_str().is_empty() != self.tls.key.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid(
+                "tls.cert and tls.key must be set together".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The name in our SMTP greeting.
+    pub fn hostname(&self) -> &str {
+        if self.hostname.is_empty() {
+            &self.domain
+        } else {
+            &self.hostname
+        }
+    }
+}
+
+/// `smtp.max_recipients` → `CRABMAIL_SMTP_MAX_RECIPIENTS`.
+pub fn env_name(key: &str) -> String {
+    format!("CRABMAIL_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+/// The defaults as a text table for `crabmail config defaults`, in the TOML file's own syntax.
+pub fn render_defaults() -> String {
+    let mut out = String::new();
+    let mut section = "";
+    for setting in SETTINGS {
+        let (sec, name) = setting.key.rsplit_once('.').unwrap_or(("", setting.key));
+        if sec != section {
+            out.push_str(&format!("\n[{sec}]\n"));
+            section = sec;
+        }
+        out.push_str(&format!(
+            "# {} (env {})\n{name} = {}\n",
+            setting.doc,
+            env_name(setting.key),
+            setting.default
+        ));
+    }
+    out
+}
+
+fn defaults_table() -> toml::Table {
+    let mut tree = toml::Table::new();
+    for setting in SETTINGS {
+        let value = literal(setting.default);
+        insert(&mut tree, setting.key, value);
+    }
+    tree
+}
+
+/// A value from the environment or the command line: TOML when it parses as such (numbers,
+/// booleans, quoted strings), otherwise the bare text as a string.
+fn literal(raw: &str) -> toml::Value {
+    let doc = format!("v = {raw}");
+    match doc.parse::<toml::Table>() {
+        Ok(mut table) => table.remove("v").unwrap_or_else(|| raw.into()),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn flatten(prefix: &str, table: toml::Table) -> Vec<(String, toml::Value)> {
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let full = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => out.extend(flatten(&full, inner)),
+            other => out.push((full, other)),
+        }
+    }
+    out
+}
+
+fn set(tree: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), ConfigError> {
+    if !SETTINGS.iter().any(|s| s.key == key) {
+        return Err(ConfigError::UnknownKey(key.to_owned()));
+    }
+    insert(tree, key, value);
+    Ok(())
+}
+
+fn insert(tree: &mut toml::Table, key: &str, value: toml::Value) {
+    match key.split_once('.') {
+        None => {
+            tree.insert(key.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let entry = tree
+                .entry(head.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(inner) = entry {
+                insert(inner, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_match_the_documented_quick_start() {
+        let config = Config::defaults();
+        assert_eq!(config.domain, "crabmail.localhost");
+        assert_eq!(config.api.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.mx.listen.to_string(), "127.0.0.1:2525");
+        assert_eq!(config.data_dir, PathBuf::from("./crabmail-data"));
+        assert_eq!(config.signup.policy, SignupPolicy::Open);
+        assert_eq!(config.smtp.idle_timeout, Duration::from_secs(300));
+        assert_eq!(config.hostname(), "crabmail.localhost");
+    }
+
+    #[test]
+    fn file_then_env_then_flags_override_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crabmail.toml");
+        std::fs::write(
+            &path,
+            "domain = \"file.test\"\n[smtp]\nmax_recipients = 7\nidle_timeout = \"9s\"\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("CRABMAIL_SMTP_MAX_RECIPIENTS".to_owned(), "8".to_owned()),
+            ("CRABMAIL_MX_LISTEN".to_owned(), "127.0.0.1:2626".to_owned()),
+            ("UNRELATED".to_owned(), "x".to_owned()),
+        ];
+        let flags = vec![("mx.listen".to_owned(), "127.0.0.1:2727".to_owned())];
+        let config = Config::load(Some(&path), env, &flags).unwrap();
+        assert_eq!(config.domain, "file.test");
+        assert_eq!(config.smtp.max_recipients, 8);
+        assert_eq!(config.smtp.idle_timeout, Duration::from_secs(9));
+        assert_eq!(config.mx.listen.to_string(), "127.0.0.1:2727");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crabmail.toml");
+        std::fs::write(&path, "[smtp]\nmax_recipeints = 7\n").unwrap();
+        assert!(matches!(
+            Config::load(Some(&path), Vec::new(), &[]),
+            Err(ConfigError::UnknownKey(k)) if k == "smtp.max_recipeints"
+        ));
+        let bad = vec![("smtp.max_recipients".to_owned(), "many".to_owned())];
+        assert!(matches!(
+            Config::load(None, Vec::new(), &bad),
+            Err(ConfigError::Invalid(_))
+        ));
+        let bad_domain = vec![("domain".to_owned(), "not a domain".to_owned())];
+        assert!(Config::load(None, Vec::new(), &bad_domain).is_err());
+    }
+
+    #[test]
+    fn rendered_defaults_list_every_setting_and_parse_back() {
+        let text = render_defaults();
+        for setting in SETTINGS {
+            assert!(text.contains(&env_name(setting.key)), "{}", setting.key);
+        }
+        let table: toml::Table = text.parse().unwrap();
+        let config: Config = toml::Value::Table(table).try_into().unwrap();
+        assert_eq!(config.smtp.max_recipients, 100);
+    }
+}

@@ -1,0 +1,168 @@
+//! Wiring: open the store, start ingest, the SMTP listener and the HTTP API on listeners bound by
+//! the caller, and shut all of it down in order.
+//!
+//! Shutdown order: stop accepting; sessions answer 421 at their next read and requests finish
+//! (long-polls return early), within `shutdown.grace`; then ingest stops after its current batch;
+//! then the store finishes queued writes and closes. A commit in progress always completes, so no
+//! transaction is left half-written, and nothing answered with 250 is lost.
+
+use crate::account::Accounts;
+use crate::api::{self, ApiState};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::events::Arrivals;
+use crate::ingest;
+use crate::smtp::{self, SmtpContext};
+use crate::store::{self, SharedStore, StoreError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("TLS: {0}")]
+    Tls(#[from] smtp::tls::TlsError),
+    #[error("HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// Sockets the server serves on, bound before `run` so tests can bind port 0 and learn the port.
+pub struct Listeners {
+    pub api: TcpListener,
+    pub mx: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(config: &Config) -> Result<Listeners, ServerError> {
+        Ok(Listeners {
+            api: bind("api", config.api.listen).await?,
+            mx: bind("mx", config.mx.listen).await?,
+        })
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { what, addr, source })
+}
+
+/// Serves until `shutdown` is cancelled, then stops in order (see the module doc).
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        ServerError::Store(StoreError::Unavailable(format!(
+            "{}: {e}",
+            config.data_dir.display()
+        )))
+    })?;
+    let store = store::open(&config).await?;
+    let result = serve(&config, listeners, clock, shutdown, store.clone()).await;
+    store.close().await;
+    result
+}
+
+async fn serve(
+    config: &Config,
+    listeners: Listeners,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+    store: SharedStore,
+) -> Result<(), ServerError> {
+    let arrivals = Arc::new(Arrivals::new());
+    let follower = {
+        let (store, arrivals) = (store.clone(), arrivals.clone());
+        tokio::spawn(async move {
+            let announce = Arc::new(move |a: store::Arrival| arrivals.announce(&a));
+            if let Err(e) = store.follow_arrivals(announce).await {
+                tracing::warn!(error = %e, "cannot follow arrivals from other nodes");
+            }
+        })
+    };
+    let ingest_stop = CancellationToken::new();
+    let (ingest_queue, ingest_worker) =
+        ingest::start(store.clone(), arrivals.clone(), ingest_stop.clone());
+    let accounts = Accounts::new(
+        store.clone(),
+        clock.clone(),
+        &config.domain,
+        config.signup.policy,
+    );
+    let tls = smtp::tls::acceptor(
+        &config.tls.cert,
+        &config.tls.key,
+        &config.data_dir,
+        config.hostname(),
+    )?;
+
+    let smtp_ctx = Arc::new(SmtpContext {
+        hostname: config.hostname().to_owned(),
+        limits: config.smtp.clone(),
+        accounts: accounts.clone(),
+        store: store.clone(),
+        ingest: ingest_queue,
+        clock: clock.clone(),
+        tls: Some(tls),
+    });
+    let sessions = TaskTracker::new();
+    let mx_addr = listeners.mx.local_addr().ok();
+    let mx = tokio::spawn(smtp::serve(
+        listeners.mx,
+        smtp_ctx,
+        shutdown.clone(),
+        sessions.clone(),
+    ));
+
+    let api_state = ApiState {
+        accounts,
+        store: store.clone(),
+        arrivals,
+        clock,
+        max_wait: config.api.max_wait,
+        shutdown: shutdown.clone(),
+    };
+    let app = api::router(api_state, config.api.max_body_size);
+    let api_addr = listeners.api.local_addr().ok();
+    let api_shutdown = shutdown.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listeners.api, app)
+            .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
+            .await
+    });
+    tracing::info!(api = ?api_addr, mx = ?mx_addr, domain = %config.domain, "crabmail is serving");
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    let _ = mx.await;
+    sessions.close();
+    let grace = config.shutdown.grace;
+    if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
+        tracing::warn!("SMTP sessions still open after the grace period; closing them");
+    }
+    let http_result = match tokio::time::timeout(grace, http).await {
+        Ok(Ok(result)) => result.map_err(ServerError::Http),
+        Ok(Err(_)) => Ok(()),
+        Err(_) => {
+            tracing::warn!("HTTP requests still open after the grace period");
+            Ok(())
+        }
+    };
+    ingest_stop.cancel();
+    let _ = ingest_worker.await;
+    follower.abort();
+    http_result
+}

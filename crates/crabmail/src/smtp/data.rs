@@ -1,0 +1,160 @@
+//! DATA (RFC 5321 4.1.1.4) and BDAT (RFC 3030): take the body, refuse it whole if it breaks a
+//! rule, else commit it and only then reply 250.
+//!
+//! The reply to a body always comes after the client finished sending it, so the session stays in
+//! step whatever the outcome. The transaction ends with the body, accepted or not.
+
+use super::body::{self, BodyError, DataReader};
+use super::reply::{self, Reply};
+use super::session::{Chunks, Flow, Session, Transaction};
+use crate::id;
+use crate::store::{Delivery, Envelope, InboundMessage, IngestJob};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    pub(super) async fn data(&mut self) -> Flow {
+        match &self.tx {
+            None => return self.reply(reply::bad_sequence("Need MAIL command")),
+            Some(tx) if tx.chunks.is_some() => {
+                return self.reply(reply::bad_sequence("DATA not allowed after BDAT"));
+            }
+            Some(tx) if tx.recipients.is_empty() => {
+                return self.reply(reply::no_valid_recipients());
+            }
+            Some(_) => {}
+        }
+        self.io.queue(&reply::start_data());
+        let limits = &self.ctx.limits;
+        let mut reader = DataReader::new(limits.max_message_size, limits.max_line_length);
+        if let Err(why) = self.io.read_body(&mut reader, &self.limits).await {
+            return self.interrupted(why);
+        }
+        let Some(tx) = self.tx.take() else {
+            return self.reply(reply::bad_sequence("Need MAIL command"));
+        };
+        match reader.finish() {
+            Ok(body) => {
+                let outcome = self.accept(tx, body).await;
+                self.reply(outcome)
+            }
+            Err(why) => self.refuse_body(why),
+        }
+    }
+
+    pub(super) async fn bdat(&mut self, size: usize, last: bool) -> Flow {
+        let max_size = self.ctx.limits.max_message_size;
+        // The chunk is read whatever happens next: its bytes are not commands.
+        let ready = matches!(&self.tx, Some(tx) if !tx.recipients.is_empty());
+        let mut chunk_error = None;
+        let tx = self.tx.as_mut().filter(|_| ready);
+        let chunks = tx.map(|tx| {
+            tx.chunks.get_or_insert_with(|| Chunks {
+                body: Vec::new(),
+                too_big: false,
+            })
+        });
+        let read = match chunks {
+            Some(chunks) => {
+                self.io
+                    .read_chunk(size, &self.limits, |piece| {
+                        if chunks.too_big || chunks.body.len() + piece.len() > max_size {
+                            chunks.too_big = true;
+                        } else {
+                            chunks.body.extend_from_slice(piece);
+                        }
+                    })
+                    .await
+            }
+            None => {
+                chunk_error = Some(match &self.tx {
+                    None => reply::bad_sequence("Need MAIL command"),
+                    Some(_) => reply::no_valid_recipients(),
+                });
+                self.io.read_chunk(size, &self.limits, |_| {}).await
+            }
+        };
+        if let Err(why) = read {
+            return self.interrupted(why);
+        }
+        if let Some(refusal) = chunk_error {
+            return self.reply(refusal);
+        }
+        if !last {
+            return self.reply(reply::chunk_received(size));
+        }
+        let Some(mut tx) = self.tx.take() else {
+            return self.reply(reply::bad_sequence("Need MAIL command"));
+        };
+        let Some(chunks) = tx.chunks.take() else {
+            return self.reply(reply::bad_sequence("Need MAIL command"));
+        };
+        if chunks.too_big {
+            return self.refuse_body(BodyError::TooBig);
+        }
+        if let Err(why) = body::check_chunked(&chunks.body, self.ctx.limits.max_line_length) {
+            return self.refuse_body(why);
+        }
+        let outcome = self.accept(tx, chunks.body).await;
+        self.reply(outcome)
+    }
+
+    fn refuse_body(&mut self, why: BodyError) -> Flow {
+        tracing::info!(peer = %self.peer, reason = ?why, "smtp: message refused");
+        self.reply(match why {
+            BodyError::TooBig => reply::message_too_big(),
+            BodyError::BareLineEnding => reply::bare_line_ending(),
+            BodyError::LineTooLong => reply::data_line_too_long(self.ctx.limits.max_line_length),
+        })
+    }
+
+    /// Commits the message (bytes, a copy per inbox, an ingest job) and answers for it.
+    async fn accept(&mut self, tx: Transaction, body: Vec<u8>) -> Reply {
+        let now = self.ctx.clock.now();
+        let blob_id = id::new_id(id::BLOB, now);
+        let mut deliveries: Vec<Delivery> = Vec::with_capacity(tx.recipients.len());
+        for rcpt in tx.recipients {
+            // support@ and support+x@ are one inbox: one copy.
+            if deliveries
+                .iter()
+                .any(|d| d.inbox_id == rcpt.target.inbox_id)
+            {
+                continue;
+            }
+            deliveries.push(Delivery {
+                message_id: id::new_id(id::MESSAGE, now),
+                inbox_id: rcpt.target.inbox_id,
+                account_id: rcpt.target.account_id,
+                recipient: rcpt.address,
+            });
+        }
+        let bytes = Arc::new(body);
+        let message = InboundMessage {
+            blob_id: blob_id.clone(),
+            bytes: bytes.clone(),
+            received_at: now,
+            envelope: Envelope {
+                return_path: tx.return_path,
+                remote_ip: self.peer.to_string(),
+                helo: self.helo.clone().unwrap_or_default(),
+                tls: self.tls,
+            },
+            deliveries,
+        };
+        match self.ctx.store.accept_inbound(message).await {
+            Ok(()) => {
+                // DURABILITY: committed before the 250 reply.
+                self.ctx.ingest.push(IngestJob {
+                    blob_id: blob_id.clone(),
+                    bytes,
+                });
+                tracing::debug!(peer = %self.peer, blob = %blob_id, "smtp: message accepted");
+                reply::queued(&blob_id)
+            }
+            Err(e) => {
+                tracing::error!(peer = %self.peer, error = %e, "smtp: store failed; message not accepted");
+                reply::temporary_failure()
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The SMTP server: one listener per role, one task per connection, one `Session` per
+//! conversation. For now the role is the inbound MX: mail for hosted inboxes only.
+//!
+//! Connections over `smtp.max_connections` in total, or `smtp.max_connections_per_ip` from one
+//! address, get 421 4.7.0 at once. At shutdown the listener stops accepting and every session
+//! answers 421 4.3.2 at its next read; a commit in progress completes first.
+
+mod body;
+mod data;
+mod ehlo;
+mod mail;
+mod policy;
+mod rcpt;
+pub mod reply;
+mod session;
+mod starttls;
+mod stream;
+pub mod tls;
+
+use crate::account::Accounts;
+use crate::clock::SharedClock;
+use crate::config::SmtpConfig;
+use crate::ingest::IngestQueue;
+use crate::store::SharedStore;
+pub use session::{Ending, Session};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+pub use stream::Deadlines;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Longest TLS handshake we wait for.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every session of a listener shares.
+pub struct SmtpContext {
+    pub hostname: String,
+    pub limits: SmtpConfig,
+    pub accounts: Accounts,
+    pub store: SharedStore,
+    pub ingest: IngestQueue,
+    pub clock: SharedClock,
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// Accepts connections until `shutdown`; sessions run on `tracker` so the caller can wait for them.
+pub async fn serve(
+    listener: TcpListener,
+    ctx: Arc<SmtpContext>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let gate = Arc::new(ConnectionGate::new(
+        ctx.limits.max_connections,
+        ctx.limits.max_connections_per_ip,
+    ));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // EMFILE and the like: back off briefly rather than spin.
+                tracing::warn!(error = %e, "smtp: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let ip = peer.ip();
+        match gate.admit(ip) {
+            Some(pass) => {
+                let ctx = ctx.clone();
+                let shutdown = shutdown.clone();
+                tracker.spawn(async move {
+                    connection(stream, ip, ctx, shutdown).await;
+                    drop(pass);
+                });
+            }
+            None => {
+                tracing::info!(peer = %ip, "smtp: connection limit reached");
+                tracker.spawn(async move {
+                    let mut io = stream::SmtpStream::new(stream);
+                    io.send_and_close(&reply::too_many_connections()).await;
+                });
+            }
+        }
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    ip: IpAddr,
+    ctx: Arc<SmtpContext>,
+    shutdown: CancellationToken,
+) {
+    let limits = Deadlines {
+        idle: ctx.limits.idle_timeout,
+        session_end: tokio::time::Instant::now() + ctx.limits.session_timeout,
+        shutdown,
+    };
+    let plain = Session::new(stream, ctx.clone(), ip, false, limits.clone());
+    let Ending::StartTls(stream) = plain.run(true).await else {
+        return;
+    };
+    let Some(acceptor) = ctx.tls.clone() else {
+        return;
+    };
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => {
+            let secure = Session::new(tls, ctx, ip, true, limits);
+            // A second STARTTLS is refused inside the session, so this always ends Done.
+            let _ = secure.run(false).await;
+        }
+        Ok(Err(e)) => tracing::info!(peer = %ip, error = %e, "smtp: TLS handshake failed"),
+        Err(_) => tracing::info!(peer = %ip, "smtp: TLS handshake timed out"),
+    }
+}
+
+/// Counts open connections, in total and per client address.
+struct ConnectionGate {
+    max_total: usize,
+    max_per_ip: usize,
+    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// An admitted connection; dropping it frees its place.
+struct Pass {
+    gate: Arc<ConnectionGate>,
+    ip: IpAddr,
+}
+
+impl ConnectionGate {
+    fn new(max_total: usize, max_per_ip: usize) -> Self {
+        ConnectionGate {
+            max_total,
+            max_per_ip,
+            open: Mutex::new((0, HashMap::new())),
+        }
+    }
+
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Pass> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_ip) = &mut *open;
+        let from_ip = per_ip.entry(ip).or_insert(0);
+        if *total >= self.max_total || *from_ip >= self.max_per_ip {
+            if *from_ip == 0 {
+                per_ip.remove(&ip);
+            }
+            return None;
+        }
+        *from_ip += 1;
+        *total += 1;
+        Some(Pass {
+            gate: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Pass {
+    fn drop(&mut self) {
+        let mut open = self.gate.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (total, per_ip) = &mut *open;
+        *total -= 1;
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_limits_per_ip_and_in_total() {
+        let gate = Arc::new(ConnectionGate::new(3, 2));
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        let a1 = gate.admit(a).unwrap();
+        let _a2 = gate.admit(a).unwrap();
+        assert!(gate.admit(a).is_none(), "third from one ip");
+        let _b1 = gate.admit(b).unwrap();
+        assert!(gate.admit(b).is_none(), "fourth in total");
+        drop(a1);
+        assert!(gate.admit(b).is_some(), "a freed place is reusable");
+    }
+}

@@ -1,0 +1,193 @@
+//! One SMTP conversation, generic over its stream so it runs the same over TCP, over TLS and over
+//! an in-memory pipe in tests. The state is explicit: greeted or not (`helo`), and at most one
+//! mail transaction (`Transaction`) with its accepted recipients and, for BDAT, its chunks.
+//!
+//! Commands are parsed by `smtp-proto`, one line at a time, so pipelined groups work; each command
+//! lives in a file of its own next to this one. A session ends on QUIT, when the client goes away,
+//! on a timeout (421 4.4.2), on too many errors (421 4.7.0), at shutdown (421 4.3.2), or hands its
+//! stream back for STARTTLS.
+
+use super::SmtpContext;
+use super::reply::{self, Reply};
+use super::stream::{Deadlines, Interrupted, Line, SmtpStream};
+use crate::store::InboxTarget;
+use smtp_proto::Request;
+use std::net::IpAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// How a session ended.
+pub enum Ending<S> {
+    Done,
+    /// The client asked for STARTTLS and got 220: continue over TLS on this stream.
+    StartTls(S),
+}
+
+/// What the session loop does after a command.
+pub(super) enum Flow {
+    Continue,
+    Quit,
+    StartTls,
+    /// Send this reply and close.
+    Close(Reply),
+}
+
+/// One accepted recipient of the current transaction.
+pub(super) struct Accepted {
+    pub address: String,
+    pub target: InboxTarget,
+}
+
+/// A mail transaction: from MAIL to the end of DATA (or the last BDAT chunk), or RSET.
+pub(super) struct Transaction {
+    pub return_path: String,
+    pub smtputf8: bool,
+    pub recipients: Vec<Accepted>,
+    /// Set once a BDAT chunk came in.
+    pub chunks: Option<Chunks>,
+}
+
+pub(super) struct Chunks {
+    pub body: Vec<u8>,
+    pub too_big: bool,
+}
+
+pub struct Session<S> {
+    pub(super) io: SmtpStream<S>,
+    pub(super) ctx: Arc<SmtpContext>,
+    pub(super) peer: IpAddr,
+    pub(super) tls: bool,
+    pub(super) helo: Option<String>,
+    pub(super) tx: Option<Transaction>,
+    pub(super) limits: Deadlines,
+    errors: usize,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
+    pub fn new(
+        stream: S,
+        ctx: Arc<SmtpContext>,
+        peer: IpAddr,
+        tls: bool,
+        limits: Deadlines,
+    ) -> Self {
+        Session {
+            io: SmtpStream::new(stream),
+            ctx,
+            peer,
+            tls,
+            helo: None,
+            tx: None,
+            limits,
+            errors: 0,
+        }
+    }
+
+    /// Runs the conversation. `greet` is false after STARTTLS, where no new 220 is sent.
+    pub async fn run(mut self, greet: bool) -> Ending<S> {
+        if greet {
+            self.io.queue(&reply::greeting(&self.ctx.hostname));
+        }
+        loop {
+            let flow = match self
+                .io
+                .read_line(self.ctx.limits.max_command_line, &self.limits)
+                .await
+            {
+                Ok(Line::Command(line)) => self.command(&line).await,
+                Ok(Line::TooLong) => self.reply(reply::line_too_long()),
+                Err(why) => self.interrupted(why),
+            };
+            match flow {
+                Flow::Continue => {}
+                Flow::Quit => {
+                    self.io.send_and_close(&reply::bye()).await;
+                    return Ending::Done;
+                }
+                Flow::StartTls => {
+                    if self.io.flush().await.is_err() {
+                        return Ending::Done;
+                    }
+                    return Ending::StartTls(self.io.into_inner());
+                }
+                Flow::Close(last) => {
+                    self.io.send_and_close(&last).await;
+                    return Ending::Done;
+                }
+            }
+        }
+    }
+
+    async fn command(&mut self, line: &[u8]) -> Flow {
+        let request = match Request::parse(&mut line.iter()) {
+            Ok(request) => request,
+            Err(e) => return self.reply(parse_error(e)),
+        };
+        match request {
+            Request::Ehlo { host } => self.ehlo(&host, true),
+            Request::Helo { host } => self.ehlo(&host, false),
+            Request::Mail { from } => self.mail(from),
+            Request::Rcpt { to } => self.rcpt(to).await,
+            Request::Data => self.data().await,
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => self.bdat(chunk_size, is_last).await,
+            Request::Rset => {
+                self.tx = None;
+                self.reply(reply::ok())
+            }
+            Request::Noop { .. } => self.reply(reply::ok()),
+            Request::Quit => Flow::Quit,
+            Request::Help { .. } => self.reply(reply::help()),
+            Request::Vrfy { .. } => self.reply(reply::vrfy()),
+            Request::StartTls => self.starttls(),
+            Request::Auth { .. } => self.reply(reply::auth_not_enabled()),
+            Request::Lhlo { .. }
+            | Request::Expn { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => self.reply(reply::not_implemented()),
+        }
+    }
+
+    /// Queues a reply; permanent failures count towards `smtp.max_errors`.
+    pub(super) fn reply(&mut self, reply: Reply) -> Flow {
+        if reply.closes_connection() {
+            return Flow::Close(reply);
+        }
+        if reply.code >= 500 {
+            self.errors += 1;
+            if self.errors > self.ctx.limits.max_errors {
+                tracing::info!(peer = %self.peer, "smtp: too many errors");
+                return Flow::Close(reply::too_many_errors());
+            }
+        }
+        self.io.queue(&reply);
+        Flow::Continue
+    }
+
+    pub(super) fn interrupted(&mut self, why: Interrupted) -> Flow {
+        match why {
+            Interrupted::Closed => Flow::Close(reply::bye()),
+            Interrupted::TimedOut => Flow::Close(reply::timeout()),
+            Interrupted::ShuttingDown => Flow::Close(reply::shutting_down()),
+        }
+    }
+}
+
+fn parse_error(e: smtp_proto::Error) -> Reply {
+    use smtp_proto::Error;
+    match e {
+        Error::UnknownCommand => reply::unknown_command(),
+        Error::InvalidSenderAddress => reply::bad_sender_address(),
+        Error::InvalidRecipientAddress => reply::bad_recipient_address(),
+        Error::SyntaxError { syntax } => reply::syntax(syntax),
+        Error::InvalidParameter { param } => reply::unsupported_parameter(param),
+        Error::UnsupportedParameter { param } => reply::unsupported_parameter(&param),
+        Error::ResponseTooLong => reply::line_too_long(),
+        Error::NeedsMoreData { .. } | Error::InvalidResponse { .. } => {
+            reply::syntax("command not understood")
+        }
+    }
+}

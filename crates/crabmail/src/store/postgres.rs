@@ -1,0 +1,515 @@
+//! The shared store: PostgreSQL, for several crabmail nodes serving the same accounts and inboxes.
+//!
+//! Each operation is one transaction on a pooled connection; PostgreSQL commits concurrent
+//! transactions together by itself. Ingest is idempotent across nodes: copies are locked
+//! (`FOR UPDATE`) and only those still without a sequence number are made readable, so two nodes
+//! resuming the same job cannot list a message twice.
+//!
+//! Arrivals are announced with `pg_notify` inside the ingest transaction (delivered on commit), so
+//! a long-poll held by any node wakes when another node accepted the message.
+
+use super::*;
+use crate::config::StoreConfig;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Executor, Postgres, Row, Transaction};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_core.sql"))];
+const ARRIVALS_CHANNEL: &str = "crabmail_arrivals";
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::PoolClosed => StoreError::Closed,
+            _ => StoreError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl PgStore {
+    pub async fn connect(url: &str, config: &StoreConfig) -> Result<PgStore> {
+        let pool = PgPoolOptions::new()
+            .max_connections(config.pg_max_connections.max(2))
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        migrate(&pool).await?;
+        Ok(PgStore { pool })
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+async fn migrate(pool: &PgPool) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    // Nodes starting together take turns; the lock ends with the transaction.
+    tx.execute("SELECT pg_advisory_xact_lock(7283001)").await?;
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await?;
+    let current: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM schema_migrations")
+        .fetch_one(&mut *tx)
+        .await?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current.unwrap_or(0)) {
+        sqlx::raw_sql(*sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::Migration(format!("postgres migration {version}: {e}")))?;
+        sqlx::query("INSERT INTO schema_migrations (version) VALUES ($1)")
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn token_row(row: &PgRow) -> std::result::Result<TokenRecord, sqlx::Error> {
+    Ok(TokenRecord {
+        id: row.try_get("id")?,
+        account_id: row.try_get("account_id")?,
+        inbox_id: row.try_get("inbox_id")?,
+        name: row.try_get("name")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+    })
+}
+
+fn inbox_row(row: &PgRow) -> std::result::Result<InboxRecord, sqlx::Error> {
+    Ok(InboxRecord {
+        id: row.try_get("id")?,
+        account_id: row.try_get("account_id")?,
+        address: row.try_get("address")?,
+        display_name: row.try_get("display_name")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+    })
+}
+
+const MESSAGE_COLUMNS: &str = "id, inbox_id, account_id, seq, received_at, size, return_path, \
+     recipient, remote_ip, helo, tls, summary, parsed";
+
+fn message_row(row: &PgRow) -> std::result::Result<MessageRecord, sqlx::Error> {
+    Ok(MessageRecord {
+        id: row.try_get("id")?,
+        inbox_id: row.try_get("inbox_id")?,
+        account_id: row.try_get("account_id")?,
+        seq: row.try_get("seq")?,
+        received_at: Timestamp(row.try_get("received_at")?),
+        size: row.try_get("size")?,
+        envelope: Envelope {
+            return_path: row.try_get("return_path")?,
+            remote_ip: row.try_get("remote_ip")?,
+            helo: row.try_get("helo")?,
+            tls: row.try_get("tls")?,
+        },
+        recipient: row.try_get("recipient")?,
+        summary: row.try_get("summary")?,
+        parsed: row.try_get("parsed")?,
+    })
+}
+
+async fn drop_orphan_blob(tx: &mut Transaction<'static, Postgres>, blob_id: &str) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM blobs WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = $1) \
+         AND NOT EXISTS (SELECT 1 FROM ingest_jobs WHERE blob_id = $1)",
+    )
+    .bind(blob_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_token(tx: &mut Transaction<'static, Postgres>, token: &NewToken) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tokens (id, account_id, hash, inbox_id, name, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&token.id)
+    .bind(&token.account_id)
+    .bind(&token.hash)
+    .bind(&token.inbox_id)
+    .bind(&token.name)
+    .bind(token.created_at.0)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create_account(&self, account: NewAccount) -> Result<()> {
+        let mut tx = self.begin().await?;
+        if let Some(hash) = &account.invite_hash {
+            let used = sqlx::query(
+                "UPDATE invites SET used_by = $1, used_at = $2 WHERE hash = $3 AND used_by IS NULL",
+            )
+            .bind(&account.id)
+            .bind(account.created_at.0)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
+            if used.rows_affected() != 1 {
+                return Err(StoreError::InvalidInvite);
+            }
+        }
+        sqlx::query("INSERT INTO accounts (id, created_at) VALUES ($1, $2)")
+            .bind(&account.id)
+            .bind(account.created_at.0)
+            .execute(&mut *tx)
+            .await?;
+        insert_token(&mut tx, &account.first_token).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn create_invite(&self, code_hash: Vec<u8>, now: Timestamp) -> Result<()> {
+        sqlx::query("INSERT INTO invites (hash, created_at) VALUES ($1, $2)")
+            .bind(code_hash)
+            .bind(now.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn find_token(&self, hash: Vec<u8>) -> Result<Option<TokenRecord>> {
+        let row = sqlx::query(
+            "SELECT id, account_id, inbox_id, name, created_at FROM tokens \
+             WHERE hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(token_row).transpose()?)
+    }
+
+    async fn create_token(&self, token: NewToken) -> Result<()> {
+        let mut tx = self.begin().await?;
+        insert_token(&mut tx, &token).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_tokens(&self, account_id: &str) -> Result<Vec<TokenRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, account_id, inbox_id, name, created_at FROM tokens \
+             WHERE account_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(token_row)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    async fn revoke_token(&self, account_id: &str, token_id: &str, now: Timestamp) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now.0)
+        .bind(token_id)
+        .bind(account_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_inbox(&self, inbox: InboxRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO inboxes (id, account_id, address, display_name, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&inbox.id)
+        .bind(&inbox.account_id)
+        .bind(&inbox.address)
+        .bind(&inbox.display_name)
+        .bind(inbox.created_at.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_inboxes(&self, account_id: &str) -> Result<Vec<InboxRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, account_id, address, display_name, created_at FROM inboxes \
+             WHERE account_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(inbox_row)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    async fn get_inbox(&self, account_id: &str, inbox_id: &str) -> Result<Option<InboxRecord>> {
+        let row = sqlx::query(
+            "SELECT id, account_id, address, display_name, created_at FROM inboxes \
+             WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(inbox_id)
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(inbox_row).transpose()?)
+    }
+
+    async fn delete_inbox(&self, account_id: &str, inbox_id: &str, now: Timestamp) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE inboxes SET deleted_at = $1 WHERE id = $2 AND account_id = $3 AND deleted_at IS NULL",
+        )
+        .bind(now.0)
+        .bind(inbox_id)
+        .bind(account_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let blobs: Vec<String> =
+            sqlx::query_scalar("DELETE FROM messages WHERE inbox_id = $1 RETURNING blob_id")
+                .bind(inbox_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE inbox_id = $2 AND revoked_at IS NULL")
+            .bind(now.0)
+            .bind(inbox_id)
+            .execute(&mut *tx)
+            .await?;
+        let mut unique = blobs;
+        unique.sort();
+        unique.dedup();
+        for blob in unique {
+            drop_orphan_blob(&mut tx, &blob).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn find_inbox(&self, address: &str) -> Result<Option<InboxTarget>> {
+        let row = sqlx::query(
+            "SELECT id, account_id FROM inboxes WHERE address = $1 AND deleted_at IS NULL",
+        )
+        .bind(address)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(row) => Some(InboxTarget {
+                inbox_id: row.try_get(0)?,
+                account_id: row.try_get(1)?,
+            }),
+            None => None,
+        })
+    }
+
+    async fn accept_inbound(&self, message: InboundMessage) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let size = message.bytes.len() as i64;
+        sqlx::query("INSERT INTO blobs (id, size, bytes) VALUES ($1, $2, $3)")
+            .bind(&message.blob_id)
+            .bind(size)
+            .bind(message.bytes.as_slice())
+            .execute(&mut *tx)
+            .await?;
+        let env = &message.envelope;
+        for d in &message.deliveries {
+            sqlx::query(
+                "INSERT INTO messages (id, inbox_id, account_id, blob_id, received_at, size, \
+                 return_path, recipient, remote_ip, helo, tls) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&d.message_id)
+            .bind(&d.inbox_id)
+            .bind(&d.account_id)
+            .bind(&message.blob_id)
+            .bind(message.received_at.0)
+            .bind(size)
+            .bind(&env.return_path)
+            .bind(&d.recipient)
+            .bind(&env.remote_ip)
+            .bind(&env.helo)
+            .bind(env.tls)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("INSERT INTO ingest_jobs (blob_id, created_at) VALUES ($1, $2)")
+            .bind(&message.blob_id)
+            .bind(message.received_at.0)
+            .execute(&mut *tx)
+            .await?;
+        // DURABILITY: the PostgreSQL commit (WAL flushed) precedes the 250 reply.
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn pending_ingest(&self, limit: usize) -> Result<Vec<IngestJob>> {
+        let rows = sqlx::query(
+            "SELECT j.blob_id, b.bytes FROM ingest_jobs j JOIN blobs b ON b.id = j.blob_id \
+             ORDER BY j.created_at, j.blob_id LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(IngestJob {
+                    blob_id: r.try_get(0)?,
+                    bytes: Arc::new(r.try_get(1)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn complete_ingest(&self, done: Vec<Ingested>) -> Result<Vec<Arrival>> {
+        let mut tx = self.begin().await?;
+        let mut arrivals = Vec::new();
+        for item in &done {
+            // FOR UPDATE re-checks `seq IS NULL` after waiting for another node's ingest of
+            // the same blob, so each copy gets exactly one sequence number.
+            let copies = sqlx::query(
+                "SELECT id, inbox_id FROM messages WHERE blob_id = $1 AND seq IS NULL ORDER BY id FOR UPDATE",
+            )
+            .bind(&item.blob_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for copy in copies {
+                let message_id: String = copy.try_get(0)?;
+                let inbox_id: String = copy.try_get(1)?;
+                let seq: i64 = sqlx::query_scalar(
+                    "UPDATE inboxes SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+                )
+                .bind(&inbox_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE messages SET seq = $1, from_address = $2, subject = $3, summary = $4, \
+                     parsed = $5 WHERE id = $6",
+                )
+                .bind(seq)
+                .bind(&item.from_address)
+                .bind(&item.subject)
+                .bind(&item.summary)
+                .bind(&item.parsed)
+                .bind(&message_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(ARRIVALS_CHANNEL)
+                    .bind(format!("{inbox_id} {seq}"))
+                    .execute(&mut *tx)
+                    .await?;
+                arrivals.push(Arrival { inbox_id, seq });
+            }
+            sqlx::query("DELETE FROM ingest_jobs WHERE blob_id = $1")
+                .bind(&item.blob_id)
+                .execute(&mut *tx)
+                .await?;
+            drop_orphan_blob(&mut tx, &item.blob_id).await?;
+        }
+        tx.commit().await?;
+        Ok(arrivals)
+    }
+
+    async fn list_messages(
+        &self,
+        account_id: &str,
+        inbox_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE inbox_id = $1 AND account_id = $2 \
+             AND seq > $3 ORDER BY seq LIMIT $4"
+        )))
+        .bind(inbox_id)
+        .bind(account_id)
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(message_row)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    async fn get_message(
+        &self,
+        account_id: &str,
+        message_id: &str,
+    ) -> Result<Option<MessageRecord>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND account_id = $2 AND seq IS NOT NULL"
+        )))
+        .bind(message_id)
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(message_row).transpose()?)
+    }
+
+    async fn get_raw(&self, account_id: &str, message_id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar(
+            "SELECT b.bytes FROM messages m JOIN blobs b ON b.id = m.blob_id \
+             WHERE m.id = $1 AND m.account_id = $2 AND m.seq IS NOT NULL",
+        )
+        .bind(message_id)
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn delete_message(&self, account_id: &str, message_id: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let blob: Option<String> = sqlx::query_scalar(
+            "DELETE FROM messages WHERE id = $1 AND account_id = $2 AND seq IS NOT NULL RETURNING blob_id",
+        )
+        .bind(message_id)
+        .bind(account_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(blob) = blob else {
+            return Ok(false);
+        };
+        drop_orphan_blob(&mut tx, &blob).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn follow_arrivals(&self, notify: Arc<dyn Fn(Arrival) + Send + Sync>) -> Result<()> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(ARRIVALS_CHANNEL).await?;
+        loop {
+            // recv() reconnects by itself after a lost connection; arrivals missed meanwhile are
+            // still found by the long-poll's periodic re-check.
+            match listener.recv().await {
+                Ok(note) => {
+                    if let Some((inbox_id, seq)) = note.payload().split_once(' ') {
+                        notify(Arrival {
+                            inbox_id: inbox_id.to_owned(),
+                            seq: seq.parse().unwrap_or(0),
+                        });
+                    }
+                }
+                Err(sqlx::Error::PoolClosed) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "postgres: arrival listener lost its connection");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,626 @@
+//! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`.
+//!
+//! Writes go through one writer thread that owns the only write connection. It drains whatever
+//! writes have gathered, runs each in its own savepoint, and commits them together: one fsync
+//! covers many accepted messages under load (group commit), and an idle server still commits each
+//! write at once. A write's future resolves only after its batch's COMMIT returned.
+//!
+//! Reads use a small pool of read connections on blocking threads; WAL lets them run beside the
+//! writer. If the writer thread dies, every later write fails with `Closed`, never with success.
+
+use super::*;
+use crate::config::StoreConfig;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_core.sql"))];
+
+/// A write: runs inside the batch transaction and returns what to do once the batch committed.
+type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+
+pub struct SqliteStore {
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<ReadPool>,
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                StoreError::Conflict
+            }
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path, config: &StoreConfig) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+        }
+        let path = path.to_owned();
+        let max_batch = config.max_batch.max(1);
+        let writer_path = path.clone();
+        let conn = tokio::task::spawn_blocking(move || open_writer(&writer_path))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        let (tx, rx) = mpsc::channel::<Job>(max_batch * 4);
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(conn, rx, max_batch))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(SqliteStore {
+            writer: Mutex::new(Some(tx)),
+            writer_thread: Mutex::new(Some(thread)),
+            readers: Arc::new(ReadPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+                permits: Semaphore::new(config.sqlite_readers.max(1)),
+            }),
+        })
+    }
+
+    /// Runs `f` in the next group-committed transaction; resolves after the COMMIT.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let sender = self
+            .writer
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        let (done_tx, done_rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn| {
+            let outcome = in_savepoint(conn, f);
+            Box::new(move |commit| {
+                let result = match commit {
+                    Ok(()) => outcome,
+                    Err(e) => Err(StoreError::Unavailable(e)),
+                };
+                let _ = done_tx.send(result);
+            })
+        });
+        sender.send(job).await.map_err(|_| StoreError::Closed)?;
+        done_rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let pool = self.readers.clone();
+        let _permit = pool
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let pool2 = pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match pool2.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+                Some(conn) => conn,
+                None => open_reader(&pool2.path)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut idle) = pool2.idle.lock() {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+}
+
+fn open_writer(path: &Path) -> Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // WAL: readers never block the writer. FULL: the WAL is fsynced at every COMMIT, so a
+    // committed message survives power loss, not only a process crash.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::Migration(format!("sqlite migration {version}: {e}")))?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("SAVEPOINT job")?;
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| f(conn)))
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("write panicked".into())));
+    if outcome.is_ok() {
+        conn.execute_batch("RELEASE job")?;
+    } else {
+        conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+    }
+    outcome
+}
+
+fn write_loop(conn: Connection, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while let Some(first) = jobs.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "sqlite: cannot begin a write transaction");
+            for job in batch.drain(..) {
+                drop(job); // dropping the job drops its reply sender: the caller sees Closed
+            }
+            continue;
+        }
+        let completions: Vec<Completion> = batch.drain(..).map(|job| job(&conn)).collect();
+        // DURABILITY: this COMMIT (fsync of the WAL, synchronous=FULL) is what every write in the
+        // batch waits for before its caller replies 250 or 2xx.
+        let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, "sqlite: commit failed; batch rolled back");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for complete in completions {
+            complete(committed.clone());
+        }
+    }
+}
+
+fn ts(row: &Row<'_>, idx: &str) -> rusqlite::Result<Timestamp> {
+    Ok(Timestamp(row.get(idx)?))
+}
+
+fn token_row(row: &Row<'_>) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: row.get("id")?,
+        account_id: row.get("account_id")?,
+        inbox_id: row.get("inbox_id")?,
+        name: row.get("name")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+fn inbox_row(row: &Row<'_>) -> rusqlite::Result<InboxRecord> {
+    Ok(InboxRecord {
+        id: row.get("id")?,
+        account_id: row.get("account_id")?,
+        address: row.get("address")?,
+        display_name: row.get("display_name")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+const MESSAGE_COLUMNS: &str = "id, inbox_id, account_id, seq, received_at, size, return_path, \
+     recipient, remote_ip, helo, tls, summary, parsed";
+
+fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
+    Ok(MessageRecord {
+        id: row.get("id")?,
+        inbox_id: row.get("inbox_id")?,
+        account_id: row.get("account_id")?,
+        seq: row.get("seq")?,
+        received_at: ts(row, "received_at")?,
+        size: row.get("size")?,
+        envelope: Envelope {
+            return_path: row.get("return_path")?,
+            remote_ip: row.get("remote_ip")?,
+            helo: row.get("helo")?,
+            tls: row.get("tls")?,
+        },
+        recipient: row.get("recipient")?,
+        summary: row.get("summary")?,
+        parsed: row.get("parsed")?,
+    })
+}
+
+/// Deletes a blob once no message copy refers to it any more.
+fn drop_orphan_blob(conn: &Connection, blob_id: &str) -> Result<()> {
+    conn.execute(
+        "DELETE FROM blobs WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = $1) \
+         AND NOT EXISTS (SELECT 1 FROM ingest_jobs WHERE blob_id = $1)",
+        params![blob_id],
+    )?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_account(&self, account: NewAccount) -> Result<()> {
+        self.write(move |conn| {
+            if let Some(hash) = &account.invite_hash {
+                let used = conn.execute(
+                    "UPDATE invites SET used_by = $1, used_at = $2 WHERE hash = $3 AND used_by IS NULL",
+                    params![account.id, account.created_at.0, hash],
+                )?;
+                if used != 1 {
+                    return Err(StoreError::InvalidInvite);
+                }
+            }
+            conn.execute(
+                "INSERT INTO accounts (id, created_at) VALUES ($1, $2)",
+                params![account.id, account.created_at.0],
+            )?;
+            insert_token(conn, &account.first_token)
+        })
+        .await
+    }
+
+    async fn create_invite(&self, code_hash: Vec<u8>, now: Timestamp) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO invites (hash, created_at) VALUES ($1, $2)",
+                params![code_hash, now.0],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_token(&self, hash: Vec<u8>) -> Result<Option<TokenRecord>> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id, account_id, inbox_id, name, created_at FROM tokens \
+                     WHERE hash = $1 AND revoked_at IS NULL",
+                )?
+                .query_row(params![hash], token_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn create_token(&self, token: NewToken) -> Result<()> {
+        self.write(move |conn| insert_token(conn, &token)).await
+    }
+
+    async fn list_tokens(&self, account_id: &str) -> Result<Vec<TokenRecord>> {
+        let account_id = account_id.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, account_id, inbox_id, name, created_at FROM tokens \
+                 WHERE account_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
+            )?;
+            let rows = stmt.query_map(params![account_id], token_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, account_id: &str, token_id: &str, now: Timestamp) -> Result<bool> {
+        let (account_id, token_id) = (account_id.to_owned(), token_id.to_owned());
+        self.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL",
+                params![now.0, token_id, account_id],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn create_inbox(&self, inbox: InboxRecord) -> Result<()> {
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO inboxes (id, account_id, address, display_name, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                params![
+                    inbox.id,
+                    inbox.account_id,
+                    inbox.address,
+                    inbox.display_name,
+                    inbox.created_at.0
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_inboxes(&self, account_id: &str) -> Result<Vec<InboxRecord>> {
+        let account_id = account_id.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, account_id, address, display_name, created_at FROM inboxes \
+                 WHERE account_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+            )?;
+            let rows = stmt.query_map(params![account_id], inbox_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn get_inbox(&self, account_id: &str, inbox_id: &str) -> Result<Option<InboxRecord>> {
+        let (account_id, inbox_id) = (account_id.to_owned(), inbox_id.to_owned());
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id, account_id, address, display_name, created_at FROM inboxes \
+                     WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL",
+                )?
+                .query_row(params![inbox_id, account_id], inbox_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn delete_inbox(&self, account_id: &str, inbox_id: &str, now: Timestamp) -> Result<bool> {
+        let (account_id, inbox_id) = (account_id.to_owned(), inbox_id.to_owned());
+        self.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE inboxes SET deleted_at = $1 WHERE id = $2 AND account_id = $3 AND deleted_at IS NULL",
+                params![now.0, inbox_id, account_id],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+            let blobs: Vec<String> = conn
+                .prepare("SELECT DISTINCT blob_id FROM messages WHERE inbox_id = $1")?
+                .query_map(params![inbox_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            conn.execute("DELETE FROM messages WHERE inbox_id = $1", params![inbox_id])?;
+            conn.execute(
+                "UPDATE tokens SET revoked_at = $1 WHERE inbox_id = $2 AND revoked_at IS NULL",
+                params![now.0, inbox_id],
+            )?;
+            for blob in blobs {
+                drop_orphan_blob(conn, &blob)?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn find_inbox(&self, address: &str) -> Result<Option<InboxTarget>> {
+        let address = address.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id, account_id FROM inboxes WHERE address = $1 AND deleted_at IS NULL",
+                )?
+                .query_row(params![address], |r| {
+                    Ok(InboxTarget {
+                        inbox_id: r.get(0)?,
+                        account_id: r.get(1)?,
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn accept_inbound(&self, message: InboundMessage) -> Result<()> {
+        self.write(move |conn| {
+            let size = message.bytes.len() as i64;
+            conn.prepare_cached("INSERT INTO blobs (id, size, bytes) VALUES ($1, $2, $3)")?
+                .execute(params![message.blob_id, size, message.bytes.as_slice()])?;
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO messages (id, inbox_id, account_id, blob_id, received_at, size, \
+                 return_path, recipient, remote_ip, helo, tls) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )?;
+            let env = &message.envelope;
+            for d in &message.deliveries {
+                insert.execute(params![
+                    d.message_id,
+                    d.inbox_id,
+                    d.account_id,
+                    message.blob_id,
+                    message.received_at.0,
+                    size,
+                    env.return_path,
+                    d.recipient,
+                    env.remote_ip,
+                    env.helo,
+                    env.tls
+                ])?;
+            }
+            conn.prepare_cached("INSERT INTO ingest_jobs (blob_id, created_at) VALUES ($1, $2)")?
+                .execute(params![message.blob_id, message.received_at.0])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pending_ingest(&self, limit: usize) -> Result<Vec<IngestJob>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT j.blob_id, b.bytes FROM ingest_jobs j JOIN blobs b ON b.id = j.blob_id \
+                 ORDER BY j.created_at, j.blob_id LIMIT $1",
+            )?;
+            let rows = stmt.query_map(params![limit as i64], |r| {
+                Ok(IngestJob {
+                    blob_id: r.get(0)?,
+                    bytes: Arc::new(r.get(1)?),
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn complete_ingest(&self, done: Vec<Ingested>) -> Result<Vec<Arrival>> {
+        self.write(move |conn| {
+            let mut arrivals = Vec::new();
+            for item in &done {
+                let copies: Vec<(String, String)> = conn
+                    .prepare_cached(
+                        "SELECT id, inbox_id FROM messages WHERE blob_id = $1 AND seq IS NULL ORDER BY id",
+                    )?
+                    .query_map(params![item.blob_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (message_id, inbox_id) in copies {
+                    // The inbox row is the per-inbox sequence: list order is the order in which
+                    // copies became readable, so a cursor never skips a late one.
+                    let seq: i64 = conn
+                        .prepare_cached(
+                            "UPDATE inboxes SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+                        )?
+                        .query_row(params![inbox_id], |r| r.get(0))?;
+                    conn.prepare_cached(
+                        "UPDATE messages SET seq = $1, from_address = $2, subject = $3, summary = $4, \
+                         parsed = $5 WHERE id = $6",
+                    )?
+                    .execute(params![
+                        seq,
+                        item.from_address,
+                        item.subject,
+                        item.summary,
+                        item.parsed,
+                        message_id
+                    ])?;
+                    arrivals.push(Arrival { inbox_id, seq });
+                }
+                conn.prepare_cached("DELETE FROM ingest_jobs WHERE blob_id = $1")?
+                    .execute(params![item.blob_id])?;
+                // Every copy may have been deleted (with its inbox) before ingest ran.
+                drop_orphan_blob(conn, &item.blob_id)?;
+            }
+            Ok(arrivals)
+        })
+        .await
+    }
+
+    async fn list_messages(
+        &self,
+        account_id: &str,
+        inbox_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<MessageRecord>> {
+        let (account_id, inbox_id) = (account_id.to_owned(), inbox_id.to_owned());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE inbox_id = $1 AND account_id = $2 \
+                 AND seq > $3 ORDER BY seq LIMIT $4"
+            ))?;
+            let rows = stmt.query_map(
+                params![inbox_id, account_id, after, limit as i64],
+                message_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn get_message(
+        &self,
+        account_id: &str,
+        message_id: &str,
+    ) -> Result<Option<MessageRecord>> {
+        let (account_id, message_id) = (account_id.to_owned(), message_id.to_owned());
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND account_id = $2 \
+                     AND seq IS NOT NULL"
+                ))?
+                .query_row(params![message_id, account_id], message_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn get_raw(&self, account_id: &str, message_id: &str) -> Result<Option<Vec<u8>>> {
+        let (account_id, message_id) = (account_id.to_owned(), message_id.to_owned());
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT b.bytes FROM messages m JOIN blobs b ON b.id = m.blob_id \
+                     WHERE m.id = $1 AND m.account_id = $2 AND m.seq IS NOT NULL",
+                )?
+                .query_row(params![message_id, account_id], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn delete_message(&self, account_id: &str, message_id: &str) -> Result<bool> {
+        let (account_id, message_id) = (account_id.to_owned(), message_id.to_owned());
+        self.write(move |conn| {
+            let blob: Option<String> = conn
+                .query_row(
+                    "DELETE FROM messages WHERE id = $1 AND account_id = $2 AND seq IS NOT NULL \
+                     RETURNING blob_id",
+                    params![message_id, account_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            match blob {
+                Some(blob) => {
+                    drop_orphan_blob(conn, &blob)?;
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        })
+        .await
+    }
+
+    async fn follow_arrivals(&self, _notify: Arc<dyn Fn(Arrival) + Send + Sync>) -> Result<()> {
+        Ok(())
+    }
+
+    async fn close(&self) {
+        let sender = self.writer.lock().ok().and_then(|mut w| w.take());
+        drop(sender);
+        let thread = self.writer_thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            // The writer finishes the batches already queued, then exits.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+fn insert_token(conn: &Connection, token: &NewToken) -> Result<()> {
+    conn.execute(
+        "INSERT INTO tokens (id, account_id, hash, inbox_id, name, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        params![
+            token.id,
+            token.account_id,
+            token.hash,
+            token.inbox_id,
+            token.name,
+            token.created_at.0
+        ],
+    )?;
+    Ok(())
+}
