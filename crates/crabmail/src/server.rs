@@ -32,8 +32,8 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("TLS: {0}")]
     Tls(#[from] smtp::tls::TlsError),
-    #[error("HTTP server failed: {0}")]
-    Http(std::io::Error),
+    #[error("network: {0}")]
+    Network(std::io::Error),
 }
 
 /// Sockets the server serves on, bound before `run` so tests can bind port 0 and learn the port.
@@ -119,7 +119,7 @@ async fn serve(
         tls: Some(tls),
     });
     let sessions = TaskTracker::new();
-    let mx_addr = listeners.mx.local_addr().ok();
+    let mx_addr = listeners.mx.local_addr().map_err(ServerError::Network)?;
     let mx = tokio::spawn(smtp::serve(
         listeners.mx,
         smtp_ctx,
@@ -136,14 +136,14 @@ async fn serve(
         shutdown: shutdown.clone(),
     };
     let app = api::router(api_state, config.api.max_body_size);
-    let api_addr = listeners.api.local_addr().ok();
+    let api_addr = listeners.api.local_addr().map_err(ServerError::Network)?;
     let api_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {
         axum::serve(listeners.api, app)
             .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
             .await
     });
-    tracing::info!(api = ?api_addr, mx = ?mx_addr, domain = %config.domain, "crabmail is serving");
+    tracing::info!(api = %api_addr, mx = %mx_addr, domain = %config.domain, "crabmail is serving");
 
     shutdown.cancelled().await;
     tracing::info!("shutting down");
@@ -154,7 +154,7 @@ async fn serve(
         tracing::warn!("SMTP sessions still open after the grace period; closing them");
     }
     let http_result = match tokio::time::timeout(grace, http).await {
-        Ok(Ok(result)) => result.map_err(ServerError::Http),
+        Ok(Ok(result)) => result.map_err(ServerError::Network),
         Ok(Err(_)) => Ok(()),
         Err(_) => {
             tracing::warn!("HTTP requests still open after the grace period");

@@ -203,7 +203,11 @@ mod tests {
 
     #[test]
     fn table_of_bodies() {
-        type Case = (&'static [u8], Option<usize>, Result<&'static [u8], BodyError>);
+        type Case = (
+            &'static [u8],
+            Option<usize>,
+            Result<&'static [u8], BodyError>,
+        );
         let cases: &[Case] = &[
             (b".\r\n", Some(3), Ok(b"")),
             (b"Hello\r\n.\r\n", Some(10), Ok(b"Hello\r\n")),
