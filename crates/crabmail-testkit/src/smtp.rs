@@ -42,6 +42,11 @@ impl Smtp<TcpStream> {
     /// Connects without reading anything.
     pub async fn connect_raw(addr: SocketAddr) -> Smtp<TcpStream> {
         let stream = TcpStream::connect(addr).await.expect("connect to SMTP");
+        Self::from_stream(stream)
+    }
+
+    /// A conversation on a connection made elsewhere (e.g. from a chosen local address).
+    pub fn from_stream(stream: TcpStream) -> Smtp<TcpStream> {
         Smtp {
             stream,
             buf: Vec::new(),
