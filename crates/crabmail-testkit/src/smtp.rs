@@ -94,9 +94,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<S> {
         self.write_raw(format!("{line}\r\n").as_bytes()).await;
     }
 
+    /// Writes bytes as they are. A connection the server has closed is not an error here: the
+    /// next read reports it.
     pub async fn write_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.expect("write to SMTP");
-        self.stream.flush().await.expect("flush");
+        if self.stream.write_all(bytes).await.is_ok() {
+            let _ = self.stream.flush().await;
+        }
     }
 
     /// Reads one (possibly multi-line) reply.

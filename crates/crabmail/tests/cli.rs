@@ -1,0 +1,132 @@
+//! The agent CLI as an agent runs it: the real binary, a fresh HOME, a live server.
+
+use crabmail_testkit::{Smtp, TestServer};
+use std::process::{Command, Output};
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+async fn run(home: &std::path::Path, server: &TestServer, args: &[&str]) -> Output {
+    let (home, args) = (
+        home.to_owned(),
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+    );
+    let (url, bin) = (server.url(), env!("CARGO_BIN_EXE_crabmail"));
+    tokio::task::spawn_blocking(move || {
+        Command::new(bin)
+            .args(&args)
+            .env("HOME", &home)
+            .env("CRABMAIL_URL", url)
+            .env_remove("CRABMAIL_TOKEN")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_gets_an_address_and_reads_its_mail() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+
+    // The first command signs up by itself and keeps the token, readable only by its owner.
+    let created = stdout(
+        &run(
+            home.path(),
+            &server,
+            &["inbox", "create", "--name", "agent"],
+        )
+        .await,
+    );
+    assert!(
+        created.starts_with("agent@crabmail.localhost\tinb_"),
+        "{created}"
+    );
+    let token_file = home.path().join(".crabmail/token");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    assert!(token.starts_with("cm_"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // The second command reuses it: same account, so the inbox is listed.
+    let listed = stdout(&run(home.path(), &server, &["inbox", "list"]).await);
+    assert!(listed.contains("agent@crabmail.localhost"), "{listed}");
+
+    // A waiting receive returns when mail arrives.
+    let waiting = {
+        let (home, server_url) = (home.path().to_owned(), server.url());
+        tokio::task::spawn_blocking(move || {
+            Command::new(env!("CARGO_BIN_EXE_crabmail"))
+                .args([
+                    "receive",
+                    "--inbox",
+                    "agent@crabmail.localhost",
+                    "--wait",
+                    "60",
+                    "--json",
+                ])
+                .env("HOME", home)
+                .env("CRABMAIL_URL", server_url)
+                .output()
+                .unwrap()
+        })
+    };
+    let mut smtp = Smtp::connect(server.mx).await;
+    smtp.cmd("EHLO c.test", "250").await;
+    let reply = smtp
+        .send_mail(
+            "boss@example.test",
+            &["agent@crabmail.localhost"],
+            "From: Boss <boss@example.test>\r\nSubject: your task\r\n\r\nDo the thing.\r\n",
+        )
+        .await;
+    assert_eq!(reply.code, 250);
+    let received: crabmail_api::MessageList =
+        serde_json::from_str(&stdout(&waiting.await.unwrap())).unwrap();
+    assert_eq!(received.messages.len(), 1);
+    let id = received.messages[0].id.clone();
+
+    let shown = stdout(&run(home.path(), &server, &["read", &id]).await);
+    assert!(shown.contains("Subject: your task"), "{shown}");
+    assert!(shown.contains("Do the thing."), "{shown}");
+    let raw = run(home.path(), &server, &["read", &id, "--raw"]).await;
+    assert_eq!(
+        raw.stdout,
+        b"From: Boss <boss@example.test>\r\nSubject: your task\r\n\r\nDo the thing.\r\n"
+    );
+
+    // The cursor moved: nothing new now; --all still lists it.
+    let again = run(home.path(), &server, &["receive"]).await;
+    assert!(stdout(&again).is_empty());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no new messages"));
+    let all = stdout(&run(home.path(), &server, &["receive", "--all"]).await);
+    assert!(
+        all.contains(&id) && all.contains("boss@example.test") && all.contains("your task"),
+        "{all}"
+    );
+}
+
+#[tokio::test]
+async fn a_down_server_is_explained() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_crabmail"))
+        .args(["inbox", "list", "--server", "http://127.0.0.1:9"])
+        .env("HOME", home.path())
+        .env_remove("CRABMAIL_URL")
+        .env_remove("CRABMAIL_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the crabmail server"));
+}
