@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# inbound.sh - crabmail's inbound MX against Postfix delivering to a Maildir, on this machine, in
+# the same run: N messages of LEN bytes over SESSIONS parallel smtp-source sessions.
+#
+#   bench/inbound.sh                      # N=10000 LEN=2048 SESSIONS=20 REPS=3
+#   N=2000 REPS=1 bench/inbound.sh        # a quick look
+#
+# For each side it reports:
+#   accepted/s   messages / time until smtp-source had every 250 (each 250 is durable on both)
+#   readable/s   messages / time until every message was deliverable to its reader (Postfix: in
+#                the Maildir; crabmail: listed by the API)
+#   peak RSS     crabmail's VmHWM (Postfix runs as many processes; not summed)
+# then the crabmail/Postfix ratios, and the delay from the 250 to a long-poll's answer
+# (bench/latency.py). Needs root and Debian's postfix (installed by postfix-anchor.sh setup).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+N=${N:-10000}; LEN=${LEN:-2048}; SESSIONS=${SESSIONS:-20}; REPS=${REPS:-3}
+MX_PORT=${MX_PORT:-12525}; API_PORT=${API_PORT:-18088}
+WORK=${WORK:-/var/tmp/crabmail-bench}
+OUT=${OUT:-$WORK/results.txt}
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+now() { echo "$EPOCHREALTIME"; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+command -v smtp-source >/dev/null || "$HERE/postfix-anchor.sh" setup
+mkdir -p "$WORK"
+
+log "building crabmail (release)"
+(cd "$ROOT" && cargo build --release -q -p crabmail)
+BIN=$ROOT/target/release/crabmail
+
+# ------------------------------------------------------------------ Postfix -> Maildir
+log "Postfix -> Maildir: $N x ${LEN}B, $SESSIONS sessions, $REPS runs"
+rm -f /tmp/pfbench/results.tsv
+N=$N SIZES=$LEN SESSIONS=$SESSIONS REPS=$REPS "$HERE/postfix-anchor.sh" setup c stop >&2
+PF_ACC=$(awk -F'\t' '$1 == "c_postfix_maildir" && $11 == 1 { printf "%s ", $4 }' /tmp/pfbench/results.tsv | median)
+PF_E2E=$(awk -F'\t' '$1 == "c_postfix_maildir" && $11 == 1 { printf "%s ", $5 }' /tmp/pfbench/results.tsv | median)
+if [ -z "$PF_ACC" ]; then   # no clean run: take all
+  PF_ACC=$(awk -F'\t' '$1 == "c_postfix_maildir" { printf "%s ", $4 }' /tmp/pfbench/results.tsv | median)
+  PF_E2E=$(awk -F'\t' '$1 == "c_postfix_maildir" { printf "%s ", $5 }' /tmp/pfbench/results.tsv | median)
+fi
+
+# ------------------------------------------------------------------ crabmail
+SERVER_PID=""
+stop_server() {
+  [ -n "$SERVER_PID" ] || return 0
+  kill -TERM "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+}
+trap stop_server EXIT
+
+start_server() {
+  rm -rf "$WORK/data"
+  CRABMAIL_LOG=warn "$BIN" serve --data-dir "$WORK/data" --domain bench.test \
+    --mx-listen "127.0.0.1:$MX_PORT" --api-listen "127.0.0.1:$API_PORT" \
+    --set smtp.max_connections_per_ip=200 > "$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$API_PORT/v1/openapi.json" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "crabmail did not start" >&2; cat "$WORK/server.log" >&2; exit 1
+}
+
+readable_count() {   # messages listed by the API (pages of 100, following the cursor)
+  python3 - "$API_PORT" "$TOKEN" "$INBOX" <<'PY'
+import json, sys, urllib.request
+port, token, inbox = sys.argv[1:]
+n, cursor = 0, "0"
+while True:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/inboxes/{inbox}/messages?limit=100&after={cursor}",
+                                 headers={"Authorization": f"Bearer {token}"})
+    page = json.load(urllib.request.urlopen(req))
+    if not page["messages"]:
+        break
+    n += len(page["messages"]); cursor = page["next_cursor"]
+print(n)
+PY
+}
+
+CM_ACC=(); CM_E2E=(); CM_RSS=()
+for rep in $(seq 1 "$REPS"); do
+  start_server
+  TOKEN=$(curl -sf -X POST "http://127.0.0.1:$API_PORT/v1/accounts" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  INBOX=$(curl -sf -X POST "http://127.0.0.1:$API_PORT/v1/inboxes" -H "Authorization: Bearer $TOKEN" -d '{"name":"inbox"}' \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  T0=$(now)
+  timeout 600 smtp-source -M bench.local -f bench@bench.local -t inbox@bench.test -s "$SESSIONS" -m "$N" -l "$LEN" \
+    "127.0.0.1:$MX_PORT" > "$WORK/source.out" 2>&1
+  T1=$(now)
+  for _ in $(seq 1 1200); do
+    [ "$(readable_count)" -ge "$N" ] && break
+    sleep 0.05
+  done
+  T2=$(now)
+  GOT=$(readable_count)
+  [ "$GOT" = "$N" ] || { echo "crabmail lists $GOT of $N messages" >&2; exit 1; }
+  RSS=$(awk '/VmHWM/ { print $2 }' "/proc/$SERVER_PID/status")
+  CM_ACC+=("$(rate "$N" "$T0" "$T1")"); CM_E2E+=("$(rate "$N" "$T0" "$T2")"); CM_RSS+=("$RSS")
+  log "crabmail run $rep: accepted ${CM_ACC[-1]}/s, readable ${CM_E2E[-1]}/s, peak RSS $((RSS / 1024)) MiB"
+  if [ "$rep" = "$REPS" ]; then
+    log "latency: 250 -> long-poll answer"
+    LAT=$(python3 "$HERE/latency.py" --mx "127.0.0.1:$MX_PORT" --api "127.0.0.1:$API_PORT" --token "$TOKEN" --inbox "$INBOX" --count 300)
+  fi
+  stop_server
+done
+
+CM_ACC_M=$(echo "${CM_ACC[*]}" | median); CM_E2E_M=$(echo "${CM_E2E[*]}" | median)
+CM_RSS_M=$(echo "${CM_RSS[*]}" | median)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "NA" }'; }
+{
+  echo "inbound: $N messages x ${LEN}B payload, $SESSIONS sessions, one message per connection, medians of $REPS runs"
+  printf '%-26s %12s %12s %14s\n' "" "accepted/s" "readable/s" "peak RSS"
+  printf '%-26s %12s %12s %14s\n' "Postfix -> Maildir" "$PF_ACC" "$PF_E2E" "-"
+  printf '%-26s %12s %12s %11s MiB\n' "crabmail (SQLite)" "$CM_ACC_M" "$CM_E2E_M" "$((CM_RSS_M / 1024))"
+  printf '%-26s %12s %12s\n' "crabmail / Postfix" "$(ratio "$CM_ACC_M" "$PF_ACC")x" "$(ratio "$CM_E2E_M" "$PF_E2E")x"
+  echo "crabmail runs: accepted ${CM_ACC[*]}; readable ${CM_E2E[*]}"
+  echo "$LAT"
+} | tee "$OUT"
