@@ -1,5 +1,5 @@
-//! Real SMTP clients other than our own: Python's smtplib (plain and STARTTLS) and swaks.
-//! Both must be installed (CI installs swaks from Debian); a missing tool fails the test.
+//! Real SMTP clients other than our own: Python's smtplib, swaks and the mail-send crate.
+//! python3 and swaks must be installed (scripts/test installs swaks); a missing tool fails the test.
 
 use crabmail_testkit::TestServer;
 use std::process::Command;
@@ -142,4 +142,78 @@ async fn swaks_delivers_with_pipelining_and_starttls() {
     let subjects = received_subjects(&client, &inbox.id, 3).await;
     assert_eq!(subjects.len(), 3);
     assert_eq!(subjects[2], "swaks bdat-free");
+}
+
+/// Stalwart's mail-send as the client, with a message built by mail-builder: plain and STARTTLS.
+#[tokio::test]
+async fn rust_mail_send_client_over_starttls() {
+    use mail_builder::MessageBuilder;
+    let server = TestServer::start().await;
+    let (client, inbox) = server.mailbox("agent").await;
+    let body = MessageBuilder::new()
+        .from(("Rusty", "rusty@example.test"))
+        .to("agent@crabmail.localhost")
+        .subject("from mail-send")
+        .text_body("Ünïcode body over TLS")
+        .attachment("text/csv", "data.csv", "a,b\n1,2\n")
+        .write_to_vec()
+        .unwrap();
+    let builder = mail_send::SmtpClientBuilder::new("127.0.0.1", server.mx.port())
+        .unwrap()
+        .implicit_tls(false)
+        .allow_invalid_certs()
+        .helo_host("rust.example.test");
+    let message = mail_send::smtp::message::Message::new(
+        "rusty@example.test",
+        ["agent@crabmail.localhost"],
+        body.clone(),
+    );
+    builder
+        .connect()
+        .await
+        .expect("STARTTLS")
+        .send(message.clone())
+        .await
+        .unwrap();
+    builder
+        .connect_plain()
+        .await
+        .expect("plain")
+        .send(message)
+        .await
+        .unwrap();
+    // A refused recipient is an error the client sees.
+    let refused = mail_send::smtp::message::Message::new(
+        "rusty@example.test",
+        ["ghost@crabmail.localhost"],
+        body.clone(),
+    );
+    assert!(
+        builder
+            .connect_plain()
+            .await
+            .unwrap()
+            .send(refused)
+            .await
+            .is_err()
+    );
+
+    let subjects = received_subjects(&client, &inbox.id, 2).await;
+    assert_eq!(subjects, ["from mail-send", "from mail-send"]);
+    let list = client
+        .list_messages(&inbox.id, None, None, None)
+        .await
+        .unwrap();
+    let first = client.get_message(&list.messages[0].id).await.unwrap();
+    assert!(first.envelope.tls);
+    assert_eq!(first.envelope.helo, "rust.example.test");
+    // mail-send always ends the data with CRLF . CRLF, adding a CRLF of its own: stored as sent.
+    let mut sent = body.clone();
+    sent.extend_from_slice(b"\r\n");
+    assert_eq!(client.get_raw(&first.id).await.unwrap(), sent);
+    let (content_type, csv) = client.get_attachment(&first.id, 0).await.unwrap();
+    assert_eq!(
+        (content_type.as_str(), csv.as_slice()),
+        ("text/csv", b"a,b\n1,2\n".as_slice())
+    );
 }
