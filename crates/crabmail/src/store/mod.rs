@@ -2,7 +2,8 @@
 //!
 //! `Store` is named by the operations the server performs, not by tables. Two implementations run
 //! the same contract tests: `sqlite` (embedded default; WAL, synchronous=FULL, one group-committing
-//! writer) and `postgres` (several nodes share one database). Each operation is one transaction;
+//! writer) and `postgres` (several nodes share one database); `tests/store_contract.rs` is that
+//! suite. Each operation is one transaction;
 //! when a write returns `Ok`, it is on disk.
 //!
 //! Failures are `StoreError`s; callers turn them into 451 (SMTP) or 503 (HTTP), never into success.
@@ -10,8 +11,6 @@
 
 pub mod postgres;
 pub mod sqlite;
-#[cfg(test)]
-mod tests;
 
 use crate::clock::Timestamp;
 use async_trait::async_trait;

@@ -2,34 +2,16 @@
 //! the real PostgreSQL (a fresh schema per test). PostgreSQL must be reachable: these tests fail,
 //! never skip, without it (`CRABMAIL_TEST_DATABASE_URL`, default postgres://postgres@127.0.0.1/test).
 
-use super::*;
-use crate::config::Config;
+use crabmail::clock::Timestamp;
+use crabmail::config::Config;
+use crabmail::store::*;
+use crabmail_testkit::pg_schema_url;
+use std::sync::Arc;
 
-pub struct Backend {
-    pub store: Arc<dyn Store>,
+struct Backend {
+    store: Arc<dyn Store>,
     reopen: Box<dyn Fn() -> futures::future::BoxFuture<'static, Arc<dyn Store>> + Send + Sync>,
     _dir: Option<tempfile::TempDir>,
-}
-
-pub fn pg_base_url() -> String {
-    std::env::var("CRABMAIL_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A new, empty schema in the test database and a URL whose connections use it.
-pub async fn pg_schema_url() -> String {
-    use sqlx::Connection;
-    let base = pg_base_url();
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&base)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {base} is required for these tests: {e}"));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }
 
 async fn sqlite() -> Backend {
