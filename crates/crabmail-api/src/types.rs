@@ -187,15 +187,21 @@ pub struct ParsedMessage {
     pub parse_warnings: Vec<String>,
 }
 
-/// `GET /v1/messages/{id}`.
+/// `GET /v1/messages/{id}`: a message an inbox received, or one it sent (with `delivery`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Message {
     pub id: String,
     pub inbox_id: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// When crabmail accepted it: from the network, or from you for sending.
     pub received_at: String,
     pub size: i64,
     pub envelope: Envelope,
+    /// For sent messages: each recipient's status and attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryState>,
     #[serde(flatten)]
     pub parsed: ParsedMessage,
 }
@@ -214,4 +220,152 @@ pub struct ErrorDetail {
     pub code: String,
     /// For people and agents; may change.
     pub message: String,
+    /// The request field at fault, for validation errors (`to[1]`, `attachments[0].filename`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// One address or several: `"a@x.test"` or `["a@x.test", "Bo <b@y.test>"]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(untagged)]
+pub enum AddressList {
+    #[default]
+    #[serde(skip)]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl AddressList {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            AddressList::None => Vec::new(),
+            AddressList::One(a) => vec![a.clone()],
+            AddressList::Many(list) => list.clone(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.to_vec().is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OutgoingAttachment {
+    pub filename: String,
+    /// Defaults to application/octet-stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    pub content_base64: String,
+}
+
+/// `POST /v1/inboxes/{id}/messages`: a message from this inbox.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    /// Required unless `in_reply_to` is given (then the original sender is used).
+    #[serde(default, skip_serializing_if = "AddressList::is_empty")]
+    pub to: AddressList,
+    #[serde(default, skip_serializing_if = "AddressList::is_empty")]
+    pub cc: AddressList,
+    /// Recipients not shown in the message.
+    #[serde(default, skip_serializing_if = "AddressList::is_empty")]
+    pub bcc: AddressList,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<OutgoingAttachment>,
+    /// Extra header fields (X-..., List-Unsubscribe...); structural ones are refused.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Id of a message this inbox received: sets In-Reply-To, References and a "Re:" subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Sent {
+    pub id: String,
+    /// Always `queued`: delivery happens after this answer.
+    pub status: String,
+}
+
+/// One delivery attempt for one recipient.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DeliveryAttempt {
+    pub at: String,
+    /// The MX host or relay that answered, if one was reached.
+    pub host: Option<String>,
+    pub code: Option<u16>,
+    pub enhanced_code: Option<String>,
+    pub text: String,
+    /// TLS version and cipher, when the session was encrypted.
+    pub tls: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RecipientState {
+    pub address: String,
+    /// queued, deferred, delivered, bounced, expired or cancelled.
+    pub status: String,
+    pub attempts: Vec<DeliveryAttempt>,
+    pub next_attempt_at: Option<String>,
+}
+
+/// Where a sent message stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DeliveryState {
+    /// pending (some recipient not final), delivered (all), failed (none), or partial.
+    pub status: String,
+    pub recipients: Vec<RecipientState>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Suppression {
+    pub address: String,
+    pub reason: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SuppressionList {
+    pub suppressions: Vec<Suppression>,
+}
+
+/// Something that happened to the account's mail.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Event {
+    pub seq: i64,
+    /// message.received, message.delivered, message.deferred, message.bounced, message.cancelled.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub at: String,
+    pub message_id: Option<String>,
+    pub inbox_id: Option<String>,
+    pub recipient: Option<String>,
+    /// For delivery events: status, host, code, enhanced_code, text, tls.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub detail: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EventList {
+    pub events: Vec<Event>,
+    pub next_cursor: String,
 }

@@ -4,9 +4,11 @@
 //!
 //! Nothing here fakes a part of the server: tests talk to it over real sockets.
 
+mod dns;
 mod server;
 mod smtp;
 
+pub use dns::{DnsServer, Zone};
 pub use server::{Backend, TestServer, pg_base_url, pg_schema_url};
 pub use smtp::{Reply, Smtp};
 

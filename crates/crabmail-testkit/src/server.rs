@@ -39,6 +39,8 @@ pub async fn pg_schema_url() -> String {
 pub struct TestServer {
     pub api: SocketAddr,
     pub mx: SocketAddr,
+    pub submission: SocketAddr,
+    pub submission_tls: SocketAddr,
     pub config: Config,
     pub backend: Backend,
     pub shutdown: CancellationToken,
@@ -68,6 +70,30 @@ impl TestServer {
         database_url: &str,
         settings: &[(&str, &str)],
     ) -> TestServer {
+        Self::start_with_clock(dir, backend, database_url, settings, Arc::new(SystemClock)).await
+    }
+
+    /// A new server whose clock is `clock` (a `ManualClock` lets a test move time on).
+    pub async fn start_with_manual_clock(
+        backend: Backend,
+        settings: &[(&str, &str)],
+        clock: crabmail::clock::ManualClock,
+    ) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match backend {
+            Backend::Sqlite => String::new(),
+            Backend::Postgres => pg_schema_url().await,
+        };
+        Self::start_with_clock(dir, backend, &database_url, settings, Arc::new(clock)).await
+    }
+
+    async fn start_with_clock(
+        dir: tempfile::TempDir,
+        backend: Backend,
+        database_url: &str,
+        settings: &[(&str, &str)],
+        clock: SharedClock,
+    ) -> TestServer {
         let mut overrides: Vec<(String, String)> = vec![
             (
                 "data_dir".into(),
@@ -75,6 +101,11 @@ impl TestServer {
             ),
             ("api.listen".into(), toml_str("127.0.0.1:0")),
             ("mx.listen".into(), toml_str("127.0.0.1:0")),
+            ("submission.listen".into(), toml_str("127.0.0.1:0")),
+            (
+                "submission.implicit_tls_listen".into(),
+                toml_str("127.0.0.1:0"),
+            ),
             ("database_url".into(), toml_str(database_url)),
             ("shutdown.grace".into(), toml_str("5s")),
         ];
@@ -83,8 +114,12 @@ impl TestServer {
         let listeners = Listeners::bind(&config).await.expect("bind");
         let api = listeners.api.local_addr().expect("api addr");
         let mx = listeners.mx.local_addr().expect("mx addr");
+        let submission = listeners.submission.local_addr().expect("submission addr");
+        let submission_tls = listeners
+            .submission_tls
+            .local_addr()
+            .expect("submissions addr");
         let shutdown = CancellationToken::new();
-        let clock: SharedClock = Arc::new(SystemClock);
         let task = tokio::spawn(crabmail::run(
             config.clone(),
             listeners,
@@ -94,6 +129,8 @@ impl TestServer {
         let mut server = TestServer {
             api,
             mx,
+            submission,
+            submission_tls,
             config,
             backend,
             shutdown,

@@ -60,6 +60,31 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Address of the inbound MX (SMTP); production uses 0.0.0.0:25.",
     },
     Setting {
+        key: "submission.listen",
+        default: r#""127.0.0.1:2587""#,
+        doc: "Message submission with STARTTLS (RFC 6409); production uses 0.0.0.0:587.",
+    },
+    Setting {
+        key: "submission.implicit_tls_listen",
+        default: r#""127.0.0.1:2465""#,
+        doc: "Message submission over implicit TLS (RFC 8314); production uses 0.0.0.0:465.",
+    },
+    Setting {
+        key: "submission.trusted_networks",
+        default: "[]",
+        doc: "CIDR networks that may submit without AUTH (like Postfix mynetworks), still only from hosted inboxes.",
+    },
+    Setting {
+        key: "submission.max_auth_failures",
+        default: "5",
+        doc: "Failed AUTH attempts from one IP before it is refused with 421 for auth_cooldown.",
+    },
+    Setting {
+        key: "submission.auth_cooldown",
+        default: r#""5m""#,
+        doc: "How long an IP that failed AUTH too often is refused.",
+    },
+    Setting {
         key: "smtp.max_message_size",
         default: "26214400",
         doc: "Largest message accepted, in bytes; advertised with SIZE (552 5.3.4 beyond).",
@@ -103,6 +128,86 @@ pub const SETTINGS: &[Setting] = &[
         key: "smtp.max_errors",
         default: "20",
         doc: "Protocol errors tolerated in one session before it is closed with 421.",
+    },
+    Setting {
+        key: "queue.retry",
+        default: r#"["1m", "5m", "15m", "30m", "1h", "2h", "4h"]"#,
+        doc: "Delays between delivery attempts; the last one repeats until the lifetime ends.",
+    },
+    Setting {
+        key: "queue.lifetime",
+        default: r#""5d""#,
+        doc: "How long a message is retried before it bounces as expired.",
+    },
+    Setting {
+        key: "queue.jitter",
+        default: "0.1",
+        doc: "Random spread added to each retry delay, as a fraction of it (0 to 1).",
+    },
+    Setting {
+        key: "queue.lease",
+        default: r#""10m""#,
+        doc: "How long a worker holds recipients it claimed; a crashed worker's recipients return after it.",
+    },
+    Setting {
+        key: "queue.concurrency",
+        default: "32",
+        doc: "Deliveries (SMTP transactions) in flight at once.",
+    },
+    Setting {
+        key: "queue.max_per_destination",
+        default: "4",
+        doc: "Connections at once to one destination (MX host or relay).",
+    },
+    Setting {
+        key: "delivery.relay",
+        default: r#""""#,
+        doc: "Smart host for all remote mail: smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465; empty means MX lookup.",
+    },
+    Setting {
+        key: "delivery.mx_port",
+        default: "25",
+        doc: "Port of remote MX hosts; change only on test networks.",
+    },
+    Setting {
+        key: "delivery.tls",
+        default: r#""opportunistic""#,
+        doc: "STARTTLS to MX hosts: opportunistic (when offered) or required (defer without it).",
+    },
+    Setting {
+        key: "delivery.tls_ca_file",
+        default: r#""""#,
+        doc: "Extra PEM roots to trust when verifying the relay's certificate.",
+    },
+    Setting {
+        key: "delivery.connect_timeout",
+        default: r#""30s""#,
+        doc: "Time to connect to a remote SMTP server.",
+    },
+    Setting {
+        key: "delivery.command_timeout",
+        default: r#""5m""#,
+        doc: "Time to wait for a reply to a command (RFC 5321 4.5.3.2).",
+    },
+    Setting {
+        key: "delivery.data_timeout",
+        default: r#""10m""#,
+        doc: "Time to wait for the reply after the message data (RFC 5321 4.5.3.2).",
+    },
+    Setting {
+        key: "delivery.idle_connections",
+        default: r#""30s""#,
+        doc: "How long an idle connection to a destination is kept for reuse.",
+    },
+    Setting {
+        key: "dns.nameservers",
+        default: "[]",
+        doc: "DNS servers as ip:port; empty means the system's resolver configuration.",
+    },
+    Setting {
+        key: "dns.timeout",
+        default: r#""5s""#,
+        doc: "Time to wait for one DNS answer.",
     },
     Setting {
         key: "tls.cert",
@@ -150,7 +255,11 @@ pub struct Config {
     pub database_url: String,
     pub api: ApiConfig,
     pub mx: MxConfig,
+    pub submission: SubmissionConfig,
     pub smtp: SmtpConfig,
+    pub queue: QueueConfig,
+    pub delivery: DeliveryConfig,
+    pub dns: DnsConfig,
     pub tls: TlsConfig,
     pub signup: SignupConfig,
     pub store: StoreConfig,
@@ -170,6 +279,71 @@ pub struct ApiConfig {
 #[serde(deny_unknown_fields)]
 pub struct MxConfig {
     pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmissionConfig {
+    pub listen: SocketAddr,
+    pub implicit_tls_listen: SocketAddr,
+    pub trusted_networks: Vec<String>,
+    pub max_auth_failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub auth_cooldown: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    #[serde(deserialize_with = "durations")]
+    pub retry: Vec<Duration>,
+    #[serde(with = "humantime_serde")]
+    pub lifetime: Duration,
+    pub jitter: f64,
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    pub concurrency: usize,
+    pub max_per_destination: usize,
+}
+
+fn durations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    let texts: Vec<String> = Vec::deserialize(d)?;
+    texts
+        .iter()
+        .map(|t| humantime::parse_duration(t).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsPolicy {
+    Opportunistic,
+    Required,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    pub relay: String,
+    pub mx_port: u16,
+    pub tls: TlsPolicy,
+    pub tls_ca_file: PathBuf,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub data_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub idle_connections: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    pub nameservers: Vec<SocketAddr>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -303,6 +477,27 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "smtp.max_command_line must be at least 512 (RFC 5321 4.5.3.1.4)".into(),
             ));
+        }
+        if self.queue.retry.is_empty() || self.queue.retry.iter().any(Duration::is_zero) {
+            return Err(ConfigError::Invalid(
+                "queue.retry must list at least one non-zero delay".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.queue.jitter) {
+            return Err(ConfigError::Invalid(
+                "queue.jitter must be between 0 and 1".into(),
+            ));
+        }
+        for net in &self.submission.trusted_networks {
+            if crate::smtp::policy::Network::parse(net).is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "submission.trusted_networks: `{net}` is not a CIDR network"
+                )));
+            }
+        }
+        if !self.delivery.relay.is_empty() {
+            crate::delivery::route::Relay::parse(&self.delivery.relay)
+                .map_err(|e| ConfigError::Invalid(format!("delivery.relay: {e}")))?;
         }
         if self.tls.cert.as_os_str().is_empty() != self.tls.key.as_os_str().is_empty() {
             return Err(ConfigError::Invalid(

@@ -1,48 +1,54 @@
-//! Wake-ups for long-polls: "inbox X has new readable messages".
+//! Wake-ups for long-polls: "inbox X has new readable messages", "account Y has new events".
 //!
-//! Ingest announces each arrival after its commit; on PostgreSQL, arrivals committed by other nodes
-//! come in through `Store::follow_arrivals`. A waiter subscribes before it looks at the store, so an
-//! arrival between its look and its wait still wakes it (no lost wake-up). Announcements carry no
-//! data the waiter trusts: it always reads the store again.
+//! Writers announce after their commit; on PostgreSQL, changes committed by other nodes come in
+//! through `Store::follow_arrivals`. A waiter subscribes before it looks at the store, so a change
+//! between its look and its wait still wakes it (no lost wake-up). A wake-up carries nothing the
+//! waiter trusts: it always reads the store again.
 
-use crate::store::Arrival;
+use crate::store::Wake;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::watch;
 
-/// Beyond this many idle entries, subscribing sweeps out inboxes nobody waits on.
+/// Beyond this many entries, subscribing sweeps out topics nobody waits on.
 const SWEEP_AT: usize = 4096;
 
 #[derive(Default)]
-pub struct Arrivals {
-    inboxes: Mutex<HashMap<String, watch::Sender<i64>>>,
+pub struct Wakeups {
+    topics: Mutex<HashMap<String, watch::Sender<i64>>>,
 }
 
-impl Arrivals {
+impl Wakeups {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// A receiver whose `changed()` fires at the inbox's next arrival.
-    pub fn subscribe(&self, inbox_id: &str) -> watch::Receiver<i64> {
-        let mut inboxes = self.inboxes.lock().unwrap_or_else(|e| e.into_inner());
-        if inboxes.len() >= SWEEP_AT {
-            inboxes.retain(|_, tx| tx.receiver_count() > 0);
+    /// A receiver whose `changed()` fires at the topic's next wake-up.
+    pub fn subscribe(&self, topic: &str) -> watch::Receiver<i64> {
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if topics.len() >= SWEEP_AT {
+            topics.retain(|_, tx| tx.receiver_count() > 0);
         }
-        inboxes
-            .entry(inbox_id.to_owned())
+        topics
+            .entry(topic.to_owned())
             .or_insert_with(|| watch::channel(0).0)
             .subscribe()
     }
 
-    pub fn announce(&self, arrival: &Arrival) {
-        let mut inboxes = self.inboxes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = inboxes.get(&arrival.inbox_id) {
+    pub fn announce(&self, wake: &Wake) {
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = topics.get(&wake.topic) {
             if tx.receiver_count() == 0 {
-                inboxes.remove(&arrival.inbox_id);
+                topics.remove(&wake.topic);
             } else {
-                tx.send_replace(arrival.seq);
+                tx.send_replace(wake.seq);
             }
+        }
+    }
+
+    pub fn announce_all(&self, wakes: &[Wake]) {
+        for wake in wakes {
+            self.announce(wake);
         }
     }
 }
@@ -52,27 +58,21 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_subscriber_wakes_on_its_inbox_only() {
-        let arrivals = Arrivals::new();
-        let mut a = arrivals.subscribe("inb_a");
-        let b = arrivals.subscribe("inb_b");
-        arrivals.announce(&Arrival {
-            inbox_id: "inb_a".into(),
-            seq: 3,
-        });
+    async fn a_subscriber_wakes_on_its_topic_only() {
+        let wakeups = Wakeups::new();
+        let mut a = wakeups.subscribe("inbox:inb_a");
+        let b = wakeups.subscribe("inbox:inb_b");
+        wakeups.announce(&Wake::inbox("inb_a", 3));
         a.changed().await.unwrap();
         assert_eq!(*a.borrow(), 3);
         assert!(!b.has_changed().unwrap());
     }
 
     #[test]
-    fn entries_without_waiters_are_dropped() {
-        let arrivals = Arrivals::new();
-        drop(arrivals.subscribe("inb_a"));
-        arrivals.announce(&Arrival {
-            inbox_id: "inb_a".into(),
-            seq: 1,
-        });
-        assert!(arrivals.inboxes.lock().unwrap().is_empty());
+    fn topics_without_waiters_are_dropped() {
+        let wakeups = Wakeups::new();
+        drop(wakeups.subscribe("inbox:inb_a"));
+        wakeups.announce(&Wake::inbox("inb_a", 1));
+        assert!(wakeups.topics.lock().unwrap().is_empty());
     }
 }

@@ -1,10 +1,12 @@
 //! crabmail: a self-hostable email server for AI agents.
 //!
-//! Layout, in the order a message travels:
-//! - `smtp`: the inbound MX; sessions, one file per command, the replies we send.
-//! - `store`: the durable state (SQLite or PostgreSQL); the commit before every 250.
-//! - `ingest`: after the commit, parse the message and make it readable.
-//! - `events`: wake long-polls when messages become readable.
+//! Layout, in the order messages travel:
+//! - `smtp`: the inbound MX and submission; sessions, one file per command, the replies we send.
+//! - `store`: the durable state (SQLite or PostgreSQL); the commit before every 250 or 202.
+//! - `ingest`: after the commit, parse received mail and make it readable.
+//! - `outbound`: accept mail to send (API or submission); `queue`: retry and record outcomes;
+//!   `delivery`: routes, the SMTP client, outcomes, bounce reports; `dns`: MX and address lookups.
+//! - `events`: wake long-polls when messages arrive or deliveries happen.
 //! - `api`: the HTTP API agents use; `account`: accounts, tokens, inboxes and their rules.
 //! - `config`, `clock`, `id`: settings, the one reader of wall time, identifiers.
 //! - `server`: wiring and orderly shutdown.
@@ -15,9 +17,13 @@ pub mod account;
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod delivery;
+pub mod dns;
 pub mod events;
 pub mod id;
 pub mod ingest;
+pub mod outbound;
+pub mod queue;
 pub mod server;
 pub mod smtp;
 pub mod store;

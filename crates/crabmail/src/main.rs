@@ -35,6 +35,12 @@ struct ServerOptions {
     /// Inbound MX (SMTP) address.
     #[arg(long)]
     mx_listen: Option<String>,
+    /// Submission address (STARTTLS).
+    #[arg(long)]
+    submission_listen: Option<String>,
+    /// Submission address with implicit TLS.
+    #[arg(long)]
+    submissions_listen: Option<String>,
     /// postgres://... to use PostgreSQL instead of embedded SQLite.
     #[arg(long)]
     database_url: Option<String>,
@@ -54,6 +60,11 @@ impl ServerOptions {
             ("domain", self.domain.clone()),
             ("api.listen", self.api_listen.clone()),
             ("mx.listen", self.mx_listen.clone()),
+            ("submission.listen", self.submission_listen.clone()),
+            (
+                "submission.implicit_tls_listen",
+                self.submissions_listen.clone(),
+            ),
             ("database_url", self.database_url.clone()),
         ];
         for (key, value) in flags {

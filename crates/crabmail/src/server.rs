@@ -2,17 +2,23 @@
 //! the caller, and shut all of it down in order.
 //!
 //! Shutdown order: stop accepting; sessions answer 421 at their next read and requests finish
-//! (long-polls return early), within `shutdown.grace`; then ingest stops after its current batch;
-//! then the store finishes queued writes and closes. A commit in progress always completes, so no
+//! (long-polls return early), within `shutdown.grace`; then the queue finishes and records the
+//! deliveries in flight; then ingest stops after its current batch; then the store finishes
+//! queued writes and closes. A commit in progress always completes, so no
 //! transaction is left half-written, and nothing answered with 250 is lost.
 
 use crate::account::Accounts;
 use crate::api::{self, ApiState};
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::events::Arrivals;
+use crate::delivery::Deliverer;
+use crate::dns::Dns;
+use crate::events::Wakeups;
 use crate::ingest;
-use crate::smtp::{self, SmtpContext};
+use crate::outbound::Outbound;
+use crate::queue::{Queue, QueueHandle};
+use crate::smtp::policy::{AuthGuard, Network};
+use crate::smtp::{self, Role, SmtpContext};
 use crate::store::{self, SharedStore, StoreError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +38,10 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("TLS: {0}")]
     Tls(#[from] smtp::tls::TlsError),
+    #[error(transparent)]
+    Dns(#[from] crate::dns::DnsError),
+    #[error(transparent)]
+    Delivery(#[from] crate::delivery::DeliveryError),
     #[error("network: {0}")]
     Network(std::io::Error),
 }
@@ -40,6 +50,8 @@ pub enum ServerError {
 pub struct Listeners {
     pub api: TcpListener,
     pub mx: TcpListener,
+    pub submission: TcpListener,
+    pub submission_tls: TcpListener,
 }
 
 impl Listeners {
@@ -47,6 +59,12 @@ impl Listeners {
         Ok(Listeners {
             api: bind("api", config.api.listen).await?,
             mx: bind("mx", config.mx.listen).await?,
+            submission: bind("submission", config.submission.listen).await?,
+            submission_tls: bind(
+                "submission (implicit TLS)",
+                config.submission.implicit_tls_listen,
+            )
+            .await?,
         })
     }
 }
@@ -83,19 +101,23 @@ async fn serve(
     shutdown: CancellationToken,
     store: SharedStore,
 ) -> Result<(), ServerError> {
-    let arrivals = Arc::new(Arrivals::new());
+    let wakeups = Arc::new(Wakeups::new());
     let follower = {
-        let (store, arrivals) = (store.clone(), arrivals.clone());
+        let (store, wakeups) = (store.clone(), wakeups.clone());
         tokio::spawn(async move {
-            let announce = Arc::new(move |a: store::Arrival| arrivals.announce(&a));
+            let announce = Arc::new(move |w: store::Wake| wakeups.announce(&w));
             if let Err(e) = store.follow_arrivals(announce).await {
                 tracing::warn!(error = %e, "cannot follow arrivals from other nodes");
             }
         })
     };
     let ingest_stop = CancellationToken::new();
-    let (ingest_queue, ingest_worker) =
-        ingest::start(store.clone(), arrivals.clone(), ingest_stop.clone());
+    let (ingest_queue, ingest_worker) = ingest::start(
+        store.clone(),
+        wakeups.clone(),
+        clock.clone(),
+        ingest_stop.clone(),
+    );
     let accounts = Accounts::new(
         store.clone(),
         clock.clone(),
@@ -109,7 +131,29 @@ async fn serve(
         config.hostname(),
     )?;
 
-    let smtp_ctx = Arc::new(SmtpContext {
+    let dns = Dns::new(&config.dns)?;
+    let deliverer = Arc::new(Deliverer::new(config, dns)?);
+    let queue_handle = QueueHandle::default();
+    let outbound = Outbound::new(
+        store.clone(),
+        clock.clone(),
+        queue_handle.clone(),
+        config.smtp.max_message_size,
+    );
+    let queue_stop = CancellationToken::new();
+    let queue = Queue::new(
+        config,
+        store.clone(),
+        accounts.clone(),
+        deliverer,
+        ingest_queue.clone(),
+        wakeups.clone(),
+        clock.clone(),
+    )
+    .start(queue_handle, queue_stop.clone());
+
+    let inbound_ctx = SmtpContext {
+        role: Role::Inbound,
         hostname: config.hostname().to_owned(),
         limits: config.smtp.clone(),
         accounts: accounts.clone(),
@@ -117,20 +161,62 @@ async fn serve(
         ingest: ingest_queue,
         clock: clock.clone(),
         tls: Some(tls),
+        outbound: outbound.clone(),
+        auth_guard: Arc::new(AuthGuard::new(
+            config.submission.max_auth_failures,
+            config.submission.auth_cooldown,
+        )),
+        trusted_networks: Vec::new(),
+    };
+    let submission_ctx = Arc::new(SmtpContext {
+        role: Role::Submission,
+        trusted_networks: config
+            .submission
+            .trusted_networks
+            .iter()
+            .filter_map(|n| Network::parse(n))
+            .collect(),
+        ..inbound_ctx.clone()
     });
     let sessions = TaskTracker::new();
     let mx_addr = listeners.mx.local_addr().map_err(ServerError::Network)?;
-    let mx = tokio::spawn(smtp::serve(
-        listeners.mx,
-        smtp_ctx,
-        shutdown.clone(),
-        sessions.clone(),
-    ));
+    let submission_addr = listeners
+        .submission
+        .local_addr()
+        .map_err(ServerError::Network)?;
+    let submissions_addr = listeners
+        .submission_tls
+        .local_addr()
+        .map_err(ServerError::Network)?;
+    let smtp_listeners = [
+        tokio::spawn(smtp::serve(
+            listeners.mx,
+            Arc::new(inbound_ctx),
+            false,
+            shutdown.clone(),
+            sessions.clone(),
+        )),
+        tokio::spawn(smtp::serve(
+            listeners.submission,
+            submission_ctx.clone(),
+            false,
+            shutdown.clone(),
+            sessions.clone(),
+        )),
+        tokio::spawn(smtp::serve(
+            listeners.submission_tls,
+            submission_ctx,
+            true,
+            shutdown.clone(),
+            sessions.clone(),
+        )),
+    ];
 
     let api_state = ApiState {
         accounts,
         store: store.clone(),
-        arrivals,
+        outbound,
+        wakeups: wakeups.clone(),
         clock,
         max_wait: config.api.max_wait,
         shutdown: shutdown.clone(),
@@ -143,11 +229,20 @@ async fn serve(
             .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
             .await
     });
-    tracing::info!(api = %api_addr, mx = %mx_addr, domain = %config.domain, "crabmail is serving");
+    tracing::info!(
+        api = %api_addr,
+        mx = %mx_addr,
+        submission = %submission_addr,
+        submissions = %submissions_addr,
+        domain = %config.domain,
+        "crabmail is serving"
+    );
 
     shutdown.cancelled().await;
     tracing::info!("shutting down");
-    let _ = mx.await;
+    for listener in smtp_listeners {
+        let _ = listener.await;
+    }
     sessions.close();
     let grace = config.shutdown.grace;
     if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
@@ -161,6 +256,9 @@ async fn serve(
             Ok(())
         }
     };
+    // Deliveries in flight finish and are recorded; then ingest takes what they delivered locally.
+    queue_stop.cancel();
+    let _ = queue.await;
     ingest_stop.cancel();
     let _ = ingest_worker.await;
     follower.abort();

@@ -32,6 +32,10 @@ fn spawn(data_dir: &std::path::Path, database_url: &str) -> Process {
             "127.0.0.1:0",
             "--mx-listen",
             "127.0.0.1:0",
+            "--submission-listen",
+            "127.0.0.1:0",
+            "--submissions-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(data_dir)

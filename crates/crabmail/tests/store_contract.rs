@@ -275,18 +275,20 @@ async fn inbound_messages_become_readable_in_order(b: Backend) {
     assert_eq!(pending[0].bytes.as_slice(), raw);
 
     let arrivals = s
-        .complete_ingest(vec![ingested("blob_1", "one")])
+        .complete_ingest(vec![ingested("blob_1", "one")], T0)
         .await
         .unwrap();
-    assert_eq!(arrivals.len(), 2);
-    assert!(arrivals.contains(&Arrival {
-        inbox_id: "inb_a".into(),
-        seq: 1
-    }));
-    assert!(arrivals.contains(&Arrival {
-        inbox_id: "inb_b".into(),
-        seq: 1
-    }));
+    assert_eq!(
+        arrivals.len(),
+        4,
+        "two copies: two list wakes and two events"
+    );
+    assert!(arrivals.contains(&Wake::inbox("inb_a", 1)));
+    assert!(arrivals.contains(&Wake::inbox("inb_b", 1)));
+    assert!(
+        arrivals.contains(&Wake::events("acc_a", 1)),
+        "a message.received event"
+    );
     assert!(s.pending_ingest(10).await.unwrap().is_empty());
 
     for n in 2..=4 {
@@ -295,7 +297,7 @@ async fn inbound_messages_become_readable_in_order(b: Backend) {
         s.accept_inbound(inbound(&blob, b"x\r\n", &[(&msg, "inb_a", "acc_a")]))
             .await
             .unwrap();
-        s.complete_ingest(vec![ingested(&blob, &format!("s{n}"))])
+        s.complete_ingest(vec![ingested(&blob, &format!("s{n}"))], T0)
             .await
             .unwrap();
     }
@@ -344,14 +346,14 @@ async fn ingest_is_idempotent_and_deletes_clean_up(b: Backend) {
     .await
     .unwrap();
     assert_eq!(
-        s.complete_ingest(vec![ingested("blob_1", "x")])
+        s.complete_ingest(vec![ingested("blob_1", "x")], T0)
             .await
             .unwrap()
             .len(),
-        2
+        4
     );
     assert!(
-        s.complete_ingest(vec![ingested("blob_1", "x")])
+        s.complete_ingest(vec![ingested("blob_1", "x")], T0)
             .await
             .unwrap()
             .is_empty()
@@ -385,7 +387,7 @@ async fn ingest_is_idempotent_and_deletes_clean_up(b: Backend) {
     .unwrap();
     assert!(s.delete_inbox("acc_a", "inb_a", T0).await.unwrap());
     assert!(
-        s.complete_ingest(vec![ingested("blob_2", "y")])
+        s.complete_ingest(vec![ingested("blob_2", "y")], T0)
             .await
             .unwrap()
             .is_empty()
@@ -407,7 +409,7 @@ async fn concurrent_writes_all_commit(b: Backend) {
                 .await
                 .unwrap();
             store
-                .complete_ingest(vec![ingested(&blob, "c")])
+                .complete_ingest(vec![ingested(&blob, "c")], T0)
                 .await
                 .unwrap();
         }));

@@ -2,6 +2,7 @@
 //! extractors that turn malformed input into such errors instead of axum's plain-text ones.
 
 use crate::account::AccountError;
+use crate::outbound::SubmitError;
 use crate::store::StoreError;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -16,6 +17,7 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -24,7 +26,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
         }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
     }
 
     /// The one answer for "missing" and "someone else's": nothing to tell them apart.
@@ -55,6 +63,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_owned(),
                 message: self.message,
+                field: self.field,
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
@@ -76,6 +85,36 @@ impl From<StoreError> for ApiError {
             "unavailable",
             "storage is unavailable; try again shortly",
         )
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        let message = e.to_string();
+        match e {
+            SubmitError::Invalid { field, message } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                format!("{field}: {message}"),
+            )
+            .with_field(field),
+            SubmitError::Suppressed { field, .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "suppressed", message)
+                    .with_field(field)
+            }
+            SubmitError::TooLarge { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "message_too_large",
+                message,
+            )
+            .with_field("message"),
+            SubmitError::IdempotencyConflict => {
+                ApiError::new(StatusCode::CONFLICT, "idempotency_conflict", message)
+            }
+            SubmitError::NotFound => ApiError::not_found("inbox"),
+            SubmitError::Account(e) => e.into(),
+            SubmitError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -114,6 +153,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let RawJson(value, _) = RawJson::from_request(req, state).await?;
+        Ok(Json(value))
+    }
+}
+
+/// A JSON body and the bytes it was read from (for idempotency keys).
+pub struct RawJson<T>(pub T, pub Bytes);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for RawJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
@@ -134,7 +185,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         } else {
             &bytes
         };
-        serde_json::from_slice(text).map(Json).map_err(|e| {
+        let value = serde_json::from_slice(text).map_err(|e| {
             use serde_json::error::Category;
             match e.classify() {
                 Category::Data => ApiError::invalid(e.to_string()),
@@ -144,7 +195,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
                     format!("malformed JSON: {e}"),
                 ),
             }
-        })
+        })?;
+        Ok(RawJson(value, bytes))
     }
 }
 

@@ -6,12 +6,13 @@ use super::inboxes::owned_inbox;
 use crate::account::Caller;
 use crate::id;
 use crate::ingest::parse;
-use crate::store::MessageRecord;
+use crate::store::{MessageRecord, OutboundRecord, Status};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crabmail_api::{
-    Envelope, ErrorBody, Message, MessageList, MessageSummary, ParsedMessage, SummaryContent,
+    DeliveryAttempt, DeliveryState, Envelope, ErrorBody, Message, MessageList, MessageSummary,
+    ParsedMessage, RecipientState, SummaryContent,
 };
 use serde::Deserialize;
 use std::time::Duration;
@@ -45,6 +46,8 @@ fn summary_json(record: MessageRecord) -> MessageSummary {
 
 fn message_json(record: MessageRecord) -> Message {
     Message {
+        direction: "inbound".into(),
+        delivery: None,
         parsed: serde_json::from_str::<ParsedMessage>(&record.parsed).unwrap_or_default(),
         envelope: Envelope {
             return_path: record.envelope.return_path,
@@ -99,7 +102,7 @@ pub async fn list_messages(
     }
     let deadline = Instant::now() + wait;
     // Subscribe before looking, so an arrival between the look and the wait still wakes us.
-    let mut arrivals = state.arrivals.subscribe(&inbox.id);
+    let mut arrivals = state.wakeups.subscribe(&format!("inbox:{}", inbox.id));
     let page = loop {
         let page = state
             .store
@@ -124,6 +127,58 @@ pub async fn list_messages(
     }))
 }
 
+fn outbound_json(record: OutboundRecord) -> Message {
+    let statuses: Vec<Status> = record.recipients.iter().map(|r| r.status).collect();
+    let overall = if statuses.iter().any(|s| !s.is_final()) {
+        "pending"
+    } else if statuses.iter().all(|s| *s == Status::Delivered) {
+        "delivered"
+    } else if statuses.contains(&Status::Delivered) {
+        "partial"
+    } else {
+        "failed"
+    };
+    Message {
+        id: record.id,
+        inbox_id: record.inbox_id,
+        direction: "outbound".into(),
+        received_at: record.created_at.to_rfc3339(),
+        size: record.size,
+        envelope: Envelope {
+            return_path: record.return_path,
+            recipient: String::new(),
+            remote_ip: String::new(),
+            helo: String::new(),
+            tls: false,
+        },
+        delivery: Some(DeliveryState {
+            status: overall.into(),
+            recipients: record
+                .recipients
+                .into_iter()
+                .map(|r| RecipientState {
+                    address: r.address,
+                    status: r.status.as_str().into(),
+                    next_attempt_at: r.next_attempt_at.map(|t| t.to_rfc3339()),
+                    attempts: r
+                        .attempts
+                        .into_iter()
+                        .map(|a| DeliveryAttempt {
+                            at: a.at.to_rfc3339(),
+                            host: a.host,
+                            code: a.code,
+                            enhanced_code: a.enhanced,
+                            text: a.text,
+                            tls: a.tls,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }),
+        parsed: serde_json::from_str::<ParsedMessage>(&record.parsed).unwrap_or_default(),
+    }
+}
+
 async fn owned_message(
     state: &ApiState,
     caller: &Caller,
@@ -140,7 +195,8 @@ async fn owned_message(
         .ok_or_else(|| ApiError::not_found("message"))
 }
 
-/// The parsed message: addresses, subject, bodies, attachments, all headers, envelope.
+/// The parsed message: addresses, subject, bodies, attachments, all headers, envelope; for a
+/// message the inbox sent, each recipient's delivery status and attempts.
 #[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
     params(("id" = String, Path, description = "Message id")),
     responses((status = 200, body = Message), (status = 404, body = ErrorBody)))]
@@ -149,9 +205,31 @@ pub async fn get_message(
     caller: Caller,
     Path(message_id): Path<String>,
 ) -> Result<axum::Json<Message>, ApiError> {
-    Ok(axum::Json(message_json(
-        owned_message(&state, &caller, &message_id).await?,
-    )))
+    match owned_message(&state, &caller, &message_id).await {
+        Ok(record) => Ok(axum::Json(message_json(record))),
+        Err(not_found) => {
+            let sent = owned_sent(&state, &caller, &message_id)
+                .await?
+                .ok_or(not_found)?;
+            Ok(axum::Json(outbound_json(sent)))
+        }
+    }
+}
+
+/// A message the caller's inbox sent, if that is what `message_id` names.
+async fn owned_sent(
+    state: &ApiState,
+    caller: &Caller,
+    message_id: &str,
+) -> Result<Option<OutboundRecord>, ApiError> {
+    if !id::looks_like(id::MESSAGE, message_id) {
+        return Ok(None);
+    }
+    Ok(state
+        .store
+        .get_outbound(&caller.account_id, message_id)
+        .await?
+        .filter(|m| caller.may_see_inbox(&m.inbox_id)))
 }
 
 /// The message exactly as received, byte for byte.
@@ -166,13 +244,32 @@ pub async fn get_raw(
     caller: Caller,
     Path(message_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let record = owned_message(&state, &caller, &message_id).await?;
-    let raw = state
-        .store
-        .get_raw(&caller.account_id, &record.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("message"))?;
+    let (raw, _) = raw_and_parsed(&state, &caller, &message_id).await?;
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
+}
+
+/// The bytes and parsed view of a message the caller received or sent.
+async fn raw_and_parsed(
+    state: &ApiState,
+    caller: &Caller,
+    message_id: &str,
+) -> Result<(Vec<u8>, String), ApiError> {
+    let found = match owned_message(state, caller, message_id).await {
+        Ok(record) => state
+            .store
+            .get_raw(&caller.account_id, &record.id)
+            .await?
+            .map(|raw| (raw, record.parsed)),
+        Err(_) => match owned_sent(state, caller, message_id).await? {
+            Some(sent) => state
+                .store
+                .load_blob(&sent.blob_id)
+                .await?
+                .map(|raw| (raw, sent.parsed)),
+            None => None,
+        },
+    };
+    found.ok_or_else(|| ApiError::not_found("message"))
 }
 
 /// One attachment, decoded, with its content type.
@@ -192,15 +289,10 @@ pub async fn get_attachment(
     let index: usize = index
         .parse()
         .map_err(|_| ApiError::not_found("attachment"))?;
-    let record = owned_message(&state, &caller, &message_id).await?;
-    let raw = state
-        .store
-        .get_raw(&caller.account_id, &record.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("message"))?;
+    let (raw, parsed) = raw_and_parsed(&state, &caller, &message_id).await?;
     let (content_type, bytes) =
         parse::attachment(&raw, index).ok_or_else(|| ApiError::not_found("attachment"))?;
-    let filename = serde_json::from_str::<ParsedMessage>(&record.parsed)
+    let filename = serde_json::from_str::<ParsedMessage>(&parsed)
         .ok()
         .and_then(|p| p.attachments.get(index).and_then(|a| a.filename.clone()));
     let mut response = ([(header::CONTENT_TYPE, content_type)], bytes).into_response();

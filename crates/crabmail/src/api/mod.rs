@@ -8,12 +8,15 @@
 mod accounts;
 mod auth;
 pub mod error;
+mod events;
 mod inboxes;
 mod messages;
+mod sending;
 
 use crate::account::Accounts;
 use crate::clock::SharedClock;
-use crate::events::Arrivals;
+use crate::events::Wakeups;
+use crate::outbound::Outbound;
 use crate::store::SharedStore;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -29,7 +32,8 @@ use utoipa::OpenApi;
 pub struct ApiState {
     pub accounts: Accounts,
     pub store: SharedStore,
-    pub arrivals: Arc<Arrivals>,
+    pub outbound: Outbound,
+    pub wakeups: Arc<Wakeups>,
     pub clock: SharedClock,
     pub max_wait: Duration,
     /// Long-polls return early when the server shuts down.
@@ -38,12 +42,13 @@ pub struct ApiState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "crabmail", description = "Email for AI agents: accounts, inboxes, and the mail they receive."),
+    info(title = "crabmail", description = "Email for AI agents: accounts, inboxes, the mail they receive and the mail they send."),
     paths(
         accounts::create_account, accounts::create_token, accounts::list_tokens, accounts::revoke_token,
         inboxes::create_inbox, inboxes::list_inboxes, inboxes::get_inbox, inboxes::delete_inbox,
         messages::list_messages, messages::get_message, messages::get_raw, messages::get_attachment,
-        messages::delete_message,
+        messages::delete_message, sending::send_message, sending::list_suppressions,
+        sending::delete_suppression, events::list_events,
     ),
     modifiers(&BearerAuth),
 )]
@@ -83,7 +88,16 @@ pub fn router(state: ApiState, max_body_size: usize) -> Router {
             "/v1/inboxes/{id}",
             get(inboxes::get_inbox).delete(inboxes::delete_inbox),
         )
-        .route("/v1/inboxes/{id}/messages", get(messages::list_messages))
+        .route(
+            "/v1/inboxes/{id}/messages",
+            get(messages::list_messages).post(sending::send_message),
+        )
+        .route("/v1/suppressions", get(sending::list_suppressions))
+        .route(
+            "/v1/suppressions/{address}",
+            delete(sending::delete_suppression),
+        )
+        .route("/v1/events", get(events::list_events))
         .route(
             "/v1/messages/{id}",
             get(messages::get_message).delete(messages::delete_message),

@@ -11,7 +11,8 @@
 
 pub mod parse;
 
-use crate::events::Arrivals;
+use crate::clock::SharedClock;
+use crate::events::Wakeups;
 use crate::store::{IngestJob, Ingested, SharedStore};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,13 +41,15 @@ impl IngestQueue {
 /// Starts the worker; it runs until `shutdown` and the queue is empty or closed.
 pub fn start(
     store: SharedStore,
-    arrivals: Arc<Arrivals>,
+    wakeups: Arc<Wakeups>,
+    clock: SharedClock,
     shutdown: CancellationToken,
 ) -> (IngestQueue, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let worker = Worker {
         store,
-        arrivals,
+        wakeups,
+        clock,
         shutdown,
     };
     (IngestQueue { tx }, tokio::spawn(worker.run(rx)))
@@ -54,7 +57,8 @@ pub fn start(
 
 struct Worker {
     store: SharedStore,
-    arrivals: Arc<Arrivals>,
+    wakeups: Arc<Wakeups>,
+    clock: SharedClock,
     shutdown: CancellationToken,
 }
 
@@ -99,11 +103,13 @@ impl Worker {
     async fn complete(&self, jobs: Vec<IngestJob>) {
         let done: Vec<Ingested> = jobs.iter().map(ingest_one).collect();
         loop {
-            match self.store.complete_ingest(done.clone()).await {
-                Ok(arrivals) => {
-                    for arrival in &arrivals {
-                        self.arrivals.announce(arrival);
-                    }
+            match self
+                .store
+                .complete_ingest(done.clone(), self.clock.now())
+                .await
+            {
+                Ok(wakes) => {
+                    self.wakeups.announce_all(&wakes);
                     return;
                 }
                 Err(e) => {

@@ -3,11 +3,18 @@
 //!
 //! The reply to a body always comes after the client finished sending it, so the session stays in
 //! step whatever the outcome. The transaction ends with the body, accepted or not.
+//!
+//! On the MX the body goes into the recipients' inboxes; on submission it is queued for delivery,
+//! once its From header proves to be an inbox of the sender (RFC 6409 8: Date and Message-ID are
+//! added when missing).
 
+use super::Role;
 use super::body::{self, BodyError, DataReader};
+use super::policy;
 use super::reply::{self, Reply};
 use super::session::{Chunks, Flow, Session, Transaction};
 use crate::id;
+use crate::outbound::SubmitError;
 use crate::store::{Delivery, Envelope, InboundMessage, IngestJob};
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -108,23 +115,106 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         })
     }
 
-    /// Commits the message (bytes, a copy per inbox, an ingest job) and answers for it.
     async fn accept(&mut self, tx: Transaction, body: Vec<u8>) -> Reply {
+        match self.ctx.role {
+            Role::Inbound => self.receive(tx, body).await,
+            Role::Submission => self.submit(tx, body).await,
+        }
+    }
+
+    /// Queues a submitted message for delivery and answers for it.
+    async fn submit(&mut self, tx: Transaction, body: Vec<u8>) -> Reply {
+        let (Some(sender), Some(from_inbox)) = (self.sender.clone(), tx.from_inbox.clone()) else {
+            return reply::bad_sequence("Need MAIL command");
+        };
+        let Some(headers) = mail_parser::MessageParser::default().parse_headers(&body) else {
+            return reply::from_header_not_owned();
+        };
+        let from: Vec<String> = headers
+            .from()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.address().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if from.is_empty() {
+            return reply::from_header_not_owned();
+        }
+        for address in &from {
+            match policy::sending_inbox(&self.ctx, &sender, address).await {
+                Ok(inbox) if inbox.account_id == from_inbox.account_id => {}
+                Ok(_) => return reply::from_header_not_owned(),
+                Err(refusal) if refusal.code == 451 => return refusal,
+                Err(_) => {
+                    tracing::info!(peer = %self.peer, from = %address, "smtp: forged From header refused");
+                    return reply::from_header_not_owned();
+                }
+            }
+        }
+        let now = self.ctx.clock.now();
+        let mut added = String::new();
+        if headers.date().is_none() {
+            added.push_str(&format!("Date: {}\r\n", now.to_rfc5322()));
+        }
+        if headers.message_id().is_none() {
+            let domain = tx
+                .return_path
+                .rsplit_once('@')
+                .map(|(_, d)| d)
+                .unwrap_or(&self.ctx.hostname);
+            added.push_str(&format!(
+                "Message-ID: <{}@{domain}>\r\n",
+                id::new_id("sub", now)
+            ));
+        }
+        let body = if added.is_empty() {
+            body
+        } else {
+            let mut with = added.into_bytes();
+            with.extend_from_slice(&body);
+            with
+        };
+        let recipients: Vec<String> = tx.recipients.into_iter().map(|r| r.address).collect();
+        let submitted = self
+            .ctx
+            .outbound
+            .submit(
+                &from_inbox.account_id,
+                &from_inbox.inbox_id,
+                &tx.return_path,
+                recipients,
+                body,
+            )
+            .await;
+        match submitted {
+            // DURABILITY: committed (queued) before the 250 reply.
+            Ok(accepted) => reply::queued(&accepted.id),
+            Err(SubmitError::TooLarge { .. }) => reply::message_too_big(),
+            Err(e) => {
+                tracing::error!(peer = %self.peer, error = %e, "smtp: submission not queued");
+                reply::temporary_failure()
+            }
+        }
+    }
+
+    /// Commits the message (bytes, a copy per inbox, an ingest job) and answers for it.
+    async fn receive(&mut self, tx: Transaction, body: Vec<u8>) -> Reply {
         let now = self.ctx.clock.now();
         let blob_id = id::new_id(id::BLOB, now);
         let mut deliveries: Vec<Delivery> = Vec::with_capacity(tx.recipients.len());
         for rcpt in tx.recipients {
+            let Some(target) = rcpt.target else {
+                continue;
+            };
             // support@ and support+x@ are one inbox: one copy.
-            if deliveries
-                .iter()
-                .any(|d| d.inbox_id == rcpt.target.inbox_id)
-            {
+            if deliveries.iter().any(|d| d.inbox_id == target.inbox_id) {
                 continue;
             }
             deliveries.push(Delivery {
                 message_id: id::new_id(id::MESSAGE, now),
-                inbox_id: rcpt.target.inbox_id,
-                account_id: rcpt.target.account_id,
+                inbox_id: target.inbox_id,
+                account_id: target.account_id,
                 recipient: rcpt.address,
             });
         }

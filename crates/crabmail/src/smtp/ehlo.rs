@@ -1,5 +1,6 @@
 //! EHLO and HELO (RFC 5321 4.1.1.1): greet, reset any transaction, and list our extensions.
 
+use super::Role;
 use super::reply;
 use super::session::{Flow, Session};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -21,6 +22,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         ];
         if !self.tls && self.ctx.tls.is_some() {
             extensions.push("STARTTLS".to_owned());
+        }
+        // RFC 4954 14: credentials only over TLS, so AUTH is offered only there.
+        if self.ctx.role == Role::Submission && self.tls {
+            extensions.push("AUTH PLAIN LOGIN".to_owned());
         }
         extensions.push("HELP".to_owned());
         self.reply(reply::ehlo(&self.ctx.hostname, host, extensions))

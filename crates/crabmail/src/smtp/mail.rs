@@ -1,6 +1,9 @@
 //! MAIL FROM (RFC 5321 4.1.1.2): start a transaction, checking the declared SIZE (RFC 1870) and
-//! the body type before any recipient is looked at.
+//! the body type before any recipient is looked at. On submission the sender must be
+//! authenticated (or trusted) and MAIL FROM must be one of its inboxes.
 
+use super::Role;
+use super::policy;
 use super::reply;
 use super::session::{Flow, Session, Transaction};
 use smtp_proto::{MAIL_BODY_BINARYMIME, MAIL_SMTPUTF8, MailFrom};
@@ -11,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 const MAX_PATH: usize = 256;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
-    pub(super) fn mail(&mut self, from: MailFrom<Cow<'_, str>>) -> Flow {
+    pub(super) async fn mail(&mut self, from: MailFrom<Cow<'_, str>>) -> Flow {
         if self.helo.is_none() {
             return self.reply(reply::bad_sequence("Send HELO/EHLO first"));
         }
@@ -32,7 +35,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if !smtputf8 && !address.is_ascii() {
             return self.reply(reply::utf8_needs_smtputf8());
         }
+        let from_inbox = match (self.ctx.role, &self.sender) {
+            (Role::Inbound, _) => None,
+            (Role::Submission, None) => return self.reply(reply::authentication_required()),
+            (Role::Submission, Some(sender)) => {
+                match policy::sending_inbox(&self.ctx, sender, address).await {
+                    Ok(inbox) => Some(inbox),
+                    Err(refusal) => {
+                        tracing::info!(peer = %self.peer, from = address, "smtp: sender refused");
+                        return self.reply(refusal);
+                    }
+                }
+            }
+        };
         self.tx = Some(Transaction {
+            from_inbox,
             return_path: address.to_owned(),
             smtputf8,
             recipients: Vec::new(),

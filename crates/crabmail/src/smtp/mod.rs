@@ -1,15 +1,18 @@
 //! The SMTP server: one listener per role, one task per connection, one `Session` per
-//! conversation. For now the role is the inbound MX: mail for hosted inboxes only.
+//! conversation. Two roles share the code: the inbound MX (mail for hosted inboxes only, never a
+//! relay) and submission (authenticated accounts sending from their own inboxes, on 587 with
+//! STARTTLS and 465 with implicit TLS).
 //!
 //! Connections over `smtp.max_connections` in total, or `smtp.max_connections_per_ip` from one
 //! address, get 421 4.7.0 at once. At shutdown the listener stops accepting and every session
 //! answers 421 4.3.2 at its next read; a commit in progress completes first.
 
+mod auth;
 mod body;
 mod data;
 mod ehlo;
 mod mail;
-mod policy;
+pub mod policy;
 mod rcpt;
 pub mod reply;
 mod session;
@@ -21,6 +24,7 @@ use crate::account::Accounts;
 use crate::clock::SharedClock;
 use crate::config::SmtpConfig;
 use crate::ingest::IngestQueue;
+use crate::outbound::Outbound;
 use crate::store::SharedStore;
 pub use session::{Ending, Session};
 use std::collections::HashMap;
@@ -36,8 +40,19 @@ use tokio_util::task::TaskTracker;
 /// Longest TLS handshake we wait for.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What a listener is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Port 25: mail for inboxes we host.
+    Inbound,
+    /// Ports 587 and 465: mail our accounts send.
+    Submission,
+}
+
 /// What every session of a listener shares.
+#[derive(Clone)]
 pub struct SmtpContext {
+    pub role: Role,
     pub hostname: String,
     pub limits: SmtpConfig,
     pub accounts: Accounts,
@@ -45,12 +60,17 @@ pub struct SmtpContext {
     pub ingest: IngestQueue,
     pub clock: SharedClock,
     pub tls: Option<TlsAcceptor>,
+    pub outbound: Outbound,
+    pub auth_guard: Arc<policy::AuthGuard>,
+    pub trusted_networks: Vec<policy::Network>,
 }
 
 /// Accepts connections until `shutdown`; sessions run on `tracker` so the caller can wait for them.
+/// With `implicit_tls`, every connection starts with a TLS handshake (port 465).
 pub async fn serve(
     listener: TcpListener,
     ctx: Arc<SmtpContext>,
+    implicit_tls: bool,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -74,12 +94,19 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let ip = peer.ip();
+        if ctx.role == Role::Submission && ctx.auth_guard.blocked(ip) {
+            tracker.spawn(async move {
+                let mut io = stream::SmtpStream::new(stream);
+                io.send_and_close(&reply::too_many_auth_failures()).await;
+            });
+            continue;
+        }
         match gate.admit(ip) {
             Some(pass) => {
                 let ctx = ctx.clone();
                 let shutdown = shutdown.clone();
                 tracker.spawn(async move {
-                    connection(stream, ip, ctx, shutdown).await;
+                    connection(stream, ip, ctx, implicit_tls, shutdown).await;
                     drop(pass);
                 });
             }
@@ -98,6 +125,7 @@ async fn connection(
     stream: TcpStream,
     ip: IpAddr,
     ctx: Arc<SmtpContext>,
+    implicit_tls: bool,
     shutdown: CancellationToken,
 ) {
     let limits = Deadlines {
@@ -105,9 +133,15 @@ async fn connection(
         session_end: tokio::time::Instant::now() + ctx.limits.session_timeout,
         shutdown,
     };
-    let plain = Session::new(stream, ctx.clone(), ip, false, limits.clone());
-    let Ending::StartTls(stream) = plain.run(true).await else {
-        return;
+    let (stream, greet) = if implicit_tls {
+        (stream, true)
+    } else {
+        let plain = Session::new(stream, ctx.clone(), ip, false, limits.clone());
+        let Ending::StartTls(stream) = plain.run(true).await else {
+            return;
+        };
+        // After STARTTLS: no new greeting (RFC 3207 4.2).
+        (stream, false)
     };
     let Some(acceptor) = ctx.tls.clone() else {
         return;
@@ -116,7 +150,7 @@ async fn connection(
         Ok(Ok(tls)) => {
             let secure = Session::new(tls, ctx, ip, true, limits);
             // A second STARTTLS is refused inside the session, so this always ends Done.
-            let _ = secure.run(false).await;
+            let _ = secure.run(greet).await;
         }
         Ok(Err(e)) => tracing::info!(peer = %ip, error = %e, "smtp: TLS handshake failed"),
         Err(_) => tracing::info!(peer = %ip, "smtp: TLS handshake timed out"),

@@ -1,10 +1,117 @@
-//! What the inbound MX accepts: mail for inboxes that exist on domains we host, and nothing else.
-//! There is no relaying from this listener, whoever asks.
+//! What each listener accepts. The inbound MX takes mail for inboxes that exist on domains we
+//! host, and nothing else: there is no relaying from it, whoever asks. Submission takes mail from
+//! an authenticated account (or a trusted network) sent from one of its own inboxes, to anyone
+//! not on the account's suppression list.
 
 use super::SmtpContext;
 use super::reply::{self, Reply};
 use crate::account::address::Mailbox;
 use crate::store::InboxTarget;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Who is sending on a submission session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sender {
+    /// Authenticated with a token of this account (limited to one inbox when `inbox_scope` is set).
+    Account {
+        account_id: String,
+        inbox_scope: Option<String>,
+    },
+    /// A host on `submission.trusted_networks`: any hosted inbox may be the sender.
+    Trusted,
+}
+
+impl Sender {
+    /// Whether this sender may send as the inbox `target`.
+    pub fn may_send_as(&self, target: &InboxTarget) -> bool {
+        match self {
+            Sender::Trusted => true,
+            Sender::Account {
+                account_id,
+                inbox_scope,
+            } => {
+                *account_id == target.account_id
+                    && inbox_scope.as_deref().is_none_or(|s| s == target.inbox_id)
+            }
+        }
+    }
+}
+
+/// The inbox a MAIL FROM (or a From header address) names, if `sender` may use it.
+pub async fn sending_inbox(
+    ctx: &SmtpContext,
+    sender: &Sender,
+    address: &str,
+) -> Result<InboxTarget, Reply> {
+    let mailbox = Mailbox::parse(address).map_err(|_| reply::sender_not_owned())?;
+    if !ctx.accounts.hosts_domain(&mailbox.domain) {
+        return Err(reply::sender_not_owned());
+    }
+    match ctx.store.find_inbox(&mailbox.address()).await {
+        Ok(Some(target)) if sender.may_send_as(&target) => Ok(target),
+        Ok(_) => Err(reply::sender_not_owned()),
+        Err(e) => {
+            tracing::error!(error = %e, "smtp: sender lookup failed");
+            Err(reply::temporary_failure())
+        }
+    }
+}
+
+/// Counts failed AUTH attempts per client address; too many earn a cool-down.
+pub struct AuthGuard {
+    max_failures: u32,
+    cooldown: Duration,
+    failures: Mutex<HashMap<IpAddr, (u32, Option<Instant>)>>,
+}
+
+impl AuthGuard {
+    pub fn new(max_failures: u32, cooldown: Duration) -> Self {
+        AuthGuard {
+            max_failures: max_failures.max(1),
+            cooldown,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `ip` is cooling down after too many failures.
+    pub fn blocked(&self, ip: IpAddr) -> bool {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(&ip) {
+            Some((_, Some(until))) if Instant::now() < *until => true,
+            Some((_, Some(_))) => {
+                map.remove(&ip);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Records a failure; true when this one starts a cool-down.
+    pub fn failed(&self, ip: IpAddr) -> bool {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, (_, until)| until.is_some_and(|u| Instant::now() < u));
+        }
+        let entry = map.entry(ip).or_insert((0, None));
+        entry.0 += 1;
+        if entry.0 >= self.max_failures {
+            entry.1 = Some(Instant::now() + self.cooldown);
+            return true;
+        }
+        false
+    }
+
+    pub fn succeeded(&self, ip: IpAddr) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ip);
+    }
+}
 
 /// The inbox a RCPT TO address leads to, or the refusal to send.
 pub async fn inbound_recipient(ctx: &SmtpContext, address: &str) -> Result<InboxTarget, Reply> {
@@ -18,6 +125,81 @@ pub async fn inbound_recipient(ctx: &SmtpContext, address: &str) -> Result<Inbox
         Err(e) => {
             tracing::error!(error = %e, "smtp: recipient lookup failed");
             Err(reply::temporary_failure())
+        }
+    }
+}
+
+/// A CIDR network such as `10.0.0.0/8` or `::1/128` (a bare address is a /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    base: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    pub fn parse(text: &str) -> Option<Network> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let base: std::net::IpAddr = addr.trim().parse().ok()?;
+        let max = if base.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(Network { base, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.base, ip) {
+            (IpAddr::V4(base), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(base) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(base), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(base) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_contain_what_their_prefix_says() {
+        let cases = [
+            ("127.0.0.0/8", "127.1.2.3", true),
+            ("127.0.0.0/8", "128.0.0.1", false),
+            ("10.1.2.3", "10.1.2.3", true),
+            ("10.1.2.3", "10.1.2.4", false),
+            ("0.0.0.0/0", "192.0.2.1", true),
+            ("192.168.0.0/16", "::ffff:192.168.4.5", true),
+            ("::1/128", "::1", true),
+            ("2001:db8::/32", "2001:db8:1::5", true),
+            ("2001:db8::/32", "2001:db9::5", false),
+            ("::/0", "127.0.0.1", false),
+        ];
+        for (net, ip, want) in cases {
+            let net = Network::parse(net).unwrap();
+            assert_eq!(net.contains(ip.parse().unwrap()), want, "{net:?} {ip}");
+        }
+        for bad in ["", "nonsense", "10.0.0.0/33", "::/129", "1.2.3.4/x"] {
+            assert!(Network::parse(bad).is_none(), "{bad}");
         }
     }
 }

@@ -1,5 +1,7 @@
-//! RCPT TO (RFC 5321 4.1.1.3): accept a recipient only if policy says it is ours.
+//! RCPT TO (RFC 5321 4.1.1.3): on the MX, accept a recipient only if it is an inbox of ours; on
+//! submission, accept any valid address the account has not suppressed.
 
+use super::Role;
 use super::policy;
 use super::reply;
 use super::session::{Accepted, Flow, Session};
@@ -22,7 +24,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if !tx.smtputf8 && !address.is_ascii() {
             return self.reply(reply::utf8_needs_smtputf8());
         }
-        match policy::inbound_recipient(&self.ctx, address).await {
+        let decision = match self.ctx.role {
+            Role::Inbound => policy::inbound_recipient(&self.ctx, address)
+                .await
+                .map(Some),
+            Role::Submission => self.submission_recipient(address).await.map(|()| None),
+        };
+        match decision {
             Ok(target) => {
                 if let Some(tx) = &mut self.tx {
                     tx.recipients.push(Accepted {
@@ -35,6 +43,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Err(refusal) => {
                 tracing::info!(peer = %self.peer, recipient = address, code = refusal.code, "smtp: recipient refused");
                 self.reply(refusal)
+            }
+        }
+    }
+
+    /// Any syntactically valid address the sending account has not suppressed.
+    async fn submission_recipient(&self, address: &str) -> Result<(), reply::Reply> {
+        let valid = address.rsplit_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && crate::account::address::validate_domain(domain).is_ok()
+        });
+        if !valid {
+            return Err(reply::bad_recipient_address());
+        }
+        let account = self
+            .tx
+            .as_ref()
+            .and_then(|tx| tx.from_inbox.as_ref())
+            .map(|i| i.account_id.clone());
+        let Some(account) = account else {
+            return Err(reply::bad_sequence("Need MAIL command"));
+        };
+        match self.ctx.outbound.suppression(&account, address).await {
+            Ok(None) => Ok(()),
+            Ok(Some(reason)) => {
+                tracing::info!(recipient = address, reason = %reason, "smtp: suppressed recipient refused");
+                Err(reply::suppressed_recipient())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "smtp: suppression lookup failed");
+                Err(reply::temporary_failure())
             }
         }
     }

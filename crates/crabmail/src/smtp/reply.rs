@@ -157,6 +157,91 @@ pub fn auth_not_enabled() -> Reply {
     Reply::new(503, "5.5.1", "Authentication not enabled on this port")
 }
 
+// --- submission ---
+
+pub fn auth_mechanism_unsupported() -> Reply {
+    Reply::new(
+        504,
+        "5.5.4",
+        "Unrecognized authentication type; use PLAIN or LOGIN",
+    )
+}
+
+/// RFC 4954: credentials only over TLS.
+pub fn encryption_required() -> Reply {
+    Reply::new(
+        538,
+        "5.7.11",
+        "Encryption required for requested authentication mechanism",
+    )
+}
+
+pub fn auth_challenge(text: &'static str) -> Reply {
+    Reply {
+        code: 334,
+        enhanced: None,
+        lines: vec![text.into()],
+    }
+}
+
+pub fn auth_succeeded() -> Reply {
+    Reply::new(235, "2.7.0", "Authentication successful")
+}
+
+pub fn auth_failed() -> Reply {
+    Reply::new(535, "5.7.8", "Authentication credentials invalid")
+}
+
+pub fn auth_cancelled() -> Reply {
+    Reply::new(501, "5.0.0", "Authentication cancelled")
+}
+
+pub fn auth_malformed() -> Reply {
+    Reply::new(501, "5.5.2", "Cannot decode the authentication response")
+}
+
+pub fn too_many_auth_failures() -> Reply {
+    Reply::new(
+        421,
+        "4.7.0",
+        "Too many failed authentications, try again later",
+    )
+}
+
+pub fn authentication_required() -> Reply {
+    Reply::new(530, "5.7.0", "Authentication required")
+}
+
+pub fn already_authenticated() -> Reply {
+    Reply::new(503, "5.5.1", "Already authenticated")
+}
+
+/// MAIL FROM is not an inbox of the authenticated account.
+pub fn sender_not_owned() -> Reply {
+    Reply::new(
+        553,
+        "5.7.1",
+        "Sender address is not an inbox of the authenticated account",
+    )
+}
+
+/// The From header names an address the account does not own.
+pub fn from_header_not_owned() -> Reply {
+    Reply::new(
+        550,
+        "5.7.1",
+        "From header is not an inbox of the authenticated account",
+    )
+}
+
+pub fn suppressed_recipient() -> Reply {
+    Reply::new(
+        550,
+        "5.1.1",
+        "Recipient address is on this account's suppression list",
+    )
+}
+
 // --- envelope ---
 
 pub fn sender_ok() -> Reply {

@@ -8,6 +8,7 @@
 //! stream back for STARTTLS.
 
 use super::SmtpContext;
+use super::policy::Sender;
 use super::reply::{self, Reply};
 use super::stream::{Deadlines, Interrupted, Line, SmtpStream};
 use crate::store::InboxTarget;
@@ -35,12 +36,15 @@ pub(super) enum Flow {
 /// One accepted recipient of the current transaction.
 pub(super) struct Accepted {
     pub address: String,
-    pub target: InboxTarget,
+    /// The inbox it reaches (inbound); none for submission, where recipients are anywhere.
+    pub target: Option<InboxTarget>,
 }
 
 /// A mail transaction: from MAIL to the end of DATA (or the last BDAT chunk), or RSET.
 pub(super) struct Transaction {
     pub return_path: String,
+    /// Submission: the inbox MAIL FROM named, which the sender owns.
+    pub from_inbox: Option<InboxTarget>,
     pub smtputf8: bool,
     pub recipients: Vec<Accepted>,
     /// Set once a BDAT chunk came in.
@@ -60,6 +64,8 @@ pub struct Session<S> {
     pub(super) helo: Option<String>,
     pub(super) tx: Option<Transaction>,
     pub(super) limits: Deadlines,
+    /// Submission: who is sending, once authenticated (or trusted by network).
+    pub(super) sender: Option<Sender>,
     errors: usize,
 }
 
@@ -71,7 +77,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         tls: bool,
         limits: Deadlines,
     ) -> Self {
+        let trusted = ctx.trusted_networks.iter().any(|n| n.contains(peer));
         Session {
+            sender: trusted.then_some(Sender::Trusted),
             io: SmtpStream::new(stream),
             ctx,
             peer,
@@ -126,7 +134,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         match request {
             Request::Ehlo { host } => self.ehlo(&host, true),
             Request::Helo { host } => self.ehlo(&host, false),
-            Request::Mail { from } => self.mail(from),
+            Request::Mail { from } => self.mail(from).await,
             Request::Rcpt { to } => self.rcpt(to).await,
             Request::Data => self.data().await,
             Request::Bdat {
@@ -142,7 +150,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Request::Help { .. } => self.reply(reply::help()),
             Request::Vrfy { .. } => self.reply(reply::vrfy()),
             Request::StartTls => self.starttls(),
-            Request::Auth { .. } => self.reply(reply::auth_not_enabled()),
+            Request::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, &initial_response).await,
             Request::Lhlo { .. }
             | Request::Expn { .. }
             | Request::Etrn { .. }

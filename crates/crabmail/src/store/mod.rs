@@ -125,11 +125,28 @@ pub struct Ingested {
     pub parsed: String,
 }
 
-/// An inbox whose list grew: long-polls on it should look again.
+/// Something long-polls may be waiting for changed: `topic` is `inbox:<id>` (its list grew) or
+/// `events:<account id>` (its event log grew); `seq` is the new high mark.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Arrival {
-    pub inbox_id: String,
+pub struct Wake {
+    pub topic: String,
     pub seq: i64,
+}
+
+impl Wake {
+    pub fn inbox(inbox_id: &str, seq: i64) -> Wake {
+        Wake {
+            topic: format!("inbox:{inbox_id}"),
+            seq,
+        }
+    }
+
+    pub fn events(account_id: &str, seq: i64) -> Wake {
+        Wake {
+            topic: format!("events:{account_id}"),
+            seq,
+        }
+    }
 }
 
 /// A readable message copy.
@@ -146,6 +163,222 @@ pub struct MessageRecord {
     pub recipient: String,
     pub summary: String,
     pub parsed: String,
+}
+
+// --- sending ---
+
+/// Where a queued recipient stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Queued,
+    Deferred,
+    Delivered,
+    Bounced,
+    Expired,
+    Cancelled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Queued => "queued",
+            Status::Deferred => "deferred",
+            Status::Delivered => "delivered",
+            Status::Bounced => "bounced",
+            Status::Expired => "expired",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(text: &str) -> Status {
+        match text {
+            "queued" => Status::Queued,
+            "deferred" => Status::Deferred,
+            "delivered" => Status::Delivered,
+            "bounced" => Status::Bounced,
+            "expired" => Status::Expired,
+            _ => Status::Cancelled,
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        !matches!(self, Status::Queued | Status::Deferred)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRecipient {
+    pub id: String,
+    pub address: String,
+    pub domain: String,
+}
+
+/// A message to send, as committed before the 202 or 250 that acknowledges it.
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    pub id: String,
+    pub account_id: String,
+    pub inbox_id: String,
+    pub blob_id: String,
+    pub bytes: Arc<Vec<u8>>,
+    pub return_path: String,
+    pub created_at: Timestamp,
+    /// `api` or `smtp`.
+    pub source: &'static str,
+    pub summary: String,
+    pub parsed: String,
+    pub recipients: Vec<NewRecipient>,
+    /// (key, hash of the request): the enqueue fails with `Conflict` if the key is taken.
+    pub idempotency: Option<(String, Vec<u8>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub request_hash: Vec<u8>,
+    pub message_id: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    pub account_id: String,
+    pub address: String,
+    pub reason: String,
+    pub created_at: Timestamp,
+}
+
+/// A recipient a queue worker has leased for one delivery attempt.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub recipient_id: String,
+    pub message_id: String,
+    pub account_id: String,
+    pub inbox_id: String,
+    pub return_path: String,
+    pub blob_id: String,
+    pub address: String,
+    pub domain: String,
+    pub attempts: u32,
+    pub queued_at: Timestamp,
+}
+
+/// One delivery attempt as recorded and shown to the sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub at: Timestamp,
+    /// The MX host or relay tried, if one was reached.
+    pub host: Option<String>,
+    pub code: Option<u16>,
+    pub enhanced: Option<String>,
+    pub text: String,
+    /// TLS version and cipher when the session was encrypted.
+    pub tls: Option<String>,
+}
+
+/// The outcome of one attempt for one recipient.
+#[derive(Debug, Clone)]
+pub struct RecipientResult {
+    pub recipient_id: String,
+    pub account_id: String,
+    pub message_id: String,
+    pub inbox_id: String,
+    pub address: String,
+    pub status: Status,
+    /// Set when `status` is `Deferred`.
+    pub next_attempt_at: Option<Timestamp>,
+    pub attempt: AttemptRecord,
+}
+
+/// Everything one round of deliveries changes, committed together: outcomes, messages delivered
+/// to local inboxes and bounce reports (with their ingest jobs), and new suppressions.
+#[derive(Debug, Clone, Default)]
+pub struct Outcomes {
+    pub results: Vec<RecipientResult>,
+    pub inbound: Vec<InboundMessage>,
+    pub suppress: Vec<Suppression>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientRecord {
+    pub id: String,
+    pub address: String,
+    pub status: Status,
+    pub attempts: Vec<AttemptRecord>,
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRecord {
+    pub id: String,
+    pub account_id: String,
+    pub inbox_id: String,
+    pub blob_id: String,
+    pub return_path: String,
+    pub created_at: Timestamp,
+    pub size: i64,
+    pub summary: String,
+    pub parsed: String,
+    pub recipients: Vec<RecipientRecord>,
+}
+
+/// A non-final recipient, for operators (`crabmail queue list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueEntry {
+    pub message_id: String,
+    pub account_id: String,
+    pub return_path: String,
+    pub address: String,
+    pub status: Status,
+    pub attempts: u32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_text: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    pub seq: i64,
+    pub kind: String,
+    pub message_id: Option<String>,
+    pub inbox_id: Option<String>,
+    pub recipient: Option<String>,
+    /// JSON object or null.
+    pub detail: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// An entry for an account's event log.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub account_id: &'a str,
+    pub kind: &'static str,
+    pub message_id: Option<&'a str>,
+    pub inbox_id: Option<&'a str>,
+    pub recipient: Option<&'a str>,
+    /// JSON object.
+    pub detail: Option<String>,
+}
+
+/// The event a recipient's new status is reported as.
+pub fn event_kind(status: Status) -> &'static str {
+    match status {
+        Status::Queued | Status::Deferred => "message.deferred",
+        Status::Delivered => "message.delivered",
+        Status::Bounced | Status::Expired => "message.bounced",
+        Status::Cancelled => "message.cancelled",
+    }
+}
+
+/// The detail of a delivery event: the attempt as the sender sees it.
+pub fn attempt_detail(status: Status, attempt: &AttemptRecord) -> String {
+    serde_json::json!({
+        "status": status.as_str(),
+        "host": attempt.host,
+        "code": attempt.code,
+        "enhanced_code": attempt.enhanced,
+        "text": attempt.text,
+        "tls": attempt.tls,
+    })
+    .to_string()
 }
 
 #[async_trait]
@@ -174,7 +407,7 @@ pub trait Store: Send + Sync + 'static {
     async fn accept_inbound(&self, message: InboundMessage) -> Result<()>;
     async fn pending_ingest(&self, limit: usize) -> Result<Vec<IngestJob>>;
     /// Makes the copies of each blob readable, in one transaction; returns the inboxes that grew.
-    async fn complete_ingest(&self, done: Vec<Ingested>) -> Result<Vec<Arrival>>;
+    async fn complete_ingest(&self, done: Vec<Ingested>, now: Timestamp) -> Result<Vec<Wake>>;
 
     // --- reading ---
     /// Readable messages of an inbox with `seq > after`, in list order.
@@ -193,9 +426,65 @@ pub trait Store: Send + Sync + 'static {
     async fn get_raw(&self, account_id: &str, message_id: &str) -> Result<Option<Vec<u8>>>;
     async fn delete_message(&self, account_id: &str, message_id: &str) -> Result<bool>;
 
+    // --- sending ---
+    /// Bytes, message, its recipients (and its idempotency key), in one transaction.
+    async fn enqueue(&self, message: QueuedMessage) -> Result<()>;
+    async fn find_idempotency(
+        &self,
+        account_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>>;
+    /// Drops an idempotency key older than `before` so it can be used again.
+    async fn expire_idempotency(
+        &self,
+        account_id: &str,
+        key: &str,
+        before: Timestamp,
+    ) -> Result<()>;
+    /// Which of `addresses` the account has suppressed.
+    async fn suppressed(
+        &self,
+        account_id: &str,
+        addresses: Vec<String>,
+    ) -> Result<Vec<Suppression>>;
+    async fn list_suppressions(&self, account_id: &str) -> Result<Vec<Suppression>>;
+    async fn delete_suppression(&self, account_id: &str, address: &str) -> Result<bool>;
+    /// Leases up to `limit` recipients due at `now` until `lease_until`.
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Claimed>>;
+    /// When the next recipient falls due (leases included), if any.
+    async fn next_due(&self) -> Result<Option<Timestamp>>;
+    async fn load_blob(&self, blob_id: &str) -> Result<Option<Vec<u8>>>;
+    /// Records a round of outcomes (see `Outcomes`) and its events in one transaction.
+    async fn record_outcomes(&self, outcomes: Outcomes, now: Timestamp) -> Result<Vec<Wake>>;
+    async fn get_outbound(
+        &self,
+        account_id: &str,
+        message_id: &str,
+    ) -> Result<Option<OutboundRecord>>;
+
+    // --- events ---
+    async fn list_events(
+        &self,
+        account_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>>;
+
+    // --- operators ---
+    async fn queue_entries(&self, limit: usize) -> Result<Vec<QueueEntry>>;
+    /// Makes a message's unfinished recipients due now; how many.
+    async fn retry_now(&self, message_id: &str, now: Timestamp) -> Result<usize>;
+    /// Cancels a message's unfinished recipients; how many.
+    async fn cancel(&self, message_id: &str, now: Timestamp) -> Result<usize>;
+
     /// Waits for arrivals committed by other nodes sharing this store and passes each to `notify`.
     /// Single-node stores return at once.
-    async fn follow_arrivals(&self, notify: Arc<dyn Fn(Arrival) + Send + Sync>) -> Result<()>;
+    async fn follow_arrivals(&self, notify: Arc<dyn Fn(Wake) + Send + Sync>) -> Result<()>;
 
     /// Finishes pending writes and closes; later calls fail with `Closed`.
     async fn close(&self);

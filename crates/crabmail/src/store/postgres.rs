@@ -13,7 +13,13 @@ use crate::config::StoreConfig;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Executor, Postgres, Row, Transaction};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_core.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_core.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_outbound.sql"),
+    ),
+];
 const ARRIVALS_CHANNEL: &str = "crabmail_arrivals";
 
 pub struct PgStore {
@@ -123,6 +129,98 @@ async fn drop_orphan_blob(tx: &mut Transaction<'static, Postgres>, blob_id: &str
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The bytes, a copy per delivery and an ingest job (`accept_inbound`, local delivery, bounces).
+async fn insert_inbound(
+    tx: &mut Transaction<'static, Postgres>,
+    message: &InboundMessage,
+) -> Result<()> {
+    let size = message.bytes.len() as i64;
+    sqlx::query("INSERT INTO blobs (id, size, bytes) VALUES ($1, $2, $3)")
+        .bind(&message.blob_id)
+        .bind(size)
+        .bind(message.bytes.as_slice())
+        .execute(&mut **tx)
+        .await?;
+    let env = &message.envelope;
+    for d in &message.deliveries {
+        sqlx::query(
+            "INSERT INTO messages (id, inbox_id, account_id, blob_id, received_at, size, \
+             return_path, recipient, remote_ip, helo, tls) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&d.message_id)
+        .bind(&d.inbox_id)
+        .bind(&d.account_id)
+        .bind(&message.blob_id)
+        .bind(message.received_at.0)
+        .bind(size)
+        .bind(&env.return_path)
+        .bind(&d.recipient)
+        .bind(&env.remote_ip)
+        .bind(&env.helo)
+        .bind(env.tls)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query("INSERT INTO ingest_jobs (blob_id, created_at) VALUES ($1, $2)")
+        .bind(&message.blob_id)
+        .bind(message.received_at.0)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Appends to an account's event log (the account row is the sequence) and announces it to the
+/// other nodes when the transaction commits.
+async fn insert_event(
+    tx: &mut Transaction<'static, Postgres>,
+    event: &NewEvent<'_>,
+    now: Timestamp,
+) -> Result<Wake> {
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE accounts SET last_event = last_event + 1 WHERE id = $1 RETURNING last_event",
+    )
+    .bind(event.account_id)
+    .fetch_one(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO events (account_id, seq, kind, message_id, inbox_id, recipient, detail, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(event.account_id)
+    .bind(seq)
+    .bind(event.kind)
+    .bind(event.message_id)
+    .bind(event.inbox_id)
+    .bind(event.recipient)
+    .bind(&event.detail)
+    .bind(now.0)
+    .execute(&mut **tx)
+    .await?;
+    let wake = Wake::events(event.account_id, seq);
+    announce(tx, &wake).await?;
+    Ok(wake)
+}
+
+/// `pg_notify` is delivered at commit, to every node's `follow_arrivals`.
+async fn announce(tx: &mut Transaction<'static, Postgres>, wake: &Wake) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(ARRIVALS_CHANNEL)
+        .bind(format!("{} {}", wake.topic, wake.seq))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn suppression_row(r: &PgRow) -> std::result::Result<Suppression, sqlx::Error> {
+    Ok(Suppression {
+        account_id: r.try_get(0)?,
+        address: r.try_get(1)?,
+        reason: r.try_get(2)?,
+        created_at: Timestamp(r.try_get(3)?),
+    })
 }
 
 async fn insert_token(tx: &mut Transaction<'static, Postgres>, token: &NewToken) -> Result<()> {
@@ -313,39 +411,7 @@ impl Store for PgStore {
 
     async fn accept_inbound(&self, message: InboundMessage) -> Result<()> {
         let mut tx = self.begin().await?;
-        let size = message.bytes.len() as i64;
-        sqlx::query("INSERT INTO blobs (id, size, bytes) VALUES ($1, $2, $3)")
-            .bind(&message.blob_id)
-            .bind(size)
-            .bind(message.bytes.as_slice())
-            .execute(&mut *tx)
-            .await?;
-        let env = &message.envelope;
-        for d in &message.deliveries {
-            sqlx::query(
-                "INSERT INTO messages (id, inbox_id, account_id, blob_id, received_at, size, \
-                 return_path, recipient, remote_ip, helo, tls) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(&d.message_id)
-            .bind(&d.inbox_id)
-            .bind(&d.account_id)
-            .bind(&message.blob_id)
-            .bind(message.received_at.0)
-            .bind(size)
-            .bind(&env.return_path)
-            .bind(&d.recipient)
-            .bind(&env.remote_ip)
-            .bind(&env.helo)
-            .bind(env.tls)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("INSERT INTO ingest_jobs (blob_id, created_at) VALUES ($1, $2)")
-            .bind(&message.blob_id)
-            .bind(message.received_at.0)
-            .execute(&mut *tx)
-            .await?;
+        insert_inbound(&mut tx, &message).await?;
         // DURABILITY: the PostgreSQL commit (WAL flushed) precedes the 250 reply.
         tx.commit().await?;
         Ok(())
@@ -369,14 +435,14 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn complete_ingest(&self, done: Vec<Ingested>) -> Result<Vec<Arrival>> {
+    async fn complete_ingest(&self, done: Vec<Ingested>, now: Timestamp) -> Result<Vec<Wake>> {
         let mut tx = self.begin().await?;
         let mut arrivals = Vec::new();
         for item in &done {
             // FOR UPDATE re-checks `seq IS NULL` after waiting for another node's ingest of
             // the same blob, so each copy gets exactly one sequence number.
             let copies = sqlx::query(
-                "SELECT id, inbox_id FROM messages WHERE blob_id = $1 AND seq IS NULL ORDER BY id FOR UPDATE",
+                "SELECT id, inbox_id, account_id FROM messages WHERE blob_id = $1 AND seq IS NULL ORDER BY id FOR UPDATE",
             )
             .bind(&item.blob_id)
             .fetch_all(&mut *tx)
@@ -384,6 +450,7 @@ impl Store for PgStore {
             for copy in copies {
                 let message_id: String = copy.try_get(0)?;
                 let inbox_id: String = copy.try_get(1)?;
+                let account_id: String = copy.try_get(2)?;
                 let seq: i64 = sqlx::query_scalar(
                     "UPDATE inboxes SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
                 )
@@ -402,12 +469,18 @@ impl Store for PgStore {
                 .bind(&message_id)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(ARRIVALS_CHANNEL)
-                    .bind(format!("{inbox_id} {seq}"))
-                    .execute(&mut *tx)
-                    .await?;
-                arrivals.push(Arrival { inbox_id, seq });
+                let event = NewEvent {
+                    account_id: &account_id,
+                    kind: "message.received",
+                    message_id: Some(&message_id),
+                    inbox_id: Some(&inbox_id),
+                    recipient: None,
+                    detail: None,
+                };
+                arrivals.push(insert_event(&mut tx, &event, now).await?);
+                let wake = Wake::inbox(&inbox_id, seq);
+                announce(&mut tx, &wake).await?;
+                arrivals.push(wake);
             }
             sqlx::query("DELETE FROM ingest_jobs WHERE blob_id = $1")
                 .bind(&item.blob_id)
@@ -485,7 +558,432 @@ impl Store for PgStore {
         Ok(true)
     }
 
-    async fn follow_arrivals(&self, notify: Arc<dyn Fn(Arrival) + Send + Sync>) -> Result<()> {
+    async fn enqueue(&self, message: QueuedMessage) -> Result<()> {
+        let mut tx = self.begin().await?;
+        if let Some((key, hash)) = &message.idempotency {
+            sqlx::query(
+                "INSERT INTO idempotency (account_id, key, request_hash, message_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&message.account_id)
+            .bind(key)
+            .bind(hash)
+            .bind(&message.id)
+            .bind(message.created_at.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let size = message.bytes.len() as i64;
+        sqlx::query("INSERT INTO blobs (id, size, bytes) VALUES ($1, $2, $3)")
+            .bind(&message.blob_id)
+            .bind(size)
+            .bind(message.bytes.as_slice())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO outbound (id, account_id, inbox_id, blob_id, return_path, created_at, size, \
+             source, summary, parsed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&message.id)
+        .bind(&message.account_id)
+        .bind(&message.inbox_id)
+        .bind(&message.blob_id)
+        .bind(&message.return_path)
+        .bind(message.created_at.0)
+        .bind(size)
+        .bind(message.source)
+        .bind(&message.summary)
+        .bind(&message.parsed)
+        .execute(&mut *tx)
+        .await?;
+        for r in &message.recipients {
+            sqlx::query(
+                "INSERT INTO recipients (id, message_id, account_id, address, domain, status, queued_at, \
+                 next_attempt_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6, $6)",
+            )
+            .bind(&r.id)
+            .bind(&message.id)
+            .bind(&message.account_id)
+            .bind(&r.address)
+            .bind(&r.domain)
+            .bind(message.created_at.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // DURABILITY: committed before the 202 or 250 that acknowledges the message.
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_idempotency(
+        &self,
+        account_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>> {
+        let row = sqlx::query(
+            "SELECT request_hash, message_id, created_at FROM idempotency WHERE account_id = $1 AND key = $2",
+        )
+        .bind(account_id)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(IdempotencyRecord {
+                request_hash: r.try_get(0)?,
+                message_id: r.try_get(1)?,
+                created_at: Timestamp(r.try_get(2)?),
+            }),
+            None => None,
+        })
+    }
+
+    async fn expire_idempotency(
+        &self,
+        account_id: &str,
+        key: &str,
+        before: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM idempotency WHERE account_id = $1 AND key = $2 AND created_at < $3",
+        )
+        .bind(account_id)
+        .bind(key)
+        .bind(before.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn suppressed(
+        &self,
+        account_id: &str,
+        addresses: Vec<String>,
+    ) -> Result<Vec<Suppression>> {
+        let rows = sqlx::query(
+            "SELECT account_id, address, reason, created_at FROM suppressions \
+             WHERE account_id = $1 AND address = ANY($2)",
+        )
+        .bind(account_id)
+        .bind(&addresses)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(suppression_row)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    async fn list_suppressions(&self, account_id: &str) -> Result<Vec<Suppression>> {
+        let rows = sqlx::query(
+            "SELECT account_id, address, reason, created_at FROM suppressions \
+             WHERE account_id = $1 ORDER BY created_at, address",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(suppression_row)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    async fn delete_suppression(&self, account_id: &str, address: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM suppressions WHERE account_id = $1 AND address = $2")
+            .bind(account_id)
+            .bind(address)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Claimed>> {
+        let mut tx = self.begin().await?;
+        // SKIP LOCKED: workers on other nodes take other recipients instead of waiting.
+        let ids: Vec<String> = sqlx::query_scalar(
+            "WITH due AS (SELECT id FROM recipients WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $2 \
+               AND (lease_until IS NULL OR lease_until <= $2) ORDER BY next_attempt_at LIMIT $3 \
+               FOR UPDATE SKIP LOCKED) \
+             UPDATE recipients r SET lease_until = $1 FROM due WHERE r.id = due.id RETURNING r.id",
+        )
+        .bind(lease_until.0)
+        .bind(now.0)
+        .bind(limit as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT r.id, r.message_id, r.account_id, o.inbox_id, o.return_path, o.blob_id, r.address, \
+             r.domain, r.attempts, r.queued_at FROM recipients r JOIN outbound o ON o.id = r.message_id \
+             WHERE r.id = ANY($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Claimed {
+                    recipient_id: r.try_get(0)?,
+                    message_id: r.try_get(1)?,
+                    account_id: r.try_get(2)?,
+                    inbox_id: r.try_get(3)?,
+                    return_path: r.try_get(4)?,
+                    blob_id: r.try_get(5)?,
+                    address: r.try_get(6)?,
+                    domain: r.try_get(7)?,
+                    attempts: r.try_get::<i64, _>(8)? as u32,
+                    queued_at: Timestamp(r.try_get(9)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT min(GREATEST(next_attempt_at, COALESCE(lease_until, 0))) FROM recipients \
+             WHERE next_attempt_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(due.map(Timestamp))
+    }
+
+    async fn load_blob(&self, blob_id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar("SELECT bytes FROM blobs WHERE id = $1")
+            .bind(blob_id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn record_outcomes(&self, outcomes: Outcomes, now: Timestamp) -> Result<Vec<Wake>> {
+        let mut tx = self.begin().await?;
+        let mut wakes = Vec::new();
+        for result in &outcomes.results {
+            let a = &result.attempt;
+            let updated = sqlx::query(
+                "UPDATE recipients SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
+                 lease_until = NULL, last_code = $3, last_enhanced = $4, last_text = $5, updated_at = $6 \
+                 WHERE id = $7 AND next_attempt_at IS NOT NULL",
+            )
+            .bind(result.status.as_str())
+            .bind(result.next_attempt_at.map(|t| t.0))
+            .bind(a.code.map(i64::from))
+            .bind(&a.enhanced)
+            .bind(&a.text)
+            .bind(now.0)
+            .bind(&result.recipient_id)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() == 0 {
+                continue; // cancelled while in flight
+            }
+            sqlx::query(
+                "INSERT INTO attempts (recipient_id, at, host, code, enhanced, text, tls) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&result.recipient_id)
+            .bind(a.at.0)
+            .bind(&a.host)
+            .bind(a.code.map(i64::from))
+            .bind(&a.enhanced)
+            .bind(&a.text)
+            .bind(&a.tls)
+            .execute(&mut *tx)
+            .await?;
+            let event = NewEvent {
+                account_id: &result.account_id,
+                kind: event_kind(result.status),
+                message_id: Some(&result.message_id),
+                inbox_id: Some(&result.inbox_id),
+                recipient: Some(&result.address),
+                detail: Some(attempt_detail(result.status, a)),
+            };
+            wakes.push(insert_event(&mut tx, &event, now).await?);
+        }
+        for message in &outcomes.inbound {
+            insert_inbound(&mut tx, message).await?;
+        }
+        for s in &outcomes.suppress {
+            sqlx::query(
+                "INSERT INTO suppressions (account_id, address, reason, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (account_id, address) DO NOTHING",
+            )
+            .bind(&s.account_id)
+            .bind(&s.address)
+            .bind(&s.reason)
+            .bind(s.created_at.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(wakes)
+    }
+
+    async fn get_outbound(
+        &self,
+        account_id: &str,
+        message_id: &str,
+    ) -> Result<Option<OutboundRecord>> {
+        let Some(row) = sqlx::query(
+            "SELECT id, account_id, inbox_id, return_path, created_at, size, summary, parsed, blob_id \
+             FROM outbound WHERE id = $1 AND account_id = $2",
+        )
+        .bind(message_id)
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let mut record = OutboundRecord {
+            id: row.try_get(0)?,
+            account_id: row.try_get(1)?,
+            inbox_id: row.try_get(2)?,
+            return_path: row.try_get(3)?,
+            created_at: Timestamp(row.try_get(4)?),
+            size: row.try_get(5)?,
+            summary: row.try_get(6)?,
+            parsed: row.try_get(7)?,
+            blob_id: row.try_get(8)?,
+            recipients: Vec::new(),
+        };
+        let recipients = sqlx::query(
+            "SELECT id, address, status, next_attempt_at FROM recipients WHERE message_id = $1 ORDER BY id",
+        )
+        .bind(&record.id)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in recipients {
+            let id: String = r.try_get(0)?;
+            let attempts = sqlx::query(
+                "SELECT at, host, code, enhanced, text, tls FROM attempts WHERE recipient_id = $1 ORDER BY id",
+            )
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|a| {
+                Ok(AttemptRecord {
+                    at: Timestamp(a.try_get(0)?),
+                    host: a.try_get(1)?,
+                    code: a.try_get::<Option<i64>, _>(2)?.map(|c| c as u16),
+                    enhanced: a.try_get(3)?,
+                    text: a.try_get(4)?,
+                    tls: a.try_get(5)?,
+                })
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()?;
+            record.recipients.push(RecipientRecord {
+                id,
+                address: r.try_get(1)?,
+                status: Status::parse(&r.try_get::<String, _>(2)?),
+                attempts,
+                next_attempt_at: r.try_get::<Option<i64>, _>(3)?.map(Timestamp),
+            });
+        }
+        Ok(Some(record))
+    }
+
+    async fn list_events(
+        &self,
+        account_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, message_id, inbox_id, recipient, detail, created_at FROM events \
+             WHERE account_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        )
+        .bind(account_id)
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventRecord {
+                    seq: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    message_id: r.try_get(2)?,
+                    inbox_id: r.try_get(3)?,
+                    recipient: r.try_get(4)?,
+                    detail: r.try_get(5)?,
+                    created_at: Timestamp(r.try_get(6)?),
+                })
+            })
+            .collect()
+    }
+
+    async fn queue_entries(&self, limit: usize) -> Result<Vec<QueueEntry>> {
+        let rows = sqlx::query(
+            "SELECT r.message_id, r.account_id, o.return_path, r.address, r.status, r.attempts, \
+             r.next_attempt_at, r.last_text FROM recipients r JOIN outbound o ON o.id = r.message_id \
+             WHERE r.next_attempt_at IS NOT NULL ORDER BY r.next_attempt_at, r.id LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(QueueEntry {
+                    message_id: r.try_get(0)?,
+                    account_id: r.try_get(1)?,
+                    return_path: r.try_get(2)?,
+                    address: r.try_get(3)?,
+                    status: Status::parse(&r.try_get::<String, _>(4)?),
+                    attempts: r.try_get::<i64, _>(5)? as u32,
+                    next_attempt_at: r.try_get::<Option<i64>, _>(6)?.map(Timestamp),
+                    last_text: r.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn retry_now(&self, message_id: &str, now: Timestamp) -> Result<usize> {
+        let done = sqlx::query(
+            "UPDATE recipients SET next_attempt_at = $1, updated_at = $1 \
+             WHERE message_id = $2 AND next_attempt_at IS NOT NULL",
+        )
+        .bind(now.0)
+        .bind(message_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() as usize)
+    }
+
+    async fn cancel(&self, message_id: &str, now: Timestamp) -> Result<usize> {
+        let mut tx = self.begin().await?;
+        let cancelled = sqlx::query(
+            "UPDATE recipients r SET status = 'cancelled', next_attempt_at = NULL, lease_until = NULL, \
+             updated_at = $1 FROM outbound o WHERE o.id = r.message_id AND r.message_id = $2 \
+             AND r.next_attempt_at IS NOT NULL RETURNING r.account_id, r.address, o.inbox_id",
+        )
+        .bind(now.0)
+        .bind(message_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &cancelled {
+            let (account_id, address, inbox_id): (String, String, String) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            let event = NewEvent {
+                account_id: &account_id,
+                kind: "message.cancelled",
+                message_id: Some(message_id),
+                inbox_id: Some(&inbox_id),
+                recipient: Some(&address),
+                detail: None,
+            };
+            insert_event(&mut tx, &event, now).await?;
+        }
+        tx.commit().await?;
+        Ok(cancelled.len())
+    }
+
+    async fn follow_arrivals(&self, notify: Arc<dyn Fn(Wake) + Send + Sync>) -> Result<()> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(ARRIVALS_CHANNEL).await?;
         loop {
@@ -493,9 +991,9 @@ impl Store for PgStore {
             // still found by the long-poll's periodic re-check.
             match listener.recv().await {
                 Ok(note) => {
-                    if let Some((inbox_id, seq)) = note.payload().split_once(' ') {
-                        notify(Arrival {
-                            inbox_id: inbox_id.to_owned(),
+                    if let Some((topic, seq)) = note.payload().split_once(' ') {
+                        notify(Wake {
+                            topic: topic.to_owned(),
                             seq: seq.parse().unwrap_or(0),
                         });
                     }

@@ -16,7 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/sqlite/0001_core.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_core.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_outbound.sql")),
+];
 
 /// A write: runs inside the batch transaction and returns what to do once the batch committed.
 type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
@@ -251,6 +254,34 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     })
 }
 
+fn suppression_row(r: &Row<'_>) -> rusqlite::Result<Suppression> {
+    Ok(Suppression {
+        account_id: r.get(0)?,
+        address: r.get(1)?,
+        reason: r.get(2)?,
+        created_at: Timestamp(r.get(3)?),
+    })
+}
+
+const CLAIMED_SELECT: &str = "SELECT r.id, r.message_id, r.account_id, o.inbox_id, o.return_path, o.blob_id, \
+     r.address, r.domain, r.attempts, r.queued_at FROM recipients r JOIN outbound o ON o.id = r.message_id \
+     WHERE r.id = $1";
+
+fn claimed_row(r: &Row<'_>) -> rusqlite::Result<Claimed> {
+    Ok(Claimed {
+        recipient_id: r.get(0)?,
+        message_id: r.get(1)?,
+        account_id: r.get(2)?,
+        inbox_id: r.get(3)?,
+        return_path: r.get(4)?,
+        blob_id: r.get(5)?,
+        address: r.get(6)?,
+        domain: r.get(7)?,
+        attempts: r.get(8)?,
+        queued_at: Timestamp(r.get(9)?),
+    })
+}
+
 /// Deletes a blob once no message copy refers to it any more.
 fn drop_orphan_blob(conn: &Connection, blob_id: &str) -> Result<()> {
     conn.execute(
@@ -427,36 +458,7 @@ impl Store for SqliteStore {
     }
 
     async fn accept_inbound(&self, message: InboundMessage) -> Result<()> {
-        self.write(move |conn| {
-            let size = message.bytes.len() as i64;
-            conn.prepare_cached("INSERT INTO blobs (id, size, bytes) VALUES ($1, $2, $3)")?
-                .execute(params![message.blob_id, size, message.bytes.as_slice()])?;
-            let mut insert = conn.prepare_cached(
-                "INSERT INTO messages (id, inbox_id, account_id, blob_id, received_at, size, \
-                 return_path, recipient, remote_ip, helo, tls) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )?;
-            let env = &message.envelope;
-            for d in &message.deliveries {
-                insert.execute(params![
-                    d.message_id,
-                    d.inbox_id,
-                    d.account_id,
-                    message.blob_id,
-                    message.received_at.0,
-                    size,
-                    env.return_path,
-                    d.recipient,
-                    env.remote_ip,
-                    env.helo,
-                    env.tls
-                ])?;
-            }
-            conn.prepare_cached("INSERT INTO ingest_jobs (blob_id, created_at) VALUES ($1, $2)")?
-                .execute(params![message.blob_id, message.received_at.0])?;
-            Ok(())
-        })
-        .await
+        self.write(move |conn| insert_inbound(conn, &message)).await
     }
 
     async fn pending_ingest(&self, limit: usize) -> Result<Vec<IngestJob>> {
@@ -476,17 +478,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn complete_ingest(&self, done: Vec<Ingested>) -> Result<Vec<Arrival>> {
+    async fn complete_ingest(&self, done: Vec<Ingested>, now: Timestamp) -> Result<Vec<Wake>> {
         self.write(move |conn| {
             let mut arrivals = Vec::new();
             for item in &done {
-                let copies: Vec<(String, String)> = conn
+                let copies: Vec<(String, String, String)> = conn
                     .prepare_cached(
-                        "SELECT id, inbox_id FROM messages WHERE blob_id = $1 AND seq IS NULL ORDER BY id",
+                        "SELECT id, inbox_id, account_id FROM messages WHERE blob_id = $1 AND seq IS NULL ORDER BY id",
                     )?
-                    .query_map(params![item.blob_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .query_map(params![item.blob_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                     .collect::<rusqlite::Result<_>>()?;
-                for (message_id, inbox_id) in copies {
+                for (message_id, inbox_id, account_id) in copies {
                     // The inbox row is the per-inbox sequence: list order is the order in which
                     // copies became readable, so a cursor never skips a late one.
                     let seq: i64 = conn
@@ -506,7 +508,19 @@ impl Store for SqliteStore {
                         item.parsed,
                         message_id
                     ])?;
-                    arrivals.push(Arrival { inbox_id, seq });
+                    arrivals.push(insert_event(
+                        conn,
+                        &NewEvent {
+                            account_id: &account_id,
+                            kind: "message.received",
+                            message_id: Some(&message_id),
+                            inbox_id: Some(&inbox_id),
+                            recipient: None,
+                            detail: None,
+                        },
+                        now,
+                    )?);
+                    arrivals.push(Wake::inbox(&inbox_id, seq));
                 }
                 conn.prepare_cached("DELETE FROM ingest_jobs WHERE blob_id = $1")?
                     .execute(params![item.blob_id])?;
@@ -594,7 +608,409 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn follow_arrivals(&self, _notify: Arc<dyn Fn(Arrival) + Send + Sync>) -> Result<()> {
+    async fn enqueue(&self, message: QueuedMessage) -> Result<()> {
+        self.write(move |conn| {
+            if let Some((key, hash)) = &message.idempotency {
+                conn.execute(
+                    "INSERT INTO idempotency (account_id, key, request_hash, message_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    params![message.account_id, key, hash, message.id, message.created_at.0],
+                )?;
+            }
+            let size = message.bytes.len() as i64;
+            conn.prepare_cached("INSERT INTO blobs (id, size, bytes) VALUES ($1, $2, $3)")?
+                .execute(params![message.blob_id, size, message.bytes.as_slice()])?;
+            conn.prepare_cached(
+                "INSERT INTO outbound (id, account_id, inbox_id, blob_id, return_path, created_at, size, \
+                 source, summary, parsed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )?
+            .execute(params![
+                message.id,
+                message.account_id,
+                message.inbox_id,
+                message.blob_id,
+                message.return_path,
+                message.created_at.0,
+                size,
+                message.source,
+                message.summary,
+                message.parsed
+            ])?;
+            let mut insert = conn.prepare_cached(
+                "INSERT INTO recipients (id, message_id, account_id, address, domain, status, queued_at, \
+                 next_attempt_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6, $6)",
+            )?;
+            for r in &message.recipients {
+                insert.execute(params![
+                    r.id,
+                    message.id,
+                    message.account_id,
+                    r.address,
+                    r.domain,
+                    message.created_at.0
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_idempotency(
+        &self,
+        account_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>> {
+        let (account_id, key) = (account_id.to_owned(), key.to_owned());
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT request_hash, message_id, created_at FROM idempotency WHERE account_id = $1 AND key = $2",
+                )?
+                .query_row(params![account_id, key], |r| {
+                    Ok(IdempotencyRecord {
+                        request_hash: r.get(0)?,
+                        message_id: r.get(1)?,
+                        created_at: Timestamp(r.get(2)?),
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn expire_idempotency(
+        &self,
+        account_id: &str,
+        key: &str,
+        before: Timestamp,
+    ) -> Result<()> {
+        let (account_id, key) = (account_id.to_owned(), key.to_owned());
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM idempotency WHERE account_id = $1 AND key = $2 AND created_at < $3",
+                params![account_id, key, before.0],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn suppressed(
+        &self,
+        account_id: &str,
+        addresses: Vec<String>,
+    ) -> Result<Vec<Suppression>> {
+        let account_id = account_id.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT account_id, address, reason, created_at FROM suppressions \
+                 WHERE account_id = $1 AND address = $2",
+            )?;
+            let mut found = Vec::new();
+            for address in addresses {
+                if let Some(s) = stmt
+                    .query_row(params![account_id, address], suppression_row)
+                    .optional()?
+                {
+                    found.push(s);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn list_suppressions(&self, account_id: &str) -> Result<Vec<Suppression>> {
+        let account_id = account_id.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT account_id, address, reason, created_at FROM suppressions \
+                 WHERE account_id = $1 ORDER BY created_at, address",
+            )?;
+            let rows = stmt.query_map(params![account_id], suppression_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn delete_suppression(&self, account_id: &str, address: &str) -> Result<bool> {
+        let (account_id, address) = (account_id.to_owned(), address.to_owned());
+        self.write(move |conn| {
+            let n = conn.execute(
+                "DELETE FROM suppressions WHERE account_id = $1 AND address = $2",
+                params![account_id, address],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Claimed>> {
+        self.write(move |conn| {
+            let ids: Vec<String> = conn
+                .prepare_cached(
+                    "UPDATE recipients SET lease_until = $1 WHERE id IN (\
+                       SELECT id FROM recipients WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $2 \
+                       AND (lease_until IS NULL OR lease_until <= $2) ORDER BY next_attempt_at LIMIT $3) \
+                     RETURNING id",
+                )?
+                .query_map(params![lease_until.0, now.0, limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut stmt = conn.prepare_cached(CLAIMED_SELECT)?;
+            let mut claimed = Vec::with_capacity(ids.len());
+            for id in ids {
+                claimed.push(stmt.query_row(params![id], claimed_row)?);
+            }
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>> {
+        self.read(|conn| {
+            let due: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT min(max(next_attempt_at, coalesce(lease_until, 0))) FROM recipients \
+                     WHERE next_attempt_at IS NOT NULL",
+                )?
+                .query_row([], |r| r.get(0))?;
+            Ok(due.map(Timestamp))
+        })
+        .await
+    }
+
+    async fn load_blob(&self, blob_id: &str) -> Result<Option<Vec<u8>>> {
+        let blob_id = blob_id.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT bytes FROM blobs WHERE id = $1")?
+                .query_row(params![blob_id], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn record_outcomes(&self, outcomes: Outcomes, now: Timestamp) -> Result<Vec<Wake>> {
+        self.write(move |conn| {
+            let mut wakes = Vec::new();
+            for result in &outcomes.results {
+                let a = &result.attempt;
+                let updated = conn
+                    .prepare_cached(
+                        "UPDATE recipients SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
+                         lease_until = NULL, last_code = $3, last_enhanced = $4, last_text = $5, updated_at = $6 \
+                         WHERE id = $7 AND next_attempt_at IS NOT NULL",
+                    )?
+                    .execute(params![
+                        result.status.as_str(),
+                        result.next_attempt_at.map(|t| t.0),
+                        a.code,
+                        a.enhanced,
+                        a.text,
+                        now.0,
+                        result.recipient_id
+                    ])?;
+                if updated == 0 {
+                    continue; // cancelled while in flight
+                }
+                conn.prepare_cached(
+                    "INSERT INTO attempts (recipient_id, at, host, code, enhanced, text, tls) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )?
+                .execute(params![result.recipient_id, a.at.0, a.host, a.code, a.enhanced, a.text, a.tls])?;
+                wakes.push(insert_event(
+                    conn,
+                    &NewEvent {
+                        account_id: &result.account_id,
+                        kind: event_kind(result.status),
+                        message_id: Some(&result.message_id),
+                        inbox_id: Some(&result.inbox_id),
+                        recipient: Some(&result.address),
+                        detail: Some(attempt_detail(result.status, a)),
+                    },
+                    now,
+                )?);
+            }
+            for message in &outcomes.inbound {
+                insert_inbound(conn, message)?;
+            }
+            for s in &outcomes.suppress {
+                conn.execute(
+                    "INSERT INTO suppressions (account_id, address, reason, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (account_id, address) DO NOTHING",
+                    params![s.account_id, s.address, s.reason, s.created_at.0],
+                )?;
+            }
+            Ok(wakes)
+        })
+        .await
+    }
+
+    async fn get_outbound(
+        &self,
+        account_id: &str,
+        message_id: &str,
+    ) -> Result<Option<OutboundRecord>> {
+        let (account_id, message_id) = (account_id.to_owned(), message_id.to_owned());
+        self.read(move |conn| {
+            let Some(mut record) = conn
+                .prepare_cached(
+                    "SELECT id, account_id, inbox_id, return_path, created_at, size, summary, parsed, blob_id \
+                     FROM outbound WHERE id = $1 AND account_id = $2",
+                )?
+                .query_row(params![message_id, account_id], |r| {
+                    Ok(OutboundRecord {
+                        id: r.get(0)?,
+                        account_id: r.get(1)?,
+                        inbox_id: r.get(2)?,
+                        return_path: r.get(3)?,
+                        created_at: Timestamp(r.get(4)?),
+                        size: r.get(5)?,
+                        summary: r.get(6)?,
+                        parsed: r.get(7)?,
+                        blob_id: r.get(8)?,
+                        recipients: Vec::new(),
+                    })
+                })
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let recipients: Vec<(String, String, String, Option<i64>)> = conn
+                .prepare_cached(
+                    "SELECT id, address, status, next_attempt_at FROM recipients WHERE message_id = $1 ORDER BY id",
+                )?
+                .query_map(params![record.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut attempts = conn.prepare_cached(
+                "SELECT at, host, code, enhanced, text, tls FROM attempts WHERE recipient_id = $1 ORDER BY id",
+            )?;
+            for (id, address, status, next) in recipients {
+                let list = attempts
+                    .query_map(params![id], |r| {
+                        Ok(AttemptRecord {
+                            at: Timestamp(r.get(0)?),
+                            host: r.get(1)?,
+                            code: r.get(2)?,
+                            enhanced: r.get(3)?,
+                            text: r.get(4)?,
+                            tls: r.get(5)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                record.recipients.push(RecipientRecord {
+                    id,
+                    address,
+                    status: Status::parse(&status),
+                    attempts: list,
+                    next_attempt_at: next.map(Timestamp),
+                });
+            }
+            Ok(Some(record))
+        })
+        .await
+    }
+
+    async fn list_events(
+        &self,
+        account_id: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        let account_id = account_id.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, kind, message_id, inbox_id, recipient, detail, created_at FROM events \
+                 WHERE account_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )?;
+            let rows = stmt.query_map(params![account_id, after, limit as i64], |r| {
+                Ok(EventRecord {
+                    seq: r.get(0)?,
+                    kind: r.get(1)?,
+                    message_id: r.get(2)?,
+                    inbox_id: r.get(3)?,
+                    recipient: r.get(4)?,
+                    detail: r.get(5)?,
+                    created_at: Timestamp(r.get(6)?),
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn queue_entries(&self, limit: usize) -> Result<Vec<QueueEntry>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.message_id, r.account_id, o.return_path, r.address, r.status, r.attempts, \
+                 r.next_attempt_at, r.last_text FROM recipients r JOIN outbound o ON o.id = r.message_id \
+                 WHERE r.next_attempt_at IS NOT NULL ORDER BY r.next_attempt_at, r.id LIMIT $1",
+            )?;
+            let rows = stmt.query_map(params![limit as i64], |r| {
+                Ok(QueueEntry {
+                    message_id: r.get(0)?,
+                    account_id: r.get(1)?,
+                    return_path: r.get(2)?,
+                    address: r.get(3)?,
+                    status: Status::parse(&r.get::<_, String>(4)?),
+                    attempts: r.get(5)?,
+                    next_attempt_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+                    last_text: r.get(7)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn retry_now(&self, message_id: &str, now: Timestamp) -> Result<usize> {
+        let message_id = message_id.to_owned();
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "UPDATE recipients SET next_attempt_at = $1, updated_at = $1 \
+                 WHERE message_id = $2 AND next_attempt_at IS NOT NULL",
+                params![now.0, message_id],
+            )?)
+        })
+        .await
+    }
+
+    async fn cancel(&self, message_id: &str, now: Timestamp) -> Result<usize> {
+        let message_id = message_id.to_owned();
+        self.write(move |conn| {
+            let cancelled: Vec<(String, String, String)> = conn
+                .prepare_cached(
+                    "UPDATE recipients SET status = 'cancelled', next_attempt_at = NULL, lease_until = NULL, \
+                     updated_at = $1 WHERE message_id = $2 AND next_attempt_at IS NOT NULL \
+                     RETURNING account_id, address, (SELECT inbox_id FROM outbound WHERE id = message_id)",
+                )?
+                .query_map(params![now.0, message_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (account_id, address, inbox_id) in &cancelled {
+                insert_event(
+                    conn,
+                    &NewEvent {
+                        account_id,
+                        kind: "message.cancelled",
+                        message_id: Some(&message_id),
+                        inbox_id: Some(inbox_id),
+                        recipient: Some(address),
+                        detail: None,
+                    },
+                    now,
+                )?;
+            }
+            Ok(cancelled.len())
+        })
+        .await
+    }
+
+    async fn follow_arrivals(&self, _notify: Arc<dyn Fn(Wake) + Send + Sync>) -> Result<()> {
         Ok(())
     }
 
@@ -607,6 +1023,61 @@ impl Store for SqliteStore {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
+}
+
+/// The bytes, a copy per delivery and an ingest job (`accept_inbound`, local delivery, bounces).
+fn insert_inbound(conn: &Connection, message: &InboundMessage) -> Result<()> {
+    let size = message.bytes.len() as i64;
+    conn.prepare_cached("INSERT INTO blobs (id, size, bytes) VALUES ($1, $2, $3)")?
+        .execute(params![message.blob_id, size, message.bytes.as_slice()])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO messages (id, inbox_id, account_id, blob_id, received_at, size, \
+         return_path, recipient, remote_ip, helo, tls) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )?;
+    let env = &message.envelope;
+    for d in &message.deliveries {
+        insert.execute(params![
+            d.message_id,
+            d.inbox_id,
+            d.account_id,
+            message.blob_id,
+            message.received_at.0,
+            size,
+            env.return_path,
+            d.recipient,
+            env.remote_ip,
+            env.helo,
+            env.tls
+        ])?;
+    }
+    conn.prepare_cached("INSERT INTO ingest_jobs (blob_id, created_at) VALUES ($1, $2)")?
+        .execute(params![message.blob_id, message.received_at.0])?;
+    Ok(())
+}
+
+/// Appends to an account's event log; the account row is the sequence.
+fn insert_event(conn: &Connection, event: &NewEvent<'_>, now: Timestamp) -> Result<Wake> {
+    let seq: i64 = conn
+        .prepare_cached(
+            "UPDATE accounts SET last_event = last_event + 1 WHERE id = $1 RETURNING last_event",
+        )?
+        .query_row(params![event.account_id], |r| r.get(0))?;
+    conn.prepare_cached(
+        "INSERT INTO events (account_id, seq, kind, message_id, inbox_id, recipient, detail, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )?
+    .execute(params![
+        event.account_id,
+        seq,
+        event.kind,
+        event.message_id,
+        event.inbox_id,
+        event.recipient,
+        event.detail,
+        now.0
+    ])?;
+    Ok(Wake::events(event.account_id, seq))
 }
 
 fn insert_token(conn: &Connection, token: &NewToken) -> Result<()> {

@@ -1,0 +1,92 @@
+//! Sending: `POST /v1/inboxes/{id}/messages`, and the suppression list it consults.
+
+use super::ApiState;
+use super::error::{ApiError, RawJson};
+use crate::account::Caller;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use crabmail_api::{ErrorBody, SendMessage, Sent, Suppression, SuppressionList};
+
+/// Queue a message from this inbox. Answers 202 once it is durably queued; follow its delivery
+/// with `GET /v1/messages/{id}` or `GET /v1/events`.
+#[utoipa::path(post, path = "/v1/inboxes/{id}/messages", tag = "sending", request_body = SendMessage,
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "Inbox to send from"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h: the first answer again, nothing sent twice"),
+    ),
+    responses(
+        (status = 202, description = "Queued", body = Sent),
+        (status = 404, description = "No such inbox", body = ErrorBody),
+        (status = 409, description = "Idempotency-Key reused with another body", body = ErrorBody),
+        (status = 422, description = "Invalid field, suppressed recipient, or too large; `field` names it", body = ErrorBody),
+    ))]
+pub async fn send_message(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(inbox_id): Path<String>,
+    headers: HeaderMap,
+    RawJson(request, raw): RawJson<SendMessage>,
+) -> Result<(StatusCode, axum::Json<Sent>), ApiError> {
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str().map_err(|_| {
+                ApiError::invalid("Idempotency-Key: not ASCII").with_field("Idempotency-Key")
+            })
+        })
+        .transpose()?;
+    let accepted = state
+        .outbound
+        .send(&caller, &inbox_id, request, key, &raw)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(Sent {
+            id: accepted.id,
+            status: "queued".into(),
+        }),
+    ))
+}
+
+/// Addresses this account will not send to: added when a recipient's mailbox was refused
+/// permanently (5.1.x).
+#[utoipa::path(get, path = "/v1/suppressions", tag = "sending", security(("bearer" = [])),
+    responses((status = 200, body = SuppressionList)))]
+pub async fn list_suppressions(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<axum::Json<SuppressionList>, ApiError> {
+    caller.require_account_wide()?;
+    let list = state.store.list_suppressions(&caller.account_id).await?;
+    Ok(axum::Json(SuppressionList {
+        suppressions: list
+            .into_iter()
+            .map(|s| Suppression {
+                address: s.address,
+                reason: s.reason,
+                created_at: s.created_at.to_rfc3339(),
+            })
+            .collect(),
+    }))
+}
+
+#[utoipa::path(delete, path = "/v1/suppressions/{address}", tag = "sending", security(("bearer" = [])),
+    params(("address" = String, Path, description = "The suppressed address")),
+    responses((status = 204, description = "Removed: mail to it is allowed again"), (status = 404, body = ErrorBody)))]
+pub async fn delete_suppression(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(address): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_account_wide()?;
+    if state
+        .store
+        .delete_suppression(&caller.account_id, &address.to_ascii_lowercase())
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("suppression"))
+    }
+}

@@ -1,0 +1,212 @@
+//! The MTA's sending half: take one message and the recipients that share a route, reach the
+//! destination (the relay, or the domain's MX hosts in order), and come back with an `Outcome`
+//! for each recipient. Classification is in `outcome`, routing in `route`, the SMTP dialogue in
+//! `client`, bounce reports in `dsn`.
+//!
+//! Connections are reused: after a transaction, a healthy connection waits in a small pool for
+//! more mail to the same host (`delivery.idle_connections`). At most
+//! `queue.max_per_destination` deliveries run at once per destination.
+//!
+//! Nothing here touches the store; the queue records what comes back.
+
+pub mod client;
+pub mod dsn;
+pub mod outcome;
+pub mod route;
+
+use crate::config::{Config, TlsPolicy};
+use crate::dns::Dns;
+use client::{Client, ClientOptions, Connectors, TlsMode};
+use outcome::Outcome;
+use route::{Relay, Route, Target};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("delivery TLS setup: {0}")]
+    Tls(String),
+    #[error("delivery.relay: {0}")]
+    Relay(String),
+}
+
+pub struct Deliverer {
+    dns: Dns,
+    mx: ClientOptions,
+    relay: Option<(Relay, ClientOptions)>,
+    connectors: Connectors,
+    mx_port: u16,
+    max_per_destination: usize,
+    idle_limit: Duration,
+    idle: Mutex<HashMap<String, Vec<(Client, Instant)>>>,
+    destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl Deliverer {
+    pub fn new(config: &Config, dns: Dns) -> Result<Deliverer, DeliveryError> {
+        let d = &config.delivery;
+        let connectors = client::connectors(&d.tls_ca_file).map_err(DeliveryError::Tls)?;
+        let base = ClientOptions {
+            helo: config.hostname().to_owned(),
+            connect_timeout: d.connect_timeout,
+            command_timeout: d.command_timeout,
+            data_timeout: d.data_timeout,
+            tls: match d.tls {
+                TlsPolicy::Opportunistic => TlsMode::Opportunistic,
+                TlsPolicy::Required => TlsMode::Required,
+            },
+            credentials: None,
+        };
+        let relay = if d.relay.is_empty() {
+            None
+        } else {
+            let relay = Relay::parse(&d.relay).map_err(DeliveryError::Relay)?;
+            // A smart host is always authenticated by its certificate: our credentials go to it.
+            let tls = if relay.implicit_tls {
+                TlsMode::Implicit {
+                    name: relay.host.clone(),
+                }
+            } else {
+                TlsMode::Verified {
+                    name: relay.host.clone(),
+                }
+            };
+            let options = ClientOptions {
+                tls,
+                credentials: relay.credentials.clone(),
+                ..base.clone()
+            };
+            Some((relay, options))
+        };
+        Ok(Deliverer {
+            dns,
+            mx: base,
+            relay,
+            connectors,
+            mx_port: d.mx_port,
+            max_per_destination: config.queue.max_per_destination.max(1),
+            idle_limit: d.idle_connections,
+            idle: Mutex::new(HashMap::new()),
+            destinations: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The route for a remote domain: the relay if one is configured, else its MX hosts.
+    pub fn remote_route(&self, domain: &str) -> Route {
+        if self.relay.is_some() {
+            Route::Relay
+        } else {
+            Route::Mx(domain.to_owned())
+        }
+    }
+
+    /// Delivers one message to `recipients`, which share `route` (never `Route::Local`).
+    pub async fn deliver(
+        &self,
+        route: &Route,
+        from: &str,
+        recipients: &[String],
+        body: &[u8],
+    ) -> Vec<Outcome> {
+        let n = recipients.len();
+        let gate = self.destination(&route.key());
+        let Ok(_permit) = gate.acquire_owned().await else {
+            return vec![Outcome::deferred("4.3.0", "delivery is shutting down"); n];
+        };
+        let (targets, options) = match route {
+            Route::Relay => match &self.relay {
+                Some((relay, options)) => (route::relay_targets(&self.dns, relay).await, options),
+                None => return vec![Outcome::deferred("4.3.5", "no relay is configured"); n],
+            },
+            Route::Mx(domain) => (
+                route::mx_targets(&self.dns, domain, self.mx_port).await,
+                &self.mx,
+            ),
+            Route::Local => {
+                return vec![Outcome::deferred("4.3.5", "local mail is not delivered over SMTP"); n];
+            }
+        };
+        let targets = match targets {
+            Ok(targets) => targets,
+            Err(outcome) => return vec![outcome; n],
+        };
+        let mut last_failure = None;
+        for target in &targets {
+            let mut client = match self.checkout(target).await {
+                Some(client) => client,
+                None => match Client::connect(target, options, &self.connectors).await {
+                    Ok(client) => client,
+                    Err(failure) => {
+                        tracing::info!(host = %target.host, addr = %target.addr, reason = %failure.text, "delivery: host failed; trying the next");
+                        last_failure = Some(failure);
+                        continue;
+                    }
+                },
+            };
+            let (outcomes, usable) = client.send(from, recipients, body).await;
+            if usable {
+                self.checkin(target, client);
+            }
+            return outcomes;
+        }
+        let failure = last_failure
+            .unwrap_or_else(|| Outcome::deferred("4.4.1", "no mail host could be reached"));
+        vec![failure; n]
+    }
+
+    fn destination(&self, key: &str) -> Arc<Semaphore> {
+        let mut map = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key.to_owned())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.max_per_destination)))
+            .clone()
+    }
+
+    fn pool_key(target: &Target) -> String {
+        format!("{}|{}", target.host, target.addr)
+    }
+
+    /// An idle connection to `target` that still answers, if there is one.
+    async fn checkout(&self, target: &Target) -> Option<Client> {
+        loop {
+            let candidate = {
+                let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+                idle.get_mut(&Self::pool_key(target)).and_then(Vec::pop)
+            };
+            let (mut client, since) = candidate?;
+            if since.elapsed() < self.idle_limit && client.reset().await {
+                return Some(client);
+            }
+        }
+    }
+
+    fn checkin(&self, target: &Target, client: Client) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = idle.entry(Self::pool_key(target)).or_default();
+        if slot.len() < self.max_per_destination {
+            slot.push((client, Instant::now()));
+        }
+    }
+
+    /// Closes connections idle for longer than `delivery.idle_connections`.
+    pub async fn close_idle(&self, all: bool) {
+        let expired: Vec<Client> = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut out = Vec::new();
+            for slot in idle.values_mut() {
+                let (keep, drop): (Vec<_>, Vec<_>) = std::mem::take(slot)
+                    .into_iter()
+                    .partition(|(_, since)| !all && since.elapsed() < self.idle_limit);
+                *slot = keep;
+                out.extend(drop.into_iter().map(|(c, _)| c));
+            }
+            idle.retain(|_, slot| !slot.is_empty());
+            out
+        };
+        for client in expired {
+            client.quit().await;
+        }
+    }
+}

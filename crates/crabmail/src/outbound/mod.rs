@@ -1,0 +1,415 @@
+//! Accepting mail to send, from the API or from SMTP submission: who may send as whom, to whom
+//! (suppressions), how big, and the one transaction that queues it before we say yes.
+//!
+//! An account sends only from its own inboxes (and a token limited to one inbox, only from that
+//! one). Addresses the account has suppressed are refused up front, naming the address and why.
+//! `Idempotency-Key` makes a retried API call return the first answer instead of sending twice.
+
+pub mod compose;
+
+use crate::account::{AccountError, Caller};
+use crate::clock::SharedClock;
+use crate::id;
+use crate::ingest::parse;
+use crate::queue::QueueHandle;
+use crate::store::{NewRecipient, QueuedMessage, SharedStore, StoreError};
+use compose::{Addressee, Draft, Invalid};
+use crabmail_api::{ParsedMessage, SendMessage};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Recipients (to, cc and bcc together) of one message sent through the API.
+pub const MAX_API_RECIPIENTS: usize = 50;
+/// How long an Idempotency-Key holds.
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error(
+        "{address} is on this account's suppression list ({reason}); remove it with DELETE /v1/suppressions/{address}"
+    )]
+    Suppressed {
+        field: String,
+        address: String,
+        reason: String,
+    },
+    #[error("the message is {size} octets; the limit is {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyConflict,
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<Invalid> for SubmitError {
+    fn from(i: Invalid) -> Self {
+        SubmitError::Invalid {
+            field: i.field,
+            message: i.message,
+        }
+    }
+}
+
+/// What an accepted submission is known by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub id: String,
+}
+
+#[derive(Clone)]
+pub struct Outbound {
+    store: SharedStore,
+    clock: SharedClock,
+    queue: QueueHandle,
+    max_message_size: usize,
+}
+
+impl Outbound {
+    pub fn new(
+        store: SharedStore,
+        clock: SharedClock,
+        queue: QueueHandle,
+        max_message_size: usize,
+    ) -> Self {
+        Outbound {
+            store,
+            clock,
+            queue,
+            max_message_size,
+        }
+    }
+
+    /// `POST /v1/inboxes/{id}/messages`. `raw_request` is the body as sent, for idempotency.
+    pub async fn send(
+        &self,
+        caller: &Caller,
+        inbox_id: &str,
+        request: SendMessage,
+        idempotency_key: Option<&str>,
+        raw_request: &[u8],
+    ) -> Result<Accepted, SubmitError> {
+        if !id::looks_like(id::INBOX, inbox_id) || !caller.may_see_inbox(inbox_id) {
+            return Err(SubmitError::NotFound);
+        }
+        let inbox = self
+            .store
+            .get_inbox(&caller.account_id, inbox_id)
+            .await?
+            .ok_or(SubmitError::NotFound)?;
+        let idempotency = match idempotency_key {
+            Some(key) => {
+                let key = key.trim();
+                if key.is_empty() || key.len() > 255 {
+                    return Err(SubmitError::Invalid {
+                        field: "Idempotency-Key".into(),
+                        message: "must be 1 to 255 characters".into(),
+                    });
+                }
+                let hash =
+                    Sha256::digest([inbox_id.as_bytes(), b"\n", raw_request].concat()).to_vec();
+                if let Some(previous) = self.previous(&caller.account_id, key, &hash).await? {
+                    return Ok(previous);
+                }
+                Some((key.to_owned(), hash))
+            }
+            None => None,
+        };
+
+        let now = self.clock.now();
+        let message_id = id::new_id(id::MESSAGE, now);
+        let domain = inbox
+            .address
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or("localhost")
+            .to_owned();
+        let mut subject = request.subject.clone().unwrap_or_default();
+        let mut to = parse_list(&request.to.to_vec(), "to")?;
+        let cc = parse_list(&request.cc.to_vec(), "cc")?;
+        let bcc = parse_list(&request.bcc.to_vec(), "bcc")?;
+        let (mut in_reply_to, mut references) = (None, Vec::new());
+        if let Some(parent_id) = &request.in_reply_to {
+            let parent = self.parent(caller, &inbox.id, parent_id).await?;
+            if let Some(mid) = &parent.message_id {
+                references = parent.references.clone();
+                if !references.contains(mid) {
+                    references.push(mid.clone());
+                }
+                in_reply_to = Some(mid.clone());
+            }
+            if request.subject.is_none() {
+                let original = parent.subject.clone().unwrap_or_default();
+                subject = if original.to_ascii_lowercase().starts_with("re:") {
+                    original
+                } else {
+                    format!("Re: {original}")
+                };
+            }
+            if to.is_empty() {
+                let reply_to = parent.reply_to.first().or(parent.from.as_ref());
+                if let Some(address) = reply_to.and_then(|m| m.address.as_deref()) {
+                    to.push(compose::parse_addressee(address, "in_reply_to")?);
+                }
+            }
+        }
+        let all: Vec<&Addressee> = to.iter().chain(&cc).chain(&bcc).collect();
+        if all.is_empty() {
+            return Err(SubmitError::Invalid {
+                field: "to".into(),
+                message: "at least one recipient is needed (to, cc or bcc)".into(),
+            });
+        }
+        if all.len() > MAX_API_RECIPIENTS {
+            return Err(SubmitError::Invalid {
+                field: "to".into(),
+                message: format!(
+                    "{} recipients; at most {MAX_API_RECIPIENTS} per message",
+                    all.len()
+                ),
+            });
+        }
+        let recipients: Vec<String> = dedup(all.iter().map(|a| a.address.clone()));
+        self.check_suppressions(&caller.account_id, &recipients, &to, &cc)
+            .await?;
+        for (name, value) in &request.headers {
+            compose::check_header(name, value)?;
+        }
+        let attachments = request
+            .attachments
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                compose::decode_attachment(
+                    i,
+                    &a.filename,
+                    a.content_type.as_deref(),
+                    &a.content_base64,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let bytes = compose::compose(Draft {
+            from: Addressee {
+                name: inbox.display_name.clone().filter(|n| !n.is_empty()),
+                address: inbox.address.clone(),
+            },
+            to,
+            cc,
+            subject,
+            text: request.text,
+            html: request.html,
+            attachments,
+            headers: request.headers.into_iter().collect(),
+            in_reply_to,
+            references,
+            message_id: format!("{message_id}@{domain}"),
+            date: now.millis() / 1000,
+        });
+        let accepted = self
+            .enqueue(
+                &caller.account_id,
+                &inbox.id,
+                &inbox.address,
+                message_id,
+                recipients,
+                bytes,
+                "api",
+                idempotency.clone(),
+            )
+            .await;
+        match (accepted, idempotency) {
+            // Two requests with one key at once: the loser answers like a retry.
+            (Err(SubmitError::Store(StoreError::Conflict)), Some((key, hash))) => self
+                .previous(&caller.account_id, &key, &hash)
+                .await?
+                .ok_or(SubmitError::IdempotencyConflict),
+            (result, _) => result,
+        }
+    }
+
+    /// SMTP submission: the message as the client sent it, from `return_path` (an inbox of the
+    /// account, checked by the session) to `recipients`.
+    pub async fn submit(
+        &self,
+        account_id: &str,
+        inbox_id: &str,
+        return_path: &str,
+        recipients: Vec<String>,
+        bytes: Vec<u8>,
+    ) -> Result<Accepted, SubmitError> {
+        let message_id = id::new_id(id::MESSAGE, self.clock.now());
+        self.enqueue(
+            account_id,
+            inbox_id,
+            return_path,
+            message_id,
+            recipients,
+            bytes,
+            "smtp",
+            None,
+        )
+        .await
+    }
+
+    /// The suppression (if any) among `addresses`, for SMTP's RCPT.
+    pub async fn suppression(
+        &self,
+        account_id: &str,
+        address: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let found = self
+            .store
+            .suppressed(account_id, vec![address.to_ascii_lowercase()])
+            .await?;
+        Ok(found.into_iter().next().map(|s| s.reason))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn enqueue(
+        &self,
+        account_id: &str,
+        inbox_id: &str,
+        return_path: &str,
+        message_id: String,
+        recipients: Vec<String>,
+        bytes: Vec<u8>,
+        source: &'static str,
+        idempotency: Option<(String, Vec<u8>)>,
+    ) -> Result<Accepted, SubmitError> {
+        if bytes.len() > self.max_message_size {
+            return Err(SubmitError::TooLarge {
+                size: bytes.len(),
+                limit: self.max_message_size,
+            });
+        }
+        let now = self.clock.now();
+        let parsed = parse::parse(&bytes);
+        let message = QueuedMessage {
+            id: message_id.clone(),
+            account_id: account_id.to_owned(),
+            inbox_id: inbox_id.to_owned(),
+            blob_id: id::new_id(id::BLOB, now),
+            bytes: Arc::new(bytes),
+            return_path: return_path.to_owned(),
+            created_at: now,
+            source,
+            summary: serde_json::to_string(&parsed.summary).unwrap_or_else(|_| "{}".into()),
+            parsed: serde_json::to_string(&parsed.view).unwrap_or_else(|_| "{}".into()),
+            recipients: recipients
+                .into_iter()
+                .map(|address| NewRecipient {
+                    id: id::new_id("rcpt", now),
+                    domain: address
+                        .rsplit_once('@')
+                        .map(|(_, d)| d.to_ascii_lowercase())
+                        .unwrap_or_default(),
+                    address,
+                })
+                .collect(),
+            idempotency,
+        };
+        // DURABILITY: committed before the 202 (API) or 250 (SMTP) that acknowledges it.
+        self.store.enqueue(message).await?;
+        self.queue.wake();
+        Ok(Accepted { id: message_id })
+    }
+
+    /// The first answer for an Idempotency-Key used with the same request within the window.
+    async fn previous(
+        &self,
+        account_id: &str,
+        key: &str,
+        hash: &[u8],
+    ) -> Result<Option<Accepted>, SubmitError> {
+        let now = self.clock.now();
+        let window_start =
+            crate::clock::Timestamp(now.millis() - IDEMPOTENCY_WINDOW.as_millis() as i64);
+        self.store
+            .expire_idempotency(account_id, key, window_start)
+            .await?;
+        match self.store.find_idempotency(account_id, key).await? {
+            Some(record) if record.request_hash == hash => Ok(Some(Accepted {
+                id: record.message_id,
+            })),
+            Some(_) => Err(SubmitError::IdempotencyConflict),
+            None => Ok(None),
+        }
+    }
+
+    async fn parent(
+        &self,
+        caller: &Caller,
+        inbox_id: &str,
+        parent_id: &str,
+    ) -> Result<ParsedMessage, SubmitError> {
+        let not_found = || SubmitError::Invalid {
+            field: "in_reply_to".into(),
+            message: "no message with this id was received by this inbox".into(),
+        };
+        if !id::looks_like(id::MESSAGE, parent_id) {
+            return Err(not_found());
+        }
+        let record = self
+            .store
+            .get_message(&caller.account_id, parent_id)
+            .await?
+            .filter(|m| m.inbox_id == inbox_id)
+            .ok_or_else(not_found)?;
+        Ok(serde_json::from_str(&record.parsed).unwrap_or_default())
+    }
+
+    async fn check_suppressions(
+        &self,
+        account_id: &str,
+        recipients: &[String],
+        to: &[Addressee],
+        cc: &[Addressee],
+    ) -> Result<(), SubmitError> {
+        let lowered: Vec<String> = recipients.iter().map(|a| a.to_ascii_lowercase()).collect();
+        let found = self.store.suppressed(account_id, lowered).await?;
+        if let Some(s) = found.into_iter().next() {
+            let field = if to
+                .iter()
+                .any(|a| a.address.eq_ignore_ascii_case(&s.address))
+            {
+                "to"
+            } else if cc
+                .iter()
+                .any(|a| a.address.eq_ignore_ascii_case(&s.address))
+            {
+                "cc"
+            } else {
+                "bcc"
+            };
+            return Err(SubmitError::Suppressed {
+                field: field.into(),
+                address: s.address,
+                reason: s.reason,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn parse_list(list: &[String], field: &str) -> Result<Vec<Addressee>, Invalid> {
+    list.iter()
+        .enumerate()
+        .map(|(i, a)| compose::parse_addressee(a, &format!("{field}[{i}]")))
+        .collect()
+}
+
+fn dedup(addresses: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for a in addresses {
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(&a)) {
+            out.push(a);
+        }
+    }
+    out
+}

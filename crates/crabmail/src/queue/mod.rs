@@ -1,0 +1,404 @@
+//! The durable outbound queue at work: claim recipients that are due (with a lease, so a crashed
+//! worker's recipients come back), deliver them grouped by message and route, and record every
+//! outcome in one transaction with what it implies: the next attempt, a bounce report into the
+//! sending inbox, a suppression, local deliveries, events.
+//!
+//! Mail for inboxes we host is delivered here, through the same ingest path as mail from the
+//! network, with no SMTP hop. The worker sleeps until the next recipient is due (on the `Clock`,
+//! so tests move time instead of waiting) or until new mail is queued.
+
+pub mod schedule;
+
+use crate::account::Accounts;
+use crate::account::address::Mailbox;
+use crate::clock::{SharedClock, Timestamp};
+use crate::config::Config;
+use crate::delivery::Deliverer;
+use crate::delivery::dsn::{self, Failed};
+use crate::delivery::outcome::{Outcome, Verdict};
+use crate::delivery::route::Route;
+use crate::events::Wakeups;
+use crate::id;
+use crate::ingest::IngestQueue;
+use crate::store::{
+    AttemptRecord, Claimed, Delivery, Envelope, InboundMessage, IngestJob, Outcomes,
+    RecipientResult, SharedStore, Status, Suppression,
+};
+use schedule::{Next, Schedule};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// How often idle outbound connections are checked for expiry.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Pause before retrying to record outcomes the store refused.
+const RECORD_RETRY: Duration = Duration::from_millis(500);
+/// Attempts at recording one round before giving up (the lease then brings it back).
+const RECORD_ATTEMPTS: usize = 20;
+
+/// Wakes the worker when mail is queued.
+#[derive(Clone, Default)]
+pub struct QueueHandle {
+    wake: Arc<Notify>,
+}
+
+impl QueueHandle {
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+pub struct Queue {
+    store: SharedStore,
+    accounts: Accounts,
+    deliverer: Arc<Deliverer>,
+    ingest: IngestQueue,
+    wakeups: Arc<Wakeups>,
+    clock: SharedClock,
+    schedule: Schedule,
+    hostname: String,
+    lease: Duration,
+    concurrency: usize,
+}
+
+/// One message to one route: the unit of delivery.
+struct Job {
+    route: Route,
+    recipients: Vec<Claimed>,
+}
+
+impl Queue {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: &Config,
+        store: SharedStore,
+        accounts: Accounts,
+        deliverer: Arc<Deliverer>,
+        ingest: IngestQueue,
+        wakeups: Arc<Wakeups>,
+        clock: SharedClock,
+    ) -> Queue {
+        Queue {
+            store,
+            accounts,
+            deliverer,
+            ingest,
+            wakeups,
+            clock,
+            schedule: Schedule {
+                retry: config.queue.retry.clone(),
+                lifetime: config.queue.lifetime,
+                jitter: config.queue.jitter,
+            },
+            hostname: config.hostname().to_owned(),
+            lease: config.queue.lease,
+            concurrency: config.queue.concurrency.max(1),
+        }
+    }
+
+    /// Runs until `shutdown`; deliveries in flight are finished and recorded first.
+    pub fn start(
+        self,
+        handle: QueueHandle,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(Arc::new(self).run(handle, shutdown))
+    }
+
+    async fn run(self: Arc<Self>, handle: QueueHandle, shutdown: CancellationToken) {
+        let mut running: JoinSet<()> = JoinSet::new();
+        let mut sweep = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            let free = self.concurrency.saturating_sub(running.len());
+            if free > 0 && !shutdown.is_cancelled() {
+                for job in self.claim(free).await {
+                    let queue = self.clone();
+                    running.spawn(async move { queue.run_job(job).await });
+                }
+            }
+            if running.len() >= self.concurrency {
+                // Busy: look again as soon as a slot frees.
+                tokio::select! {
+                    _ = running.join_next() => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            let next_due = match self.store.next_due().await {
+                Ok(Some(at)) => at,
+                Ok(None) => self.clock.now().plus(Duration::from_secs(3600)),
+                Err(e) => {
+                    tracing::error!(error = %e, "queue: cannot read the next due time");
+                    self.clock.now().plus(Duration::from_secs(1))
+                }
+            };
+            tokio::select! {
+                _ = handle.wake.notified() => {}
+                _ = self.clock.sleep_until(next_due) => {}
+                Some(_) = running.join_next(), if !running.is_empty() => {}
+                _ = sweep.tick() => self.deliverer.close_idle(false).await,
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        while running.join_next().await.is_some() {}
+        self.deliverer.close_idle(true).await;
+    }
+
+    /// Leases due recipients and groups them into jobs: one per message and route. Every
+    /// claimed recipient gets a job now, so none waits out its lease.
+    async fn claim(&self, slots: usize) -> Vec<Job> {
+        let now = self.clock.now();
+        let claimed = match self
+            .store
+            .claim_due(now, now.plus(self.lease), slots * 4)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::error!(error = %e, "queue: cannot claim due recipients");
+                return Vec::new();
+            }
+        };
+        let mut jobs: BTreeMap<(String, String), Job> = BTreeMap::new();
+        for recipient in claimed {
+            let route = if self.accounts.hosts_domain(&recipient.domain) {
+                Route::Local
+            } else {
+                self.deliverer.remote_route(&recipient.domain)
+            };
+            jobs.entry((recipient.message_id.clone(), route.key()))
+                .or_insert_with(|| Job {
+                    route,
+                    recipients: Vec::new(),
+                })
+                .recipients
+                .push(recipient);
+        }
+        jobs.into_values().collect()
+    }
+
+    async fn run_job(&self, job: Job) {
+        let Some(first) = job.recipients.first() else {
+            return;
+        };
+        let body = match self.store.load_blob(&first.blob_id).await {
+            Ok(Some(body)) => body,
+            Ok(None) => {
+                tracing::error!(message = %first.message_id, "queue: message bytes are missing");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "queue: cannot load message bytes; the lease will bring them back");
+                return;
+            }
+        };
+        let mut outcomes = Outcomes::default();
+        let results: Vec<Outcome> = match &job.route {
+            Route::Local => {
+                self.deliver_locally(&job.recipients, &body, &mut outcomes)
+                    .await
+            }
+            route => {
+                let addresses: Vec<String> =
+                    job.recipients.iter().map(|r| r.address.clone()).collect();
+                self.deliverer
+                    .deliver(route, &first.return_path, &addresses, &body)
+                    .await
+            }
+        };
+        let now = self.clock.now();
+        let mut failed = Vec::new();
+        for (recipient, outcome) in job.recipients.iter().zip(results) {
+            let (status, next) = match outcome.verdict {
+                Verdict::Delivered => (Status::Delivered, None),
+                Verdict::Bounced => (Status::Bounced, None),
+                Verdict::Deferred => {
+                    match self.schedule.after_failure(
+                        recipient.attempts + 1,
+                        recipient.queued_at,
+                        now,
+                        rand::random(),
+                    ) {
+                        Next::RetryAt(at) => (Status::Deferred, Some(at)),
+                        Next::Expire => (Status::Expired, None),
+                    }
+                }
+            };
+            tracing::info!(
+                message = %recipient.message_id,
+                to = %recipient.address,
+                status = status.as_str(),
+                reply = %outcome.diagnostic(),
+                "queue: delivery attempt"
+            );
+            if outcome.is_bad_mailbox() {
+                outcomes.suppress.push(Suppression {
+                    account_id: recipient.account_id.clone(),
+                    address: recipient.address.to_ascii_lowercase(),
+                    reason: outcome.diagnostic(),
+                    created_at: now,
+                });
+            }
+            if matches!(status, Status::Bounced | Status::Expired) {
+                failed.push(Failed {
+                    address: recipient.address.clone(),
+                    outcome: outcome.clone(),
+                    last_attempt: now,
+                    expired: status == Status::Expired,
+                });
+            }
+            outcomes.results.push(RecipientResult {
+                recipient_id: recipient.recipient_id.clone(),
+                account_id: recipient.account_id.clone(),
+                message_id: recipient.message_id.clone(),
+                inbox_id: recipient.inbox_id.clone(),
+                address: recipient.address.clone(),
+                status,
+                next_attempt_at: next,
+                attempt: AttemptRecord {
+                    at: now,
+                    host: outcome.host,
+                    code: outcome.code,
+                    enhanced: outcome.enhanced,
+                    text: outcome.text,
+                    tls: outcome.tls,
+                },
+            });
+        }
+        if !failed.is_empty()
+            && let Some(report) = self.bounce_report(first, &body, &failed, now)
+        {
+            outcomes.inbound.push(report);
+        }
+        self.record(outcomes).await;
+    }
+
+    /// Straight into the recipients' inboxes, one stored copy for all of them.
+    async fn deliver_locally(
+        &self,
+        recipients: &[Claimed],
+        body: &[u8],
+        outcomes: &mut Outcomes,
+    ) -> Vec<Outcome> {
+        let now = self.clock.now();
+        let mut deliveries: Vec<Delivery> = Vec::new();
+        let mut results = Vec::with_capacity(recipients.len());
+        for recipient in recipients {
+            let target = match Mailbox::parse(&recipient.address) {
+                Ok(mailbox) => self.store.find_inbox(&mailbox.address()).await,
+                Err(_) => Ok(None),
+            };
+            results.push(match target {
+                Ok(Some(target)) => {
+                    if !deliveries.iter().any(|d| d.inbox_id == target.inbox_id) {
+                        deliveries.push(Delivery {
+                            message_id: id::new_id(id::MESSAGE, now),
+                            inbox_id: target.inbox_id,
+                            account_id: target.account_id,
+                            recipient: recipient.address.clone(),
+                        });
+                    }
+                    Outcome::delivered_locally("delivered to a local inbox").at_host(&self.hostname)
+                }
+                Ok(None) => Outcome::bounced(
+                    "5.1.1",
+                    format!("<{}>: no such mailbox here", recipient.address),
+                )
+                .at_host(&self.hostname),
+                Err(e) => Outcome::deferred("4.3.0", format!("local store unavailable: {e}")),
+            });
+        }
+        if !deliveries.is_empty() {
+            outcomes.inbound.push(InboundMessage {
+                blob_id: id::new_id(id::BLOB, now),
+                bytes: Arc::new(body.to_vec()),
+                received_at: now,
+                envelope: Envelope {
+                    return_path: recipients[0].return_path.clone(),
+                    remote_ip: "local".into(),
+                    helo: self.hostname.clone(),
+                    tls: true,
+                },
+                deliveries,
+            });
+        }
+        results
+    }
+
+    /// An RFC 3464 report into the inbox that sent the message (never for a null sender).
+    fn bounce_report(
+        &self,
+        sent: &Claimed,
+        original: &[u8],
+        failed: &[Failed],
+        now: Timestamp,
+    ) -> Option<InboundMessage> {
+        if sent.return_path.is_empty() {
+            return None;
+        }
+        let report_id = id::new_id(id::BLOB, now);
+        let bytes = dsn::bounce(&dsn::Report {
+            reporting_mta: &self.hostname,
+            to: &sent.return_path,
+            original,
+            arrival: sent.queued_at,
+            now,
+            id: &report_id,
+            failed,
+        });
+        Some(InboundMessage {
+            blob_id: report_id,
+            bytes: Arc::new(bytes),
+            received_at: now,
+            envelope: Envelope {
+                return_path: String::new(),
+                remote_ip: "local".into(),
+                helo: self.hostname.clone(),
+                tls: true,
+            },
+            deliveries: vec![Delivery {
+                message_id: id::new_id(id::MESSAGE, now),
+                inbox_id: sent.inbox_id.clone(),
+                account_id: sent.account_id.clone(),
+                recipient: sent.return_path.clone(),
+            }],
+        })
+    }
+
+    /// Commits a round; new local messages go to ingest and waiting long-polls wake.
+    async fn record(&self, outcomes: Outcomes) {
+        let jobs: Vec<IngestJob> = outcomes
+            .inbound
+            .iter()
+            .map(|m| IngestJob {
+                blob_id: m.blob_id.clone(),
+                bytes: m.bytes.clone(),
+            })
+            .collect();
+        for _ in 0..RECORD_ATTEMPTS {
+            match self
+                .store
+                .record_outcomes(outcomes.clone(), self.clock.now())
+                .await
+            {
+                Ok(wakes) => {
+                    for job in jobs {
+                        self.ingest.push(job);
+                    }
+                    self.wakeups.announce_all(&wakes);
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "queue: cannot record outcomes; retrying");
+                    tokio::time::sleep(RECORD_RETRY).await;
+                }
+            }
+        }
+        tracing::error!(
+            "queue: outcomes not recorded; the recipients return when their lease ends"
+        );
+    }
+}
