@@ -114,13 +114,13 @@ enum ConfigCommand {
     /// Print every setting with its default and what it does.
     Defaults,
     /// Print the configuration in effect (defaults, file, environment, flags).
-    Show(ServerOptions),
+    Show(Box<ServerOptions>),
 }
 
 #[derive(Subcommand)]
 enum AdminCommand {
     /// Create a single-use invite code for signup.policy = "invite".
-    Invite(ServerOptions),
+    Invite(Box<ServerOptions>),
 }
 
 fn main() -> anyhow::Result<()> {
