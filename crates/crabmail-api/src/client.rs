@@ -201,6 +201,50 @@ impl Client {
         Self::check(resp).await.map(|_| ())
     }
 
+    /// Queues a message from an inbox; `idempotency_key` makes a retry safe.
+    pub async fn send_message(
+        &self,
+        inbox_id: &str,
+        message: &SendMessage,
+        idempotency_key: Option<&str>,
+    ) -> Result<Sent, ClientError> {
+        let mut req = self
+            .request(Method::POST, &format!("/v1/inboxes/{inbox_id}/messages"))
+            .json(message);
+        if let Some(key) = idempotency_key {
+            req = req.header("Idempotency-Key", key);
+        }
+        Self::send(req).await
+    }
+
+    /// Events after `after`; with `wait` seconds, held until one happens or the wait ends.
+    pub async fn list_events(
+        &self,
+        after: Option<&str>,
+        wait: Option<u32>,
+    ) -> Result<EventList, ClientError> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(after) = after {
+            query.push(("after", after.to_owned()));
+        }
+        if let Some(wait) = wait {
+            query.push(("wait", wait.to_string()));
+        }
+        Self::send(self.request(Method::GET, "/v1/events").query(&query)).await
+    }
+
+    pub async fn list_suppressions(&self) -> Result<SuppressionList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/suppressions")).await
+    }
+
+    pub async fn delete_suppression(&self, address: &str) -> Result<(), ClientError> {
+        let resp = self
+            .request(Method::DELETE, &format!("/v1/suppressions/{address}"))
+            .send()
+            .await?;
+        Self::check(resp).await.map(|_| ())
+    }
+
     /// Whether the server answers at all (used by the CLI to explain a down server).
     pub async fn ping(&self) -> bool {
         match self.request(Method::GET, "/v1/openapi.json").send().await {

@@ -6,10 +6,12 @@
 
 mod dns;
 mod server;
+mod sink;
 mod smtp;
 
 pub use dns::{DnsServer, Zone};
 pub use server::{Backend, TestServer, pg_base_url, pg_schema_url};
+pub use sink::{Dumped, SmtpSink};
 pub use smtp::{Reply, Smtp};
 
 /// Generates one `#[tokio::test]` per storage backend for `async fn name(backend: Backend)`.

@@ -126,7 +126,10 @@ impl Deliverer {
                 &self.mx,
             ),
             Route::Local => {
-                return vec![Outcome::deferred("4.3.5", "local mail is not delivered over SMTP"); n];
+                return vec![
+                    Outcome::deferred("4.3.5", "local mail is not delivered over SMTP");
+                    n
+                ];
             }
         };
         let targets = match targets {

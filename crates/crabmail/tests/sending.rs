@@ -1,0 +1,495 @@
+//! Sending end to end with real peers: a DNS server on loopback serving MX records, Postfix's
+//! smtp-sink and a second crabmail as remote MTAs, a manual clock for retries and expiry.
+
+use crabmail::clock::{ManualClock, Timestamp};
+use crabmail_api::client::Client;
+use crabmail_api::{AddressList, CreateInbox, Event, SendMessage};
+use crabmail_testkit::{Backend, SmtpSink, TestServer, Zone, on_both_backends};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A port free on `ip` now (for servers that must listen on a chosen address).
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind(format!("{ip}:0"))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn at(ip: &str, port: u16) -> SocketAddr {
+    format!("{ip}:{port}").parse().unwrap()
+}
+
+fn to(addresses: &[&str]) -> AddressList {
+    AddressList::Many(addresses.iter().map(|a| a.to_string()).collect())
+}
+
+/// Waits (long-poll) for an event of `kind` about `message_id` (and `recipient`, if given).
+async fn event(client: &Client, kind: &str, message_id: &str, recipient: Option<&str>) -> Event {
+    let mut cursor = "0".to_owned();
+    loop {
+        let page = client.list_events(Some(&cursor), Some(60)).await.unwrap();
+        assert!(
+            !page.events.is_empty(),
+            "no {kind} event for {message_id} within 60 s"
+        );
+        for e in page.events {
+            if e.kind == kind
+                && e.message_id.as_deref() == Some(message_id)
+                && recipient.is_none_or(|r| e.recipient.as_deref() == Some(r))
+            {
+                return e;
+            }
+        }
+        cursor = page.next_cursor;
+    }
+}
+
+/// Waits for the next message in an inbox after `after`.
+async fn next_in(client: &Client, inbox: &str, after: &str) -> crabmail_api::MessageSummary {
+    let list = client
+        .list_messages(inbox, Some(after), Some(1), Some(60))
+        .await
+        .unwrap();
+    list.messages.into_iter().next().expect("a message arrives")
+}
+
+struct Sender {
+    server: TestServer,
+    client: Client,
+    inbox: crabmail_api::Inbox,
+}
+
+async fn sender(
+    backend: Backend,
+    dns: &crabmail_testkit::DnsServer,
+    mx_port: u16,
+    extra: &[(&str, &str)],
+    clock: Option<ManualClock>,
+) -> Sender {
+    let (k, v) = dns.setting();
+    let port = mx_port.to_string();
+    let mut settings: Vec<(&str, &str)> = vec![
+        (&k, &v),
+        ("delivery.mx_port", &port),
+        ("hostname", "mx.crabmail.localhost"),
+    ];
+    settings.extend_from_slice(extra);
+    let server = match clock {
+        Some(clock) => TestServer::start_with_manual_clock(backend, &settings, clock).await,
+        None => TestServer::start_with(backend, &settings).await,
+    };
+    let client = server.signup().await;
+    let inbox = client
+        .create_inbox(&CreateInbox {
+            name: Some("bot".into()),
+            display_name: Some("Agent Bot".into()),
+            domain: None,
+        })
+        .await
+        .unwrap();
+    Sender {
+        server,
+        client,
+        inbox,
+    }
+}
+
+on_both_backends!(
+    delivers_to_the_mx_of_the_domain,
+    bounces_and_delivers_per_recipient_then_suppresses
+);
+
+async fn delivers_to_the_mx_of_the_domain(backend: Backend) {
+    let port = free_port("127.0.0.2");
+    let dns = Zone::new()
+        .mx("example.test", 10, "mx.example.test")
+        .a("mx.example.test", "127.0.0.2")
+        .serve()
+        .await;
+    let sink = SmtpSink::start(at("127.0.0.2", port), &[]).await;
+    let s = sender(backend, &dns, port, &[], None).await;
+    let sent = s
+        .client
+        .send_message(
+            &s.inbox.id,
+            &SendMessage {
+                to: to(&["Bob <bob@example.test>"]),
+                subject: Some("Quarterly report".into()),
+                text: Some("Numbers attached.\n.dot line stays".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(sent.status, "queued");
+    let delivered = event(
+        &s.client,
+        "message.delivered",
+        &sent.id,
+        Some("bob@example.test"),
+    )
+    .await;
+    let detail = delivered.detail.unwrap();
+    assert_eq!(detail["code"], 250);
+    assert_eq!(detail["host"], "mx.example.test");
+
+    let got = sink.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].mail_from, "bot@crabmail.localhost");
+    assert_eq!(got[0].rcpt_to, ["bob@example.test"]);
+    assert!(
+        got[0].message.contains("Subject: Quarterly report"),
+        "{}",
+        got[0].message
+    );
+    assert!(
+        got[0]
+            .message
+            .contains("From: \"Agent Bot\" <bot@crabmail.localhost>"),
+        "{}",
+        got[0].message
+    );
+    assert!(
+        got[0].message.contains("\n.dot line stays"),
+        "dot-stuffing undone by the receiver"
+    );
+
+    let state = s.client.get_message(&sent.id).await.unwrap();
+    assert_eq!(state.direction, "outbound");
+    let delivery = state.delivery.unwrap();
+    assert_eq!(delivery.status, "delivered");
+    assert_eq!(delivery.recipients[0].status, "delivered");
+    assert_eq!(delivery.recipients[0].attempts.len(), 1);
+    assert_eq!(delivery.recipients[0].attempts[0].code, Some(250));
+    assert_eq!(state.parsed.subject.as_deref(), Some("Quarterly report"));
+    let raw = s.client.get_raw(&sent.id).await.unwrap();
+    assert!(String::from_utf8_lossy(&raw).contains("Subject: Quarterly report"));
+}
+
+/// Two recipients at a second crabmail: one inbox exists, one does not (a real 550 5.1.1).
+async fn bounces_and_delivers_per_recipient_then_suppresses(backend: Backend) {
+    let port = free_port("127.0.0.3");
+    let dns = Zone::new()
+        .mx("other.test", 10, "mx.other.test")
+        .a("mx.other.test", "127.0.0.3")
+        .serve()
+        .await;
+    let mx = format!("\"127.0.0.3:{port}\"");
+    let remote = TestServer::start_with(
+        Backend::Sqlite,
+        &[("domain", "other.test"), ("mx.listen", &mx)],
+    )
+    .await;
+    let (remote_client, remote_inbox) = remote.mailbox("alice").await;
+    let s = sender(backend, &dns, port, &[], None).await;
+    let sent = s
+        .client
+        .send_message(
+            &s.inbox.id,
+            &SendMessage {
+                to: to(&["alice@other.test", "ghost@other.test"]),
+                subject: Some("Hello both".into()),
+                text: Some("hi".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    event(
+        &s.client,
+        "message.delivered",
+        &sent.id,
+        Some("alice@other.test"),
+    )
+    .await;
+    let bounced = event(
+        &s.client,
+        "message.bounced",
+        &sent.id,
+        Some("ghost@other.test"),
+    )
+    .await;
+    assert_eq!(bounced.detail.as_ref().unwrap()["code"], 550);
+    assert_eq!(bounced.detail.as_ref().unwrap()["enhanced_code"], "5.1.1");
+    // Delivered for real into the other server's inbox.
+    let arrived = next_in(&remote_client, &remote_inbox.id, "0").await;
+    assert_eq!(arrived.content.subject.as_deref(), Some("Hello both"));
+
+    // The bounce report lands in the sending inbox, readable by the agent.
+    let dsn = next_in(&s.client, &s.inbox.id, "0").await;
+    assert_eq!(
+        dsn.content.subject.as_deref(),
+        Some("Undelivered Mail Returned to Sender")
+    );
+    let report = String::from_utf8(s.client.get_raw(&dsn.id).await.unwrap()).unwrap();
+    assert!(
+        report.contains("Final-Recipient: rfc822; ghost@other.test"),
+        "{report}"
+    );
+    assert!(report.contains("Status: 5.1.1"), "{report}");
+    assert!(
+        report.contains("Remote-MTA: dns; mx.other.test"),
+        "{report}"
+    );
+    assert!(
+        report.contains("Subject: Hello both"),
+        "original headers included"
+    );
+    assert!(
+        !report.contains("alice@other.test>:"),
+        "the delivered recipient is not reported"
+    );
+    let state = s
+        .client
+        .get_message(&sent.id)
+        .await
+        .unwrap()
+        .delivery
+        .unwrap();
+    assert_eq!(state.status, "partial");
+
+    // The bad address is suppressed: refused up front, naming it; removable.
+    let list = s.client.list_suppressions().await.unwrap();
+    assert_eq!(list.suppressions.len(), 1);
+    assert_eq!(list.suppressions[0].address, "ghost@other.test");
+    assert!(list.suppressions[0].reason.contains("550 5.1.1"));
+    let again = s
+        .client
+        .send_message(
+            &s.inbox.id,
+            &SendMessage {
+                to: to(&["Ghost <Ghost@other.test>"]),
+                text: Some("x".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap_err();
+    match again {
+        crabmail_api::client::ClientError::Api {
+            status,
+            code,
+            message,
+        } => {
+            assert_eq!((status, code.as_str()), (422, "suppressed"));
+            assert!(message.contains("ghost@other.test"), "{message}");
+        }
+        other => panic!("{other}"),
+    }
+    s.client
+        .delete_suppression("ghost@other.test")
+        .await
+        .unwrap();
+    assert!(
+        s.client
+            .list_suppressions()
+            .await
+            .unwrap()
+            .suppressions
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4xx_is_retried_on_schedule_and_then_delivered() {
+    let port = free_port("127.0.0.4");
+    let dns = Zone::new()
+        .mx("retry.test", 10, "mx.retry.test")
+        .a("mx.retry.test", "127.0.0.4")
+        .serve()
+        .await;
+    let refusing = SmtpSink::start(at("127.0.0.4", port), &["-r", "RCPT"]).await;
+    let clock = ManualClock::new(Timestamp(1_796_000_000_000));
+    let s = sender(Backend::Sqlite, &dns, port, &[], Some(clock.clone())).await;
+    let sent = s
+        .client
+        .send_message(
+            &s.inbox.id,
+            &SendMessage {
+                to: to(&["carol@retry.test"]),
+                text: Some("again".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let deferred = event(&s.client, "message.deferred", &sent.id, None).await;
+    assert_eq!(deferred.detail.as_ref().unwrap()["code"], 450);
+    let state = s
+        .client
+        .get_message(&sent.id)
+        .await
+        .unwrap()
+        .delivery
+        .unwrap();
+    assert_eq!(state.recipients[0].status, "deferred");
+    let next = state.recipients[0].next_attempt_at.clone().unwrap();
+    let start = Timestamp(1_796_000_000_000);
+    assert!(
+        next > start.plus(Duration::from_secs(59)).to_rfc3339(),
+        "retry about a minute ahead: {next}"
+    );
+    assert!(
+        next < start.plus(Duration::from_secs(67)).to_rfc3339(),
+        "retry about a minute ahead: {next}"
+    );
+    drop(refusing);
+    let sink = SmtpSink::start(at("127.0.0.4", port), &[]).await;
+    // Nothing happens until the clock reaches the retry (1 min + up to 10% jitter).
+    clock.advance(Duration::from_secs(67));
+    event(&s.client, "message.delivered", &sent.id, None).await;
+    assert_eq!(sink.received().len(), 1);
+    let state = s
+        .client
+        .get_message(&sent.id)
+        .await
+        .unwrap()
+        .delivery
+        .unwrap();
+    assert_eq!(state.recipients[0].attempts.len(), 2);
+    assert_eq!(state.recipients[0].attempts[0].code, Some(450));
+    assert_eq!(state.recipients[0].attempts[1].code, Some(250));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_mx_defers_until_the_lifetime_ends_then_bounces() {
+    let port = free_port("127.0.0.5");
+    // Nothing listens on 127.0.0.5:port.
+    let dns = Zone::new()
+        .mx("down.test", 10, "mx.down.test")
+        .a("mx.down.test", "127.0.0.5")
+        .serve()
+        .await;
+    let clock = ManualClock::new(Timestamp(1_796_000_000_000));
+    let s = sender(
+        Backend::Sqlite,
+        &dns,
+        port,
+        &[("delivery.connect_timeout", "\"2s\"")],
+        Some(clock.clone()),
+    )
+    .await;
+    let sent = s
+        .client
+        .send_message(
+            &s.inbox.id,
+            &SendMessage {
+                to: to(&["dave@down.test"]),
+                subject: Some("lost".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let deferred = event(&s.client, "message.deferred", &sent.id, None).await;
+    assert_eq!(deferred.detail.as_ref().unwrap()["enhanced_code"], "4.4.1");
+    clock.advance(Duration::from_secs(5 * 24 * 3600 + 60));
+    let bounced = event(&s.client, "message.bounced", &sent.id, None).await;
+    assert_eq!(bounced.detail.as_ref().unwrap()["status"], "expired");
+    let dsn = next_in(&s.client, &s.inbox.id, "0").await;
+    let report = String::from_utf8(s.client.get_raw(&dsn.id).await.unwrap()).unwrap();
+    assert!(report.contains("Final-Recipient: rfc822; dave@down.test"));
+    assert!(report.contains("Status: 4.4.1"), "{report}");
+    assert!(report.contains("gave up after retrying"), "{report}");
+    assert_eq!(
+        s.client
+            .get_message(&sent.id)
+            .await
+            .unwrap()
+            .delivery
+            .unwrap()
+            .status,
+        "failed"
+    );
+    assert!(
+        s.client
+            .list_suppressions()
+            .await
+            .unwrap()
+            .suppressions
+            .is_empty(),
+        "an expiry says nothing about the address"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_answers_decide_bounce_or_deferral() {
+    let dns = Zone::new().null_mx("nomail.test").serve().await;
+    let s = sender(Backend::Sqlite, &dns, 25, &[], None).await;
+    let send = |rcpt: &'static str| {
+        let (client, inbox) = (s.client.clone(), s.inbox.id.clone());
+        async move {
+            client
+                .send_message(
+                    &inbox,
+                    &SendMessage {
+                        to: to(&[rcpt]),
+                        text: Some("x".into()),
+                        ..Default::default()
+                    },
+                    None,
+                )
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let null_mx = send("a@nomail.test").await;
+    let e = event(&s.client, "message.bounced", &null_mx, None).await;
+    assert_eq!(e.detail.unwrap()["enhanced_code"], "5.1.10");
+    let nxdomain = send("a@no-such-domain.test").await;
+    let e = event(&s.client, "message.bounced", &nxdomain, None).await;
+    assert_eq!(e.detail.unwrap()["enhanced_code"], "5.1.2");
+    // A name our DNS server will not answer for (REFUSED): temporary, never a bounce.
+    let refused = send("a@example.org").await;
+    let e = event(&s.client, "message.deferred", &refused, None).await;
+    assert_eq!(e.detail.unwrap()["enhanced_code"], "4.4.3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_to_our_own_inboxes_is_delivered_locally() {
+    let dns = Zone::new().serve().await;
+    let s = sender(Backend::Sqlite, &dns, 25, &[], None).await;
+    let (other_client, other_inbox) = s.server.mailbox("colleague").await;
+    let sent = s
+        .client
+        .send_message(
+            &s.inbox.id,
+            &SendMessage {
+                to: to(&[
+                    "colleague@crabmail.localhost",
+                    "nobody-here@crabmail.localhost",
+                ]),
+                subject: Some("internal".into()),
+                text: Some("no SMTP hop".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let arrived = next_in(&other_client, &other_inbox.id, "0").await;
+    assert_eq!(arrived.content.subject.as_deref(), Some("internal"));
+    let message = other_client.get_message(&arrived.id).await.unwrap();
+    assert_eq!(message.envelope.return_path, "bot@crabmail.localhost");
+    assert_eq!(message.envelope.remote_ip, "local");
+    event(
+        &s.client,
+        "message.bounced",
+        &sent.id,
+        Some("nobody-here@crabmail.localhost"),
+    )
+    .await;
+    let dsn = next_in(&s.client, &s.inbox.id, "0").await;
+    assert_eq!(
+        dsn.content.subject.as_deref(),
+        Some("Undelivered Mail Returned to Sender")
+    );
+}
