@@ -53,6 +53,21 @@ impl Smtp<TcpStream> {
         }
     }
 
+    /// Implicit TLS (port 465): the handshake first, then the greeting (which must be 220).
+    pub async fn connect_tls(addr: SocketAddr) -> Smtp<TlsStream<TcpStream>> {
+        let stream = TcpStream::connect(addr).await.expect("connect to SMTP");
+        let tls = tls_connector()
+            .connect(ServerName::try_from("crabmail.test").expect("name"), stream)
+            .await
+            .expect("TLS handshake");
+        let mut smtp = Smtp {
+            stream: tls,
+            buf: Vec::new(),
+        };
+        smtp.expect("220").await;
+        smtp
+    }
+
     /// STARTTLS, then a TLS handshake that accepts any certificate (ours is self-signed).
     pub async fn starttls(self) -> Smtp<TlsStream<TcpStream>> {
         self.starttls_with_injected(b"").await
@@ -195,6 +210,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<S> {
         self.write_raw(data.as_bytes()).await;
         self.read_reply().await
     }
+}
+
+fn tls_connector() -> tokio_rustls::TlsConnector {
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("tls versions")
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AcceptAnyCert))
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
 /// Our test server's certificate is self-signed; the handshake is what these tests exercise.
