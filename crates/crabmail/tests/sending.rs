@@ -493,3 +493,96 @@ async fn mail_to_our_own_inboxes_is_delivered_locally() {
         Some("Undelivered Mail Returned to Sender")
     );
 }
+
+/// Smart-host mode: all remote mail goes to a relay over STARTTLS with a verified certificate and
+/// AUTH. The relay here is a second crabmail (its submission port), which then delivers to the MX.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smart_host_with_auth_over_verified_starttls() {
+    let sink_port = free_port("127.0.0.7");
+    let dns = Zone::new()
+        .a("relay.test", "127.0.0.6")
+        .mx("example.test", 10, "mx.example.test")
+        .a("mx.example.test", "127.0.0.7")
+        .serve()
+        .await;
+    let sink = SmtpSink::start(at("127.0.0.7", sink_port), &[]).await;
+    let (dk, dv) = dns.setting();
+    let relay_port = free_port("127.0.0.6");
+    let relay_listen = format!("\"127.0.0.6:{relay_port}\"");
+    let sink_port_text = sink_port.to_string();
+    let relay = TestServer::start_with(
+        Backend::Sqlite,
+        &[(&dk, &dv), ("hostname", "relay.test"), ("submission.listen", &relay_listen), ("delivery.mx_port", &sink_port_text)],
+    )
+    .await;
+    let (relay_client, _relay_inbox) = relay.mailbox("bot").await;
+    let relay_token = relay_client.token().unwrap().to_owned();
+    let ca = format!("\"{}\"", relay.data_dir().join("tls/cert.pem").display());
+    let url = format!("\"smtp://bot%40crabmail.localhost:{relay_token}@relay.test:{relay_port}\"");
+    let s = sender(Backend::Sqlite, &dns, 25, &[("delivery.relay", &url), ("delivery.tls_ca_file", &ca)], None).await;
+    let sent = s
+        .client
+        .send_message(&s.inbox.id, &SendMessage { to: to(&["bob@example.test"]), subject: Some("via relay".into()), ..Default::default() }, None)
+        .await
+        .unwrap();
+    let delivered = event(&s.client, "message.delivered", &sent.id, None).await;
+    let detail = delivered.detail.unwrap();
+    assert_eq!(detail["host"], "relay.test");
+    assert!(detail["tls"].as_str().is_some_and(|t| t.contains("TLS")), "{detail}");
+    // The relay queued it under its own account and delivered it to the MX.
+    let mut cursor = "0".to_owned();
+    loop {
+        let page = relay_client.list_events(Some(&cursor), Some(60)).await.unwrap();
+        assert!(!page.events.is_empty(), "the relay never delivered");
+        if page.events.iter().any(|e| e.kind == "message.delivered") {
+            break;
+        }
+        cursor = page.next_cursor;
+    }
+    let got = sink.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].mail_from, "bot@crabmail.localhost");
+    assert!(got[0].message.contains("Subject: via relay"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_refuses_our_credentials_defers_and_never_bounces() {
+    let dns = Zone::new().a("relay.test", "127.0.0.8").serve().await;
+    let (dk, dv) = dns.setting();
+    let relay_port = free_port("127.0.0.8");
+    let relay_listen = format!("\"127.0.0.8:{relay_port}\"");
+    let relay = TestServer::start_with(Backend::Sqlite, &[(&dk, &dv), ("hostname", "relay.test"), ("submission.listen", &relay_listen)]).await;
+    relay.mailbox("bot").await;
+    let ca = format!("\"{}\"", relay.data_dir().join("tls/cert.pem").display());
+    let url = format!("\"smtp://bot%40crabmail.localhost:cm_wrong@relay.test:{relay_port}\"");
+    let s = sender(Backend::Sqlite, &dns, 25, &[("delivery.relay", &url), ("delivery.tls_ca_file", &ca)], None).await;
+    let sent = s
+        .client
+        .send_message(&s.inbox.id, &SendMessage { to: to(&["bob@example.test"]), ..Default::default() }, None)
+        .await
+        .unwrap();
+    let deferred = event(&s.client, "message.deferred", &sent.id, None).await;
+    let detail = deferred.detail.unwrap();
+    assert!(detail["text"].as_str().unwrap().contains("relay refused our credentials"), "{detail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_with_an_untrusted_certificate_gets_no_credentials() {
+    let dns = Zone::new().a("relay.test", "127.0.0.9").serve().await;
+    let (dk, dv) = dns.setting();
+    let relay_port = free_port("127.0.0.9");
+    let relay_listen = format!("\"127.0.0.9:{relay_port}\"");
+    let relay = TestServer::start_with(Backend::Sqlite, &[(&dk, &dv), ("hostname", "relay.test"), ("submission.listen", &relay_listen)]).await;
+    let (relay_client, _) = relay.mailbox("bot").await;
+    // No tls_ca_file: the relay's self-signed certificate cannot be verified.
+    let url = format!("\"smtp://bot%40crabmail.localhost:{}@relay.test:{relay_port}\"", relay_client.token().unwrap());
+    let s = sender(Backend::Sqlite, &dns, 25, &[("delivery.relay", &url)], None).await;
+    let sent = s
+        .client
+        .send_message(&s.inbox.id, &SendMessage { to: to(&["bob@example.test"]), ..Default::default() }, None)
+        .await
+        .unwrap();
+    let deferred = event(&s.client, "message.deferred", &sent.id, None).await;
+    let detail = deferred.detail.unwrap();
+    assert_eq!(detail["enhanced_code"], "4.7.5", "{detail}");
+}
