@@ -1,7 +1,7 @@
 //! The real binary, killed with SIGKILL while clients are sending: every message answered with 250
 //! must be readable after a restart, exactly once. Then SIGTERM: a clean, orderly stop.
 
-use crabmail_testkit::{Backend, Smtp, on_both_backends, pg_schema_url};
+use crabmail_testkit::{Backend, Smtp, SmtpSink, Zone, on_both_backends, pg_schema_url};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -25,6 +25,10 @@ impl Drop for Process {
 
 /// Starts `crabmail serve` on ephemeral ports and reads them from its "serving" log line.
 fn spawn(data_dir: &std::path::Path, database_url: &str) -> Process {
+    spawn_with(data_dir, database_url, &[])
+}
+
+fn spawn_with(data_dir: &std::path::Path, database_url: &str, settings: &[String]) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_crabmail"))
         .args([
             "serve",
@@ -40,6 +44,7 @@ fn spawn(data_dir: &std::path::Path, database_url: &str) -> Process {
         ])
         .arg(data_dir)
         .args(["--database-url", database_url])
+        .args(settings.iter().flat_map(|s| ["--set".to_owned(), s.clone()]))
         .env("CRABMAIL_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -189,4 +194,77 @@ async fn sigterm_stops_cleanly() {
     smtp.expect("421 4.3.2").await;
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "exit status {exit:?}");
+}
+
+/// Mail queued for an unreachable MX, the server killed with SIGKILL, the MX back, the server
+/// restarted: every message is delivered, exactly once (counted at the sink).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_mail_survives_kill_9_and_is_delivered_exactly_once() {
+    const N: usize = 20;
+    let port = std::net::TcpListener::bind("127.0.0.10:0").unwrap().local_addr().unwrap().port();
+    let dns = Zone::new().mx("far.test", 10, "mx.far.test").a("mx.far.test", "127.0.0.10").serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = vec![
+        format!("dns.nameservers=[\"{}\"]", dns.addr),
+        format!("delivery.mx_port={port}"),
+        "queue.retry=[\"1s\"]".to_owned(),
+        "delivery.connect_timeout=\"1s\"".to_owned(),
+    ];
+    let server = spawn_with(dir.path(), "", &settings);
+    let url = format!("http://{}", server.api);
+    let signup = crabmail_api::client::Client::new(&url, None).create_account(None).await.unwrap();
+    let client = crabmail_api::client::Client::new(&url, Some(signup.token.clone()));
+    let inbox = client
+        .create_inbox(&crabmail_api::CreateInbox { name: Some("sender".into()), ..Default::default() })
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..N {
+        let sent = client
+            .send_message(
+                &inbox.id,
+                &crabmail_api::SendMessage {
+                    to: crabmail_api::AddressList::One("far@far.test".into()),
+                    subject: Some(format!("queued {n}")),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        ids.push(sent.id);
+    }
+    // Every message has been tried once and deferred: they sit in the queue.
+    let mut deferred = std::collections::HashSet::new();
+    let mut cursor = "0".to_owned();
+    while deferred.len() < N {
+        let page = client.list_events(Some(&cursor), Some(60)).await.unwrap();
+        assert!(!page.events.is_empty(), "only {} deferrals", deferred.len());
+        for e in page.events.into_iter().filter(|e| e.kind == "message.deferred") {
+            deferred.insert(e.message_id.unwrap());
+        }
+        cursor = page.next_cursor;
+    }
+    drop(server); // SIGKILL
+    let sink = SmtpSink::start(format!("127.0.0.10:{port}").parse().unwrap(), &[]).await;
+    let restarted = spawn_with(dir.path(), "", &settings);
+    let client = crabmail_api::client::Client::new(&format!("http://{}", restarted.api), Some(signup.token));
+    let mut delivered = std::collections::HashSet::new();
+    while delivered.len() < N {
+        let page = client.list_events(Some(&cursor), Some(60)).await.unwrap();
+        assert!(!page.events.is_empty(), "only {} delivered after the restart", delivered.len());
+        for e in page.events.into_iter().filter(|e| e.kind == "message.delivered") {
+            assert!(delivered.insert(e.message_id.unwrap()), "delivered twice");
+        }
+        cursor = page.next_cursor;
+    }
+    let mut subjects: Vec<String> = sink
+        .received()
+        .iter()
+        .filter_map(|d| d.message.lines().find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned)))
+        .collect();
+    subjects.sort();
+    let mut want: Vec<String> = (0..N).map(|n| format!("queued {n}")).collect();
+    want.sort();
+    assert_eq!(subjects, want, "each message exactly once at the sink");
 }
