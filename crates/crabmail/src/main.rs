@@ -100,6 +100,11 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Look at and act on the outbound queue (operator; opens the server's store).
+    Queue {
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
     /// Operator tasks on the server's store.
     Admin {
         #[command(subcommand)]
@@ -115,6 +120,30 @@ enum ConfigCommand {
     Defaults,
     /// Print the configuration in effect (defaults, file, environment, flags).
     Show(Box<ServerOptions>),
+}
+
+#[derive(Subcommand)]
+enum QueueCommand {
+    /// Recipients not yet delivered or bounced, soonest first.
+    List(Box<ServerOptions>),
+    /// A message's recipients and every attempt.
+    Show {
+        id: String,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
+    /// Make a message's unfinished recipients due now.
+    Retry {
+        id: String,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
+    /// Stop trying a message's unfinished recipients.
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -163,8 +192,86 @@ fn main() -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
         }
+        Command::Queue { command } => runtime.block_on(queue_command(command)),
         Command::Agent(command) => runtime.block_on(cli::run(command)),
     }
+}
+
+async fn queue_command(command: QueueCommand) -> anyhow::Result<()> {
+    let options = match &command {
+        QueueCommand::List(options)
+        | QueueCommand::Show { options, .. }
+        | QueueCommand::Retry { options, .. }
+        | QueueCommand::Cancel { options, .. } => options,
+    };
+    let config = options.load()?;
+    let store = crabmail::store::open(&config).await?;
+    let now = SystemClock.now();
+    let result = match &command {
+        QueueCommand::List(_) => {
+            for e in store.queue_entries(1000).await? {
+                println!(
+                    "{}\t{}\t{} -> {}\t{} attempts\tnext {}\t{}",
+                    e.message_id,
+                    e.status.as_str(),
+                    e.return_path,
+                    e.address,
+                    e.attempts,
+                    e.next_attempt_at
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_default(),
+                    e.last_text.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        QueueCommand::Show { id, .. } => match store.outbound_owner(id).await? {
+            None => Err(anyhow::anyhow!("no sent message {id}")),
+            Some(owner) => {
+                let record = store
+                    .get_outbound(&owner, id)
+                    .await?
+                    .context("the message vanished")?;
+                println!(
+                    "{}\tfrom {}\taccount {owner}\tqueued {}",
+                    record.id,
+                    record.return_path,
+                    record.created_at.to_rfc3339()
+                );
+                for r in record.recipients {
+                    let next = r
+                        .next_attempt_at
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_default();
+                    println!("  {}\t{}\tnext {next}", r.address, r.status.as_str());
+                    for a in r.attempts {
+                        println!(
+                            "    {}\t{}\t{} {} {}\t{}",
+                            a.at.to_rfc3339(),
+                            a.host.unwrap_or_default(),
+                            a.code.map(|c| c.to_string()).unwrap_or_default(),
+                            a.enhanced.unwrap_or_default(),
+                            a.text,
+                            a.tls.unwrap_or_default()
+                        );
+                    }
+                }
+                Ok(())
+            }
+        },
+        QueueCommand::Retry { id, .. } => {
+            let n = store.retry_now(id, now).await?;
+            println!("{n} recipient(s) of {id} due now; the server tries them at its next wake-up");
+            Ok(())
+        }
+        QueueCommand::Cancel { id, .. } => {
+            let n = store.cancel(id, now).await?;
+            println!("{n} recipient(s) of {id} cancelled");
+            Ok(())
+        }
+    };
+    store.close().await;
+    result
 }
 
 fn init_logging() {

@@ -130,3 +130,119 @@ async fn a_down_server_is_explained() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the crabmail server"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_from_the_cli_and_manage_the_queue() {
+    // DNS that answers nothing outside `test.`: remote mail stays queued (deferred).
+    let dns = crabmail_testkit::Zone::new().serve().await;
+    let (k, v) = dns.setting();
+    let server = TestServer::start_with(crabmail_testkit::Backend::Sqlite, &[(&k, &v)]).await;
+    let home = tempfile::tempdir().unwrap();
+    stdout(
+        &run(
+            home.path(),
+            &server,
+            &["inbox", "create", "--name", "agent"],
+        )
+        .await,
+    );
+    stdout(&run(home.path(), &server, &["inbox", "create", "--name", "desk"]).await);
+    let note = home.path().join("note.txt");
+    std::fs::write(&note, "attached words\n").unwrap();
+
+    // Local delivery, waiting for the outcome.
+    let out = stdout(
+        &run(
+            home.path(),
+            &server,
+            &[
+                "send",
+                "--from",
+                "agent@crabmail.localhost",
+                "--to",
+                "desk@crabmail.localhost",
+                "--subject",
+                "cli hello",
+                "--text",
+                "hi",
+                "--attach",
+                note.to_str().unwrap(),
+                "--wait",
+                "60",
+            ],
+        )
+        .await,
+    );
+    assert!(
+        out.contains("\tqueued\ndelivered\ndesk@crabmail.localhost\tdelivered"),
+        "{out}"
+    );
+    let received = stdout(
+        &run(
+            home.path(),
+            &server,
+            &["receive", "--inbox", "desk@crabmail.localhost", "--all"],
+        )
+        .await,
+    );
+    assert!(received.contains("cli hello"), "{received}");
+
+    // Remote mail that cannot go anywhere yet, for the operator commands.
+    let out = stdout(
+        &run(
+            home.path(),
+            &server,
+            &[
+                "send",
+                "--from",
+                "agent@crabmail.localhost",
+                "--to",
+                "far@example.org",
+                "--subject",
+                "stuck",
+            ],
+        )
+        .await,
+    );
+    let id = out.split('\t').next().unwrap().to_owned();
+    let data_dir = server.data_dir().to_str().unwrap().to_owned();
+    let listed = stdout(
+        &run(
+            home.path(),
+            &server,
+            &["queue", "list", "--data-dir", &data_dir],
+        )
+        .await,
+    );
+    assert!(
+        listed.contains(&id) && listed.contains("far@example.org"),
+        "{listed}"
+    );
+    let shown = stdout(
+        &run(
+            home.path(),
+            &server,
+            &["queue", "show", &id, "--data-dir", &data_dir],
+        )
+        .await,
+    );
+    assert!(shown.contains("from agent@crabmail.localhost"), "{shown}");
+    let cancelled = stdout(
+        &run(
+            home.path(),
+            &server,
+            &["queue", "cancel", &id, "--data-dir", &data_dir],
+        )
+        .await,
+    );
+    assert!(cancelled.starts_with("1 recipient"), "{cancelled}");
+    let listed = stdout(
+        &run(
+            home.path(),
+            &server,
+            &["queue", "list", "--data-dir", &data_dir],
+        )
+        .await,
+    );
+    assert!(!listed.contains(&id), "{listed}");
+}

@@ -44,7 +44,11 @@ fn spawn_with(data_dir: &std::path::Path, database_url: &str, settings: &[String
         ])
         .arg(data_dir)
         .args(["--database-url", database_url])
-        .args(settings.iter().flat_map(|s| ["--set".to_owned(), s.clone()]))
+        .args(
+            settings
+                .iter()
+                .flat_map(|s| ["--set".to_owned(), s.clone()]),
+        )
         .env("CRABMAIL_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -201,8 +205,16 @@ async fn sigterm_stops_cleanly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queued_mail_survives_kill_9_and_is_delivered_exactly_once() {
     const N: usize = 20;
-    let port = std::net::TcpListener::bind("127.0.0.10:0").unwrap().local_addr().unwrap().port();
-    let dns = Zone::new().mx("far.test", 10, "mx.far.test").a("mx.far.test", "127.0.0.10").serve().await;
+    let port = std::net::TcpListener::bind("127.0.0.10:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dns = Zone::new()
+        .mx("far.test", 10, "mx.far.test")
+        .a("mx.far.test", "127.0.0.10")
+        .serve()
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let settings = vec![
         format!("dns.nameservers=[\"{}\"]", dns.addr),
@@ -212,10 +224,16 @@ async fn queued_mail_survives_kill_9_and_is_delivered_exactly_once() {
     ];
     let server = spawn_with(dir.path(), "", &settings);
     let url = format!("http://{}", server.api);
-    let signup = crabmail_api::client::Client::new(&url, None).create_account(None).await.unwrap();
+    let signup = crabmail_api::client::Client::new(&url, None)
+        .create_account(None)
+        .await
+        .unwrap();
     let client = crabmail_api::client::Client::new(&url, Some(signup.token.clone()));
     let inbox = client
-        .create_inbox(&crabmail_api::CreateInbox { name: Some("sender".into()), ..Default::default() })
+        .create_inbox(&crabmail_api::CreateInbox {
+            name: Some("sender".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let mut ids = Vec::new();
@@ -240,7 +258,11 @@ async fn queued_mail_survives_kill_9_and_is_delivered_exactly_once() {
     while deferred.len() < N {
         let page = client.list_events(Some(&cursor), Some(60)).await.unwrap();
         assert!(!page.events.is_empty(), "only {} deferrals", deferred.len());
-        for e in page.events.into_iter().filter(|e| e.kind == "message.deferred") {
+        for e in page
+            .events
+            .into_iter()
+            .filter(|e| e.kind == "message.deferred")
+        {
             deferred.insert(e.message_id.unwrap());
         }
         cursor = page.next_cursor;
@@ -248,12 +270,21 @@ async fn queued_mail_survives_kill_9_and_is_delivered_exactly_once() {
     drop(server); // SIGKILL
     let sink = SmtpSink::start(format!("127.0.0.10:{port}").parse().unwrap(), &[]).await;
     let restarted = spawn_with(dir.path(), "", &settings);
-    let client = crabmail_api::client::Client::new(&format!("http://{}", restarted.api), Some(signup.token));
+    let client =
+        crabmail_api::client::Client::new(&format!("http://{}", restarted.api), Some(signup.token));
     let mut delivered = std::collections::HashSet::new();
     while delivered.len() < N {
         let page = client.list_events(Some(&cursor), Some(60)).await.unwrap();
-        assert!(!page.events.is_empty(), "only {} delivered after the restart", delivered.len());
-        for e in page.events.into_iter().filter(|e| e.kind == "message.delivered") {
+        assert!(
+            !page.events.is_empty(),
+            "only {} delivered after the restart",
+            delivered.len()
+        );
+        for e in page
+            .events
+            .into_iter()
+            .filter(|e| e.kind == "message.delivered")
+        {
             assert!(delivered.insert(e.message_id.unwrap()), "delivered twice");
         }
         cursor = page.next_cursor;
@@ -261,7 +292,11 @@ async fn queued_mail_survives_kill_9_and_is_delivered_exactly_once() {
     let mut subjects: Vec<String> = sink
         .received()
         .iter()
-        .filter_map(|d| d.message.lines().find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned)))
+        .filter_map(|d| {
+            d.message
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_owned))
+        })
         .collect();
     subjects.sort();
     let mut want: Vec<String> = (0..N).map(|n| format!("queued {n}")).collect();

@@ -512,27 +512,53 @@ async fn smart_host_with_auth_over_verified_starttls() {
     let sink_port_text = sink_port.to_string();
     let relay = TestServer::start_with(
         Backend::Sqlite,
-        &[(&dk, &dv), ("hostname", "relay.test"), ("submission.listen", &relay_listen), ("delivery.mx_port", &sink_port_text)],
+        &[
+            (&dk, &dv),
+            ("hostname", "relay.test"),
+            ("submission.listen", &relay_listen),
+            ("delivery.mx_port", &sink_port_text),
+        ],
     )
     .await;
     let (relay_client, _relay_inbox) = relay.mailbox("bot").await;
     let relay_token = relay_client.token().unwrap().to_owned();
     let ca = format!("\"{}\"", relay.data_dir().join("tls/cert.pem").display());
     let url = format!("\"smtp://bot%40crabmail.localhost:{relay_token}@relay.test:{relay_port}\"");
-    let s = sender(Backend::Sqlite, &dns, 25, &[("delivery.relay", &url), ("delivery.tls_ca_file", &ca)], None).await;
+    let s = sender(
+        Backend::Sqlite,
+        &dns,
+        25,
+        &[("delivery.relay", &url), ("delivery.tls_ca_file", &ca)],
+        None,
+    )
+    .await;
     let sent = s
         .client
-        .send_message(&s.inbox.id, &SendMessage { to: to(&["bob@example.test"]), subject: Some("via relay".into()), ..Default::default() }, None)
+        .send_message(
+            &s.inbox.id,
+            &SendMessage {
+                to: to(&["bob@example.test"]),
+                subject: Some("via relay".into()),
+                ..Default::default()
+            },
+            None,
+        )
         .await
         .unwrap();
     let delivered = event(&s.client, "message.delivered", &sent.id, None).await;
     let detail = delivered.detail.unwrap();
     assert_eq!(detail["host"], "relay.test");
-    assert!(detail["tls"].as_str().is_some_and(|t| t.contains("TLS")), "{detail}");
+    assert!(
+        detail["tls"].as_str().is_some_and(|t| t.contains("TLS")),
+        "{detail}"
+    );
     // The relay queued it under its own account and delivered it to the MX.
     let mut cursor = "0".to_owned();
     loop {
-        let page = relay_client.list_events(Some(&cursor), Some(60)).await.unwrap();
+        let page = relay_client
+            .list_events(Some(&cursor), Some(60))
+            .await
+            .unwrap();
         assert!(!page.events.is_empty(), "the relay never delivered");
         if page.events.iter().any(|e| e.kind == "message.delivered") {
             break;
@@ -551,19 +577,47 @@ async fn a_relay_that_refuses_our_credentials_defers_and_never_bounces() {
     let (dk, dv) = dns.setting();
     let relay_port = free_port("127.0.0.8");
     let relay_listen = format!("\"127.0.0.8:{relay_port}\"");
-    let relay = TestServer::start_with(Backend::Sqlite, &[(&dk, &dv), ("hostname", "relay.test"), ("submission.listen", &relay_listen)]).await;
+    let relay = TestServer::start_with(
+        Backend::Sqlite,
+        &[
+            (&dk, &dv),
+            ("hostname", "relay.test"),
+            ("submission.listen", &relay_listen),
+        ],
+    )
+    .await;
     relay.mailbox("bot").await;
     let ca = format!("\"{}\"", relay.data_dir().join("tls/cert.pem").display());
     let url = format!("\"smtp://bot%40crabmail.localhost:cm_wrong@relay.test:{relay_port}\"");
-    let s = sender(Backend::Sqlite, &dns, 25, &[("delivery.relay", &url), ("delivery.tls_ca_file", &ca)], None).await;
+    let s = sender(
+        Backend::Sqlite,
+        &dns,
+        25,
+        &[("delivery.relay", &url), ("delivery.tls_ca_file", &ca)],
+        None,
+    )
+    .await;
     let sent = s
         .client
-        .send_message(&s.inbox.id, &SendMessage { to: to(&["bob@example.test"]), ..Default::default() }, None)
+        .send_message(
+            &s.inbox.id,
+            &SendMessage {
+                to: to(&["bob@example.test"]),
+                ..Default::default()
+            },
+            None,
+        )
         .await
         .unwrap();
     let deferred = event(&s.client, "message.deferred", &sent.id, None).await;
     let detail = deferred.detail.unwrap();
-    assert!(detail["text"].as_str().unwrap().contains("relay refused our credentials"), "{detail}");
+    assert!(
+        detail["text"]
+            .as_str()
+            .unwrap()
+            .contains("relay refused our credentials"),
+        "{detail}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -572,14 +626,32 @@ async fn a_relay_with_an_untrusted_certificate_gets_no_credentials() {
     let (dk, dv) = dns.setting();
     let relay_port = free_port("127.0.0.9");
     let relay_listen = format!("\"127.0.0.9:{relay_port}\"");
-    let relay = TestServer::start_with(Backend::Sqlite, &[(&dk, &dv), ("hostname", "relay.test"), ("submission.listen", &relay_listen)]).await;
+    let relay = TestServer::start_with(
+        Backend::Sqlite,
+        &[
+            (&dk, &dv),
+            ("hostname", "relay.test"),
+            ("submission.listen", &relay_listen),
+        ],
+    )
+    .await;
     let (relay_client, _) = relay.mailbox("bot").await;
     // No tls_ca_file: the relay's self-signed certificate cannot be verified.
-    let url = format!("\"smtp://bot%40crabmail.localhost:{}@relay.test:{relay_port}\"", relay_client.token().unwrap());
+    let url = format!(
+        "\"smtp://bot%40crabmail.localhost:{}@relay.test:{relay_port}\"",
+        relay_client.token().unwrap()
+    );
     let s = sender(Backend::Sqlite, &dns, 25, &[("delivery.relay", &url)], None).await;
     let sent = s
         .client
-        .send_message(&s.inbox.id, &SendMessage { to: to(&["bob@example.test"]), ..Default::default() }, None)
+        .send_message(
+            &s.inbox.id,
+            &SendMessage {
+                to: to(&["bob@example.test"]),
+                ..Default::default()
+            },
+            None,
+        )
         .await
         .unwrap();
     let deferred = event(&s.client, "message.deferred", &sent.id, None).await;

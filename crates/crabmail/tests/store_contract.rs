@@ -514,7 +514,9 @@ async fn the_queue_leases_records_and_reports(b: Backend) {
     let s = &*b.store;
     account(s, "acc_a").await;
     inbox(s, "inb_a", "acc_a", "a@d.test").await;
-    s.enqueue(queued("msg_1", &["x@x.test", "y@y.test"], None)).await.unwrap();
+    s.enqueue(queued("msg_1", &["x@x.test", "y@y.test"], None))
+        .await
+        .unwrap();
     assert_eq!(s.next_due().await.unwrap(), Some(T0));
     let lease = Timestamp(T0.0 + 600_000);
     let claimed = s.claim_due(T0, lease, 10).await.unwrap();
@@ -524,49 +526,118 @@ async fn the_queue_leases_records_and_reports(b: Backend) {
     // Leased: not claimable again until the lease ends.
     assert!(s.claim_due(T0, lease, 10).await.unwrap().is_empty());
     assert_eq!(s.next_due().await.unwrap(), Some(lease));
-    let expired_lease = s.claim_due(lease, Timestamp(lease.0 + 1), 10).await.unwrap();
-    assert_eq!(expired_lease.len(), 2, "a crashed worker's recipients come back after the lease");
+    let expired_lease = s
+        .claim_due(lease, Timestamp(lease.0 + 1), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        expired_lease.len(),
+        2,
+        "a crashed worker's recipients come back after the lease"
+    );
 
-    let x = &expired_lease.iter().find(|c| c.address == "x@x.test").unwrap().clone();
-    let y = &expired_lease.iter().find(|c| c.address == "y@y.test").unwrap().clone();
+    let x = &expired_lease
+        .iter()
+        .find(|c| c.address == "x@x.test")
+        .unwrap()
+        .clone();
+    let y = &expired_lease
+        .iter()
+        .find(|c| c.address == "y@y.test")
+        .unwrap()
+        .clone();
     let retry_at = Timestamp(T0.0 + 60_000);
-    let dsn = inbound("blob_dsn", b"Subject: bounce\r\n\r\n", &[("msg_dsn", "inb_a", "acc_a")]);
+    let dsn = inbound(
+        "blob_dsn",
+        b"Subject: bounce\r\n\r\n",
+        &[("msg_dsn", "inb_a", "acc_a")],
+    );
     let wakes = s
         .record_outcomes(
             Outcomes {
-                results: vec![result(x, Status::Deferred, Some(retry_at), 450), result(y, Status::Bounced, None, 550)],
+                results: vec![
+                    result(x, Status::Deferred, Some(retry_at), 450),
+                    result(y, Status::Bounced, None, 550),
+                ],
                 inbound: vec![dsn],
-                suppress: vec![Suppression { account_id: "acc_a".into(), address: "y@y.test".into(), reason: "550".into(), created_at: T0 }],
+                suppress: vec![Suppression {
+                    account_id: "acc_a".into(),
+                    address: "y@y.test".into(),
+                    reason: "550".into(),
+                    created_at: T0,
+                }],
             },
             T0,
         )
         .await
         .unwrap();
-    assert_eq!(wakes, vec![Wake::events("acc_a", 1), Wake::events("acc_a", 2)]);
-    assert_eq!(s.next_due().await.unwrap(), Some(retry_at), "the lease was released with the outcome");
-    assert_eq!(s.pending_ingest(10).await.unwrap().len(), 1, "the bounce report waits for ingest");
-    assert_eq!(s.suppressed("acc_a", vec!["y@y.test".into(), "x@x.test".into()]).await.unwrap().len(), 1);
+    assert_eq!(
+        wakes,
+        vec![Wake::events("acc_a", 1), Wake::events("acc_a", 2)]
+    );
+    assert_eq!(
+        s.next_due().await.unwrap(),
+        Some(retry_at),
+        "the lease was released with the outcome"
+    );
+    assert_eq!(
+        s.pending_ingest(10).await.unwrap().len(),
+        1,
+        "the bounce report waits for ingest"
+    );
+    assert_eq!(
+        s.suppressed("acc_a", vec!["y@y.test".into(), "x@x.test".into()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     let record = s.get_outbound("acc_a", "msg_1").await.unwrap().unwrap();
     assert_eq!(record.blob_id, "blob_msg_1");
-    let by_address = |a: &str| record.recipients.iter().find(|r| r.address == a).unwrap().clone();
+    let by_address = |a: &str| {
+        record
+            .recipients
+            .iter()
+            .find(|r| r.address == a)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(by_address("x@x.test").status, Status::Deferred);
     assert_eq!(by_address("x@x.test").next_attempt_at, Some(retry_at));
     assert_eq!(by_address("x@x.test").attempts, vec![attempt(T0, 450)]);
     assert_eq!(by_address("y@y.test").status, Status::Bounced);
     assert_eq!(by_address("y@y.test").next_attempt_at, None);
     assert!(s.get_outbound("acc_b", "msg_1").await.unwrap().is_none());
-    assert_eq!(s.load_blob("blob_msg_1").await.unwrap().unwrap(), b"Subject: out\r\n\r\nbody\r\n".to_vec());
+    assert_eq!(
+        s.load_blob("blob_msg_1").await.unwrap().unwrap(),
+        b"Subject: out\r\n\r\nbody\r\n".to_vec()
+    );
 
     let events = s.list_events("acc_a", 0, 10).await.unwrap();
-    assert_eq!(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["message.deferred", "message.bounced"]);
+    assert_eq!(
+        events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["message.deferred", "message.bounced"]
+    );
     assert_eq!(events[1].recipient.as_deref(), Some("y@y.test"));
     assert!(events[1].detail.as_deref().unwrap().contains("550"));
     assert_eq!(s.list_events("acc_a", 1, 10).await.unwrap().len(), 1);
 
     // A final recipient is never claimed again; a deferred one is, when due.
-    assert!(s.claim_due(Timestamp(retry_at.0 - 1), Timestamp(retry_at.0 + 600_000), 10).await.unwrap().is_empty());
-    let again = s.claim_due(retry_at, Timestamp(retry_at.0 + 600_000), 10).await.unwrap();
+    assert!(
+        s.claim_due(
+            Timestamp(retry_at.0 - 1),
+            Timestamp(retry_at.0 + 600_000),
+            10
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    let again = s
+        .claim_due(retry_at, Timestamp(retry_at.0 + 600_000), 10)
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 1);
 }
@@ -575,20 +646,46 @@ async fn idempotency_suppressions_and_operator_actions(b: Backend) {
     let s = &*b.store;
     account(s, "acc_a").await;
     inbox(s, "inb_a", "acc_a", "a@d.test").await;
-    s.enqueue(queued("msg_1", &["x@x.test"], Some(("key-1", b"hash")))).await.unwrap();
-    let dup = s.enqueue(queued("msg_2", &["x@x.test"], Some(("key-1", b"other")))).await;
+    s.enqueue(queued("msg_1", &["x@x.test"], Some(("key-1", b"hash"))))
+        .await
+        .unwrap();
+    let dup = s
+        .enqueue(queued("msg_2", &["x@x.test"], Some(("key-1", b"other"))))
+        .await;
     assert!(matches!(dup, Err(StoreError::Conflict)));
-    assert!(s.get_outbound("acc_a", "msg_2").await.unwrap().is_none(), "a refused enqueue leaves nothing");
+    assert!(
+        s.get_outbound("acc_a", "msg_2").await.unwrap().is_none(),
+        "a refused enqueue leaves nothing"
+    );
     let found = s.find_idempotency("acc_a", "key-1").await.unwrap().unwrap();
-    assert_eq!((found.message_id.as_str(), found.request_hash.as_slice()), ("msg_1", b"hash".as_slice()));
+    assert_eq!(
+        (found.message_id.as_str(), found.request_hash.as_slice()),
+        ("msg_1", b"hash".as_slice())
+    );
     s.expire_idempotency("acc_a", "key-1", T0).await.unwrap();
-    assert!(s.find_idempotency("acc_a", "key-1").await.unwrap().is_some(), "not older than the cut-off");
-    s.expire_idempotency("acc_a", "key-1", Timestamp(T0.0 + 1)).await.unwrap();
-    assert!(s.find_idempotency("acc_a", "key-1").await.unwrap().is_none());
+    assert!(
+        s.find_idempotency("acc_a", "key-1")
+            .await
+            .unwrap()
+            .is_some(),
+        "not older than the cut-off"
+    );
+    s.expire_idempotency("acc_a", "key-1", Timestamp(T0.0 + 1))
+        .await
+        .unwrap();
+    assert!(
+        s.find_idempotency("acc_a", "key-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let entries = s.queue_entries(10).await.unwrap();
     assert_eq!(entries.len(), 1);
-    assert_eq!((entries[0].message_id.as_str(), entries[0].status), ("msg_1", Status::Queued));
+    assert_eq!(
+        (entries[0].message_id.as_str(), entries[0].status),
+        ("msg_1", Status::Queued)
+    );
     assert_eq!(s.retry_now("msg_1", Timestamp(T0.0 + 5)).await.unwrap(), 1);
     assert_eq!(s.next_due().await.unwrap(), Some(Timestamp(T0.0 + 5)));
     assert_eq!(s.cancel("msg_1", Timestamp(T0.0 + 6)).await.unwrap(), 1);

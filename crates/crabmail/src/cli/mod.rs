@@ -7,7 +7,7 @@
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use crabmail_api::client::{Client, ClientError};
-use crabmail_api::{CreateInbox, Inbox, MessageSummary};
+use crabmail_api::{AddressList, CreateInbox, Inbox, MessageSummary};
 use std::path::PathBuf;
 
 #[derive(Args, Clone)]
@@ -48,6 +48,41 @@ pub enum AgentCommand {
         /// Print the API's JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
+    /// Send a message from one of your inboxes.
+    Send {
+        /// Inbox address or id to send from.
+        #[arg(long)]
+        from: String,
+        /// Recipient (repeatable).
+        #[arg(long, required_unless_present = "reply_to")]
+        to: Vec<String>,
+        #[arg(long)]
+        cc: Vec<String>,
+        #[arg(long)]
+        bcc: Vec<String>,
+        #[arg(long)]
+        subject: Option<String>,
+        /// Plain-text body.
+        #[arg(long)]
+        text: Option<String>,
+        /// File holding an HTML body.
+        #[arg(long)]
+        html_file: Option<PathBuf>,
+        /// File to attach (repeatable).
+        #[arg(long)]
+        attach: Vec<PathBuf>,
+        /// Id of a received message to answer (threads the reply).
+        #[arg(long)]
+        reply_to: Option<String>,
+        /// Makes a retried command send only once.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Seconds to wait for every recipient's outcome before returning.
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
         #[command(flatten)]
         conn: Connection,
     },
@@ -158,6 +193,70 @@ pub async fn run(command: AgentCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        AgentCommand::Send {
+            from,
+            to,
+            cc,
+            bcc,
+            subject,
+            text,
+            html_file,
+            attach,
+            reply_to,
+            idempotency_key,
+            wait,
+            conn,
+        } => {
+            let client = client(&conn).await?;
+            let inbox = pick_inbox(&client, Some(&from)).await?;
+            let html = match html_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                ),
+                None => None,
+            };
+            let mut attachments = Vec::new();
+            for path in attach {
+                use base64::Engine;
+                let bytes = std::fs::read(&path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                attachments.push(crabmail_api::OutgoingAttachment {
+                    filename: path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "attachment".into()),
+                    content_type: Some(content_type_for(&path).to_owned()),
+                    content_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+                });
+            }
+            let list = |v: Vec<String>| {
+                if v.is_empty() {
+                    AddressList::None
+                } else {
+                    AddressList::Many(v)
+                }
+            };
+            let message = crabmail_api::SendMessage {
+                to: list(to),
+                cc: list(cc),
+                bcc: list(bcc),
+                subject,
+                text,
+                html,
+                attachments,
+                in_reply_to: reply_to,
+                ..Default::default()
+            };
+            let sent = client
+                .send_message(&inbox.id, &message, idempotency_key.as_deref())
+                .await
+                .map_err(explain)?;
+            println!("{}\t{}", sent.id, sent.status);
+            if wait > 0 {
+                println!("{}", wait_for_outcome(&client, &sent.id, wait).await?);
+            }
+        }
         AgentCommand::Read {
             message_id,
             json,
@@ -210,6 +309,60 @@ pub async fn run(command: AgentCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Follows the message's delivery until every recipient is final or `wait` seconds pass.
+async fn wait_for_outcome(client: &Client, id: &str, wait: u64) -> anyhow::Result<String> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+    let mut cursor: Option<String> = None;
+    loop {
+        let message = client.get_message(id).await.map_err(explain)?;
+        let delivery = message.delivery.context("not a sent message")?;
+        let left = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .as_secs();
+        if delivery.status != "pending" || left == 0 {
+            let lines: Vec<String> = delivery
+                .recipients
+                .iter()
+                .map(|r| {
+                    let last = r
+                        .attempts
+                        .last()
+                        .map(|a| format!(" ({})", a.text))
+                        .unwrap_or_default();
+                    format!("{}\t{}{last}", r.address, r.status)
+                })
+                .collect();
+            return Ok(format!("{}\n{}", delivery.status, lines.join("\n")));
+        }
+        let page = client
+            .list_events(cursor.as_deref(), Some(left.min(60) as u32))
+            .await
+            .map_err(explain)?;
+        cursor = Some(page.next_cursor);
+    }
+}
+
+fn content_type_for(path: &std::path::Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "txt" | "log" | "md" => "text/plain",
+        "csv" => "text/csv",
+        "html" | "htm" => "text/html",
+        "json" => "application/json",
+        "pdf" => "application/pdf",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "zip" => "application/zip",
+        "eml" => "message/rfc822",
+        _ => "application/octet-stream",
+    }
 }
 
 fn summary_line(m: &MessageSummary) -> String {

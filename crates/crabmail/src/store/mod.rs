@@ -477,6 +477,8 @@ pub trait Store: Send + Sync + 'static {
 
     // --- operators ---
     async fn queue_entries(&self, limit: usize) -> Result<Vec<QueueEntry>>;
+    /// The account that sent a message (for operators, who are not that account).
+    async fn outbound_owner(&self, message_id: &str) -> Result<Option<String>>;
     /// Makes a message's unfinished recipients due now; how many.
     async fn retry_now(&self, message_id: &str, now: Timestamp) -> Result<usize>;
     /// Cancels a message's unfinished recipients; how many.

@@ -943,6 +943,15 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn outbound_owner(&self, message_id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT account_id FROM outbound WHERE id = $1")
+                .bind(message_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     async fn retry_now(&self, message_id: &str, now: Timestamp) -> Result<usize> {
         let done = sqlx::query(
             "UPDATE recipients SET next_attempt_at = $1, updated_at = $1 \

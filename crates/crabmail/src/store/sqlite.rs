@@ -968,6 +968,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn outbound_owner(&self, message_id: &str) -> Result<Option<String>> {
+        let message_id = message_id.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT account_id FROM outbound WHERE id = $1")?
+                .query_row(params![message_id], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
     async fn retry_now(&self, message_id: &str, now: Timestamp) -> Result<usize> {
         let message_id = message_id.to_owned();
         self.write(move |conn| {
