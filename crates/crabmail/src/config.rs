@@ -156,8 +156,8 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         key: "queue.max_per_destination",
-        default: "4",
-        doc: "Connections at once to one destination (MX host or relay).",
+        default: "20",
+        doc: "Connections at once to one destination (MX host or relay); Postfix's default is 20 too.",
     },
     Setting {
         key: "delivery.relay",

@@ -110,17 +110,15 @@ impl Dns {
         }
     }
 
-    /// IPv4 and IPv6 addresses of a host; empty when it has none.
+    /// IPv4 and IPv6 addresses of a host; empty when it has none. One family failing does not
+    /// hide the other's answer.
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, Failure> {
-        if let Ok(ip) = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<IpAddr>()
-        {
+        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
             return Ok(vec![ip]);
         }
         let name = fqdn(host);
         let mut out = Vec::new();
+        let mut failure = None;
         for kind in [RecordType::A, RecordType::AAAA] {
             match self.resolver.lookup(name.as_str(), kind).await {
                 Ok(lookup) => out.extend(lookup.answers().iter().filter_map(|r| match &r.data {
@@ -128,12 +126,15 @@ impl Dns {
                     RData::AAAA(aaaa) => Some(IpAddr::V6(aaaa.0)),
                     _ => None,
                 })),
-                Err(e) if e.is_nx_domain() => return Err(Failure::NoSuchDomain),
+                Err(e) if e.is_nx_domain() => failure = Some(Failure::NoSuchDomain),
                 Err(e) if e.is_no_records_found() => {}
-                Err(e) => return Err(Failure::Temporary(e.to_string())),
+                Err(e) => failure = failure.or(Some(Failure::Temporary(e.to_string()))),
             }
         }
-        Ok(out)
+        match failure {
+            Some(failure) if out.is_empty() => Err(failure),
+            _ => Ok(out),
+        }
     }
 }
 
