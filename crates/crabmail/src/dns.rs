@@ -113,7 +113,11 @@ impl Dns {
     /// IPv4 and IPv6 addresses of a host; empty when it has none. One family failing does not
     /// hide the other's answer.
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, Failure> {
-        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        if let Ok(ip) = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
             return Ok(vec![ip]);
         }
         let name = fqdn(host);
