@@ -658,3 +658,57 @@ async fn a_relay_with_an_untrusted_certificate_gets_no_credentials() {
     let detail = deferred.detail.unwrap();
     assert_eq!(detail["enhanced_code"], "4.7.5", "{detail}");
 }
+
+/// Postfix itself as the remote MX (a private instance on 127.0.0.11:25, see
+/// tests/fixtures/postfix-mx.sh), delivering what crabmail sends into a Maildir.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_to_a_real_postfix() {
+    struct Postfix(std::path::PathBuf);
+    impl Drop for Postfix {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new(script()).args(["stop", self.0.to_str().unwrap(), "127.0.0.11"]).status();
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    fn script() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/postfix-mx.sh")
+    }
+    let dir = std::path::PathBuf::from(format!("/var/tmp/crabmail-test-postfix-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let status = std::process::Command::new(script())
+        .args(["start", dir.to_str().unwrap(), "127.0.0.11", "postfix.test"])
+        .status()
+        .expect("run postfix-mx.sh");
+    assert!(status.success(), "Postfix did not start (Debian's postfix package and root are needed)");
+    let postfix = Postfix(dir.clone());
+    let dns = Zone::new().mx("postfix.test", 10, "mx.postfix.test").a("mx.postfix.test", "127.0.0.11").serve().await;
+    let s = sender(Backend::Sqlite, &dns, 25, &[], None).await;
+    let sent = s
+        .client
+        .send_message(
+            &s.inbox.id,
+            &SendMessage { to: to(&["someone@postfix.test"]), subject: Some("to postfix".into()), text: Some("hello postfix".into()), ..Default::default() },
+            None,
+        )
+        .await
+        .unwrap();
+    let delivered = event(&s.client, "message.delivered", &sent.id, None).await;
+    let detail = delivered.detail.unwrap();
+    assert_eq!(detail["code"], 250);
+    assert!(detail["text"].as_str().unwrap().contains("queued as"), "{detail}");
+    // Postfix's 250 means queued; its virtual(8) delivery to the Maildir follows on its own time.
+    let maildir = dir.join("vmail/inbox/new");
+    let mut found = None;
+    for _ in 0..300 {
+        if let Some(file) = std::fs::read_dir(&maildir).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()) {
+            found = Some(std::fs::read_to_string(file.path()).unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let message = found.expect("Postfix delivered into the Maildir");
+    assert!(message.contains("Subject: to postfix"), "{message}");
+    assert!(message.contains("hello postfix"));
+    assert!(message.contains("Return-Path: <bot@crabmail.localhost>"), "{message}");
+    drop(postfix);
+}
