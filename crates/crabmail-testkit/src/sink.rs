@@ -9,6 +9,9 @@ use std::time::Duration;
 pub struct SmtpSink {
     pub addr: SocketAddr,
     dir: tempfile::TempDir,
+    counters: tempfile::NamedTempFile,
+    /// Sessions that ended before the test began (the readiness probe).
+    baseline: usize,
     child: Child,
 }
 
@@ -28,30 +31,59 @@ impl SmtpSink {
         let dir = tempfile::tempdir().expect("sink dir");
         make_world_writable(dir.path());
         let template = format!("{}/m.", dir.path().display());
+        let counters = tempfile::NamedTempFile::new().expect("counter file");
         let child = Command::new("smtp-sink")
-            .args(["-u", "nobody", "-d", &template])
+            .args(["-c", "-u", "nobody", "-d", &template])
             .args(options)
             .arg(addr.to_string())
             .arg("64")
-            .stdout(Stdio::null())
+            .stdout(counters.reopen().expect("counter file"))
             .stderr(Stdio::inherit())
             .spawn()
             .expect("smtp-sink must be installed (apt-get install postfix)");
-        let sink = SmtpSink { addr, dir, child };
+        let mut sink = SmtpSink {
+            addr,
+            dir,
+            counters,
+            baseline: 0,
+            child,
+        };
         sink.wait_listening().await;
+        sink.baseline = sink.raw_sessions_ended();
         sink
     }
 
-    /// smtp-sink is another process: wait (bounded) until it accepts connections.
+    /// smtp-sink is another process: wait (bounded) until it accepts connections. The probe ends
+    /// its session with QUIT and waits for the close, so the sink has counted it when this returns.
     async fn wait_listening(&self) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         for _ in 0..500 {
-            if let Ok(stream) = tokio::net::TcpStream::connect(self.addr).await {
-                drop(stream);
+            if let Ok(mut stream) = tokio::net::TcpStream::connect(self.addr).await {
+                let mut buf = [0u8; 512];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(b"QUIT\r\n").await;
+                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("smtp-sink did not start listening on {}", self.addr);
+    }
+
+    /// How many SMTP sessions of the test have ended so far (smtp-sink's `-c` counter).
+    pub fn sessions_ended(&self) -> usize {
+        self.raw_sessions_ended().saturating_sub(self.baseline)
+    }
+
+    fn raw_sessions_ended(&self) -> usize {
+        let text = std::fs::read_to_string(self.counters.path()).unwrap_or_default();
+        text.rsplit(['\n', '\r'])
+            .find_map(|line| {
+                line.split_whitespace()
+                    .find_map(|w| w.strip_prefix("sess="))
+            })
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
     }
 
     /// Every transaction dumped so far.

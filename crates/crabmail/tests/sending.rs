@@ -666,28 +666,45 @@ async fn delivers_to_a_real_postfix() {
     struct Postfix(std::path::PathBuf);
     impl Drop for Postfix {
         fn drop(&mut self) {
-            let _ = std::process::Command::new(script()).args(["stop", self.0.to_str().unwrap(), "127.0.0.11"]).status();
+            let _ = std::process::Command::new(script())
+                .args(["stop", self.0.to_str().unwrap(), "127.0.0.11"])
+                .status();
             let _ = std::fs::remove_dir_all(&self.0);
         }
     }
     fn script() -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/postfix-mx.sh")
     }
-    let dir = std::path::PathBuf::from(format!("/var/tmp/crabmail-test-postfix-{}", std::process::id()));
+    let dir = std::path::PathBuf::from(format!(
+        "/var/tmp/crabmail-test-postfix-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     let status = std::process::Command::new(script())
         .args(["start", dir.to_str().unwrap(), "127.0.0.11", "postfix.test"])
         .status()
         .expect("run postfix-mx.sh");
-    assert!(status.success(), "Postfix did not start (Debian's postfix package and root are needed)");
+    assert!(
+        status.success(),
+        "Postfix did not start (Debian's postfix package and root are needed)"
+    );
     let postfix = Postfix(dir.clone());
-    let dns = Zone::new().mx("postfix.test", 10, "mx.postfix.test").a("mx.postfix.test", "127.0.0.11").serve().await;
+    let dns = Zone::new()
+        .mx("postfix.test", 10, "mx.postfix.test")
+        .a("mx.postfix.test", "127.0.0.11")
+        .serve()
+        .await;
     let s = sender(Backend::Sqlite, &dns, 25, &[], None).await;
     let sent = s
         .client
         .send_message(
             &s.inbox.id,
-            &SendMessage { to: to(&["someone@postfix.test"]), subject: Some("to postfix".into()), text: Some("hello postfix".into()), ..Default::default() },
+            &SendMessage {
+                to: to(&["someone@postfix.test"]),
+                subject: Some("to postfix".into()),
+                text: Some("hello postfix".into()),
+                ..Default::default()
+            },
             None,
         )
         .await
@@ -695,12 +712,19 @@ async fn delivers_to_a_real_postfix() {
     let delivered = event(&s.client, "message.delivered", &sent.id, None).await;
     let detail = delivered.detail.unwrap();
     assert_eq!(detail["code"], 250);
-    assert!(detail["text"].as_str().unwrap().contains("queued as"), "{detail}");
+    assert!(
+        detail["text"].as_str().unwrap().contains("queued as"),
+        "{detail}"
+    );
     // Postfix's 250 means queued; its virtual(8) delivery to the Maildir follows on its own time.
     let maildir = dir.join("vmail/inbox/new");
     let mut found = None;
     for _ in 0..300 {
-        if let Some(file) = std::fs::read_dir(&maildir).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()) {
+        if let Some(file) = std::fs::read_dir(&maildir)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+        {
             found = Some(std::fs::read_to_string(file.path()).unwrap());
             break;
         }
@@ -709,6 +733,69 @@ async fn delivers_to_a_real_postfix() {
     let message = found.expect("Postfix delivered into the Maildir");
     assert!(message.contains("Subject: to postfix"), "{message}");
     assert!(message.contains("hello postfix"));
-    assert!(message.contains("Return-Path: <bot@crabmail.localhost>"), "{message}");
+    assert!(
+        message.contains("Return-Path: <bot@crabmail.localhost>"),
+        "{message}"
+    );
     drop(postfix);
+}
+
+/// A connection is reused for more mail to the same MX: three messages, one after the other, and
+/// the sink has seen no session end (each new connection would have ended the one before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_reused_for_the_same_mx() {
+    let port = free_port("127.0.0.12");
+    let dns = Zone::new()
+        .mx("reuse.test", 10, "mx.reuse.test")
+        .a("mx.reuse.test", "127.0.0.12")
+        .serve()
+        .await;
+    let sink = SmtpSink::start(at("127.0.0.12", port), &[]).await;
+    let s = sender(
+        Backend::Sqlite,
+        &dns,
+        port,
+        &[("delivery.command_timeout", "\"3s\"")],
+        None,
+    )
+    .await;
+    let mut cursor = "0".to_owned();
+    for n in 0..3 {
+        let sent = s
+            .client
+            .send_message(
+                &s.inbox.id,
+                &SendMessage {
+                    to: to(&[&format!("r{n}@reuse.test")]),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        // The first event about this message must be its delivery.
+        let first = loop {
+            let page = s.client.list_events(Some(&cursor), Some(60)).await.unwrap();
+            assert!(!page.events.is_empty(), "no event for message {n}");
+            cursor = page.next_cursor.clone();
+            if let Some(e) = page
+                .events
+                .into_iter()
+                .find(|e| e.message_id.as_deref() == Some(&sent.id))
+            {
+                break e;
+            }
+        };
+        assert_eq!(
+            first.kind, "message.delivered",
+            "message {n}: {:?}",
+            first.detail
+        );
+    }
+    assert_eq!(sink.received().len(), 3);
+    assert_eq!(
+        sink.sessions_ended(),
+        0,
+        "one connection carried all three messages"
+    );
 }
