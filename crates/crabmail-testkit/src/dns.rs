@@ -104,13 +104,19 @@ impl Zone {
         }
         let mut catalog = Catalog::new();
         catalog.upsert(LowerName::new(&origin), vec![Arc::new(zone)]);
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
-            .await
-            .expect("bind DNS/UDP");
-        let addr = udp.local_addr().expect("DNS address");
-        let tcp = tokio::net::TcpListener::bind(addr)
-            .await
-            .expect("bind DNS/TCP on the same port");
+        // UDP and TCP on one port: the port the OS picks for UDP may be taken for TCP; pick again.
+        let (udp, tcp, addr) = 'bound: {
+            for _ in 0..50 {
+                let udp = tokio::net::UdpSocket::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind DNS/UDP");
+                let addr = udp.local_addr().expect("DNS address");
+                if let Ok(tcp) = tokio::net::TcpListener::bind(addr).await {
+                    break 'bound (udp, tcp, addr);
+                }
+            }
+            panic!("no port free for DNS on both UDP and TCP");
+        };
         let mut server = Server::new(catalog);
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 64);
