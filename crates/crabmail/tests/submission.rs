@@ -329,3 +329,46 @@ async fn trusted_networks_submit_without_auth_but_only_from_hosted_inboxes() {
     smtp.expect("250 2.0.0 OK: queued as msg_").await;
     assert_eq!(subjects(&client, &inbox.id, 1).await, ["from the app"]);
 }
+
+/// An address that bounced with 5.1.x is refused at RCPT on submission (and 422 on the API).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suppressed_recipients_are_refused_at_rcpt() {
+    let server = TestServer::start().await;
+    let (client, inbox) = server.mailbox("agent").await;
+    let token = client.token().unwrap().to_owned();
+    // A local inbox that does not exist bounces 5.1.1, which suppresses the address.
+    let sent = client
+        .send_message(
+            &inbox.id,
+            &crabmail_api::SendMessage {
+                to: crabmail_api::AddressList::One("gone@crabmail.localhost".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let mut cursor = "0".to_owned();
+    'bounced: loop {
+        let page = client.list_events(Some(&cursor), Some(60)).await.unwrap();
+        assert!(!page.events.is_empty(), "no bounce");
+        for e in &page.events {
+            if e.kind == "message.bounced" && e.message_id.as_deref() == Some(&sent.id) {
+                break 'bounced;
+            }
+        }
+        cursor = page.next_cursor;
+    }
+    let mut tls = Smtp::connect_tls(server.submission_tls).await;
+    tls.cmd("EHLO client.test", "250").await;
+    tls.cmd(
+        &format!("AUTH PLAIN {}", plain(&inbox.address, &token)),
+        "235",
+    )
+    .await;
+    tls.cmd(&format!("MAIL FROM:<{}>", inbox.address), "250")
+        .await;
+    tls.cmd("RCPT TO:<Gone@crabmail.localhost>", "550 5.1.1")
+        .await;
+    tls.cmd("RCPT TO:<fine@example.test>", "250").await;
+}
