@@ -202,6 +202,13 @@ pub struct Message {
     /// For sent messages: each recipient's status and attempts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<DeliveryState>,
+    /// For received mail: SPF, DKIM, DMARC and ARC as verified on arrival (absent for mail that
+    /// never crossed the network, such as local deliveries and bounce reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthResults>,
+    /// Held out of the default list because DMARC said quarantine.
+    #[serde(default)]
+    pub quarantined: bool,
     #[serde(flatten)]
     pub parsed: ParsedMessage,
 }
@@ -368,4 +375,48 @@ pub struct Event {
 pub struct EventList {
     pub events: Vec<Event>,
     pub next_cursor: String,
+}
+
+/// What the receiving server found about who sent a message (RFC 8601 vocabulary: pass, fail,
+/// softfail, neutral, none, temperror, permerror).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuthResults {
+    pub spf: SpfAuth,
+    pub dkim: Vec<DkimAuth>,
+    pub dmarc: DmarcAuth,
+    pub arc: ArcAuth,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SpfAuth {
+    pub result: String,
+    /// The domain checked: of MAIL FROM, or of HELO for bounces.
+    pub domain: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DkimAuth {
+    pub result: String,
+    pub domain: String,
+    pub selector: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DmarcAuth {
+    pub result: String,
+    /// The From domain's published policy: none, quarantine or reject.
+    pub policy: String,
+    /// The RFC 5322 From domain the policy is for.
+    #[serde(default)]
+    pub domain: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ArcAuth {
+    pub result: String,
 }

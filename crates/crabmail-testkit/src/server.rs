@@ -46,6 +46,7 @@ pub struct TestServer {
     pub shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), ServerError>>>,
     dir: tempfile::TempDir,
+    _dns: Option<crate::DnsServer>,
 }
 
 impl TestServer {
@@ -110,6 +111,15 @@ impl TestServer {
             ("shutdown.grace".into(), toml_str("5s")),
         ];
         overrides.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        // Lookups (SPF, DKIM, MX) go to a DNS server of our own, never to the machine's resolver:
+        // an empty zone unless the test brings its own.
+        let dns = if settings.iter().any(|(k, _)| *k == "dns.nameservers") {
+            None
+        } else {
+            let dns = crate::Zone::new().serve().await;
+            overrides.push(dns.setting());
+            Some(dns)
+        };
         let config = Config::load(None, Vec::new(), &overrides).expect("test config");
         let listeners = Listeners::bind(&config).await.expect("bind");
         let api = listeners.api.local_addr().expect("api addr");
@@ -136,6 +146,7 @@ impl TestServer {
             shutdown,
             task: Some(task),
             dir,
+            _dns: dns,
         };
         server.wait_until_serving().await;
         server

@@ -210,6 +210,31 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Time to wait for one DNS answer.",
     },
     Setting {
+        key: "verify.enabled",
+        default: "true",
+        doc: "Check SPF, DKIM, DMARC and ARC of inbound mail before accepting it.",
+    },
+    Setting {
+        key: "verify.dmarc_reject",
+        default: "true",
+        doc: "Refuse (550 5.7.1) mail that fails DMARC when its domain publishes p=reject.",
+    },
+    Setting {
+        key: "verify.dmarc_quarantine",
+        default: "true",
+        doc: "Keep mail that fails DMARC under p=quarantine out of the default list (?include=quarantined).",
+    },
+    Setting {
+        key: "verify.timeout",
+        default: r#""20s""#,
+        doc: "Longest all checks of one message may take; past it they are recorded as temperror.",
+    },
+    Setting {
+        key: "dkim.ed25519",
+        default: "false",
+        doc: "Sign with an Ed25519 key too (RFC 8463), beside RSA-2048, for newly made keys.",
+    },
+    Setting {
         key: "tls.cert",
         default: r#""""#,
         doc: "PEM certificate chain for STARTTLS; empty means a self-signed one generated into data_dir.",
@@ -260,6 +285,8 @@ pub struct Config {
     pub queue: QueueConfig,
     pub delivery: DeliveryConfig,
     pub dns: DnsConfig,
+    pub verify: VerifyConfig,
+    pub dkim: DkimConfig,
     pub tls: TlsConfig,
     pub signup: SignupConfig,
     pub store: StoreConfig,
@@ -336,6 +363,22 @@ pub struct DeliveryConfig {
     pub data_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub idle_connections: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    pub enabled: bool,
+    pub dmarc_reject: bool,
+    pub dmarc_quarantine: bool,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimConfig {
+    pub ed25519: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,6 +6,7 @@
 //! - `ingest`: after the commit, parse received mail and make it readable.
 //! - `outbound`: accept mail to send (API or submission); `queue`: retry and record outcomes;
 //!   `delivery`: routes, the SMTP client, outcomes, bounce reports; `dns`: MX and address lookups.
+//! - `verify`: SPF, DKIM, DMARC and ARC of inbound mail; `dkim`: signing what we send.
 //! - `events`: wake long-polls when messages arrive or deliveries happen.
 //! - `api`: the HTTP API agents use; `account`: accounts, tokens, inboxes and their rules.
 //! - `config`, `clock`, `id`: settings, the one reader of wall time, identifiers.
@@ -18,6 +19,7 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod delivery;
+pub mod dkim;
 pub mod dns;
 pub mod events;
 pub mod id;
@@ -27,5 +29,6 @@ pub mod queue;
 pub mod server;
 pub mod smtp;
 pub mod store;
+pub mod verify;
 
 pub use server::{Listeners, ServerError, run};

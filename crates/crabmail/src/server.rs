@@ -12,6 +12,7 @@ use crate::api::{self, ApiState};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::delivery::Deliverer;
+use crate::dkim::Signer;
 use crate::dns::Dns;
 use crate::events::Wakeups;
 use crate::ingest;
@@ -20,6 +21,7 @@ use crate::queue::{Queue, QueueHandle};
 use crate::smtp::policy::{AuthGuard, Network};
 use crate::smtp::{self, Role, SmtpContext};
 use crate::store::{self, SharedStore, StoreError};
+use crate::verify::Verifier;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -132,10 +134,17 @@ async fn serve(
     )?;
 
     let dns = Dns::new(&config.dns)?;
-    let deliverer = Arc::new(Deliverer::new(config, dns)?);
+    let deliverer = Arc::new(Deliverer::new(config, dns.clone())?);
     let queue_handle = QueueHandle::default();
+    let signer = Arc::new(Signer::new(store.clone(), clock.clone()));
+    ensure_shared_domain(config, &store, &clock).await?;
+    let verifier = config
+        .verify
+        .enabled
+        .then(|| Arc::new(Verifier::new(&dns, config.hostname(), &config.verify)));
     let outbound = Outbound::new(
         store.clone(),
+        signer.clone(),
         clock.clone(),
         queue_handle.clone(),
         config.smtp.max_message_size,
@@ -149,6 +158,7 @@ async fn serve(
         ingest_queue.clone(),
         wakeups.clone(),
         clock.clone(),
+        signer,
     )
     .start(queue_handle, queue_stop.clone());
 
@@ -167,6 +177,7 @@ async fn serve(
             config.submission.auth_cooldown,
         )),
         trusted_networks: Vec::new(),
+        verifier,
     };
     let submission_ctx = Arc::new(SmtpContext {
         role: Role::Submission,
@@ -263,4 +274,28 @@ async fn serve(
     let _ = ingest_worker.await;
     follower.abort();
     http_result
+}
+
+/// The shared domain's row and DKIM keys, made on first start (or found).
+async fn ensure_shared_domain(
+    config: &Config,
+    store: &SharedStore,
+    clock: &SharedClock,
+) -> Result<(), ServerError> {
+    if store.hosted_domain(&config.domain).await?.is_some() {
+        return Ok(());
+    }
+    let now = clock.now();
+    let domain = store::DomainRecord {
+        id: crate::id::new_id("dom", now),
+        account_id: None,
+        name: config.domain.clone(),
+        created_at: now,
+        verified_at: Some(now),
+    };
+    let keys = crate::dkim::generate(&domain.id, now, config.dkim.ed25519)
+        .map_err(|e| ServerError::Store(StoreError::Unavailable(e.to_string())))?;
+    let domain = store.ensure_shared_domain(domain, keys).await?;
+    tracing::info!(domain = %domain.name, "dkim: keys ready for the shared domain (see `crabmail domain records`)");
+    Ok(())
 }

@@ -24,10 +24,6 @@ impl Drop for Process {
 }
 
 /// Starts `crabmail serve` on ephemeral ports and reads them from its "serving" log line.
-fn spawn(data_dir: &std::path::Path, database_url: &str) -> Process {
-    spawn_with(data_dir, database_url, &[])
-}
-
 fn spawn_with(data_dir: &std::path::Path, database_url: &str, settings: &[String]) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_crabmail"))
         .args([
@@ -91,7 +87,9 @@ async fn every_250_survives_kill_9(backend: Backend) {
         Backend::Sqlite => String::new(),
         Backend::Postgres => pg_schema_url().await,
     };
-    let mut server = spawn(dir.path(), &database_url);
+    let dns = Zone::new().serve().await;
+    let settings = vec![format!("dns.nameservers=[\"{}\"]", dns.addr)];
+    let mut server = spawn_with(dir.path(), &database_url, &settings);
     let url = format!("http://{}", server.api);
     let signup = crabmail_api::client::Client::new(&url, None)
         .create_account(None)
@@ -156,7 +154,7 @@ async fn every_250_survives_kill_9(backend: Backend) {
         acknowledged.insert(subject);
     }
 
-    let restarted = spawn(dir.path(), &database_url);
+    let restarted = spawn_with(dir.path(), &database_url, &settings);
     let client =
         crabmail_api::client::Client::new(&format!("http://{}", restarted.api), Some(signup.token));
     let mut seen = HashSet::new();
@@ -189,7 +187,9 @@ async fn every_250_survives_kill_9(backend: Backend) {
 #[tokio::test]
 async fn sigterm_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = spawn(dir.path(), "");
+    let dns = Zone::new().serve().await;
+    let settings = vec![format!("dns.nameservers=[\"{}\"]", dns.addr)];
+    let mut server = spawn_with(dir.path(), "", &settings);
     let mut smtp = Smtp::connect(server.mx).await;
     smtp.cmd("EHLO client.test", "250").await;
     let pid = server.child.id().to_string();

@@ -2,7 +2,7 @@
 //! pipelining, STARTTLS, and the message as stored. Every test reads mail back through the API.
 
 use crabmail_api::client::Client;
-use crabmail_testkit::{Backend, Smtp, TestServer, on_both_backends};
+use crabmail_testkit::{Backend, Smtp, TestServer, as_received, on_both_backends};
 
 /// Waits (long-poll) for the next message after `after` and returns it with its cursor.
 async fn next_message(
@@ -76,7 +76,7 @@ async fn delivers_to_hosted_inboxes_only(backend: Backend) {
     );
     let raw = client.get_raw(&summary.id).await.unwrap();
     assert_eq!(
-        raw,
+        as_received(&raw),
         format!(
             "{}.leading dot line\r\n",
             BODY.replace("\r\n.leading dot line\r\n", "\r\n")
@@ -380,7 +380,10 @@ async fn bdat_chunks_make_one_message() {
     smtp.expect("550 5.6.0").await;
     let (summary, _) = next_message(&client, &inbox.id, "0").await;
     let raw = client.get_raw(&summary.id).await.unwrap();
-    assert_eq!(raw, b"Subject: chunked\r\n\r\nfirst and second\r\n");
+    assert_eq!(
+        as_received(&raw),
+        b"Subject: chunked\r\n\r\nfirst and second\r\n"
+    );
     assert_eq!(
         client
             .list_messages(&inbox.id, None, None, None)

@@ -119,6 +119,8 @@ fn inbound(blob: &str, body: &[u8], to: &[(&str, &str, &str)]) -> InboundMessage
             helo: "client.example.test".into(),
             tls: true,
         },
+        auth: None,
+        quarantined: false,
         deliveries: to
             .iter()
             .map(|(message, inbox, account)| Delivery {
@@ -266,7 +268,7 @@ async fn inbound_messages_become_readable_in_order(b: Backend) {
     .unwrap();
     // Accepted but not ingested: not listed, not readable.
     assert!(
-        s.list_messages("acc_a", "inb_a", 0, 10)
+        s.list_messages("acc_a", "inb_a", 0, 10, false)
             .await
             .unwrap()
             .is_empty()
@@ -303,7 +305,10 @@ async fn inbound_messages_become_readable_in_order(b: Backend) {
             .await
             .unwrap();
     }
-    let all = s.list_messages("acc_a", "inb_a", 0, 10).await.unwrap();
+    let all = s
+        .list_messages("acc_a", "inb_a", 0, 10, false)
+        .await
+        .unwrap();
     assert_eq!(
         all.iter().map(|m| m.seq).collect::<Vec<_>>(),
         vec![1, 2, 3, 4]
@@ -313,12 +318,15 @@ async fn inbound_messages_become_readable_in_order(b: Backend) {
     assert!(all[0].envelope.tls);
     assert_eq!(all[0].size, raw.len() as i64);
     assert_eq!(all[1].summary, "{\"subject\":\"s2\"}");
-    let page = s.list_messages("acc_a", "inb_a", 2, 1).await.unwrap();
+    let page = s
+        .list_messages("acc_a", "inb_a", 2, 1, false)
+        .await
+        .unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].seq, 3);
     // Another account sees nothing of inb_a, even with its id.
     assert!(
-        s.list_messages("acc_b", "inb_a", 0, 10)
+        s.list_messages("acc_b", "inb_a", 0, 10, false)
             .await
             .unwrap()
             .is_empty()
@@ -361,7 +369,7 @@ async fn ingest_is_idempotent_and_deletes_clean_up(b: Backend) {
             .is_empty()
     );
     assert_eq!(
-        s.list_messages("acc_a", "inb_a", 0, 10)
+        s.list_messages("acc_a", "inb_a", 0, 10, false)
             .await
             .unwrap()
             .len(),
@@ -421,7 +429,7 @@ async fn concurrent_writes_all_commit(b: Backend) {
     }
     let listed = b
         .store
-        .list_messages("acc_a", "inb_a", 0, 100)
+        .list_messages("acc_a", "inb_a", 0, 100, false)
         .await
         .unwrap();
     let seqs: Vec<i64> = listed.iter().map(|m| m.seq).collect();

@@ -129,8 +129,13 @@ impl Accounts {
     }
 
     /// Whether mail for this (lowercase) domain is ours to accept.
-    pub fn hosts_domain(&self, domain: &str) -> bool {
-        domain == self.domain
+    /// Whether mail for this (lowercase) domain is ours to accept: the shared domain, or a
+    /// custom domain some account has verified.
+    pub async fn hosts_domain(&self, domain: &str) -> Result<bool, StoreError> {
+        if domain == self.domain {
+            return Ok(true);
+        }
+        Ok(self.store.hosted_domain(domain).await?.is_some())
     }
 
     pub async fn sign_up(&self, invite: Option<&str>) -> Result<SignedUp, AccountError> {
@@ -241,7 +246,11 @@ impl Accounts {
             None => self.domain.clone(),
             Some(d) => {
                 let d = address::validate_domain(d)?;
-                if !self.hosts_domain(&d) {
+                let ours = d == self.domain
+                    || self.store.hosted_domain(&d).await?.is_some_and(|h| {
+                        h.account_id.as_deref() == Some(caller.account_id.as_str())
+                    });
+                if !ours {
                     return Err(AccountError::UnknownDomain(d));
                 }
                 d

@@ -32,6 +32,16 @@ pub struct ListQuery {
     limit: Option<usize>,
     /// Seconds to hold the request when nothing is new (0 to 120).
     wait: Option<u64>,
+    /// `quarantined` to list messages held for failing DMARC (p=quarantine) too.
+    include: Option<String>,
+}
+
+impl ListQuery {
+    fn include_quarantined(&self) -> bool {
+        self.include
+            .as_deref()
+            .is_some_and(|i| i.split(',').any(|p| p.trim() == "quarantined"))
+    }
 }
 
 fn summary_json(record: MessageRecord) -> MessageSummary {
@@ -46,6 +56,11 @@ fn summary_json(record: MessageRecord) -> MessageSummary {
 
 fn message_json(record: MessageRecord) -> Message {
     Message {
+        auth: record
+            .auth
+            .as_deref()
+            .and_then(|a| serde_json::from_str(a).ok()),
+        quarantined: record.quarantined,
         direction: "inbound".into(),
         delivery: None,
         parsed: serde_json::from_str::<ParsedMessage>(&record.parsed).unwrap_or_default(),
@@ -106,7 +121,13 @@ pub async fn list_messages(
     let page = loop {
         let page = state
             .store
-            .list_messages(&caller.account_id, &inbox.id, after, limit)
+            .list_messages(
+                &caller.account_id,
+                &inbox.id,
+                after,
+                limit,
+                query.include_quarantined(),
+            )
             .await?;
         if !page.is_empty() || Instant::now() >= deadline {
             break page;
@@ -139,6 +160,8 @@ fn outbound_json(record: OutboundRecord) -> Message {
         "failed"
     };
     Message {
+        auth: None,
+        quarantined: false,
         id: record.id,
         inbox_id: record.inbox_id,
         direction: "outbound".into(),

@@ -18,8 +18,11 @@ pub struct Failed {
 }
 
 pub struct Report<'a> {
-    /// Our host name, as Reporting-MTA and in the From address.
+    /// Our host name, as Reporting-MTA.
     pub reporting_mta: &'a str,
+    /// The domain of the From address (`MAILER-DAEMON@`): the sending inbox's, so the report's
+    /// DKIM signature aligns with it.
+    pub from_domain: &'a str,
     /// Where the report goes: the inbox that sent the message.
     pub to: &'a str,
     pub original: &'a [u8],
@@ -44,7 +47,10 @@ pub fn bounce(report: &Report<'_>) -> Vec<u8> {
     };
     header(
         "From",
-        &format!("Mail Delivery System <MAILER-DAEMON@{host}>"),
+        &format!(
+            "Mail Delivery System <MAILER-DAEMON@{}>",
+            report.from_domain
+        ),
     );
     header("To", &format!("<{}>", report.to));
     header("Subject", SUBJECT);
@@ -179,6 +185,7 @@ mod tests {
         ];
         let bytes = bounce(&Report {
             reporting_mta: "mx.crabmail.test",
+            from_domain: "crabmail.test",
             to: "bot@crabmail.test",
             original,
             arrival: Timestamp(1_795_000_000_000),
@@ -193,7 +200,7 @@ mod tests {
         assert_eq!(parsed.subject(), Some(SUBJECT));
         assert_eq!(
             parsed.from().unwrap().first().unwrap().address(),
-            Some("MAILER-DAEMON@mx.crabmail.test")
+            Some("MAILER-DAEMON@crabmail.test")
         );
         let ct = parsed.content_type().unwrap();
         assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("report")));

@@ -66,6 +66,7 @@ pub struct Accepted {
 #[derive(Clone)]
 pub struct Outbound {
     store: SharedStore,
+    signer: Arc<crate::dkim::Signer>,
     clock: SharedClock,
     queue: QueueHandle,
     max_message_size: usize,
@@ -74,12 +75,14 @@ pub struct Outbound {
 impl Outbound {
     pub fn new(
         store: SharedStore,
+        signer: Arc<crate::dkim::Signer>,
         clock: SharedClock,
         queue: QueueHandle,
         max_message_size: usize,
     ) -> Self {
         Outbound {
             store,
+            signer,
             clock,
             queue,
             max_message_size,
@@ -290,6 +293,12 @@ impl Outbound {
         }
         let now = self.clock.now();
         let parsed = parse::parse(&bytes);
+        // Signed once, here: the stored bytes are what every delivery attempt sends.
+        let domain = return_path
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or_default();
+        let bytes = self.signer.sign(&domain, bytes).await?;
         let message = QueuedMessage {
             id: message_id.clone(),
             account_id: account_id.to_owned(),

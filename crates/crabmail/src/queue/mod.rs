@@ -53,6 +53,7 @@ impl QueueHandle {
 
 pub struct Queue {
     store: SharedStore,
+    signer: Arc<crate::dkim::Signer>,
     accounts: Accounts,
     deliverer: Arc<Deliverer>,
     ingest: IngestQueue,
@@ -80,9 +81,11 @@ impl Queue {
         ingest: IngestQueue,
         wakeups: Arc<Wakeups>,
         clock: SharedClock,
+        signer: Arc<crate::dkim::Signer>,
     ) -> Queue {
         Queue {
             store,
+            signer,
             accounts,
             deliverer,
             ingest,
@@ -164,7 +167,14 @@ impl Queue {
         };
         let mut jobs: BTreeMap<(String, String), Job> = BTreeMap::new();
         for recipient in claimed {
-            let route = if self.accounts.hosts_domain(&recipient.domain) {
+            // A domain lookup that fails routes remotely; if it is ours after all, the MX
+            // (ourselves) takes it.
+            let route = if self
+                .accounts
+                .hosts_domain(&recipient.domain)
+                .await
+                .unwrap_or(false)
+            {
                 Route::Local
             } else {
                 self.deliverer.remote_route(&recipient.domain)
@@ -269,7 +279,7 @@ impl Queue {
             });
         }
         if !failed.is_empty()
-            && let Some(report) = self.bounce_report(first, &body, &failed, now)
+            && let Some(report) = self.bounce_report(first, &body, &failed, now).await
         {
             outcomes.inbound.push(report);
         }
@@ -313,6 +323,8 @@ impl Queue {
         }
         if !deliveries.is_empty() {
             outcomes.inbound.push(InboundMessage {
+                auth: None,
+                quarantined: false,
                 blob_id: id::new_id(id::BLOB, now),
                 bytes: Arc::new(body.to_vec()),
                 received_at: now,
@@ -329,7 +341,7 @@ impl Queue {
     }
 
     /// An RFC 3464 report into the inbox that sent the message (never for a null sender).
-    fn bounce_report(
+    async fn bounce_report(
         &self,
         sent: &Claimed,
         original: &[u8],
@@ -340,8 +352,14 @@ impl Queue {
             return None;
         }
         let report_id = id::new_id(id::BLOB, now);
+        let domain = sent
+            .return_path
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or_default();
         let bytes = dsn::bounce(&dsn::Report {
             reporting_mta: &self.hostname,
+            from_domain: &domain,
             to: &sent.return_path,
             original,
             arrival: sent.queued_at,
@@ -349,7 +367,16 @@ impl Queue {
             id: &report_id,
             failed,
         });
+        // Signed like everything we send, by the sending inbox's domain.
+        // The report must not be lost to a key lookup: unsigned if the store cannot answer.
+        let bytes = self
+            .signer
+            .sign(&domain, bytes.clone())
+            .await
+            .unwrap_or(bytes);
         Some(InboundMessage {
+            auth: None,
+            quarantined: false,
             blob_id: report_id,
             bytes: Arc::new(bytes),
             received_at: now,

@@ -16,6 +16,7 @@ use super::session::{Chunks, Flow, Session, Transaction};
 use crate::id;
 use crate::outbound::SubmitError;
 use crate::store::{Delivery, Envelope, InboundMessage, IngestJob};
+use crate::verify::Action;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -200,6 +201,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// Commits the message (bytes, a copy per inbox, an ingest job) and answers for it.
     async fn receive(&mut self, tx: Transaction, body: Vec<u8>) -> Reply {
+        let helo = self.helo.clone().unwrap_or_default();
+        let verdict = match &self.ctx.verifier {
+            Some(verifier) => Some(
+                verifier
+                    .verify(self.peer, &helo, &tx.return_path, &body)
+                    .await,
+            ),
+            None => None,
+        };
+        if verdict.as_ref().is_some_and(|v| v.action == Action::Reject) {
+            tracing::info!(peer = %self.peer, from = %tx.return_path, "smtp: refused by the sender's DMARC policy");
+            return reply::dmarc_reject();
+        }
+        // The stored copy starts with our Authentication-Results; the bytes after it are exactly
+        // the ones received.
+        let (body, auth, quarantined) = match verdict {
+            Some(v) => {
+                let mut stored = v.header.into_bytes();
+                stored.extend_from_slice(&body);
+                let auth = serde_json::to_string(&v.results).ok();
+                (stored, auth, v.action == Action::Quarantine)
+            }
+            None => (body, None, false),
+        };
         let now = self.ctx.clock.now();
         let blob_id = id::new_id(id::BLOB, now);
         let mut deliveries: Vec<Delivery> = Vec::with_capacity(tx.recipients.len());
@@ -226,10 +251,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             envelope: Envelope {
                 return_path: tx.return_path,
                 remote_ip: self.peer.to_string(),
-                helo: self.helo.clone().unwrap_or_default(),
+                helo,
                 tls: self.tls,
             },
             deliveries,
+            auth,
+            quarantined,
         };
         match self.ctx.store.accept_inbound(message).await {
             Ok(()) => {

@@ -62,6 +62,8 @@ pub struct SmtpContext {
     pub tls: Option<TlsAcceptor>,
     pub outbound: Outbound,
     pub auth_guard: Arc<policy::AuthGuard>,
+    /// Checks inbound mail before it is accepted (None when `verify.enabled` is off).
+    pub verifier: Option<Arc<crate::verify::Verifier>>,
     pub trusted_networks: Vec<policy::Network>,
 }
 

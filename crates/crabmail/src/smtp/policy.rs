@@ -48,8 +48,13 @@ pub async fn sending_inbox(
     address: &str,
 ) -> Result<InboxTarget, Reply> {
     let mailbox = Mailbox::parse(address).map_err(|_| reply::sender_not_owned())?;
-    if !ctx.accounts.hosts_domain(&mailbox.domain) {
-        return Err(reply::sender_not_owned());
+    match ctx.accounts.hosts_domain(&mailbox.domain).await {
+        Ok(true) => {}
+        Ok(false) => return Err(reply::sender_not_owned()),
+        Err(e) => {
+            tracing::error!(error = %e, "smtp: domain lookup failed");
+            return Err(reply::temporary_failure());
+        }
     }
     match ctx.store.find_inbox(&mailbox.address()).await {
         Ok(Some(target)) if sender.may_send_as(&target) => Ok(target),
@@ -116,8 +121,13 @@ impl AuthGuard {
 /// The inbox a RCPT TO address leads to, or the refusal to send.
 pub async fn inbound_recipient(ctx: &SmtpContext, address: &str) -> Result<InboxTarget, Reply> {
     let mailbox = Mailbox::parse(address).map_err(|_| reply::bad_recipient_address())?;
-    if !ctx.accounts.hosts_domain(&mailbox.domain) {
-        return Err(reply::relay_denied());
+    match ctx.accounts.hosts_domain(&mailbox.domain).await {
+        Ok(true) => {}
+        Ok(false) => return Err(reply::relay_denied()),
+        Err(e) => {
+            tracing::error!(error = %e, "smtp: domain lookup failed");
+            return Err(reply::temporary_failure());
+        }
     }
     match ctx.store.find_inbox(&mailbox.address()).await {
         Ok(Some(target)) => Ok(target),

@@ -319,6 +319,15 @@ pub fn chunk_received(size: usize) -> Reply {
     Reply::new(250, "2.0.0", format!("{size} octets received"))
 }
 
+/// The From domain publishes p=reject and the message failed DMARC.
+pub fn dmarc_reject() -> Reply {
+    Reply::new(
+        550,
+        "5.7.1",
+        "Message rejected: it fails its sender's DMARC policy (p=reject)",
+    )
+}
+
 pub fn queued(id: &str) -> Reply {
     Reply::new(250, "2.0.0", format!("OK: queued as {id}"))
 }

@@ -104,6 +104,11 @@ pub struct InboundMessage {
     pub received_at: Timestamp,
     pub envelope: Envelope,
     pub deliveries: Vec<Delivery>,
+    /// JSON of `crabmail_api::AuthResults`: what SPF, DKIM, DMARC and ARC said (none for mail
+    /// that never crossed the network).
+    pub auth: Option<String>,
+    /// Held out of the default list (DMARC p=quarantine failed).
+    pub quarantined: bool,
 }
 
 /// A stored message whose parsed view is still to be made (after a crash, or queued).
@@ -163,6 +168,8 @@ pub struct MessageRecord {
     pub recipient: String,
     pub summary: String,
     pub parsed: String,
+    pub auth: Option<String>,
+    pub quarantined: bool,
 }
 
 // --- sending ---
@@ -346,6 +353,32 @@ pub struct EventRecord {
     pub created_at: Timestamp,
 }
 
+// --- domains and keys ---
+
+/// A hosted domain: the shared one (`account_id` None) or an account's own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainRecord {
+    pub id: String,
+    pub account_id: Option<String>,
+    pub name: String,
+    pub created_at: Timestamp,
+    pub verified_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimKeyRecord {
+    pub domain_id: String,
+    pub selector: String,
+    /// `rsa-sha256` or `ed25519-sha256`.
+    pub algorithm: String,
+    /// PKCS#8 DER.
+    pub private_key: Vec<u8>,
+    /// Base64 of the public key, as published in the `p=` tag.
+    pub public_key: String,
+    pub created_at: Timestamp,
+    pub retired_at: Option<Timestamp>,
+}
+
 /// An entry for an account's event log.
 #[derive(Debug, Clone)]
 pub struct NewEvent<'a> {
@@ -417,6 +450,7 @@ pub trait Store: Send + Sync + 'static {
         inbox_id: &str,
         after: i64,
         limit: usize,
+        include_quarantined: bool,
     ) -> Result<Vec<MessageRecord>>;
     async fn get_message(
         &self,
@@ -466,6 +500,38 @@ pub trait Store: Send + Sync + 'static {
         account_id: &str,
         message_id: &str,
     ) -> Result<Option<OutboundRecord>>;
+
+    // --- domains and DKIM keys ---
+    /// A custom domain claim with its first keys. `Conflict` when the account already claims it.
+    async fn create_domain(&self, domain: DomainRecord, keys: Vec<DkimKeyRecord>) -> Result<()>;
+    /// The shared domain's row (created, with `keys`, on first start).
+    async fn ensure_shared_domain(
+        &self,
+        domain: DomainRecord,
+        keys: Vec<DkimKeyRecord>,
+    ) -> Result<DomainRecord>;
+    async fn list_domains(&self, account_id: &str) -> Result<Vec<DomainRecord>>;
+    async fn get_domain(&self, account_id: &str, domain_id: &str) -> Result<Option<DomainRecord>>;
+    /// Marks a claim verified; `Conflict` when another account has the name verified.
+    async fn verify_domain(
+        &self,
+        account_id: &str,
+        domain_id: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
+    /// `Conflict` while inboxes live on the domain.
+    async fn delete_domain(&self, account_id: &str, domain_id: &str) -> Result<bool>;
+    /// The verified domain (custom or shared) of this name, if we host it.
+    async fn hosted_domain(&self, name: &str) -> Result<Option<DomainRecord>>;
+    /// A domain's keys, newest first, retired ones included.
+    async fn dkim_keys(&self, domain_id: &str) -> Result<Vec<DkimKeyRecord>>;
+    /// Adds keys for a domain and retires its older ones (rotation), in one transaction.
+    async fn rotate_dkim_keys(
+        &self,
+        domain_id: &str,
+        keys: Vec<DkimKeyRecord>,
+        now: Timestamp,
+    ) -> Result<()>;
 
     // --- events ---
     async fn list_events(

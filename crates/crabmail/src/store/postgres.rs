@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../migrations/postgres/0002_outbound.sql"),
     ),
+    (3, include_str!("../../migrations/postgres/0003_trust.sql")),
 ];
 const ARRIVALS_CHANNEL: &str = "crabmail_arrivals";
 
@@ -98,7 +99,7 @@ fn inbox_row(row: &PgRow) -> std::result::Result<InboxRecord, sqlx::Error> {
 }
 
 const MESSAGE_COLUMNS: &str = "id, inbox_id, account_id, seq, received_at, size, return_path, \
-     recipient, remote_ip, helo, tls, summary, parsed";
+     recipient, remote_ip, helo, tls, summary, parsed, auth, quarantined";
 
 fn message_row(row: &PgRow) -> std::result::Result<MessageRecord, sqlx::Error> {
     Ok(MessageRecord {
@@ -117,6 +118,8 @@ fn message_row(row: &PgRow) -> std::result::Result<MessageRecord, sqlx::Error> {
         recipient: row.try_get("recipient")?,
         summary: row.try_get("summary")?,
         parsed: row.try_get("parsed")?,
+        auth: row.try_get("auth")?,
+        quarantined: row.try_get("quarantined")?,
     })
 }
 
@@ -147,8 +150,8 @@ async fn insert_inbound(
     for d in &message.deliveries {
         sqlx::query(
             "INSERT INTO messages (id, inbox_id, account_id, blob_id, received_at, size, \
-             return_path, recipient, remote_ip, helo, tls) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             return_path, recipient, remote_ip, helo, tls, auth, quarantined) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&d.message_id)
         .bind(&d.inbox_id)
@@ -161,6 +164,8 @@ async fn insert_inbound(
         .bind(&env.remote_ip)
         .bind(&env.helo)
         .bind(env.tls)
+        .bind(&message.auth)
+        .bind(message.quarantined)
         .execute(&mut **tx)
         .await?;
     }
@@ -221,6 +226,47 @@ fn suppression_row(r: &PgRow) -> std::result::Result<Suppression, sqlx::Error> {
         reason: r.try_get(2)?,
         created_at: Timestamp(r.try_get(3)?),
     })
+}
+
+const DOMAIN_COLUMNS: &str = "id, account_id, name, created_at, verified_at";
+
+fn domain_row(r: &PgRow) -> std::result::Result<DomainRecord, sqlx::Error> {
+    Ok(DomainRecord {
+        id: r.try_get(0)?,
+        account_id: r.try_get(1)?,
+        name: r.try_get(2)?,
+        created_at: Timestamp(r.try_get(3)?),
+        verified_at: r.try_get::<Option<i64>, _>(4)?.map(Timestamp),
+    })
+}
+
+async fn insert_domain(tx: &mut Transaction<'static, Postgres>, d: &DomainRecord) -> Result<()> {
+    sqlx::query("INSERT INTO domains (id, account_id, name, created_at, verified_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&d.id)
+        .bind(&d.account_id)
+        .bind(&d.name)
+        .bind(d.created_at.0)
+        .bind(d.verified_at.map(|t| t.0))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn insert_dkim_key(tx: &mut Transaction<'static, Postgres>, k: &DkimKeyRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO dkim_keys (domain_id, selector, algorithm, private_key, public_key, created_at, retired_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&k.domain_id)
+    .bind(&k.selector)
+    .bind(&k.algorithm)
+    .bind(&k.private_key)
+    .bind(&k.public_key)
+    .bind(k.created_at.0)
+    .bind(k.retired_at.map(|t| t.0))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_token(tx: &mut Transaction<'static, Postgres>, token: &NewToken) -> Result<()> {
@@ -498,15 +544,17 @@ impl Store for PgStore {
         inbox_id: &str,
         after: i64,
         limit: usize,
+        include_quarantined: bool,
     ) -> Result<Vec<MessageRecord>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE inbox_id = $1 AND account_id = $2 \
-             AND seq > $3 ORDER BY seq LIMIT $4"
+             AND seq > $3 AND (NOT quarantined OR $5) ORDER BY seq LIMIT $4"
         )))
         .bind(inbox_id)
         .bind(account_id)
         .bind(after)
         .bind(limit as i64)
+        .bind(include_quarantined)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
@@ -990,6 +1038,173 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(cancelled.len())
+    }
+
+    async fn create_domain(&self, domain: DomainRecord, keys: Vec<DkimKeyRecord>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        insert_domain(&mut tx, &domain).await?;
+        for key in &keys {
+            insert_dkim_key(&mut tx, key).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ensure_shared_domain(
+        &self,
+        domain: DomainRecord,
+        keys: Vec<DkimKeyRecord>,
+    ) -> Result<DomainRecord> {
+        let mut tx = self.begin().await?;
+        // Nodes starting together take turns, so the shared domain gets one row and one key set.
+        sqlx::query("SELECT pg_advisory_xact_lock(7283002)")
+            .execute(&mut *tx)
+            .await?;
+        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DOMAIN_COLUMNS} FROM domains WHERE account_id IS NULL AND name = $1"
+        )))
+        .bind(&domain.name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            return Ok(domain_row(&row)?);
+        }
+        insert_domain(&mut tx, &domain).await?;
+        for key in &keys {
+            insert_dkim_key(&mut tx, key).await?;
+        }
+        tx.commit().await?;
+        Ok(domain)
+    }
+
+    async fn list_domains(&self, account_id: &str) -> Result<Vec<DomainRecord>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DOMAIN_COLUMNS} FROM domains WHERE account_id = $1 ORDER BY created_at, id"
+        )))
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(domain_row)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    async fn get_domain(&self, account_id: &str, domain_id: &str) -> Result<Option<DomainRecord>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DOMAIN_COLUMNS} FROM domains WHERE id = $1 AND account_id = $2"
+        )))
+        .bind(domain_id)
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(domain_row).transpose()?)
+    }
+
+    async fn verify_domain(
+        &self,
+        account_id: &str,
+        domain_id: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE domains SET verified_at = $1 WHERE id = $2 AND account_id = $3 AND verified_at IS NULL",
+        )
+        .bind(now.0)
+        .bind(domain_id)
+        .bind(account_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_domain(&self, account_id: &str, domain_id: &str) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let name: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM domains WHERE id = $1 AND account_id = $2 FOR UPDATE",
+        )
+        .bind(domain_id)
+        .bind(account_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(name) = name else {
+            return Ok(false);
+        };
+        let live: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM inboxes WHERE account_id = $1 AND deleted_at IS NULL AND address LIKE $2",
+        )
+        .bind(account_id)
+        .bind(format!("%@{name}"))
+        .fetch_one(&mut *tx)
+        .await?;
+        if live > 0 {
+            return Err(StoreError::Conflict);
+        }
+        sqlx::query("DELETE FROM dkim_keys WHERE domain_id = $1")
+            .bind(domain_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM domains WHERE id = $1")
+            .bind(domain_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn hosted_domain(&self, name: &str) -> Result<Option<DomainRecord>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DOMAIN_COLUMNS} FROM domains WHERE name = $1 AND verified_at IS NOT NULL \
+             ORDER BY account_id IS NULL DESC LIMIT 1"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(domain_row).transpose()?)
+    }
+
+    async fn dkim_keys(&self, domain_id: &str) -> Result<Vec<DkimKeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT domain_id, selector, algorithm, private_key, public_key, created_at, retired_at \
+             FROM dkim_keys WHERE domain_id = $1 ORDER BY created_at DESC, selector",
+        )
+        .bind(domain_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DkimKeyRecord {
+                    domain_id: r.try_get(0)?,
+                    selector: r.try_get(1)?,
+                    algorithm: r.try_get(2)?,
+                    private_key: r.try_get(3)?,
+                    public_key: r.try_get(4)?,
+                    created_at: Timestamp(r.try_get(5)?),
+                    retired_at: r.try_get::<Option<i64>, _>(6)?.map(Timestamp),
+                })
+            })
+            .collect()
+    }
+
+    async fn rotate_dkim_keys(
+        &self,
+        domain_id: &str,
+        keys: Vec<DkimKeyRecord>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "UPDATE dkim_keys SET retired_at = $1 WHERE domain_id = $2 AND retired_at IS NULL",
+        )
+        .bind(now.0)
+        .bind(domain_id)
+        .execute(&mut *tx)
+        .await?;
+        for key in &keys {
+            insert_dkim_key(&mut tx, key).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn follow_arrivals(&self, notify: Arc<dyn Fn(Wake) + Send + Sync>) -> Result<()> {

@@ -19,6 +19,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_core.sql")),
     (2, include_str!("../../migrations/sqlite/0002_outbound.sql")),
+    (3, include_str!("../../migrations/sqlite/0003_trust.sql")),
 ];
 
 /// A write: runs inside the batch transaction and returns what to do once the batch committed.
@@ -232,7 +233,7 @@ fn inbox_row(row: &Row<'_>) -> rusqlite::Result<InboxRecord> {
 }
 
 const MESSAGE_COLUMNS: &str = "id, inbox_id, account_id, seq, received_at, size, return_path, \
-     recipient, remote_ip, helo, tls, summary, parsed";
+     recipient, remote_ip, helo, tls, summary, parsed, auth, quarantined";
 
 fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     Ok(MessageRecord {
@@ -251,6 +252,8 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
         recipient: row.get("recipient")?,
         summary: row.get("summary")?,
         parsed: row.get("parsed")?,
+        auth: row.get("auth")?,
+        quarantined: row.get("quarantined")?,
     })
 }
 
@@ -280,6 +283,43 @@ fn claimed_row(r: &Row<'_>) -> rusqlite::Result<Claimed> {
         attempts: r.get(8)?,
         queued_at: Timestamp(r.get(9)?),
     })
+}
+
+const DOMAIN_COLUMNS: &str = "id, account_id, name, created_at, verified_at";
+
+fn domain_row(r: &Row<'_>) -> rusqlite::Result<DomainRecord> {
+    Ok(DomainRecord {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        name: r.get(2)?,
+        created_at: Timestamp(r.get(3)?),
+        verified_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
+    })
+}
+
+fn insert_domain(conn: &Connection, d: &DomainRecord) -> Result<()> {
+    conn.execute(
+        "INSERT INTO domains (id, account_id, name, created_at, verified_at) VALUES ($1, $2, $3, $4, $5)",
+        params![d.id, d.account_id, d.name, d.created_at.0, d.verified_at.map(|t| t.0)],
+    )?;
+    Ok(())
+}
+
+fn insert_dkim_key(conn: &Connection, k: &DkimKeyRecord) -> Result<()> {
+    conn.execute(
+        "INSERT INTO dkim_keys (domain_id, selector, algorithm, private_key, public_key, created_at, retired_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        params![
+            k.domain_id,
+            k.selector,
+            k.algorithm,
+            k.private_key,
+            k.public_key,
+            k.created_at.0,
+            k.retired_at.map(|t| t.0)
+        ],
+    )?;
+    Ok(())
 }
 
 /// Deletes a blob once no message copy refers to it any more.
@@ -538,15 +578,23 @@ impl Store for SqliteStore {
         inbox_id: &str,
         after: i64,
         limit: usize,
+        include_quarantined: bool,
     ) -> Result<Vec<MessageRecord>> {
         let (account_id, inbox_id) = (account_id.to_owned(), inbox_id.to_owned());
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages WHERE inbox_id = $1 AND account_id = $2 \
-                 AND seq > $3 ORDER BY seq LIMIT $4"
+                 AND seq > $3 AND (quarantined = 0 OR $4) ORDER BY seq LIMIT $5"
             ))?;
+            // rusqlite binds $N by order of first appearance: keep them in order.
             let rows = stmt.query_map(
-                params![inbox_id, account_id, after, limit as i64],
+                params![
+                    inbox_id,
+                    account_id,
+                    after,
+                    include_quarantined,
+                    limit as i64
+                ],
                 message_row,
             )?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -1021,6 +1069,168 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn create_domain(&self, domain: DomainRecord, keys: Vec<DkimKeyRecord>) -> Result<()> {
+        self.write(move |conn| {
+            insert_domain(conn, &domain)?;
+            for key in &keys {
+                insert_dkim_key(conn, key)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn ensure_shared_domain(
+        &self,
+        domain: DomainRecord,
+        keys: Vec<DkimKeyRecord>,
+    ) -> Result<DomainRecord> {
+        self.write(move |conn| {
+            let existing = conn
+                .prepare_cached(&format!(
+                    "SELECT {DOMAIN_COLUMNS} FROM domains WHERE account_id IS NULL AND name = $1"
+                ))?
+                .query_row(params![domain.name], domain_row)
+                .optional()?;
+            if let Some(existing) = existing {
+                return Ok(existing);
+            }
+            insert_domain(conn, &domain)?;
+            for key in &keys {
+                insert_dkim_key(conn, key)?;
+            }
+            Ok(domain)
+        })
+        .await
+    }
+
+    async fn list_domains(&self, account_id: &str) -> Result<Vec<DomainRecord>> {
+        let account_id = account_id.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {DOMAIN_COLUMNS} FROM domains WHERE account_id = $1 ORDER BY created_at, id"
+            ))?;
+            let rows = stmt.query_map(params![account_id], domain_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn get_domain(&self, account_id: &str, domain_id: &str) -> Result<Option<DomainRecord>> {
+        let (account_id, domain_id) = (account_id.to_owned(), domain_id.to_owned());
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {DOMAIN_COLUMNS} FROM domains WHERE id = $1 AND account_id = $2"
+                ))?
+                .query_row(params![domain_id, account_id], domain_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn verify_domain(
+        &self,
+        account_id: &str,
+        domain_id: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let (account_id, domain_id) = (account_id.to_owned(), domain_id.to_owned());
+        self.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE domains SET verified_at = $1 WHERE id = $2 AND account_id = $3 AND verified_at IS NULL",
+                params![now.0, domain_id, account_id],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn delete_domain(&self, account_id: &str, domain_id: &str) -> Result<bool> {
+        let (account_id, domain_id) = (account_id.to_owned(), domain_id.to_owned());
+        self.write(move |conn| {
+            let Some(name) = conn
+                .query_row(
+                    "SELECT name FROM domains WHERE id = $1 AND account_id = $2",
+                    params![domain_id, account_id],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+            else {
+                return Ok(false);
+            };
+            let live: i64 = conn.query_row(
+                "SELECT count(*) FROM inboxes WHERE account_id = $1 AND deleted_at IS NULL AND address LIKE $2",
+                params![account_id, format!("%@{name}")],
+                |r| r.get(0),
+            )?;
+            if live > 0 {
+                return Err(StoreError::Conflict);
+            }
+            conn.execute("DELETE FROM dkim_keys WHERE domain_id = $1", params![domain_id])?;
+            conn.execute("DELETE FROM domains WHERE id = $1", params![domain_id])?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn hosted_domain(&self, name: &str) -> Result<Option<DomainRecord>> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {DOMAIN_COLUMNS} FROM domains WHERE name = $1 AND verified_at IS NOT NULL \
+                     ORDER BY account_id IS NULL DESC LIMIT 1"
+                ))?
+                .query_row(params![name], domain_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn dkim_keys(&self, domain_id: &str) -> Result<Vec<DkimKeyRecord>> {
+        let domain_id = domain_id.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT domain_id, selector, algorithm, private_key, public_key, created_at, retired_at \
+                 FROM dkim_keys WHERE domain_id = $1 ORDER BY created_at DESC, selector",
+            )?;
+            let rows = stmt.query_map(params![domain_id], |r| {
+                Ok(DkimKeyRecord {
+                    domain_id: r.get(0)?,
+                    selector: r.get(1)?,
+                    algorithm: r.get(2)?,
+                    private_key: r.get(3)?,
+                    public_key: r.get(4)?,
+                    created_at: Timestamp(r.get(5)?),
+                    retired_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn rotate_dkim_keys(
+        &self,
+        domain_id: &str,
+        keys: Vec<DkimKeyRecord>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let domain_id = domain_id.to_owned();
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE dkim_keys SET retired_at = $1 WHERE domain_id = $2 AND retired_at IS NULL",
+                params![now.0, domain_id],
+            )?;
+            for key in &keys {
+                insert_dkim_key(conn, key)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn follow_arrivals(&self, _notify: Arc<dyn Fn(Wake) + Send + Sync>) -> Result<()> {
         Ok(())
     }
@@ -1043,8 +1253,8 @@ fn insert_inbound(conn: &Connection, message: &InboundMessage) -> Result<()> {
         .execute(params![message.blob_id, size, message.bytes.as_slice()])?;
     let mut insert = conn.prepare_cached(
         "INSERT INTO messages (id, inbox_id, account_id, blob_id, received_at, size, \
-         return_path, recipient, remote_ip, helo, tls) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         return_path, recipient, remote_ip, helo, tls, auth, quarantined) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )?;
     let env = &message.envelope;
     for d in &message.deliveries {
@@ -1059,7 +1269,9 @@ fn insert_inbound(conn: &Connection, message: &InboundMessage) -> Result<()> {
             d.recipient,
             env.remote_ip,
             env.helo,
-            env.tls
+            env.tls,
+            message.auth,
+            message.quarantined
         ])?;
     }
     conn.prepare_cached("INSERT INTO ingest_jobs (blob_id, created_at) VALUES ($1, $2)")?
