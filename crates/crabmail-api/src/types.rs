@@ -420,3 +420,64 @@ pub struct DmarcAuth {
 pub struct ArcAuth {
     pub result: String,
 }
+
+/// `POST /v1/domains`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateDomain {
+    pub name: String,
+}
+
+/// A DNS record to publish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DnsRecord {
+    /// MX, TXT or CNAME.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub value: String,
+    /// mx, spf, dkim, dmarc, mta-sts, tls-rpt...
+    pub purpose: String,
+    /// Needed for the domain to be verified; the others are recommended.
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Domain {
+    pub id: String,
+    pub name: String,
+    /// pending or verified.
+    pub status: String,
+    pub created_at: String,
+    pub verified_at: Option<String>,
+    pub records: Vec<DnsRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DomainList {
+    pub domains: Vec<Domain>,
+}
+
+/// One record as looked up live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RecordCheck {
+    #[serde(flatten)]
+    pub record: DnsRecord,
+    /// ok, missing or mismatch.
+    pub status: String,
+    /// What DNS returned (or the lookup error).
+    pub found: Vec<String>,
+}
+
+/// `POST /v1/domains/{id}/verify`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DomainVerification {
+    pub domain: Domain,
+    pub checks: Vec<RecordCheck>,
+}

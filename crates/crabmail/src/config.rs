@@ -175,9 +175,19 @@ pub const SETTINGS: &[Setting] = &[
         doc: "STARTTLS to MX hosts: opportunistic (when offered) or required (defer without it).",
     },
     Setting {
+        key: "delivery.mta_sts",
+        default: "true",
+        doc: "Honour MTA-STS policies (RFC 8461) of recipient domains.",
+    },
+    Setting {
+        key: "delivery.mta_sts_port",
+        default: "443",
+        doc: "HTTPS port of MTA-STS policy hosts; change only on test networks.",
+    },
+    Setting {
         key: "delivery.tls_ca_file",
         default: r#""""#,
-        doc: "Extra PEM roots to trust when verifying the relay's certificate.",
+        doc: "Extra PEM roots to trust when verifying certificates (relay, MTA-STS policy hosts and MX hosts).",
     },
     Setting {
         key: "delivery.connect_timeout",
@@ -352,6 +362,8 @@ pub enum TlsPolicy {
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
     pub relay: String,
+    pub mta_sts: bool,
+    pub mta_sts_port: u16,
     pub mx_port: u16,
     pub tls: TlsPolicy,
     pub tls_ca_file: PathBuf,

@@ -142,6 +142,33 @@ impl Dns {
     }
 }
 
+impl Dns {
+    /// The TXT strings at `name`, each record's strings joined; empty when there are none.
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, Failure> {
+        match self
+            .resolver
+            .lookup(fqdn(name).as_str(), RecordType::TXT)
+            .await
+        {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::TXT(txt) => Some(
+                        txt.txt_data
+                            .iter()
+                            .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+                            .collect::<String>(),
+                    ),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) if e.is_nx_domain() || e.is_no_records_found() => Ok(Vec::new()),
+            Err(e) => Err(Failure::Temporary(e.to_string())),
+        }
+    }
+}
+
 /// Names are looked up as absolute: no search domains from the system configuration.
 fn fqdn(name: &str) -> String {
     if name.ends_with('.') {

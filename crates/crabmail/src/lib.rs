@@ -21,6 +21,7 @@ pub mod config;
 pub mod delivery;
 pub mod dkim;
 pub mod dns;
+pub mod domain;
 pub mod events;
 pub mod id;
 pub mod ingest;

@@ -105,6 +105,21 @@ enum Command {
         #[command(subcommand)]
         command: QueueCommand,
     },
+    /// DNS records of hosted domains (operator; opens the server's store).
+    Domain {
+        #[command(subcommand)]
+        command: DomainCommand,
+    },
+    /// DKIM keys (operator; opens the server's store).
+    Dkim {
+        #[command(subcommand)]
+        command: DkimCommand,
+    },
+    /// Diagnostics.
+    Check {
+        #[command(subcommand)]
+        command: CheckCommand,
+    },
     /// Operator tasks on the server's store.
     Admin {
         #[command(subcommand)]
@@ -120,6 +135,161 @@ enum ConfigCommand {
     Defaults,
     /// Print the configuration in effect (defaults, file, environment, flags).
     Show(Box<ServerOptions>),
+}
+
+#[derive(Subcommand)]
+enum DomainCommand {
+    /// The DNS records a hosted domain must publish, as a zone-file snippet (or JSON).
+    Records {
+        /// The shared domain when absent.
+        domain: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DkimCommand {
+    /// Make new keys for a hosted domain and sign with them from now on.
+    Rotate {
+        domain: String,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// SPF, DKIM, DMARC and ARC of a message, as the MX would judge it on arrival.
+    Auth {
+        /// The message (.eml).
+        file: PathBuf,
+        /// The connecting client's IP address.
+        #[arg(long)]
+        ip: std::net::IpAddr,
+        /// What the client said in HELO/EHLO.
+        #[arg(long)]
+        helo: String,
+        /// MAIL FROM (empty for a bounce).
+        #[arg(long, default_value = "")]
+        mail_from: String,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
+}
+
+async fn domain_command(command: DomainCommand) -> anyhow::Result<()> {
+    let DomainCommand::Records {
+        domain,
+        json,
+        options,
+    } = command;
+    let config = options.load()?;
+    let store = crabmail::store::open(&config).await?;
+    let name = domain
+        .unwrap_or_else(|| config.domain.clone())
+        .to_ascii_lowercase();
+    let result = async {
+        let record = store.hosted_domain(&name).await?.with_context(|| {
+            format!("{name} is not a hosted domain (custom domains must be verified first)")
+        })?;
+        let keys = store.dkim_keys(&record.id).await?;
+        let records = crabmail::domain::records(
+            &name,
+            config.hostname(),
+            &keys,
+            record.created_at,
+            SystemClock.now(),
+        );
+        if json {
+            println!("{}", serde_json::to_string_pretty(&records)?);
+        } else {
+            print!("{}", crabmail::domain::zone_snippet(&records));
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+async fn dkim_command(command: DkimCommand) -> anyhow::Result<()> {
+    let DkimCommand::Rotate { domain, options } = command;
+    let config = options.load()?;
+    let store = crabmail::store::open(&config).await?;
+    let name = domain.to_ascii_lowercase();
+    let result = async {
+        let record = store
+            .hosted_domain(&name)
+            .await?
+            .with_context(|| format!("{name} is not a hosted domain"))?;
+        let old = store.dkim_keys(&record.id).await?;
+        let now = SystemClock.now();
+        let keys = crabmail::dkim::generate(&record.id, now, config.dkim.ed25519)?;
+        store
+            .rotate_dkim_keys(&record.id, keys.clone(), now)
+            .await?;
+        println!("New keys for {name}; servers sign with them within a minute. Publish:");
+        for key in &keys {
+            println!(
+                "{}._domainkey.{name}. IN TXT \"{}\"",
+                key.selector,
+                crabmail::dkim::dns_record(key)
+            );
+        }
+        let keep_until = now.plus(crabmail::domain::DKIM_GRACE).to_rfc3339();
+        for key in old.iter().filter(|k| k.retired_at.is_none()) {
+            println!(
+                "Keep {}._domainkey.{name} published until {keep_until}, then remove it.",
+                key.selector
+            );
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+async fn check_command(command: CheckCommand) -> anyhow::Result<()> {
+    let CheckCommand::Auth {
+        file,
+        ip,
+        helo,
+        mail_from,
+        options,
+    } = command;
+    let config = options.load()?;
+    let message =
+        std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let dns = crabmail::dns::Dns::new(&config.dns)?;
+    let verifier = crabmail::verify::Verifier::new(&dns, config.hostname(), &config.verify);
+    let verdict = verifier.verify(ip, &helo, &mail_from, &message).await;
+    let r = &verdict.results;
+    println!("spf:   {} (domain {})", r.spf.result, r.spf.domain);
+    if r.dkim.is_empty() {
+        println!("dkim:  none (no signature)");
+    }
+    for d in &r.dkim {
+        println!("dkim:  {} (d={} s={})", d.result, d.domain, d.selector);
+    }
+    println!("arc:   {}", r.arc.result);
+    println!(
+        "dmarc: {} (domain {}, policy {})",
+        r.dmarc.result, r.dmarc.domain, r.dmarc.policy
+    );
+    println!(
+        "action: {}",
+        match verdict.action {
+            crabmail::verify::Action::Deliver => "deliver",
+            crabmail::verify::Action::Quarantine => "quarantine",
+            crabmail::verify::Action::Reject => "reject (550 5.7.1)",
+        }
+    );
+    print!("{}", verdict.header);
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -193,6 +363,9 @@ fn main() -> anyhow::Result<()> {
             })
         }
         Command::Queue { command } => runtime.block_on(queue_command(command)),
+        Command::Domain { command } => runtime.block_on(domain_command(command)),
+        Command::Dkim { command } => runtime.block_on(dkim_command(command)),
+        Command::Check { command } => runtime.block_on(check_command(command)),
         Command::Agent(command) => runtime.block_on(cli::run(command)),
     }
 }

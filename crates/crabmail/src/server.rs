@@ -134,7 +134,7 @@ async fn serve(
     )?;
 
     let dns = Dns::new(&config.dns)?;
-    let deliverer = Arc::new(Deliverer::new(config, dns.clone())?);
+    let deliverer = Arc::new(Deliverer::new(config, dns.clone(), clock.clone())?);
     let queue_handle = QueueHandle::default();
     let signer = Arc::new(Signer::new(store.clone(), clock.clone()));
     ensure_shared_domain(config, &store, &clock).await?;
@@ -231,6 +231,9 @@ async fn serve(
         clock,
         max_wait: config.api.max_wait,
         shutdown: shutdown.clone(),
+        hostname: config.hostname().to_owned(),
+        dns: dns.clone(),
+        dkim_ed25519: config.dkim.ed25519,
     };
     let app = api::router(api_state, config.api.max_body_size);
     let api_addr = listeners.api.local_addr().map_err(ServerError::Network)?;

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod auth;
+mod domains;
 pub mod error;
 mod events;
 mod inboxes;
@@ -38,6 +39,11 @@ pub struct ApiState {
     pub max_wait: Duration,
     /// Long-polls return early when the server shuts down.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Our SMTP host name (what custom domains' MX records must name).
+    pub hostname: String,
+    pub dns: crate::dns::Dns,
+    /// New domains get an Ed25519 key too.
+    pub dkim_ed25519: bool,
 }
 
 #[derive(OpenApi)]
@@ -48,7 +54,8 @@ pub struct ApiState {
         inboxes::create_inbox, inboxes::list_inboxes, inboxes::get_inbox, inboxes::delete_inbox,
         messages::list_messages, messages::get_message, messages::get_raw, messages::get_attachment,
         messages::delete_message, sending::send_message, sending::list_suppressions,
-        sending::delete_suppression, events::list_events,
+        sending::delete_suppression, events::list_events, domains::create_domain,
+        domains::list_domains, domains::get_domain, domains::verify_domain, domains::delete_domain,
     ),
     modifiers(&BearerAuth),
 )]
@@ -98,6 +105,16 @@ pub fn router(state: ApiState, max_body_size: usize) -> Router {
             delete(sending::delete_suppression),
         )
         .route("/v1/events", get(events::list_events))
+        .route(
+            "/v1/domains",
+            post(domains::create_domain).get(domains::list_domains),
+        )
+        .route(
+            "/v1/domains/{id}",
+            get(domains::get_domain).delete(domains::delete_domain),
+        )
+        .route("/v1/domains/{id}/verify", post(domains::verify_domain))
+        .route("/.well-known/mta-sts.txt", get(domains::mta_sts_policy))
         .route(
             "/v1/messages/{id}",
             get(messages::get_message).delete(messages::delete_message),

@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod dsn;
+pub mod mta_sts;
 pub mod outcome;
 pub mod route;
 
@@ -35,6 +36,7 @@ pub enum DeliveryError {
 
 pub struct Deliverer {
     dns: Dns,
+    mta_sts: Option<mta_sts::MtaSts>,
     mx: ClientOptions,
     relay: Option<(Relay, ClientOptions)>,
     connectors: Connectors,
@@ -46,7 +48,11 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    pub fn new(config: &Config, dns: Dns) -> Result<Deliverer, DeliveryError> {
+    pub fn new(
+        config: &Config,
+        dns: Dns,
+        clock: crate::clock::SharedClock,
+    ) -> Result<Deliverer, DeliveryError> {
         let d = &config.delivery;
         let connectors = client::connectors(&d.tls_ca_file).map_err(DeliveryError::Tls)?;
         let base = ClientOptions {
@@ -81,7 +87,16 @@ impl Deliverer {
             };
             Some((relay, options))
         };
+        let mta_sts = d.mta_sts.then(|| {
+            mta_sts::MtaSts::new(
+                dns.clone(),
+                connectors.verified.clone(),
+                d.mta_sts_port,
+                clock,
+            )
+        });
         Ok(Deliverer {
+            mta_sts,
             dns,
             mx: base,
             relay,
@@ -118,31 +133,68 @@ impl Deliverer {
         };
         let (targets, options) = match route {
             Route::Relay => match &self.relay {
-                Some((relay, options)) => (route::relay_targets(&self.dns, relay).await, options),
+                Some((relay, options)) => (
+                    route::relay_targets(&self.dns, relay).await,
+                    options.clone(),
+                ),
                 None => return vec![Outcome::deferred("4.3.5", "no relay is configured"); n],
             },
             Route::Mx(domain) => (
                 route::mx_targets(&self.dns, domain, self.mx_port).await,
-                &self.mx,
+                self.mx.clone(),
             ),
             Route::Local => {
-                return vec![
-                    Outcome::deferred("4.3.5", "local mail is not delivered over SMTP");
-                    n
-                ];
+                return vec![Outcome::deferred("4.3.5", "local mail is not delivered over SMTP"); n];
             }
         };
-        let targets = match targets {
+        let mut targets = match targets {
             Ok(targets) => targets,
             Err(outcome) => return vec![outcome; n],
         };
+        // MTA-STS enforce: only the MX hosts the policy names, each over verified TLS.
+        let mut sts_enforced = false;
+        if let (Route::Mx(domain), Some(sts)) = (route, &self.mta_sts)
+            && let Some(policy) = sts.policy(domain).await
+        {
+            match policy.mode {
+                mta_sts::Mode::Enforce => {
+                    targets.retain(|t| policy.allows(&t.host));
+                    if targets.is_empty() {
+                        let why = format!(
+                            "MTA-STS policy of {domain} (enforce) lists none of its MX hosts"
+                        );
+                        return vec![Outcome::deferred("4.7.5", why); n];
+                    }
+                    sts_enforced = true;
+                }
+                mta_sts::Mode::Testing => {
+                    if let Some(t) = targets.iter().find(|t| !policy.allows(&t.host)) {
+                        tracing::info!(domain, host = %t.host, "mta-sts (testing): MX host not in the policy");
+                    }
+                }
+                mta_sts::Mode::None => {}
+            }
+        }
         let mut last_failure = None;
         for target in &targets {
-            let mut client = match self.checkout(target).await {
+            let options = if sts_enforced {
+                ClientOptions {
+                    tls: TlsMode::Verified {
+                        name: target.host.clone(),
+                    },
+                    ..options.clone()
+                }
+            } else {
+                options.clone()
+            };
+            let mut client = match self.checkout(target, &options.tls).await {
                 Some(client) => client,
-                None => match Client::connect(target, options, &self.connectors).await {
+                None => match Client::connect(target, &options, &self.connectors).await {
                     Ok(client) => client,
-                    Err(failure) => {
+                    Err(mut failure) => {
+                        if sts_enforced {
+                            failure.text = format!("MTA-STS enforce: {}", failure.text);
+                        }
                         tracing::info!(host = %target.host, addr = %target.addr, reason = %failure.text, "delivery: host failed; trying the next");
                         last_failure = Some(failure);
                         continue;
@@ -151,7 +203,7 @@ impl Deliverer {
             };
             let (outcomes, usable) = client.send(from, recipients, body).await;
             if usable {
-                self.checkin(target, client);
+                self.checkin(target, &options.tls, client);
             }
             return outcomes;
         }
@@ -167,16 +219,18 @@ impl Deliverer {
             .clone()
     }
 
-    fn pool_key(target: &Target) -> String {
-        format!("{}|{}", target.host, target.addr)
+    /// Connections are shared only between deliveries that asked for the same protection.
+    fn pool_key(target: &Target, tls: &TlsMode) -> String {
+        format!("{}|{}|{tls:?}", target.host, target.addr)
     }
 
     /// An idle connection to `target` that still answers, if there is one.
-    async fn checkout(&self, target: &Target) -> Option<Client> {
+    async fn checkout(&self, target: &Target, tls: &TlsMode) -> Option<Client> {
         loop {
             let candidate = {
                 let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-                idle.get_mut(&Self::pool_key(target)).and_then(Vec::pop)
+                idle.get_mut(&Self::pool_key(target, tls))
+                    .and_then(Vec::pop)
             };
             let (mut client, since) = candidate?;
             if since.elapsed() < self.idle_limit && client.reset().await {
@@ -185,9 +239,9 @@ impl Deliverer {
         }
     }
 
-    fn checkin(&self, target: &Target, client: Client) {
+    fn checkin(&self, target: &Target, tls: &TlsMode, client: Client) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = idle.entry(Self::pool_key(target)).or_default();
+        let slot = idle.entry(Self::pool_key(target, tls)).or_default();
         if slot.len() < self.max_per_destination {
             slot.push((client, Instant::now()));
         }
