@@ -382,7 +382,11 @@ pub struct EventList {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct AuthResults {
+    /// SPF for the MAIL FROM identity (postmaster@HELO for a bounce); DMARC aligns with this one.
     pub spf: SpfAuth,
+    /// SPF for the HELO identity, checked on its own (RFC 7208 2.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spf_helo: Option<SpfAuth>,
     pub dkim: Vec<DkimAuth>,
     pub dmarc: DmarcAuth,
     pub arc: ArcAuth,

@@ -9,7 +9,7 @@ mod server;
 mod sink;
 mod smtp;
 
-pub use dns::{DnsServer, Zone};
+pub use dns::{DnsServer, Zone, reverse_name};
 pub use server::{Backend, TestServer, pg_base_url, pg_schema_url};
 pub use sink::{Dumped, SmtpSink};
 pub use smtp::{Reply, Smtp};

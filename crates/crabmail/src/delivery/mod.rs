@@ -144,7 +144,10 @@ impl Deliverer {
                 self.mx.clone(),
             ),
             Route::Local => {
-                return vec![Outcome::deferred("4.3.5", "local mail is not delivered over SMTP"); n];
+                return vec![
+                    Outcome::deferred("4.3.5", "local mail is not delivered over SMTP");
+                    n
+                ];
             }
         };
         let mut targets = match targets {

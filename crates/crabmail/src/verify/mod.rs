@@ -16,7 +16,7 @@ use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
     AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, MessageAuthenticator,
-    SpfResult,
+    SpfOutput, SpfResult,
 };
 use std::net::IpAddr;
 
@@ -71,10 +71,11 @@ impl Verifier {
     async fn check(&self, ip: IpAddr, helo: &str, mail_from: &str, message: &[u8]) -> Verdict {
         let a = &self.authenticator;
         let host = self.hostname.as_str();
-        // RFC 7208 2.4: checks HELO, then MAIL FROM (or postmaster@HELO for the null sender).
-        let spf = a
-            .verify_spf(SpfParameters::verify(ip, helo, host, mail_from))
-            .await;
+        let (helo_spf, spf) = self.spf(ip, helo, mail_from).await;
+        let spf_helo = Some(SpfAuth {
+            result: spf_result(helo_spf.result()).into(),
+            domain: helo_spf.domain().to_owned(),
+        });
         let mail_from_domain = match mail_from.rsplit_once('@') {
             Some((_, d)) => d.to_ascii_lowercase(),
             None => helo.to_ascii_lowercase(),
@@ -85,6 +86,7 @@ impl Verifier {
                     result: spf_result(spf.result()).into(),
                     domain: spf.domain().to_owned(),
                 },
+                spf_helo,
                 dkim: Vec::new(),
                 dmarc: DmarcAuth {
                     result: "permerror".into(),
@@ -96,6 +98,7 @@ impl Verifier {
                 },
             };
             let header = AuthenticationResults::new(host)
+                .with_spf_ehlo_result(&helo_spf, ip, helo)
                 .with_spf_mailfrom_result(&spf, ip, mail_from, helo)
                 .to_header();
             return Verdict {
@@ -116,6 +119,7 @@ impl Verifier {
             .await;
         let header = AuthenticationResults::new(host)
             .with_dkim_results(&dkim, parsed.from())
+            .with_spf_ehlo_result(&helo_spf, ip, helo)
             .with_spf_mailfrom_result(&spf, ip, mail_from, helo)
             .with_arc_result(&arc, ip)
             .with_dmarc_result(&dmarc)
@@ -134,6 +138,7 @@ impl Verifier {
                 result: spf_result(spf.result()).into(),
                 domain: spf.domain().to_owned(),
             },
+            spf_helo,
             dkim: dkim
                 .iter()
                 .map(|d| DkimAuth {
@@ -158,6 +163,31 @@ impl Verifier {
         }
     }
 
+    /// SPF for both identities (RFC 7208 2.3, 2.4): HELO on its own, and MAIL FROM, which
+    /// for the null sender is postmaster@HELO. Returns (HELO, MAIL FROM).
+    pub async fn spf(&self, ip: IpAddr, helo: &str, mail_from: &str) -> (SpfOutput, SpfOutput) {
+        let a = &self.authenticator;
+        let host = self.hostname.as_str();
+        let helo_output = a
+            .verify_spf(SpfParameters::verify_ehlo(ip, helo, host))
+            .await;
+        let mail_from_output = if mail_from.is_empty() {
+            helo_output.clone()
+        } else {
+            a.verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from))
+                .await
+        };
+        (helo_output, mail_from_output)
+    }
+
+    /// ARC chain validation alone, for a message as received.
+    pub async fn arc(&self, message: &[u8]) -> &'static str {
+        match AuthenticatedMessage::parse(message) {
+            Some(parsed) => dkim_result(self.authenticator.verify_arc(&parsed).await.result()),
+            None => "permerror",
+        }
+    }
+
     fn timed_out(&self, ip: IpAddr, helo: &str, mail_from: &str) -> Verdict {
         let domain = mail_from
             .rsplit_once('@')
@@ -170,6 +200,7 @@ impl Verifier {
                     result: "temperror".into(),
                     domain,
                 },
+                spf_helo: None,
                 dkim: Vec::new(),
                 dmarc: DmarcAuth {
                     result: "temperror".into(),
