@@ -32,7 +32,17 @@ fn name(text: &str) -> Name {
     } else {
         format!("{text}.")
     };
-    Name::from_str(&fqdn).unwrap_or_else(|e| panic!("bad DNS name {text}: {e}"))
+    // Labels of any octets are legal DNS (RFC 2181 11); test data uses them, so take them raw.
+    Name::from_str(&fqdn)
+        .or_else(|_| {
+            let labels = fqdn.trim_end_matches('.').split('.').map(str::as_bytes);
+            Name::from_labels(labels).map(|n| n.to_owned())
+        })
+        .map(|mut n| {
+            n.set_fqdn(true);
+            n
+        })
+        .unwrap_or_else(|e| panic!("bad DNS name {text}: {e}"))
 }
 
 /// The reverse-lookup name of an address: `4.3.2.1.in-addr.arpa` for 1.2.3.4.
@@ -57,7 +67,7 @@ struct Records {
     /// Zones we answer for, NXDOMAIN included.
     origins: Vec<LowerName>,
     by_name: HashMap<LowerName, Vec<Record>>,
-    /// Names whose every query goes unanswered.
+    /// Names whose queries go unanswered, for every type they have no records of.
     silent: HashSet<LowerName>,
 }
 
@@ -134,6 +144,14 @@ impl Zone {
         self
     }
 
+    /// A TXT record of raw character-strings: octets that need not be UTF-8.
+    pub fn txt_bytes(mut self, owner: &str, strings: &[Vec<u8>]) -> Zone {
+        let strings: Vec<&[u8]> = strings.iter().map(|s| s.as_slice()).collect();
+        self.records
+            .add(owner, RData::TXT(TXT::from_bytes(strings)));
+        self
+    }
+
     /// A PTR record at `owner` (use `reverse_name` for an address).
     pub fn ptr(mut self, owner: &str, target: &str) -> Zone {
         self.records.add(owner, RData::PTR(PTR(name(target))));
@@ -154,7 +172,8 @@ impl Zone {
         self
     }
 
-    /// Every query for `owner` goes unanswered, as a dead authoritative server would.
+    /// Queries for `owner` go unanswered, as a dead authoritative server would: every query,
+    /// or with records at the name, queries for the types it has none of.
     pub fn timeout(mut self, owner: &str) -> Zone {
         self.records.silent.insert(LowerName::new(&name(owner)));
         self
@@ -318,10 +337,17 @@ fn answer(records: &RwLock<Records>, query: &[u8], limit: usize) -> Option<Vec<u
     let mut owner = LowerName::new(question.name());
     let mut found_name = false;
     for _ in 0..MAX_CHAIN {
-        if records.silent.contains(&owner) {
+        let at_owner = records.by_name.get(&owner);
+        if records.silent.contains(&owner)
+            && !at_owner.is_some_and(|list| {
+                list.iter().any(|r| {
+                    r.record_type() == question.query_type() || r.record_type() == RecordType::CNAME
+                })
+            })
+        {
             return None;
         }
-        let Some(at_owner) = records.by_name.get(&owner) else {
+        let Some(at_owner) = at_owner else {
             break;
         };
         found_name = true;

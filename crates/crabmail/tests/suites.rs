@@ -1,0 +1,535 @@
+//! Published authentication test suites run through crabmail's verifier, each against a real DNS
+//! server on loopback serving the suite's own zone data.
+//!
+//! - The OpenSPF RFC 7208 suite (pyspf's `rfc7208-tests.yml`): every test's MAIL FROM identity
+//!   (postmaster@HELO when MAIL FROM is empty), as `check_host()` sees it.
+//! - ValiMail's ARC validation suite: the chain validation result of every message.
+//!
+//! The fixtures are the suites converted to JSON by `fixtures/suites/convert.py`. Each test prints
+//! its pass count; a case we are known to answer differently is listed by name with the reason,
+//! so a regression or an improvement both fail the test until the list is brought up to date.
+
+use crabmail::config::Config;
+use crabmail::dns::Dns;
+use crabmail::verify::{Verifier, spf_result};
+use crabmail_testkit::Zone;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Deserialize)]
+struct SpfScenario {
+    description: String,
+    zone: BTreeMap<String, Vec<SpfRecord>>,
+    tests: Vec<SpfTest>,
+}
+
+#[derive(Deserialize)]
+struct SpfRecord {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    strings: Vec<String>,
+    #[serde(default)]
+    preference: u16,
+    #[serde(default)]
+    host: String,
+}
+
+#[derive(Deserialize)]
+struct SpfTest {
+    name: String,
+    helo: String,
+    host: String,
+    mailfrom: String,
+    receiver: String,
+    result: Vec<String>,
+    explanation: Option<String>,
+}
+
+/// The suite writes octets as characters U+0000..U+00FF; anything above is UTF-8 text.
+fn octets(text: &str) -> Vec<u8> {
+    if text.chars().all(|c| u32::from(c) <= 0xff) {
+        text.chars().map(|c| c as u8).collect()
+    } else {
+        text.as_bytes().to_vec()
+    }
+}
+
+fn spf_zone(records: &BTreeMap<String, Vec<SpfRecord>>) -> Zone {
+    let mut zone = Zone::new().origin(".");
+    for (owner, list) in records {
+        zone = zone.exists(owner);
+        for r in list {
+            zone = match r.kind.as_str() {
+                "TIMEOUT" => zone.timeout(owner),
+                "NONE" => zone,
+                "TXT" => {
+                    let mut strings: Vec<Vec<u8>> = r.strings.iter().map(|s| octets(s)).collect();
+                    if strings.is_empty() {
+                        // "No strings" cannot be sent; the nearest legal record is one empty one.
+                        strings.push(Vec::new());
+                    }
+                    zone.txt_bytes(owner, &strings)
+                }
+                "A" | "AAAA" => zone.a(owner, &r.value),
+                "MX" => zone.mx(owner, r.preference, &r.host),
+                "PTR" => zone.ptr(owner, &r.value),
+                "CNAME" => zone.cname(owner, &r.value),
+                other => panic!("record type {other} in the SPF suite"),
+            };
+        }
+    }
+    zone
+}
+
+fn resolver_for(addr: SocketAddr) -> Dns {
+    let mut config = Config::defaults();
+    config.dns.nameservers = vec![addr];
+    // The suite's TIMEOUT names never answer; do not wait long for them.
+    config.dns.timeout = Duration::from_millis(300);
+    Dns::new(&config.dns).expect("resolver")
+}
+
+/// Where we answer differently from the suite, and why.
+const SPF_KNOWN_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "emptylabel",
+        "mail-auth 0.13: got permerror, expected [\"none\"]",
+    ),
+    (
+        "helo-domain-literal",
+        "mail-auth 0.13: got permerror, expected [\"none\"]",
+    ),
+    (
+        "nolocalpart",
+        "mail-auth 0.13: explanation \"\", expected \"postmaster\"",
+    ),
+    (
+        "domain-literal",
+        "mail-auth 0.13: got permerror, expected [\"none\"]",
+    ),
+    (
+        "non-ascii-policy",
+        "mail-auth 0.13: got fail, expected [\"permerror\"]",
+    ),
+    (
+        "non-ascii-mech",
+        "mail-auth 0.13: got fail, expected [\"permerror\"]",
+    ),
+    (
+        "control-char-policy",
+        "mail-auth 0.13: got pass, expected [\"permerror\"]",
+    ),
+    (
+        "badip4",
+        "mail-auth 0.13: got pass, expected [\"permerror\"]",
+    ),
+    (
+        "multitxt1",
+        "mail-auth 0.13: got fail, expected [\"permerror\"]",
+    ),
+    (
+        "multitxt2",
+        "mail-auth 0.13: got fail, expected [\"permerror\"]",
+    ),
+    (
+        "modifier-charset-good",
+        "mail-auth 0.13: got permerror, expected [\"pass\"]",
+    ),
+    (
+        "redirect-after-mechanisms2",
+        "mail-auth 0.13: got permerror, expected [\"fail\"]",
+    ),
+    (
+        "invalid-domain",
+        "mail-auth 0.13: got fail, expected [\"permerror\"]",
+    ),
+    (
+        "invalid-domain-empty-label",
+        "mail-auth 0.13: got temperror, expected [\"fail\", \"permerror\"]",
+    ),
+    (
+        "invalid-domain-long",
+        "mail-auth 0.13: got temperror, expected [\"fail\", \"permerror\"]",
+    ),
+    (
+        "invalid-domain-long-via-macro",
+        "mail-auth 0.13: got temperror, expected [\"fail\", \"permerror\"]",
+    ),
+    (
+        "ptr-match-implicit",
+        "mail-auth 0.13: got fail, expected [\"pass\"]",
+    ),
+    (
+        "ptr-match-ip6",
+        "mail-auth 0.13: got fail, expected [\"pass\"]",
+    ),
+    (
+        "a-bad-cidr4",
+        "mail-auth 0.13: got fail, expected [\"permerror\"]",
+    ),
+    (
+        "a-bad-cidr6",
+        "mail-auth 0.13: got fail, expected [\"permerror\"]",
+    ),
+    (
+        "a-dual-cidr-ip4-err",
+        "mail-auth 0.13: got pass, expected [\"permerror\"]",
+    ),
+    (
+        "a-bad-domain",
+        "mail-auth 0.13: got temperror, expected [\"permerror\"]",
+    ),
+    (
+        "a-cidr6-0-ip4mapped",
+        "mail-auth 0.13: got pass, expected [\"fail\"]",
+    ),
+    (
+        "a-null",
+        "mail-auth 0.13: got temperror, expected [\"permerror\"]",
+    ),
+    (
+        "a-numeric",
+        "mail-auth 0.13: got neutral, expected [\"permerror\"]",
+    ),
+    (
+        "a-numeric-toplabel",
+        "mail-auth 0.13: got neutral, expected [\"permerror\"]",
+    ),
+    (
+        "a-bad-toplabel",
+        "mail-auth 0.13: got temperror, expected [\"permerror\"]",
+    ),
+    (
+        "a-only-toplabel",
+        "mail-auth 0.13: got neutral, expected [\"permerror\"]",
+    ),
+    (
+        "a-only-toplabel-trailing-dot",
+        "mail-auth 0.13: got neutral, expected [\"permerror\"]",
+    ),
+    (
+        "a-colon-domain",
+        "mail-auth 0.13: got permerror, expected [\"pass\"]",
+    ),
+    (
+        "a-colon-domain-ip4mapped",
+        "mail-auth 0.13: got permerror, expected [\"pass\"]",
+    ),
+    (
+        "mx-bad-cidr4",
+        "mail-auth 0.13: got fail, expected [\"permerror\"]",
+    ),
+    (
+        "mx-bad-cidr6",
+        "mail-auth 0.13: got fail, expected [\"permerror\"]",
+    ),
+    (
+        "mx-bad-domain",
+        "mail-auth 0.13: got temperror, expected [\"permerror\"]",
+    ),
+    (
+        "mx-cidr6-0-ip4mapped",
+        "mail-auth 0.13: got pass, expected [\"fail\"]",
+    ),
+    (
+        "mx-null",
+        "mail-auth 0.13: got temperror, expected [\"permerror\"]",
+    ),
+    (
+        "mx-numeric-top-label",
+        "mail-auth 0.13: got neutral, expected [\"permerror\"]",
+    ),
+    (
+        "mx-colon-domain",
+        "mail-auth 0.13: got permerror, expected [\"pass\"]",
+    ),
+    (
+        "mx-colon-domain-ip4mapped",
+        "mail-auth 0.13: got permerror, expected [\"pass\"]",
+    ),
+    (
+        "mx-bad-toplab",
+        "mail-auth 0.13: got temperror, expected [\"permerror\"]",
+    ),
+    (
+        "exists-ip6only",
+        "mail-auth 0.13: got pass, expected [\"fail\"]",
+    ),
+    (
+        "cidr4-33",
+        "mail-auth 0.13: got pass, expected [\"permerror\"]",
+    ),
+    (
+        "cidr4-032",
+        "mail-auth 0.13: got pass, expected [\"permerror\"]",
+    ),
+    (
+        "cidr6-0-ip4",
+        "mail-auth 0.13: got pass, expected [\"neutral\"]",
+    ),
+    (
+        "cidr6-ip4",
+        "mail-auth 0.13: got pass, expected [\"neutral\"]",
+    ),
+    (
+        "cidr6-129",
+        "mail-auth 0.13: got neutral, expected [\"permerror\"]",
+    ),
+    (
+        "redirect-syntax-error",
+        "mail-auth 0.13: got neutral, expected [\"permerror\"]",
+    ),
+    (
+        "invalid-modifier",
+        "mail-auth 0.13: got neutral, expected [\"permerror\"]",
+    ),
+    (
+        "empty-modifier-name",
+        "mail-auth 0.13: got neutral, expected [\"permerror\"]",
+    ),
+    (
+        "exp-multiple-txt",
+        "mail-auth 0.13: explanation \"Answer a fool according to his folly.\", expected \"DEFAULT\"",
+    ),
+    (
+        "exp-syntax-error",
+        "mail-auth 0.13: got neutral, expected [\"permerror\"]",
+    ),
+    (
+        "non-ascii-exp",
+        "mail-auth 0.13: explanation \"\\u{feff}Explanation\", expected \"DEFAULT\"",
+    ),
+    (
+        "two-exp-records",
+        "mail-auth 0.13: explanation \"one\", expected \"DEFAULT\"",
+    ),
+    (
+        "macro-mania-in-domain",
+        "mail-auth 0.13: got temperror, expected [\"pass\"]",
+    ),
+    (
+        "domain-name-truncation",
+        "mail-auth 0.13: explanation \"\", expected \"Congratulations!  That was tricky.\"",
+    ),
+    (
+        "v-macro-ip6",
+        "mail-auth 0.13: explanation \"cafe:babe::1 is queried as 1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.e.b.a.b.e.f.a.c.ip6.arpa\", expected \"cafe:babe::1 is queried as 1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.E.B.A.B.E.F.A.C.ip6.arpa\"",
+    ),
+    (
+        "p-macro-ip4-novalid",
+        "mail-auth 0.13: explanation \"connect from \", expected \"connect from unknown\"",
+    ),
+    (
+        "p-macro-ip4-valid",
+        "mail-auth 0.13: explanation \"connect from \", expected \"connect from mx.example.com\"",
+    ),
+    (
+        "p-macro-ip6-novalid",
+        "mail-auth 0.13: explanation \"connect from \", expected \"connect from unknown\"",
+    ),
+    (
+        "p-macro-ip6-valid",
+        "mail-auth 0.13: explanation \"connect from \", expected \"connect from mx.example.com\"",
+    ),
+    (
+        "p-macro-multiple",
+        "mail-auth 0.13: got temperror, expected [\"pass\", \"softfail\"]",
+    ),
+    (
+        "upper-macro",
+        "mail-auth 0.13: explanation \"http://example.com/why.html?l=~jack%26jill%3dup-a_b3.c\", expected \"http://example.com/why.html?l=~jack%26jill%3Dup-a_b3.c\"",
+    ),
+    (
+        "invalid-hello-macro",
+        "mail-auth 0.13: got temperror, expected [\"fail\"]",
+    ),
+    (
+        "hello-domain-literal",
+        "mail-auth 0.13: got temperror, expected [\"fail\"]",
+    ),
+    (
+        "void-over-limit",
+        "mail-auth 0.13: got neutral, expected [\"permerror\"]",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openspf_rfc7208_suite() {
+    let scenarios: Vec<SpfScenario> =
+        serde_json::from_str(include_str!("fixtures/suites/spf-rfc7208.json")).unwrap();
+    let config = Config::defaults();
+    let known: BTreeSet<&str> = SPF_KNOWN_DIFFERENCES.iter().map(|(n, _)| *n).collect();
+    let (mut total, mut passed) = (0, 0);
+    let mut unexpected = Vec::new();
+    for scenario in &scenarios {
+        let dns_server = spf_zone(&scenario.zone).serve().await;
+        let dns = resolver_for(dns_server.addr);
+        for t in &scenario.tests {
+            total += 1;
+            let receiver = if t.receiver.is_empty() {
+                "receiver.test"
+            } else {
+                &t.receiver
+            };
+            let verifier = Verifier::new(&dns, receiver, &config.verify);
+            let ip = t.host.parse().expect("test IP");
+            let (_, output) = verifier.spf(ip, &t.helo, &t.mailfrom).await;
+            let got = spf_result(output.result());
+            let mut ok = t.result.iter().any(|r| r == got);
+            let mut detail = format!("got {got}, expected {:?}", t.result);
+            if let (true, Some(expected), "fail") = (ok, &t.explanation, got) {
+                let explained = output.explanation().unwrap_or("");
+                // DEFAULT: the checker's own text, so no explanation from the record.
+                let matches = if expected == "DEFAULT" {
+                    explained.is_empty()
+                } else {
+                    explained == expected
+                };
+                if !matches {
+                    ok = false;
+                    detail = format!("explanation {explained:?}, expected {expected:?}");
+                }
+            }
+            if ok {
+                passed += 1;
+            }
+            if ok == known.contains(t.name.as_str()) {
+                unexpected.push(format!("{} / {}: {detail}", scenario.description, t.name));
+            }
+        }
+    }
+    println!("OpenSPF RFC 7208 suite: {passed}/{total} pass");
+    assert!(
+        unexpected.is_empty(),
+        "{} outcomes differ from what is recorded ({passed}/{total} pass):\n{}",
+        unexpected.len(),
+        unexpected.join("\n")
+    );
+}
+
+#[derive(Deserialize)]
+struct ArcScenario {
+    description: String,
+    txt: BTreeMap<String, String>,
+    tests: Vec<ArcTest>,
+}
+
+#[derive(Deserialize)]
+struct ArcTest {
+    name: String,
+    message: String,
+    cv: String,
+}
+
+/// Where we answer differently from the suite, and why.
+const ARC_KNOWN_DIFFERENCES: &[(&str, &str)] = &[
+    (
+        "cv_fail_i1_ams_na",
+        "an AMS naming an unknown algorithm leaves mail-auth with no chain (none), not a broken one",
+    ),
+    (
+        "ams_struct_missing",
+        "a seal without its AMS is read as no chain (none), not a broken one",
+    ),
+    (
+        "ams_fields_a_sha1",
+        "mail-auth accepts rsa-sha1 in ARC signatures",
+    ),
+    (
+        "ams_fields_a_na",
+        "mail-auth ignores an unknown a= in the AMS when the seal verifies",
+    ),
+    (
+        "ams_fields_c_na",
+        "mail-auth refuses an AMS without c= (RFC 6376 defaults it to simple/simple)",
+    ),
+    (
+        "ams_fields_h_empty",
+        "mail-auth refuses an AMS with an empty h=",
+    ),
+    (
+        "ams_fields_h_includes_as",
+        "mail-auth does not refuse an AMS that signs ARC-Seal",
+    ),
+    (
+        "as_format_inv_tag_key",
+        "mail-auth ignores an invalid tag name in the seal",
+    ),
+    (
+        "as_format_tags_dup",
+        "mail-auth takes the last of duplicated seal tags",
+    ),
+    (
+        "as_format_tags_key_case",
+        "mail-auth reads seal tag names case-insensitively",
+    ),
+    (
+        "as_format_tags_sc",
+        "mail-auth accepts a seal tag list with a stray semicolon",
+    ),
+    (
+        "as_fields_a_sha1",
+        "mail-auth accepts rsa-sha1 in ARC seals",
+    ),
+    (
+        "as_fields_a_na",
+        "mail-auth ignores an unknown a= in the seal",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valimail_arc_validation_suite() {
+    let scenarios: Vec<ArcScenario> =
+        serde_json::from_str(include_str!("fixtures/suites/arc-validation.json")).unwrap();
+    let config = Config::defaults();
+    let known: BTreeSet<&str> = ARC_KNOWN_DIFFERENCES.iter().map(|(n, _)| *n).collect();
+    let (mut total, mut passed, mut unstated) = (0, 0, 0);
+    let mut unexpected = Vec::new();
+    for scenario in &scenarios {
+        let mut zone = Zone::new().origin(".");
+        for (owner, value) in &scenario.txt {
+            zone = zone.txt(owner, value);
+        }
+        let dns_server = zone.serve().await;
+        let dns = resolver_for(dns_server.addr);
+        let verifier = Verifier::new(&dns, "receiver.test", &config.verify);
+        for t in &scenario.tests {
+            let got = match verifier.arc(t.message.as_bytes()).await {
+                "pass" => "Pass",
+                "none" => "None",
+                _ => "Fail",
+            };
+            if t.cv.is_empty() {
+                // Three cases state no expectation; they are reported, not counted.
+                unstated += 1;
+                println!("ARC {} (no expectation stated): {got}", t.name);
+                continue;
+            }
+            total += 1;
+            let ok = got == t.cv;
+            if ok {
+                passed += 1;
+            }
+            if ok == known.contains(t.name.as_str()) {
+                unexpected.push(format!(
+                    "{} / {}: got {got}, expected {}",
+                    scenario.description, t.name, t.cv
+                ));
+            }
+        }
+    }
+    println!(
+        "ValiMail ARC validation suite: {passed}/{total} pass ({unstated} without expectation)"
+    );
+    assert!(
+        unexpected.is_empty(),
+        "{} outcomes differ from what is recorded ({passed}/{total} pass):\n{}",
+        unexpected.len(),
+        unexpected.join("\n")
+    );
+}
