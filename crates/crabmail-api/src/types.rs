@@ -398,6 +398,9 @@ pub struct SpfAuth {
     pub result: String,
     /// The domain checked: of MAIL FROM, or of HELO for bounces.
     pub domain: String,
+    /// Why, in a sentence: "192.0.2.1 is not allowed to send for example.com".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -406,6 +409,11 @@ pub struct DkimAuth {
     pub result: String,
     pub domain: String,
     pub selector: String,
+    /// `rsa-sha256`, `ed25519-sha256` (or `rsa-sha1`, which never passes DMARC alone here).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub algorithm: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -417,12 +425,16 @@ pub struct DmarcAuth {
     /// The RFC 5322 From domain the policy is for.
     #[serde(default)]
     pub domain: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct ArcAuth {
     pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `POST /v1/domains`.

@@ -268,17 +268,33 @@ async fn check_command(command: CheckCommand) -> anyhow::Result<()> {
     let verifier = crabmail::verify::Verifier::new(&dns, config.hostname(), &config.verify);
     let verdict = verifier.verify(ip, &helo, &mail_from, &message).await;
     let r = &verdict.results;
-    println!("spf:   {} (domain {})", r.spf.result, r.spf.domain);
+    let why = |reason: &Option<String>| match reason {
+        Some(reason) => format!(": {reason}"),
+        None => String::new(),
+    };
+    println!("spf:   {}{}", r.spf.result, why(&r.spf.reason));
+    if let Some(helo) = &r.spf_helo {
+        println!("helo:  {}{}", helo.result, why(&helo.reason));
+    }
     if r.dkim.is_empty() {
-        println!("dkim:  none (no signature)");
+        println!("dkim:  none: the message carries no DKIM signature");
     }
     for d in &r.dkim {
-        println!("dkim:  {} (d={} s={})", d.result, d.domain, d.selector);
+        println!(
+            "dkim:  {} (d={} s={} a={}){}",
+            d.result,
+            d.domain,
+            d.selector,
+            d.algorithm,
+            why(&d.reason)
+        );
     }
-    println!("arc:   {}", r.arc.result);
+    println!("arc:   {}{}", r.arc.result, why(&r.arc.reason));
     println!(
-        "dmarc: {} (domain {}, policy {})",
-        r.dmarc.result, r.dmarc.domain, r.dmarc.policy
+        "dmarc: {} (policy {}){}",
+        r.dmarc.result,
+        r.dmarc.policy,
+        why(&r.dmarc.reason)
     );
     println!(
         "action: {}",

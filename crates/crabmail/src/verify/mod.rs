@@ -2,23 +2,27 @@
 //! signature), ARC (the chain) and DMARC (alignment and the From domain's policy), all by
 //! mail-auth on our own resolver.
 //!
-//! The outcome is a `Verdict`: the results as JSON for the message, an Authentication-Results
-//! header (RFC 8601) to prepend to the stored copy, and what to do: deliver, quarantine
-//! (p=quarantine failed) or refuse (p=reject failed, 550 5.7.1). A DNS failure is a temperror,
-//! recorded as such; it never refuses mail and never passes it.
+//! The outcome is a `Verdict`: the results as JSON for the message, each with the reason in a
+//! sentence, an Authentication-Results header (RFC 8601) to prepend to the stored copy, and what
+//! to do: deliver, quarantine (p=quarantine failed) or refuse (p=reject failed, 550 5.7.1). A DNS
+//! failure is a temperror, recorded as such; it never refuses mail and never passes it.
+
+mod header;
 
 use crate::config::VerifyConfig;
 use crate::dns::Dns;
 use crabmail_api::{ArcAuth, AuthResults, DkimAuth, DmarcAuth, SpfAuth};
-use mail_auth::common::headers::HeaderWriter;
+use mail_auth::dkim::Canonicalization;
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
-    AuthenticatedMessage, AuthenticationResults, DkimResult, DmarcResult, MessageAuthenticator,
+    AuthenticatedMessage, DkimOutput, DkimResult, DmarcOutput, DmarcResult, MessageAuthenticator,
     SpfOutput, SpfResult,
 };
 use std::net::IpAddr;
+
+pub use header::authentication_results;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -35,6 +39,15 @@ pub struct Verdict {
     /// `Authentication-Results: ...\r\n`, to prepend to the stored message.
     pub header: String,
     pub action: Action,
+}
+
+/// Who sent the message, as the SMTP session saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    pub ip: IpAddr,
+    pub helo: &'a str,
+    /// Empty for the null sender (a bounce).
+    pub mail_from: &'a str,
 }
 
 pub struct Verifier {
@@ -54,113 +67,90 @@ impl Verifier {
 
     /// Checks a message as it arrived from `ip`, which said `helo` and `MAIL FROM:<mail_from>`.
     pub async fn verify(&self, ip: IpAddr, helo: &str, mail_from: &str, message: &[u8]) -> Verdict {
-        match tokio::time::timeout(
-            self.config.timeout,
-            self.check(ip, helo, mail_from, message),
-        )
-        .await
-        {
-            Ok(verdict) => verdict,
+        let envelope = Envelope {
+            ip,
+            helo,
+            mail_from,
+        };
+        let checks = tokio::time::timeout(self.config.timeout, self.check(envelope, message));
+        let (results, action) = match checks.await {
+            Ok((results, failed_policy)) => (results, self.action(failed_policy)),
             Err(_) => {
                 tracing::warn!(%ip, "verify: checks timed out; recorded as temperror");
-                self.timed_out(ip, helo, mail_from)
+                (timed_out(&envelope, self.config.timeout), Action::Deliver)
             }
+        };
+        Verdict {
+            header: authentication_results(&self.hostname, &envelope, &results),
+            results,
+            action,
         }
     }
 
-    async fn check(&self, ip: IpAddr, helo: &str, mail_from: &str, message: &[u8]) -> Verdict {
-        let a = &self.authenticator;
-        let host = self.hostname.as_str();
-        let (helo_spf, spf) = self.spf(ip, helo, mail_from).await;
-        let spf_helo = Some(SpfAuth {
-            result: spf_result(helo_spf.result()).into(),
-            domain: helo_spf.domain().to_owned(),
-        });
-        let mail_from_domain = match mail_from.rsplit_once('@') {
-            Some((_, d)) => d.to_ascii_lowercase(),
-            None => helo.to_ascii_lowercase(),
-        };
-        let Some(parsed) = AuthenticatedMessage::parse(message) else {
-            let results = AuthResults {
-                spf: SpfAuth {
-                    result: spf_result(spf.result()).into(),
-                    domain: spf.domain().to_owned(),
-                },
-                spf_helo,
-                dkim: Vec::new(),
-                dmarc: DmarcAuth {
-                    result: "permerror".into(),
-                    policy: "none".into(),
-                    domain: String::new(),
-                },
-                arc: ArcAuth {
-                    result: "none".into(),
-                },
-            };
-            let header = AuthenticationResults::new(host)
-                .with_spf_ehlo_result(&helo_spf, ip, helo)
-                .with_spf_mailfrom_result(&spf, ip, mail_from, helo)
-                .to_header();
-            return Verdict {
-                results,
-                header,
-                action: Action::Deliver,
-            };
-        };
-        let dkim = a.verify_dkim(&parsed).await;
-        let arc = a.verify_arc(&parsed).await;
-        let dmarc = a
-            .verify_dmarc(DmarcParameters::new(
-                &parsed,
-                &dkim,
-                &mail_from_domain,
-                &spf,
-            ))
-            .await;
-        let header = AuthenticationResults::new(host)
-            .with_dkim_results(&dkim, parsed.from())
-            .with_spf_ehlo_result(&helo_spf, ip, helo)
-            .with_spf_mailfrom_result(&spf, ip, mail_from, helo)
-            .with_arc_result(&arc, ip)
-            .with_dmarc_result(&dmarc)
-            .to_header();
-        let dmarc_failed = matches!(dmarc.dkim_result(), DmarcResult::Fail(_))
-            && matches!(dmarc.spf_result(), DmarcResult::Fail(_));
-        let action = match dmarc.policy() {
-            Policy::Reject if dmarc_failed && self.config.dmarc_reject => Action::Reject,
-            Policy::Reject | Policy::Quarantine if dmarc_failed && self.config.dmarc_quarantine => {
+    /// What the From domain's policy asks, when DMARC failed, as far as configured to follow it.
+    fn action(&self, failed_policy: Option<Policy>) -> Action {
+        match failed_policy {
+            Some(Policy::Reject) if self.config.dmarc_reject => Action::Reject,
+            Some(Policy::Reject | Policy::Quarantine) if self.config.dmarc_quarantine => {
                 Action::Quarantine
             }
             _ => Action::Deliver,
-        };
-        let results = AuthResults {
-            spf: SpfAuth {
-                result: spf_result(spf.result()).into(),
-                domain: spf.domain().to_owned(),
-            },
-            spf_helo,
-            dkim: dkim
-                .iter()
-                .map(|d| DkimAuth {
-                    result: dkim_result(d.result()).into(),
-                    domain: d.signature().map(|s| s.d.clone()).unwrap_or_default(),
-                    selector: d.signature().map(|s| s.s.clone()).unwrap_or_default(),
-                })
-                .collect(),
+        }
+    }
+
+    /// The results, and the From domain's policy when DMARC failed.
+    async fn check(&self, envelope: Envelope<'_>, message: &[u8]) -> (AuthResults, Option<Policy>) {
+        let Envelope {
+            ip,
+            helo,
+            mail_from,
+        } = envelope;
+        let (helo_spf, spf) = self.spf(ip, helo, mail_from).await;
+        let mut results = AuthResults {
+            spf: spf_auth(&spf, ip),
+            spf_helo: Some(spf_auth(&helo_spf, ip)),
+            dkim: Vec::new(),
             dmarc: DmarcAuth {
-                result: dmarc_result(&dmarc.result()).into(),
-                policy: policy(dmarc.policy()).into(),
-                domain: dmarc.domain().to_owned(),
+                result: "none".into(),
+                policy: "none".into(),
+                domain: String::new(),
+                reason: Some("the message has no header to take a From domain from".into()),
             },
             arc: ArcAuth {
-                result: dkim_result(arc.result()).into(),
+                result: "none".into(),
+                reason: None,
             },
         };
-        Verdict {
-            results,
-            header,
-            action,
-        }
+        let Some(parsed) = AuthenticatedMessage::parse(message) else {
+            return (results, None);
+        };
+        let a = &self.authenticator;
+        let dkim = a.verify_dkim(&parsed).await;
+        let arc = a.verify_arc(&parsed).await;
+        // DMARC's SPF identity is MAIL FROM's domain, or HELO's for the null sender.
+        let spf_domain = match mail_from.rsplit_once('@') {
+            Some((_, d)) => d.to_ascii_lowercase(),
+            None => helo.to_ascii_lowercase(),
+        };
+        let dmarc = a
+            .verify_dmarc(DmarcParameters::new(&parsed, &dkim, &spf_domain, &spf))
+            .await;
+        results.dkim = dkim.iter().map(dkim_auth).collect();
+        results.arc = ArcAuth {
+            result: dkim_result(arc.result()).into(),
+            reason: match arc.result() {
+                DkimResult::Pass => Some(format!(
+                    "a chain of {} ARC sets validates",
+                    arc.sets().len()
+                )),
+                DkimResult::None => None,
+                other => failure_text(other),
+            },
+        };
+        results.dmarc = dmarc_auth(&dmarc);
+        let failed = matches!(dmarc.dkim_result(), DmarcResult::Fail(_))
+            && matches!(dmarc.spf_result(), DmarcResult::Fail(_));
+        (results, failed.then(|| dmarc.policy()))
     }
 
     /// SPF for both identities (RFC 7208 2.3, 2.4): HELO on its own, and MAIL FROM, which
@@ -187,36 +177,135 @@ impl Verifier {
             None => "none",
         }
     }
+}
 
-    fn timed_out(&self, ip: IpAddr, helo: &str, mail_from: &str) -> Verdict {
-        let domain = mail_from
-            .rsplit_once('@')
-            .map(|(_, d)| d)
-            .unwrap_or(helo)
-            .to_owned();
-        Verdict {
-            results: AuthResults {
-                spf: SpfAuth {
-                    result: "temperror".into(),
-                    domain,
-                },
-                spf_helo: None,
-                dkim: Vec::new(),
-                dmarc: DmarcAuth {
-                    result: "temperror".into(),
-                    policy: "none".into(),
-                    domain: String::new(),
-                },
-                arc: ArcAuth {
-                    result: "temperror".into(),
-                },
-            },
-            header: format!(
-                "Authentication-Results: {}; spf=temperror smtp.mailfrom={mail_from}; dkim=temperror; dmarc=temperror; arc=temperror smtp.remote-ip={ip}\r\n",
-                self.hostname
-            ),
-            action: Action::Deliver,
+fn timed_out(envelope: &Envelope<'_>, limit: std::time::Duration) -> AuthResults {
+    let domain = envelope
+        .mail_from
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or(envelope.helo)
+        .to_owned();
+    let reason = Some(format!(
+        "the checks did not finish within {}",
+        humantime::format_duration(limit)
+    ));
+    AuthResults {
+        spf: SpfAuth {
+            result: "temperror".into(),
+            domain,
+            reason: reason.clone(),
+        },
+        spf_helo: None,
+        dkim: Vec::new(),
+        dmarc: DmarcAuth {
+            result: "temperror".into(),
+            policy: "none".into(),
+            domain: String::new(),
+            reason: reason.clone(),
+        },
+        arc: ArcAuth {
+            result: "temperror".into(),
+            reason,
+        },
+    }
+}
+
+fn spf_auth(output: &SpfOutput, ip: IpAddr) -> SpfAuth {
+    let domain = output.domain();
+    let reason = match output.result() {
+        SpfResult::Pass => format!("{ip} is allowed to send for {domain}"),
+        SpfResult::Fail => match output.explanation().filter(|e| !e.is_empty()) {
+            Some(explanation) => {
+                format!("{ip} is not allowed to send for {domain} ({domain} says: {explanation})")
+            }
+            None => format!("{ip} is not allowed to send for {domain}"),
+        },
+        SpfResult::SoftFail => {
+            format!("{domain} says {ip} is probably not allowed to send for it (~all)")
         }
+        SpfResult::Neutral => format!("{domain} makes no statement about {ip}"),
+        SpfResult::None if domain.is_empty() => "no domain to check".to_owned(),
+        SpfResult::None => format!("{domain} publishes no SPF record"),
+        SpfResult::TempError => format!("a DNS lookup failed while checking {domain}"),
+        SpfResult::PermError => {
+            format!("{domain}'s SPF record is invalid or needs too many DNS lookups")
+        }
+    };
+    SpfAuth {
+        result: spf_result(output.result()).into(),
+        domain: domain.to_owned(),
+        reason: Some(reason),
+    }
+}
+
+fn dkim_auth(output: &DkimOutput<'_>) -> DkimAuth {
+    let signature = output.signature();
+    DkimAuth {
+        result: dkim_result(output.result()).into(),
+        domain: signature.map(|s| s.d.clone()).unwrap_or_default(),
+        selector: signature.map(|s| s.s.clone()).unwrap_or_default(),
+        algorithm: signature
+            .map(|s| match s.a {
+                mail_auth::common::crypto::Algorithm::RsaSha1 => "rsa-sha1",
+                mail_auth::common::crypto::Algorithm::RsaSha256 => "rsa-sha256",
+                mail_auth::common::crypto::Algorithm::Ed25519Sha256 => "ed25519-sha256",
+            })
+            .unwrap_or_default()
+            .to_owned(),
+        reason: match output.result() {
+            DkimResult::Pass => signature.map(|s| {
+                let canonical = |c: Canonicalization| match c {
+                    Canonicalization::Relaxed => "relaxed",
+                    Canonicalization::Simple => "simple",
+                };
+                format!(
+                    "signature by {} verifies ({}/{})",
+                    s.d,
+                    canonical(s.ch),
+                    canonical(s.cb)
+                )
+            }),
+            other => failure_text(other),
+        },
+    }
+}
+
+fn dmarc_auth(output: &DmarcOutput) -> DmarcAuth {
+    let domain = output.domain();
+    let result = output.result();
+    let reason = match &result {
+        DmarcResult::Pass => {
+            let by = match (output.dkim_result(), output.spf_result()) {
+                (DmarcResult::Pass, DmarcResult::Pass) => "DKIM and SPF",
+                (DmarcResult::Pass, _) => "DKIM",
+                _ => "SPF",
+            };
+            format!("{by} passes aligned with {domain}")
+        }
+        DmarcResult::Fail(_) => {
+            format!("neither DKIM nor SPF passes aligned with the From domain {domain}")
+        }
+        DmarcResult::None if domain.is_empty() => "the message has no From domain".to_owned(),
+        DmarcResult::None => format!("{domain} publishes no DMARC policy"),
+        DmarcResult::TempError(e) => format!("a DNS lookup failed: {e}"),
+        DmarcResult::PermError(e) => format!("{domain}'s DMARC record is invalid: {e}"),
+    };
+    DmarcAuth {
+        result: dmarc_result(&result).into(),
+        policy: policy(output.policy()).into(),
+        domain: domain.to_owned(),
+        reason: Some(reason),
+    }
+}
+
+fn failure_text(result: &DkimResult) -> Option<String> {
+    match result {
+        DkimResult::Neutral(e)
+        | DkimResult::Fail(e)
+        | DkimResult::PermError(e)
+        | DkimResult::TempError(e) => Some(e.to_string()),
+        DkimResult::Pass | DkimResult::None => None,
     }
 }
 
@@ -235,7 +324,14 @@ pub fn spf_result(r: SpfResult) -> &'static str {
 pub fn dkim_result(r: &DkimResult) -> &'static str {
     match r {
         DkimResult::Pass => "pass",
-        // A body that does not match its hash comes back as neutral: for a reader it failed.
+        // RFC 6376 6.1.3: a body that does not match its hash is a failed signature, though
+        // mail-auth files it under neutral.
+        DkimResult::Neutral(mail_auth::Error::Dkim(
+            mail_auth::dkim::DkimError::FailedBodyHashMatch,
+        ))
+        | DkimResult::Neutral(mail_auth::Error::Arc(
+            mail_auth::arc::ArcError::FailedBodyHashMatch,
+        )) => "fail",
         DkimResult::Neutral(_) => "neutral",
         DkimResult::Fail(_) => "fail",
         DkimResult::PermError(_) => "permerror",
