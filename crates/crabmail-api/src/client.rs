@@ -158,6 +158,22 @@ impl Client {
         Self::send(req).await
     }
 
+    /// Every message held in an inbox, those quarantined by DMARC included (`include=quarantined`).
+    pub async fn list_all_messages(
+        &self,
+        inbox_id: &str,
+        after: Option<&str>,
+    ) -> Result<MessageList, ClientError> {
+        let mut query = vec![("include", "quarantined".to_owned())];
+        if let Some(after) = after {
+            query.push(("after", after.to_owned()));
+        }
+        let req = self
+            .request(Method::GET, &format!("/v1/inboxes/{inbox_id}/messages"))
+            .query(&query);
+        Self::send(req).await
+    }
+
     pub async fn get_message(&self, id: &str) -> Result<Message, ClientError> {
         Self::send(self.request(Method::GET, &format!("/v1/messages/{id}"))).await
     }
@@ -240,6 +256,38 @@ impl Client {
     pub async fn delete_suppression(&self, address: &str) -> Result<(), ClientError> {
         let resp = self
             .request(Method::DELETE, &format!("/v1/suppressions/{address}"))
+            .send()
+            .await?;
+        Self::check(resp).await.map(|_| ())
+    }
+
+    /// Claims a custom domain; the answer lists the records to publish.
+    pub async fn create_domain(&self, name: &str) -> Result<Domain, ClientError> {
+        Self::send(
+            self.request(Method::POST, "/v1/domains")
+                .json(&CreateDomain {
+                    name: name.to_owned(),
+                }),
+        )
+        .await
+    }
+
+    pub async fn list_domains(&self) -> Result<DomainList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/domains")).await
+    }
+
+    pub async fn get_domain(&self, id: &str) -> Result<Domain, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/v1/domains/{id}"))).await
+    }
+
+    /// Looks every record up live; the domain is verified once the required ones are right.
+    pub async fn verify_domain(&self, id: &str) -> Result<DomainVerification, ClientError> {
+        Self::send(self.request(Method::POST, &format!("/v1/domains/{id}/verify"))).await
+    }
+
+    pub async fn delete_domain(&self, id: &str) -> Result<(), ClientError> {
+        let resp = self
+            .request(Method::DELETE, &format!("/v1/domains/{id}"))
             .send()
             .await?;
         Self::check(resp).await.map(|_| ())

@@ -179,6 +179,18 @@ impl Zone {
         self
     }
 
+    /// Serves on a chosen address, such as 127.0.0.13:53 for programs that only read
+    /// /etc/resolv.conf (which cannot name a port).
+    pub async fn serve_on(self, addr: SocketAddr) -> DnsServer {
+        let udp = tokio::net::UdpSocket::bind(addr)
+            .await
+            .unwrap_or_else(|e| panic!("bind DNS/UDP {addr}: {e}"));
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .unwrap_or_else(|e| panic!("bind DNS/TCP {addr}: {e}"));
+        self.serve_sockets(udp, tcp, addr)
+    }
+
     /// Serves the records until the returned server is dropped.
     pub async fn serve(self) -> DnsServer {
         // UDP and TCP on one port: the port the OS picks for UDP may be taken for TCP; pick again.
@@ -194,6 +206,15 @@ impl Zone {
             }
             panic!("no port free for DNS on both UDP and TCP");
         };
+        self.serve_sockets(udp, tcp, addr)
+    }
+
+    fn serve_sockets(
+        self,
+        udp: tokio::net::UdpSocket,
+        tcp: tokio::net::TcpListener,
+        addr: SocketAddr,
+    ) -> DnsServer {
         let records = Arc::new(RwLock::new(self.records));
         let udp_task = tokio::spawn(serve_udp(udp, records.clone()));
         let tcp_task = tokio::spawn(serve_tcp(tcp, records.clone()));

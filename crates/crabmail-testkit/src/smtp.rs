@@ -45,6 +45,23 @@ impl Smtp<TcpStream> {
         Self::from_stream(stream)
     }
 
+    /// Connects from a chosen loopback address (a "host" of its own, for SPF) and reads the
+    /// greeting.
+    pub async fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> Smtp<TcpStream> {
+        let socket = match source {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .expect("socket");
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .unwrap_or_else(|e| panic!("bind {source}: {e}"));
+        let stream = socket.connect(addr).await.expect("connect to SMTP");
+        let mut smtp = Self::from_stream(stream);
+        smtp.expect("220").await;
+        smtp
+    }
+
     /// A conversation on a connection made elsewhere (e.g. from a chosen local address).
     pub fn from_stream(stream: TcpStream) -> Smtp<TcpStream> {
         Smtp {

@@ -142,7 +142,8 @@ enum DomainCommand {
     /// The DNS records a hosted domain must publish, as a zone-file snippet (or JSON).
     Records {
         /// The shared domain when absent.
-        domain: Option<String>,
+        #[arg(id = "name", value_name = "DOMAIN")]
+        name: Option<String>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -154,7 +155,8 @@ enum DomainCommand {
 enum DkimCommand {
     /// Make new keys for a hosted domain and sign with them from now on.
     Rotate {
-        domain: String,
+        #[arg(id = "name", value_name = "DOMAIN")]
+        name: String,
         #[command(flatten)]
         options: Box<ServerOptions>,
     },
@@ -182,13 +184,13 @@ enum CheckCommand {
 
 async fn domain_command(command: DomainCommand) -> anyhow::Result<()> {
     let DomainCommand::Records {
-        domain,
+        name,
         json,
         options,
     } = command;
     let config = options.load()?;
     let store = crabmail::store::open(&config).await?;
-    let name = domain
+    let name = name
         .unwrap_or_else(|| config.domain.clone())
         .to_ascii_lowercase();
     let result = async {
@@ -216,10 +218,10 @@ async fn domain_command(command: DomainCommand) -> anyhow::Result<()> {
 }
 
 async fn dkim_command(command: DkimCommand) -> anyhow::Result<()> {
-    let DkimCommand::Rotate { domain, options } = command;
+    let DkimCommand::Rotate { name, options } = command;
     let config = options.load()?;
     let store = crabmail::store::open(&config).await?;
-    let name = domain.to_ascii_lowercase();
+    let name = name.to_ascii_lowercase();
     let result = async {
         let record = store
             .hosted_domain(&name)
@@ -506,5 +508,17 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// clap checks a command's arguments only when that command is parsed; check them all.
+    #[test]
+    fn every_command_line_is_well_formed() {
+        Cli::command().debug_assert();
     }
 }

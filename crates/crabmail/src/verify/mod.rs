@@ -12,7 +12,6 @@ mod header;
 use crate::config::VerifyConfig;
 use crate::dns::Dns;
 use crabmail_api::{ArcAuth, AuthResults, DkimAuth, DmarcAuth, SpfAuth};
-use mail_auth::dkim::Canonicalization;
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::spf::verify::SpfParameters;
@@ -126,6 +125,19 @@ impl Verifier {
         };
         let a = &self.authenticator;
         let dkim = a.verify_dkim(&parsed).await;
+        // RFC 8301: an rsa-sha1 signature is never valid, so it cannot carry DMARC either.
+        let dkim_for_dmarc: Vec<DkimOutput<'_>> = dkim
+            .iter()
+            .map(|d| {
+                if is_sha1_pass(d) {
+                    DkimOutput::fail(mail_auth::Error::Dkim(
+                        mail_auth::dkim::DkimError::UnsupportedAlgorithm,
+                    ))
+                } else {
+                    d.clone()
+                }
+            })
+            .collect();
         let arc = a.verify_arc(&parsed).await;
         // DMARC's SPF identity is MAIL FROM's domain, or HELO's for the null sender.
         let spf_domain = match mail_from.rsplit_once('@') {
@@ -133,7 +145,12 @@ impl Verifier {
             None => helo.to_ascii_lowercase(),
         };
         let dmarc = a
-            .verify_dmarc(DmarcParameters::new(&parsed, &dkim, &spf_domain, &spf))
+            .verify_dmarc(DmarcParameters::new(
+                &parsed,
+                &dkim_for_dmarc,
+                &spf_domain,
+                &spf,
+            ))
             .await;
         results.dkim = dkim.iter().map(dkim_auth).collect();
         results.arc = ArcAuth {
@@ -148,8 +165,8 @@ impl Verifier {
             },
         };
         results.dmarc = dmarc_auth(&dmarc);
-        let failed = matches!(dmarc.dkim_result(), DmarcResult::Fail(_))
-            && matches!(dmarc.spf_result(), DmarcResult::Fail(_));
+        // Neither identifier passes aligned, and neither failed for want of DNS.
+        let failed = matches!(dmarc.result(), DmarcResult::Fail(_));
         (results, failed.then(|| dmarc.policy()))
     }
 
@@ -239,8 +256,25 @@ fn spf_auth(output: &SpfOutput, ip: IpAddr) -> SpfAuth {
     }
 }
 
+fn is_sha1_pass(output: &DkimOutput<'_>) -> bool {
+    matches!(output.result(), DkimResult::Pass)
+        && output
+            .signature()
+            .is_some_and(|s| s.a == mail_auth::common::crypto::Algorithm::RsaSha1)
+}
+
 fn dkim_auth(output: &DkimOutput<'_>) -> DkimAuth {
     let signature = output.signature();
+    if is_sha1_pass(output) {
+        // RFC 8601's "policy": the signature verifies, but we do not accept its kind.
+        return DkimAuth {
+            result: "policy".into(),
+            domain: signature.map(|s| s.d.clone()).unwrap_or_default(),
+            selector: signature.map(|s| s.s.clone()).unwrap_or_default(),
+            algorithm: "rsa-sha1".into(),
+            reason: Some("the signature verifies, but rsa-sha1 is not accepted (RFC 8301)".into()),
+        };
+    }
     DkimAuth {
         result: dkim_result(output.result()).into(),
         domain: signature.map(|s| s.d.clone()).unwrap_or_default(),
@@ -254,18 +288,7 @@ fn dkim_auth(output: &DkimOutput<'_>) -> DkimAuth {
             .unwrap_or_default()
             .to_owned(),
         reason: match output.result() {
-            DkimResult::Pass => signature.map(|s| {
-                let canonical = |c: Canonicalization| match c {
-                    Canonicalization::Relaxed => "relaxed",
-                    Canonicalization::Simple => "simple",
-                };
-                format!(
-                    "signature by {} verifies ({}/{})",
-                    s.d,
-                    canonical(s.ch),
-                    canonical(s.cb)
-                )
-            }),
+            DkimResult::Pass => signature.map(|s| format!("signature by {} verifies", s.d)),
             other => failure_text(other),
         },
     }

@@ -1,0 +1,374 @@
+//! DKIM interoperability both ways with independent implementations: dkimpy (PyPI) and
+//! OpenDKIM (Debian's opendkim-tools), with public keys served by a real DNS server on loopback.
+//!
+//! OpenDKIM's tools resolve through the system resolver, which cannot be pointed at a port, so
+//! its checks run in a private mount namespace whose /etc/resolv.conf names 127.0.0.13, where
+//! the test zone answers on port 53 (tests run as root).
+
+use crabmail_api::{AddressList, SendMessage};
+use crabmail_testkit::{Backend, DnsServer, Smtp, TestServer, Zone};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+/// The loopback "host" whose port 53 serves DNS to OpenDKIM.
+const OPENDKIM_DNS: &str = "127.0.0.13";
+
+fn dkimpy_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dkim/dkimpy.py")
+}
+
+async fn run(command: &mut Command, input: &[u8]) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input).await.expect("write stdin");
+    drop(stdin);
+    child.wait_with_output().await.expect("wait")
+}
+
+/// dkimpy's verdict on each DKIM-Signature of `message`, in order.
+async fn dkimpy_verify(dns: &DnsServer, message: &[u8]) -> Vec<bool> {
+    let out = run(
+        Command::new("python3").args([
+            dkimpy_script().to_str().unwrap(),
+            "verify",
+            &dns.addr.ip().to_string(),
+            &dns.addr.port().to_string(),
+        ]),
+        message,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "dkimpy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("dkimpy verdicts")
+}
+
+/// OpenDKIM's verdict on `message`: Ok when its signatures verify, else what it said.
+async fn opendkim_verify(message: &[u8], workdir: &Path) -> Result<(), String> {
+    let resolv = workdir.join("resolv.conf");
+    std::fs::write(&resolv, format!("nameserver {OPENDKIM_DNS}\n")).unwrap();
+    let out = run(
+        Command::new("unshare").args([
+            "-m",
+            "sh",
+            "-c",
+            &format!(
+                "mount --bind {} /etc/resolv.conf && exec opendkim-testmsg",
+                resolv.display()
+            ),
+        ]),
+        message,
+    )
+    .await;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && said.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}: {said}", out.status))
+    }
+}
+
+/// A key from dkimpy's `dknewkey`: the private key file and the TXT value to publish.
+fn new_key(dir: &Path, name: &str, kind: &str) -> (PathBuf, String) {
+    let out = std::process::Command::new("dknewkey")
+        .args(["--ktype", kind, name])
+        .current_dir(dir)
+        .output()
+        .expect("dknewkey (pip install dkimpy)");
+    assert!(out.status.success(), "{out:?}");
+    let txt = std::fs::read_to_string(dir.join(format!("{name}.dns"))).unwrap();
+    (dir.join(format!("{name}.key")), txt.trim().to_owned())
+}
+
+async fn dkimpy_sign(
+    message: &[u8],
+    selector: &str,
+    domain: &str,
+    key: &Path,
+    kind: &str,
+) -> Vec<u8> {
+    let out = run(
+        Command::new("python3").args([
+            dkimpy_script().to_str().unwrap(),
+            "sign",
+            selector,
+            domain,
+            key.to_str().unwrap(),
+            kind,
+        ]),
+        message,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+async fn opendkim_sign(message: &[u8], selector: &str, domain: &str, key: &Path) -> Vec<u8> {
+    let out = run(
+        Command::new("opendkim-testmsg").args([
+            "-C",
+            "-d",
+            domain,
+            "-s",
+            selector,
+            "-k",
+            key.to_str().unwrap(),
+        ]),
+        message,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[derive(Deserialize)]
+struct Record {
+    #[serde(rename = "type")]
+    kind: String,
+    name: String,
+    value: String,
+    purpose: String,
+}
+
+/// What `crabmail domain records --json` tells the operator to publish for the shared domain.
+fn published_records(server: &TestServer) -> Vec<Record> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crabmail"))
+        .args(["domain", "records", "--json", "--data-dir"])
+        .arg(server.data_dir())
+        .args(["--domain", server.domain()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).expect("records JSON")
+}
+
+fn replace_once(message: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let text = String::from_utf8(message.to_vec()).unwrap();
+    assert!(text.contains(from), "{from} not in message");
+    text.replacen(from, to, 1).into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crabmail_signatures_verify_in_dkimpy_and_opendkim() {
+    let dns = Zone::new()
+        .serve_on(format!("{OPENDKIM_DNS}:53").parse().unwrap())
+        .await;
+    let (k, v) = dns.setting();
+    let server =
+        TestServer::start_with(Backend::Sqlite, &[(&k, &v), ("dkim.ed25519", "true")]).await;
+    let (alice, alice_inbox) = server.mailbox("alice").await;
+    let (bob, bob_inbox) = server.mailbox("bob").await;
+    alice
+        .send_message(
+            &alice_inbox.id,
+            &SendMessage {
+                to: AddressList::One(bob_inbox.address.clone()),
+                subject: Some("Quarterly numbers — résumé".into()),
+                text: Some("Revenue is up.\n\nSee you at 10:00.\n".into()),
+                html: Some("<p>Revenue is <b>up</b>.</p>".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let list = bob
+        .list_messages(&bob_inbox.id, None, Some(1), Some(60))
+        .await
+        .unwrap();
+    let raw = bob.get_raw(&list.messages[0].id).await.unwrap();
+
+    // The operator publishes what crabmail says to publish; the verifiers find it there.
+    let records = published_records(&server);
+    let dkim: Vec<&Record> = records.iter().filter(|r| r.purpose == "dkim").collect();
+    assert_eq!(dkim.len(), 2, "RSA and Ed25519 keys");
+    for r in &dkim {
+        assert_eq!(r.kind, "TXT");
+        dns.add_txt(&r.name, &r.value);
+    }
+
+    assert_eq!(
+        dkimpy_verify(&dns, &raw).await,
+        [true, true],
+        "both signatures"
+    );
+    let workdir = tempfile::tempdir().unwrap();
+    opendkim_verify(&raw, workdir.path())
+        .await
+        .expect("OpenDKIM verifies crabmail's signature");
+
+    // One changed word in the body: both verifiers refuse it.
+    let tampered = replace_once(&raw, "Revenue is up.", "Revenue is down.");
+    assert_eq!(dkimpy_verify(&dns, &tampered).await, [false, false]);
+    assert!(opendkim_verify(&tampered, workdir.path()).await.is_err());
+    // So does a changed subject (a signed header).
+    let tampered = replace_once(&raw, "Subject: ", "Subject: Re: ");
+    assert_eq!(dkimpy_verify(&dns, &tampered).await, [false, false]);
+    assert!(opendkim_verify(&tampered, workdir.path()).await.is_err());
+}
+
+fn message(from_domain: &str) -> Vec<u8> {
+    format!(
+        "From: Sender <news@{from_domain}>\r\n\
+         To: reader@crabmail.localhost\r\n\
+         Subject: Signed elsewhere\r\n\
+         Date: Fri, 27 Nov 2026 10:00:00 +0000\r\n\
+         Message-ID: <interop-1@{from_domain}>\r\n\
+         \r\n\
+         This message was signed by another DKIM implementation.\r\n"
+    )
+    .into_bytes()
+}
+
+/// Delivers `message` to the MX as a sending server would; returns the final reply.
+async fn deliver(server: &TestServer, mail_from: &str, message: &[u8]) -> String {
+    let mut smtp = Smtp::connect(server.mx).await;
+    smtp.cmd("EHLO mail.sender.test", "250").await;
+    let text = String::from_utf8(message.to_vec()).unwrap();
+    smtp.send_mail(mail_from, &["reader@crabmail.localhost"], &text)
+        .await
+        .text()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkimpy_and_opendkim_signatures_verify_in_crabmail() {
+    let keys = tempfile::tempdir().unwrap();
+    let (rsa_key, rsa_txt) = new_key(keys.path(), "py", "rsa");
+    let (ed_key, ed_txt) = new_key(keys.path(), "pyed", "ed25519");
+    let (od_key, od_txt) = new_key(keys.path(), "od", "rsa");
+    let dns = Zone::new()
+        .txt("py._domainkey.sender.test", &rsa_txt)
+        .txt("pyed._domainkey.sender.test", &ed_txt)
+        .txt("_dmarc.sender.test", "v=DMARC1; p=reject")
+        .txt("od._domainkey.od.test", &od_txt)
+        .txt("_dmarc.od.test", "v=DMARC1; p=none")
+        .serve()
+        .await;
+    let (k, v) = dns.setting();
+    let server = TestServer::start_with(Backend::Sqlite, &[(&k, &v)]).await;
+    let (reader, inbox) = server.mailbox("reader").await;
+
+    let by_dkimpy = dkimpy_sign(
+        &message("sender.test"),
+        "py",
+        "sender.test",
+        &rsa_key,
+        "rsa",
+    )
+    .await;
+    let by_dkimpy_ed = dkimpy_sign(
+        &message("sender.test"),
+        "pyed",
+        "sender.test",
+        &ed_key,
+        "ed25519",
+    )
+    .await;
+    let by_opendkim = opendkim_sign(&message("od.test"), "od", "od.test", &od_key).await;
+    let od_tampered = replace_once(&by_opendkim, "another DKIM", "a forged");
+    // opendkim-testmsg signs with rsa-sha1, which RFC 8301 forbids verifiers to accept: crabmail
+    // checks it (it verifies, so "policy", where the tampered copy is "fail") and does not let
+    // it carry DMARC.
+    let cases = [
+        (
+            &by_dkimpy,
+            "sender.test",
+            "py",
+            "rsa-sha256",
+            "pass",
+            "pass",
+        ),
+        (
+            &by_dkimpy_ed,
+            "sender.test",
+            "pyed",
+            "ed25519-sha256",
+            "pass",
+            "pass",
+        ),
+        (&by_opendkim, "od.test", "od", "rsa-sha1", "policy", "fail"),
+        (&od_tampered, "od.test", "od", "rsa-sha1", "fail", "fail"),
+    ];
+    let mut cursor = "0".to_owned();
+    for (signed, domain, selector, algorithm, result, dmarc) in cases {
+        let reply = deliver(&server, &format!("bounces@{domain}"), signed).await;
+        assert!(reply.starts_with("250"), "{selector}: {reply}");
+        let list = reader
+            .list_messages(&inbox.id, Some(&cursor), Some(1), Some(30))
+            .await
+            .unwrap();
+        cursor = list.next_cursor.clone();
+        let message = reader.get_message(&list.messages[0].id).await.unwrap();
+        let auth = message.auth.expect("auth results");
+        assert_eq!(auth.dkim.len(), 1, "{auth:?}");
+        let d = &auth.dkim[0];
+        assert_eq!(
+            (
+                d.result.as_str(),
+                d.domain.as_str(),
+                d.selector.as_str(),
+                d.algorithm.as_str()
+            ),
+            (result, domain, selector, algorithm),
+            "{d:?}"
+        );
+        // SPF finds no record for either domain: DMARC rests on aligned DKIM alone.
+        assert_eq!(auth.spf.result, "none", "{auth:?}");
+        assert_eq!(auth.dmarc.result, dmarc, "{auth:?}");
+        // The stored copy says the same, first, in the header our MX added.
+        let raw = String::from_utf8(reader.get_raw(&message.id).await.unwrap()).unwrap();
+        let mut lines = raw.split("\r\n");
+        let mut first_header = lines.next().unwrap().to_owned();
+        for line in lines.take_while(|l| l.starts_with(['\t', ' '])) {
+            first_header.push_str(line);
+        }
+        assert!(
+            first_header.starts_with(&format!(
+                "Authentication-Results: {};",
+                server.config.hostname()
+            )),
+            "{raw}"
+        );
+        assert!(
+            first_header.contains(&format!("dkim={result} ("))
+                && first_header.contains(&format!(
+                    ") header.d={domain} header.s={selector} header.a={algorithm};"
+                )),
+            "{first_header}"
+        );
+    }
+
+    // Tampered after dkimpy signed it: DKIM fails, nothing else passes aligned, and
+    // sender.test says p=reject, so the message is refused at the end of DATA, never stored.
+    let tampered = replace_once(&by_dkimpy, "another DKIM", "a forged");
+    let reply = deliver(&server, "bounces@sender.test", &tampered).await;
+    assert!(reply.starts_with("550 5.7.1"), "{reply}");
+    let all = reader.list_all_messages(&inbox.id, None).await.unwrap();
+    assert_eq!(
+        all.messages.len(),
+        cases.len(),
+        "the refused message is not stored"
+    );
+}
