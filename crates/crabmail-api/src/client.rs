@@ -163,10 +163,14 @@ impl Client {
         &self,
         inbox_id: &str,
         after: Option<&str>,
+        wait: Option<u32>,
     ) -> Result<MessageList, ClientError> {
         let mut query = vec![("include", "quarantined".to_owned())];
         if let Some(after) = after {
             query.push(("after", after.to_owned()));
+        }
+        if let Some(wait) = wait {
+            query.push(("wait", wait.to_string()));
         }
         let req = self
             .request(Method::GET, &format!("/v1/inboxes/{inbox_id}/messages"))

@@ -108,6 +108,10 @@ pub struct MessageSummary {
     pub received_at: String,
     /// Size of the raw message in octets.
     pub size: i64,
+    /// Held out of the default list because DMARC said quarantine (seen with
+    /// `include=quarantined`).
+    #[serde(default)]
+    pub quarantined: bool,
     #[serde(flatten)]
     pub content: SummaryContent,
 }

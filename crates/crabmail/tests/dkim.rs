@@ -6,52 +6,16 @@
 //! the test zone answers on port 53 (tests run as root).
 
 use crabmail_api::{AddressList, SendMessage};
-use crabmail_testkit::{Backend, DnsServer, Smtp, TestServer, Zone};
+mod support;
+
+use crabmail_testkit::{Backend, Smtp, TestServer, Zone};
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
-use tokio::io::AsyncWriteExt;
+use std::path::Path;
+use support::{dkimpy_sign, dkimpy_verify, new_key, replace_once, run};
 use tokio::process::Command;
 
 /// The loopback "host" whose port 53 serves DNS to OpenDKIM.
 const OPENDKIM_DNS: &str = "127.0.0.13";
-
-fn dkimpy_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dkim/dkimpy.py")
-}
-
-async fn run(command: &mut Command, input: &[u8]) -> Output {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {command:?}: {e}"));
-    let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(input).await.expect("write stdin");
-    drop(stdin);
-    child.wait_with_output().await.expect("wait")
-}
-
-/// dkimpy's verdict on each DKIM-Signature of `message`, in order.
-async fn dkimpy_verify(dns: &DnsServer, message: &[u8]) -> Vec<bool> {
-    let out = run(
-        Command::new("python3").args([
-            dkimpy_script().to_str().unwrap(),
-            "verify",
-            &dns.addr.ip().to_string(),
-            &dns.addr.port().to_string(),
-        ]),
-        message,
-    )
-    .await;
-    assert!(
-        out.status.success(),
-        "dkimpy: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("dkimpy verdicts")
-}
 
 /// OpenDKIM's verdict on `message`: Ok when its signatures verify, else what it said.
 async fn opendkim_verify(message: &[u8], workdir: &Path) -> Result<(), String> {
@@ -80,45 +44,6 @@ async fn opendkim_verify(message: &[u8], workdir: &Path) -> Result<(), String> {
     } else {
         Err(format!("{}: {said}", out.status))
     }
-}
-
-/// A key from dkimpy's `dknewkey`: the private key file and the TXT value to publish.
-fn new_key(dir: &Path, name: &str, kind: &str) -> (PathBuf, String) {
-    let out = std::process::Command::new("dknewkey")
-        .args(["--ktype", kind, name])
-        .current_dir(dir)
-        .output()
-        .expect("dknewkey (pip install dkimpy)");
-    assert!(out.status.success(), "{out:?}");
-    let txt = std::fs::read_to_string(dir.join(format!("{name}.dns"))).unwrap();
-    (dir.join(format!("{name}.key")), txt.trim().to_owned())
-}
-
-async fn dkimpy_sign(
-    message: &[u8],
-    selector: &str,
-    domain: &str,
-    key: &Path,
-    kind: &str,
-) -> Vec<u8> {
-    let out = run(
-        Command::new("python3").args([
-            dkimpy_script().to_str().unwrap(),
-            "sign",
-            selector,
-            domain,
-            key.to_str().unwrap(),
-            kind,
-        ]),
-        message,
-    )
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 async fn opendkim_sign(message: &[u8], selector: &str, domain: &str, key: &Path) -> Vec<u8> {
@@ -162,12 +87,6 @@ fn published_records(server: &TestServer) -> Vec<Record> {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     serde_json::from_slice(&out.stdout).expect("records JSON")
-}
-
-fn replace_once(message: &[u8], from: &str, to: &str) -> Vec<u8> {
-    let text = String::from_utf8(message.to_vec()).unwrap();
-    assert!(text.contains(from), "{from} not in message");
-    text.replacen(from, to, 1).into_bytes()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,7 +284,10 @@ async fn dkimpy_and_opendkim_signatures_verify_in_crabmail() {
     let tampered = replace_once(&by_dkimpy, "another DKIM", "a forged");
     let reply = deliver(&server, "bounces@sender.test", &tampered).await;
     assert!(reply.starts_with("550 5.7.1"), "{reply}");
-    let all = reader.list_all_messages(&inbox.id, None).await.unwrap();
+    let all = reader
+        .list_all_messages(&inbox.id, None, None)
+        .await
+        .unwrap();
     assert_eq!(
         all.messages.len(),
         cases.len(),

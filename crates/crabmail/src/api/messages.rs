@@ -51,6 +51,7 @@ fn summary_json(record: MessageRecord) -> MessageSummary {
         inbox_id: record.inbox_id,
         received_at: record.received_at.to_rfc3339(),
         size: record.size,
+        quarantined: record.quarantined,
     }
 }
 

@@ -210,9 +210,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             ),
             None => None,
         };
-        if verdict.as_ref().is_some_and(|v| v.action == Action::Reject) {
-            tracing::info!(peer = %self.peer, from = %tx.return_path, "smtp: refused by the sender's DMARC policy");
-            return reply::dmarc_reject();
+        if let Some(v) = verdict.as_ref().filter(|v| v.action == Action::Reject) {
+            tracing::info!(peer = %self.peer, from = %tx.return_path, domain = %v.results.dmarc.domain, "smtp: refused by the sender's DMARC policy");
+            return reply::dmarc_reject(&v.results.dmarc.domain);
         }
         // The stored copy starts with our Authentication-Results; the bytes after it are exactly
         // the ones received.

@@ -320,11 +320,18 @@ pub fn chunk_received(size: usize) -> Reply {
 }
 
 /// The From domain publishes p=reject and the message failed DMARC.
-pub fn dmarc_reject() -> Reply {
+/// `domain` is the From domain whose policy refused the message (kept to DNS characters: it
+/// came from the message).
+pub fn dmarc_reject(domain: &str) -> Reply {
+    let domain: String = domain
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .take(253)
+        .collect();
     Reply::new(
         550,
         "5.7.1",
-        "Message rejected: it fails its sender's DMARC policy (p=reject)",
+        format!("Message rejected: it fails the DMARC policy of {domain} (p=reject)"),
     )
 }
 
