@@ -44,7 +44,7 @@ impl Mx<'_> {
         smtp.send_mail(
             mail_from,
             &["agent@crabmail.localhost"],
-            &String::from_utf8(message.to_vec()).unwrap(),
+            std::str::from_utf8(message).unwrap(),
         )
         .await
         .text()
