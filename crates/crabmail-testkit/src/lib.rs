@@ -8,11 +8,13 @@ mod dns;
 mod server;
 mod sink;
 mod smtp;
+mod tls;
 
 pub use dns::{DnsServer, Zone, reverse_name};
 pub use server::{Backend, TestServer, pg_base_url, pg_schema_url};
 pub use sink::{Dumped, SmtpSink};
 pub use smtp::{Reply, Smtp};
+pub use tls::{HttpsServer, Issued, TestCa};
 
 /// The message as received, without the Authentication-Results field the receiving crabmail put
 /// on top (which it must have put there: this panics otherwise).
