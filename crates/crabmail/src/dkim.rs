@@ -56,12 +56,12 @@ pub enum DkimError {
     Store(#[from] StoreError),
 }
 
-/// A new selector: `cm` + UTC date and time + `r` (RSA) or `e` (Ed25519).
+/// A new selector: `cm` + UTC date and time to the second + `r` (RSA) or `e` (Ed25519).
 pub fn selector(now: Timestamp, algorithm: &str) -> String {
     let stamp = now.to_rfc3339(); // 2026-11-27T21:15:03.000Z
     let digits: String = stamp
         .chars()
-        .take(16)
+        .take(19)
         .filter(char::is_ascii_digit)
         .collect();
     let (date, time) = digits.split_at(8.min(digits.len()));
@@ -255,8 +255,8 @@ mod tests {
     #[test]
     fn selectors_carry_the_date_and_the_algorithm() {
         let t = Timestamp(1_796_000_000_000); // 2026-11-30T00:53:20Z
-        assert_eq!(selector(t, RSA), "cm20261130t0053r");
-        assert_eq!(selector(t, ED25519), "cm20261130t0053e");
+        assert_eq!(selector(t, RSA), "cm20261130t005320r");
+        assert_eq!(selector(t, ED25519), "cm20261130t005320e");
     }
 
     #[test]

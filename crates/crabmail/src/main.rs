@@ -230,9 +230,13 @@ async fn dkim_command(command: DkimCommand) -> anyhow::Result<()> {
         let old = store.dkim_keys(&record.id).await?;
         let now = SystemClock.now();
         let keys = crabmail::dkim::generate(&record.id, now, config.dkim.ed25519)?;
-        store
-            .rotate_dkim_keys(&record.id, keys.clone(), now)
-            .await?;
+        match store.rotate_dkim_keys(&record.id, keys.clone(), now).await {
+            Err(crabmail::store::StoreError::Conflict) => anyhow::bail!(
+                "{name} already has keys made this second ({}); rotate again in a moment",
+                keys[0].selector
+            ),
+            other => other?,
+        }
         println!("New keys for {name}; servers sign with them within a minute. Publish:");
         for key in &keys {
             println!(

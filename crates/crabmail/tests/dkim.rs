@@ -294,3 +294,178 @@ async fn dkimpy_and_opendkim_signatures_verify_in_crabmail() {
         "the refused message is not stored"
     );
 }
+
+/// `crabmail check auth` judges a file as the MX judges the same message arriving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_auth_gives_the_mx_verdict_with_reasons() {
+    let keys = tempfile::tempdir().unwrap();
+    let (key, txt) = new_key(keys.path(), "py", "rsa");
+    let dns = Zone::new()
+        .txt("py._domainkey.sender.test", &txt)
+        .txt("sender.test", "v=spf1 ip4:127.0.0.14 -all")
+        .txt("_dmarc.sender.test", "v=DMARC1; p=quarantine")
+        .serve()
+        .await;
+    let (k, v) = dns.setting();
+    let server = TestServer::start_with(Backend::Sqlite, &[(&k, &v)]).await;
+    let (reader, inbox) = server.mailbox("reader").await;
+    let signed = dkimpy_sign(&message("sender.test"), "py", "sender.test", &key, "rsa").await;
+    let file = keys.path().join("message.eml");
+    let mut cursor = "0".to_owned();
+
+    // From a host SPF does not name, the signature alone carries DMARC.
+    for (source, spf, tampered) in [
+        ("127.0.0.14", "pass", false),
+        ("127.0.0.15", "fail", false),
+        ("127.0.0.15", "fail", true),
+    ] {
+        let body = if tampered {
+            replace_once(&signed, "another DKIM", "a forged")
+        } else {
+            signed.clone()
+        };
+        std::fs::write(&file, &body).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_crabmail"))
+            .args(["check", "auth"])
+            .arg(&file)
+            .args(["--ip", source, "--helo", "mail.sender.test"])
+            .args(["--mail-from", "bounces@sender.test"])
+            .args(["--set", &format!("{k}={v}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let printed = String::from_utf8(out.stdout).unwrap();
+        let dkim = if tampered { "fail" } else { "pass" };
+        let dmarc = if tampered { "fail" } else { "pass" };
+        assert!(
+            printed.contains(&format!("spf:   {spf}: {source} is ")),
+            "{printed}"
+        );
+        assert!(
+            printed.contains(&format!(
+                "dkim:  {dkim} (d=sender.test s=py a=rsa-sha256): "
+            )),
+            "{printed}"
+        );
+        assert!(
+            printed.contains(&format!("dmarc: {dmarc} (policy quarantine): ")),
+            "{printed}"
+        );
+        let action = if tampered { "quarantine" } else { "deliver" };
+        assert!(printed.contains(&format!("action: {action}")), "{printed}");
+
+        // The MX, given the same message from the same host, stores the same verdicts.
+        let mut smtp = Smtp::connect_from(source.parse().unwrap(), server.mx).await;
+        smtp.cmd("EHLO mail.sender.test", "250").await;
+        let reply = smtp
+            .send_mail(
+                "bounces@sender.test",
+                &["reader@crabmail.localhost"],
+                std::str::from_utf8(&body).unwrap(),
+            )
+            .await;
+        assert!(reply.text().starts_with("250"), "{}", reply.text());
+        let page = reader
+            .list_all_messages(&inbox.id, Some(&cursor), Some(30))
+            .await
+            .unwrap();
+        cursor = page.next_cursor.clone();
+        let stored = reader.get_message(&page.messages[0].id).await.unwrap();
+        let auth = stored.auth.unwrap();
+        assert_eq!(
+            (
+                auth.spf.result.as_str(),
+                auth.dkim[0].result.as_str(),
+                auth.dmarc.result.as_str()
+            ),
+            (spf, dkim, dmarc)
+        );
+        assert_eq!(stored.quarantined, tampered);
+        let reason = auth.dkim[0].reason.clone().unwrap();
+        assert!(
+            printed.contains(&reason),
+            "same reason: {reason} in {printed}"
+        );
+    }
+}
+
+/// `crabmail dkim rotate`: new keys sign from the next start; the old selector stays published
+/// (and listed) for the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkim_rotation_signs_with_the_new_key_and_keeps_the_old_one_listed() {
+    let server = TestServer::start().await;
+    let before = published_records(&server);
+    let old: Vec<String> = before
+        .iter()
+        .filter(|r| r.purpose == "dkim")
+        .map(|r| r.name.clone())
+        .collect();
+    assert_eq!(old.len(), 1, "RSA only by default");
+    let (dir, stopped) = server.stop().await;
+    stopped.unwrap();
+
+    // Selectors carry the time to the second; a rotation in the same second as the first keys
+    // is refused with a clear message, and succeeds once the second has turned.
+    let rotate = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_crabmail"))
+            .args(["dkim", "rotate", "crabmail.localhost", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let mut out = rotate();
+    for _ in 0..40 {
+        if out.status.success() {
+            break;
+        }
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("rotate again in a moment"), "{said}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        out = rotate();
+    }
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let old_selector = old[0].split('.').next().unwrap();
+    assert!(
+        printed.contains(&format!("Keep {} published until", old[0])),
+        "{printed}"
+    );
+
+    let server = TestServer::start_in(dir, Backend::Sqlite, "", &[]).await;
+    let after = published_records(&server);
+    let new: Vec<&Record> = after.iter().filter(|r| r.purpose == "dkim").collect();
+    assert_eq!(new.len(), 1);
+    assert_ne!(new[0].name, old[0]);
+    let retired = after
+        .iter()
+        .find(|r| r.name == old[0])
+        .expect("the old selector is still listed");
+    assert!(
+        retired.purpose.starts_with("dkim (retired; keep until"),
+        "{}",
+        retired.purpose
+    );
+    let new_selector = new[0].name.split('.').next().unwrap();
+
+    let (alice, alice_inbox) = server.mailbox("alice").await;
+    let (bob, bob_inbox) = server.mailbox("bob").await;
+    alice
+        .send_message(
+            &alice_inbox.id,
+            &SendMessage {
+                to: AddressList::One(bob_inbox.address.clone()),
+                text: Some("after rotation".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let list = bob
+        .list_messages(&bob_inbox.id, None, Some(1), Some(60))
+        .await
+        .unwrap();
+    let raw = String::from_utf8(bob.get_raw(&list.messages[0].id).await.unwrap()).unwrap();
+    assert!(raw.contains(&format!("s={new_selector};")), "{raw}");
+    assert!(!raw.contains(&format!("s={old_selector};")), "{raw}");
+}
