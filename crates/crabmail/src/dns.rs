@@ -9,7 +9,7 @@ use crate::config::DnsConfig;
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
-use hickory_resolver::proto::rr::{RData, RecordType};
+pub use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use std::net::IpAddr;
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +167,40 @@ impl Dns {
             Err(e) => Err(Failure::Temporary(e.to_string())),
         }
     }
+}
+
+impl Dns {
+    /// The records of `kind` at `name`, as the server gave them (CNAMEs followed): empty when
+    /// the name exists without such records, `NoSuchDomain` when it does not exist.
+    pub async fn query(&self, name: &Name, kind: RecordType) -> Result<Vec<RData>, Failure> {
+        match self.resolver.lookup(name.clone(), kind).await {
+            Ok(lookup) => Ok(lookup
+                .answers()
+                .iter()
+                .filter(|r| r.record_type() == kind)
+                .map(|r| r.data.clone())
+                .collect()),
+            Err(e) if e.is_nx_domain() => Err(Failure::NoSuchDomain),
+            Err(e) if e.is_no_records_found() => Ok(Vec::new()),
+            Err(e) => Err(Failure::Temporary(e.to_string())),
+        }
+    }
+}
+
+/// A name built from untrusted text (SPF macros), as DNS carries it: labels of 1 to 63 octets
+/// of anything (RFC 2181 11), 253 characters in all. None when it cannot be a DNS name.
+pub fn dns_name(text: &str) -> Option<Name> {
+    let text = text.strip_suffix('.').unwrap_or(text);
+    if text.is_empty() || text.len() > 253 {
+        return None;
+    }
+    let labels: Vec<&[u8]> = text.split('.').map(str::as_bytes).collect();
+    if labels.iter().any(|l| l.is_empty() || l.len() > 63) {
+        return None;
+    }
+    let mut name = Name::from_labels(labels).ok()?;
+    name.set_fqdn(true);
+    Some(name)
 }
 
 /// Names are looked up as absolute: no search domains from the system configuration.

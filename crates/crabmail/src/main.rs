@@ -271,7 +271,12 @@ async fn check_command(command: CheckCommand) -> anyhow::Result<()> {
     let message =
         std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let dns = crabmail::dns::Dns::new(&config.dns)?;
-    let verifier = crabmail::verify::Verifier::new(&dns, config.hostname(), &config.verify);
+    let verifier = crabmail::verify::Verifier::new(
+        &dns,
+        config.hostname(),
+        &config.verify,
+        std::sync::Arc::new(SystemClock),
+    );
     let verdict = verifier.verify(ip, &helo, &mail_from, &message).await;
     let r = &verdict.results;
     let why = |reason: &Option<String>| match reason {

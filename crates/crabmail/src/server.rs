@@ -138,10 +138,14 @@ async fn serve(
     let queue_handle = QueueHandle::default();
     let signer = Arc::new(Signer::new(store.clone(), clock.clone()));
     ensure_shared_domain(config, &store, &clock).await?;
-    let verifier = config
-        .verify
-        .enabled
-        .then(|| Arc::new(Verifier::new(&dns, config.hostname(), &config.verify)));
+    let verifier = config.verify.enabled.then(|| {
+        Arc::new(Verifier::new(
+            &dns,
+            config.hostname(),
+            &config.verify,
+            clock.clone(),
+        ))
+    });
     let outbound = Outbound::new(
         store.clone(),
         signer.clone(),

@@ -8,13 +8,14 @@
 //! failure is a temperror, recorded as such; it never refuses mail and never passes it.
 
 mod header;
+pub mod spf;
 
+use crate::clock::SharedClock;
 use crate::config::VerifyConfig;
 use crate::dns::Dns;
 use crabmail_api::{ArcAuth, AuthResults, DkimAuth, DmarcAuth, SpfAuth};
 use mail_auth::dmarc::Policy;
 use mail_auth::dmarc::verify::DmarcParameters;
-use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
     AuthenticatedMessage, DkimOutput, DkimResult, DmarcOutput, DmarcResult, MessageAuthenticator,
     SpfOutput, SpfResult,
@@ -51,14 +52,18 @@ pub struct Envelope<'a> {
 
 pub struct Verifier {
     authenticator: MessageAuthenticator,
+    dns: Dns,
+    clock: SharedClock,
     hostname: String,
     config: VerifyConfig,
 }
 
 impl Verifier {
-    pub fn new(dns: &Dns, hostname: &str, config: &VerifyConfig) -> Self {
+    pub fn new(dns: &Dns, hostname: &str, config: &VerifyConfig, clock: SharedClock) -> Self {
         Verifier {
             authenticator: MessageAuthenticator(dns.resolver().clone()),
+            dns: dns.clone(),
+            clock,
             hostname: hostname.to_owned(),
             config: config.clone(),
         }
@@ -173,15 +178,15 @@ impl Verifier {
     /// SPF for both identities (RFC 7208 2.3, 2.4): HELO on its own, and MAIL FROM, which
     /// for the null sender is postmaster@HELO. Returns (HELO, MAIL FROM).
     pub async fn spf(&self, ip: IpAddr, helo: &str, mail_from: &str) -> (SpfOutput, SpfOutput) {
-        let a = &self.authenticator;
+        // %{t} in explanations: seconds since the epoch.
+        let now = u64::try_from(self.clock.now().millis() / 1000).unwrap_or(0);
         let host = self.hostname.as_str();
-        let helo_output = a
-            .verify_spf(SpfParameters::verify_ehlo(ip, helo, host))
-            .await;
+        let helo_output = spf::Spf::helo(&self.dns, ip, helo, host, now).check().await;
         let mail_from_output = if mail_from.is_empty() {
             helo_output.clone()
         } else {
-            a.verify_spf(SpfParameters::verify_mail_from(ip, helo, host, mail_from))
+            spf::Spf::mail_from(&self.dns, ip, helo, mail_from, host, now)
+                .check()
                 .await
         };
         (helo_output, mail_from_output)
