@@ -7,6 +7,7 @@
 //! to do: deliver, quarantine (p=quarantine failed) or refuse (p=reject failed, 550 5.7.1). A DNS
 //! failure is a temperror, recorded as such; it never refuses mail and never passes it.
 
+mod arc_shape;
 mod header;
 pub mod spf;
 
@@ -158,15 +159,21 @@ impl Verifier {
             ))
             .await;
         results.dkim = dkim.iter().map(dkim_auth).collect();
-        results.arc = ArcAuth {
-            result: dkim_result(arc.result()).into(),
-            reason: match arc.result() {
-                DkimResult::Pass => Some(format!(
-                    "a chain of {} ARC sets validates",
-                    arc.sets().len()
-                )),
-                DkimResult::None => None,
-                other => failure_text(other),
+        results.arc = match arc_shape::check(message) {
+            Err(reason) => ArcAuth {
+                result: "fail".into(),
+                reason: Some(reason),
+            },
+            Ok(()) => ArcAuth {
+                result: dkim_result(arc.result()).into(),
+                reason: match arc.result() {
+                    DkimResult::Pass => Some(format!(
+                        "a chain of {} ARC sets validates",
+                        arc.sets().len()
+                    )),
+                    DkimResult::None => None,
+                    other => failure_text(other),
+                },
             },
         };
         results.dmarc = dmarc_auth(&dmarc);
@@ -194,6 +201,9 @@ impl Verifier {
 
     /// ARC chain validation alone, for a message as received. No headers at all: no chain.
     pub async fn arc(&self, message: &[u8]) -> &'static str {
+        if arc_shape::check(message).is_err() {
+            return "fail";
+        }
         match AuthenticatedMessage::parse(message) {
             Some(parsed) => dkim_result(self.authenticator.verify_arc(&parsed).await.result()),
             None => "none",
