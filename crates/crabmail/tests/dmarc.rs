@@ -259,3 +259,42 @@ async fn policy_enforcement_can_be_turned_off() {
         "p=reject mail that is not refused is quarantined"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_failures_are_temperror_never_pass_or_refusal() {
+    let keys = tempfile::tempdir().unwrap();
+    let (key, _) = new_key(keys.path(), "k1", "rsa");
+    // Every lookup about brand.test goes unanswered, as when its DNS servers are down.
+    let dns = Zone::new()
+        .timeout("brand.test")
+        .timeout("_dmarc.brand.test")
+        .timeout("k1._domainkey.brand.test")
+        .serve()
+        .await;
+    let (k, v) = dns.setting();
+    let server =
+        TestServer::start_with(Backend::Sqlite, &[(&k, &v), ("dns.timeout", "\"300ms\"")]).await;
+    let (agent, inbox) = server.mailbox("agent").await;
+    let mut mx = Mx {
+        server: &server,
+        agent,
+        inbox: inbox.id.clone(),
+        cursor: "0".into(),
+    };
+    let signed = dkimpy_sign(
+        &message("ceo@brand.test", "dns-down"),
+        "k1",
+        "brand.test",
+        &key,
+        "rsa",
+    )
+    .await;
+    let reply = mx.deliver(BRAND_MTA, "bounces@brand.test", &signed).await;
+    assert!(reply.starts_with("250"), "kept, not refused: {reply}");
+    let m = mx.next().await;
+    let auth = m.auth.unwrap();
+    assert_eq!(auth.spf.result, "temperror", "{auth:?}");
+    assert_eq!(auth.dkim[0].result, "temperror", "{auth:?}");
+    assert_eq!(auth.dmarc.result, "temperror", "{auth:?}");
+    assert!(!m.quarantined);
+}
