@@ -112,6 +112,9 @@ pub struct MessageSummary {
     /// `include=quarantined`).
     #[serde(default)]
     pub quarantined: bool,
+    /// The conversation this message belongs to (`GET /v1/threads/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
     #[serde(flatten)]
     pub content: SummaryContent,
 }
@@ -126,6 +129,10 @@ pub struct SummaryContent {
     /// About the first 200 characters of the text body, whitespace collapsed.
     pub preview: String,
     pub has_attachments: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<Security>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extracted: Option<Extracted>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -189,6 +196,21 @@ pub struct ParsedMessage {
     pub headers: Vec<Header>,
     /// Problems met while parsing; the raw message is kept as received regardless.
     pub parse_warnings: Vec<String>,
+    /// Received mail: injection risk with its evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<Security>,
+    /// Received mail: verification codes and action links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extracted: Option<Extracted>,
+    /// Received mail: the text an LLM should read (see `?view=safe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safe_text: Option<String>,
+    /// Received mail: text hidden from a person's view, removed from `safe_text`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hidden_content: Vec<HiddenContent>,
+    /// The new part of a reply, without quoted history or signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_text: Option<String>,
 }
 
 /// `GET /v1/messages/{id}`: a message an inbox received, or one it sent (with `delivery`).
@@ -213,6 +235,9 @@ pub struct Message {
     /// Held out of the default list because DMARC said quarantine.
     #[serde(default)]
     pub quarantined: bool,
+    /// The conversation this message belongs to (`GET /v1/threads/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
     #[serde(flatten)]
     pub parsed: ParsedMessage,
 }
@@ -500,4 +525,154 @@ pub struct RecordCheck {
 pub struct DomainVerification {
     pub domain: Domain,
     pub checks: Vec<RecordCheck>,
+}
+
+// --- agent safety: injection risk, safe view, extraction, threads ---
+
+/// How likely a received message is to carry instructions aimed at an AI reader, and why.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Security {
+    /// 0.0 (nothing found) to 1.0 (certain).
+    pub injection_risk: f64,
+    /// `low` (< 0.4), `medium` (< 0.7) or `high`.
+    pub level: String,
+    /// The distinct rules that fired, strongest first.
+    pub flags: Vec<String>,
+    pub evidence: Vec<Evidence>,
+}
+
+/// One finding: the rule, what matched, and where.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Evidence {
+    pub rule: String,
+    /// The sentence or value that matched (at most about 200 characters).
+    pub excerpt: String,
+    /// `subject`, `text`, `html`, `hidden_html`, `attachment:NAME` or `header:NAME`.
+    pub location: String,
+}
+
+/// Text a person reading the message would not see.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HiddenContent {
+    /// `hidden_html`, `text` (invisible Unicode) or `attachment:NAME`.
+    pub location: String,
+    /// How it was hidden: `display:none`, `html comment`, `unicode tag characters`, ...
+    pub reason: String,
+    pub text: String,
+}
+
+/// Verification codes and action links found in a message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Extracted {
+    /// Most likely first.
+    pub codes: Vec<ExtractedCode>,
+    pub links: Vec<ExtractedLink>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ExtractedCode {
+    pub value: String,
+    /// 0.0 to 1.0.
+    pub confidence: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ExtractedLink {
+    pub url: String,
+    /// `verify`, `magic_login`, `reset`, `unsubscribe` or `other`.
+    pub kind: String,
+    /// The text the link is shown with, when it came from HTML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// What ingest derives for agents from a received message, stored with it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Insights {
+    pub security: Security,
+    pub extracted: Extracted,
+}
+
+/// `GET /v1/messages/{id}?view=safe`: what an LLM should read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SafeView {
+    pub id: String,
+    pub inbox_id: String,
+    pub thread_id: Option<String>,
+    pub security: Security,
+    /// The message wrapped in untrusted-content boundaries: hidden content removed, invisible
+    /// characters stripped, forged boundaries and chat-template tokens neutralised.
+    pub safe_text: String,
+    /// What was removed because a person would not have seen it.
+    pub hidden_content: Vec<HiddenContent>,
+    pub extracted: Extracted,
+}
+
+/// `GET /v1/inboxes/{id}/wait` when nothing matched in time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TimedOut {
+    pub timed_out: bool,
+}
+
+/// `GET /v1/inboxes/{id}/wait`: the first new message that matched, or `{"timed_out": true}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(untagged)]
+pub enum WaitResult {
+    Message(Box<Message>),
+    TimedOut(TimedOut),
+}
+
+/// A conversation: messages linked by References / In-Reply-To, or by subject and participants.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ThreadSummary {
+    pub id: String,
+    pub inbox_id: String,
+    /// The subject without Re:/Fwd: prefixes, from the first message.
+    pub subject: Option<String>,
+    /// Addresses that wrote or were written to, lower-cased.
+    pub participants: Vec<String>,
+    pub message_count: i64,
+    pub first_at: String,
+    pub last_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ThreadList {
+    pub threads: Vec<ThreadSummary>,
+}
+
+/// One message of a thread, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ThreadMessage {
+    pub id: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    pub at: String,
+    pub from: Option<Mailbox>,
+    pub subject: Option<String>,
+    /// The new part of a reply: no quoted history, no signature.
+    pub reply_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<Security>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Thread {
+    #[serde(flatten)]
+    pub summary: ThreadSummary,
+    pub messages: Vec<ThreadMessage>,
 }

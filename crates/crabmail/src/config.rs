@@ -240,6 +240,26 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Longest all checks of one message may take; past it they are recorded as temperror.",
     },
     Setting {
+        key: "scoring.classifier_url",
+        default: r#""""#,
+        doc: "An external injection classifier: receives each received message's JSON by POST, answers {\"score\": 0.0-1.0}; empty means crabmail's rules alone.",
+    },
+    Setting {
+        key: "scoring.classifier_timeout",
+        default: r#""2s""#,
+        doc: "How long ingest waits for the external classifier before using crabmail's score alone.",
+    },
+    Setting {
+        key: "scoring.operator_names",
+        default: "[]",
+        doc: "Names the agent's operator goes by: mail showing one of them from another address scores as impersonation.",
+    },
+    Setting {
+        key: "scoring.operator_addresses",
+        default: "[]",
+        doc: "The operator's own addresses, allowed to show operator_names.",
+    },
+    Setting {
         key: "dkim.ed25519",
         default: "false",
         doc: "Sign with an Ed25519 key too (RFC 8463), beside RSA-2048, for newly made keys.",
@@ -296,6 +316,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub dns: DnsConfig,
     pub verify: VerifyConfig,
+    pub scoring: ScoringConfig,
     pub dkim: DkimConfig,
     pub tls: TlsConfig,
     pub signup: SignupConfig,
@@ -385,6 +406,16 @@ pub struct VerifyConfig {
     pub dmarc_quarantine: bool,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringConfig {
+    pub classifier_url: String,
+    #[serde(with = "humantime_serde")]
+    pub classifier_timeout: Duration,
+    pub operator_names: Vec<String>,
+    pub operator_addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,6 +11,7 @@ pub const TOKEN: &str = "tok";
 pub const INBOX: &str = "inb";
 pub const MESSAGE: &str = "msg";
 pub const BLOB: &str = "blob";
+pub const THREAD: &str = "thr";
 
 pub fn new_id(prefix: &str, now: Timestamp) -> String {
     let millis = now.millis().max(0) as u64;

@@ -7,6 +7,8 @@
 //! - `outbound`: accept mail to send (API or submission); `queue`: retry and record outcomes;
 //!   `delivery`: routes, the SMTP client, outcomes, bounce reports; `dns`: MX and address lookups.
 //! - `verify`: SPF, DKIM, DMARC and ARC of inbound mail; `dkim`: signing what we send.
+//! - `risk`: injection risk of received mail and its safe view; `extract`: codes and links;
+//!   `thread`: conversation keys and the new part of a reply.
 //! - `events`: wake long-polls when messages arrive or deliveries happen.
 //! - `api`: the HTTP API agents use; `account`: accounts, tokens, inboxes and their rules.
 //! - `config`, `clock`, `id`: settings, the one reader of wall time, identifiers.
@@ -23,13 +25,16 @@ pub mod dkim;
 pub mod dns;
 pub mod domain;
 pub mod events;
+pub mod extract;
 pub mod id;
 pub mod ingest;
 pub mod outbound;
 pub mod queue;
+pub mod risk;
 pub mod server;
 pub mod smtp;
 pub mod store;
+pub mod thread;
 pub mod verify;
 
 pub use server::{Listeners, ServerError, run};

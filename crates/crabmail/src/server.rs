@@ -114,10 +114,23 @@ async fn serve(
         })
     };
     let ingest_stop = CancellationToken::new();
+    let scoring = ingest::Scoring {
+        policy: crate::risk::Policy {
+            operator_names: config.scoring.operator_names.clone(),
+            operator_addresses: config.scoring.operator_addresses.clone(),
+        },
+        classifier: (!config.scoring.classifier_url.is_empty()).then(|| {
+            crate::risk::classifier::Classifier::new(
+                config.scoring.classifier_url.clone(),
+                config.scoring.classifier_timeout,
+            )
+        }),
+    };
     let (ingest_queue, ingest_worker) = ingest::start(
         store.clone(),
         wakeups.clone(),
         clock.clone(),
+        scoring,
         ingest_stop.clone(),
     );
     let accounts = Accounts::new(

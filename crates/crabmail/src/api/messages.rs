@@ -12,7 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crabmail_api::{
     DeliveryAttempt, DeliveryState, Envelope, ErrorBody, Message, MessageList, MessageSummary,
-    ParsedMessage, RecipientState, SummaryContent,
+    ParsedMessage, RecipientState, SafeView, SummaryContent,
 };
 use serde::Deserialize;
 use std::time::Duration;
@@ -44,8 +44,9 @@ impl ListQuery {
     }
 }
 
-fn summary_json(record: MessageRecord) -> MessageSummary {
+pub(crate) fn summary_json(record: MessageRecord) -> MessageSummary {
     MessageSummary {
+        thread_id: record.thread_id,
         content: serde_json::from_str::<SummaryContent>(&record.summary).unwrap_or_default(),
         id: record.id,
         inbox_id: record.inbox_id,
@@ -55,8 +56,9 @@ fn summary_json(record: MessageRecord) -> MessageSummary {
     }
 }
 
-fn message_json(record: MessageRecord) -> Message {
+pub(crate) fn message_json(record: MessageRecord) -> Message {
     Message {
+        thread_id: record.thread_id,
         auth: record
             .auth
             .as_deref()
@@ -149,7 +151,7 @@ pub async fn list_messages(
     }))
 }
 
-fn outbound_json(record: OutboundRecord) -> Message {
+pub(crate) fn outbound_json(record: OutboundRecord) -> Message {
     let statuses: Vec<Status> = record.recipients.iter().map(|r| r.status).collect();
     let overall = if statuses.iter().any(|s| !s.is_final()) {
         "pending"
@@ -163,6 +165,7 @@ fn outbound_json(record: OutboundRecord) -> Message {
     Message {
         auth: None,
         quarantined: false,
+        thread_id: record.thread_id,
         id: record.id,
         inbox_id: record.inbox_id,
         direction: "outbound".into(),
@@ -203,7 +206,7 @@ fn outbound_json(record: OutboundRecord) -> Message {
     }
 }
 
-async fn owned_message(
+pub(crate) async fn owned_message(
     state: &ApiState,
     caller: &Caller,
     message_id: &str,
@@ -219,29 +222,71 @@ async fn owned_message(
         .ok_or_else(|| ApiError::not_found("message"))
 }
 
-/// The parsed message: addresses, subject, bodies, attachments, all headers, envelope; for a
-/// message the inbox sent, each recipient's delivery status and attempts.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessageQuery {
+    /// `safe`: only what an LLM should read (see `SafeView`), for received mail.
+    view: Option<String>,
+}
+
+/// The parsed message: addresses, subject, bodies, attachments, all headers, envelope, and for
+/// received mail its injection risk, safe text, extracted codes and links; for a message the inbox
+/// sent, each recipient's delivery status and attempts. `?view=safe` answers a `SafeView`.
 #[utoipa::path(get, path = "/v1/messages/{id}", tag = "messages", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Message id")),
-    responses((status = 200, body = Message), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path, description = "Message id"), MessageQuery),
+    responses(
+        (status = 200, body = Message),
+        (status = 200, description = "With view=safe", body = SafeView),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "Unknown view, or view=safe of a sent message", body = ErrorBody),
+    ))]
 pub async fn get_message(
     State(state): State<ApiState>,
     caller: Caller,
     Path(message_id): Path<String>,
-) -> Result<axum::Json<Message>, ApiError> {
+    Query(query): Query<MessageQuery>,
+) -> Result<Response, ApiError> {
+    let safe = match query.view.as_deref() {
+        None | Some("" | "full") => false,
+        Some("safe") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "view: \"{other}\" is not a view; use safe or full"
+            )));
+        }
+    };
     match owned_message(&state, &caller, &message_id).await {
-        Ok(record) => Ok(axum::Json(message_json(record))),
+        Ok(record) if safe => Ok(axum::Json(safe_view(message_json(record))).into_response()),
+        Ok(record) => Ok(axum::Json(message_json(record)).into_response()),
         Err(not_found) => {
             let sent = owned_sent(&state, &caller, &message_id)
                 .await?
                 .ok_or(not_found)?;
-            Ok(axum::Json(outbound_json(sent)))
+            if safe {
+                return Err(ApiError::invalid(
+                    "view: safe is for received mail; this message was sent by the inbox",
+                ));
+            }
+            Ok(axum::Json(outbound_json(sent)).into_response())
         }
     }
 }
 
+fn safe_view(message: Message) -> SafeView {
+    let parsed = message.parsed;
+    SafeView {
+        id: message.id,
+        inbox_id: message.inbox_id,
+        thread_id: message.thread_id,
+        security: parsed.security.unwrap_or_default(),
+        safe_text: parsed.safe_text.unwrap_or_default(),
+        hidden_content: parsed.hidden_content,
+        extracted: parsed.extracted.unwrap_or_default(),
+    }
+}
+
 /// A message the caller's inbox sent, if that is what `message_id` names.
-async fn owned_sent(
+pub(crate) async fn owned_sent(
     state: &ApiState,
     caller: &Caller,
     message_id: &str,

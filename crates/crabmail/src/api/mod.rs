@@ -13,6 +13,8 @@ mod events;
 mod inboxes;
 mod messages;
 mod sending;
+mod threads;
+mod wait;
 
 use crate::account::Accounts;
 use crate::clock::SharedClock;
@@ -56,6 +58,7 @@ pub struct ApiState {
         messages::delete_message, sending::send_message, sending::list_suppressions,
         sending::delete_suppression, events::list_events, domains::create_domain,
         domains::list_domains, domains::get_domain, domains::verify_domain, domains::delete_domain,
+        wait::wait, threads::list_threads, threads::get_thread,
     ),
     modifiers(&BearerAuth),
 )]
@@ -99,6 +102,9 @@ pub fn router(state: ApiState, max_body_size: usize) -> Router {
             "/v1/inboxes/{id}/messages",
             get(messages::list_messages).post(sending::send_message),
         )
+        .route("/v1/inboxes/{id}/wait", get(wait::wait))
+        .route("/v1/threads", get(threads::list_threads))
+        .route("/v1/threads/{id}", get(threads::get_thread))
         .route("/v1/suppressions", get(sending::list_suppressions))
         .route(
             "/v1/suppressions/{address}",

@@ -8,11 +8,19 @@
 //!
 //! Work is batched: whatever jobs have gathered are parsed and committed in one transaction. If
 //! the store fails, the batch is retried; the jobs stay durable meanwhile.
+//!
+//! Each received message also gets what agents need (`insight`): its injection risk with the
+//! evidence, the safe view, extracted codes and links, the new part of a reply, and its thread
+//! keys. An external classifier, when configured, is asked concurrently for the whole batch and
+//! is never waited on past its timeout.
 
+pub mod insight;
 pub mod parse;
 
 use crate::clock::SharedClock;
 use crate::events::Wakeups;
+use crate::risk::Policy;
+use crate::risk::classifier::Classifier;
 use crate::store::{IngestJob, Ingested, SharedStore};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +51,7 @@ pub fn start(
     store: SharedStore,
     wakeups: Arc<Wakeups>,
     clock: SharedClock,
+    scoring: Scoring,
     shutdown: CancellationToken,
 ) -> (IngestQueue, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -50,15 +59,24 @@ pub fn start(
         store,
         wakeups,
         clock,
+        scoring,
         shutdown,
     };
     (IngestQueue { tx }, tokio::spawn(worker.run(rx)))
+}
+
+/// How received mail is scored: the operator's identity and the optional external classifier.
+#[derive(Debug, Clone, Default)]
+pub struct Scoring {
+    pub policy: Policy,
+    pub classifier: Option<Classifier>,
 }
 
 struct Worker {
     store: SharedStore,
     wakeups: Arc<Wakeups>,
     clock: SharedClock,
+    scoring: Scoring,
     shutdown: CancellationToken,
 }
 
@@ -101,7 +119,14 @@ impl Worker {
     }
 
     async fn complete(&self, jobs: Vec<IngestJob>) {
-        let done: Vec<Ingested> = jobs.iter().map(ingest_one).collect();
+        let mut prepared: Vec<insight::Prepared> = jobs
+            .iter()
+            .map(|job| insight::prepare(job, &self.scoring.policy))
+            .collect();
+        if let Some(classifier) = &self.scoring.classifier {
+            futures::future::join_all(prepared.iter_mut().map(|p| p.consult(classifier))).await;
+        }
+        let done: Vec<Ingested> = prepared.into_iter().map(insight::Prepared::finish).collect();
         loop {
             match self
                 .store
@@ -121,22 +146,5 @@ impl Worker {
                 }
             }
         }
-    }
-}
-
-fn ingest_one(job: &IngestJob) -> Ingested {
-    let parsed = parse::parse(&job.bytes);
-    let from_address = parsed
-        .view
-        .from
-        .as_ref()
-        .and_then(|f| f.address.as_ref())
-        .map(|a| a.to_ascii_lowercase());
-    Ingested {
-        blob_id: job.blob_id.clone(),
-        from_address,
-        subject: parsed.view.subject.clone(),
-        summary: serde_json::to_string(&parsed.summary).unwrap_or_else(|_| "{}".into()),
-        parsed: serde_json::to_string(&parsed.view).unwrap_or_else(|_| "{}".into()),
     }
 }

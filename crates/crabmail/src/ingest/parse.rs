@@ -4,6 +4,7 @@
 //! Parsing never fails: a message that is not valid MIME still gets a view (possibly empty) and a
 //! warning saying what was wrong. The raw bytes are kept elsewhere, untouched.
 
+use crate::risk::AttachmentText;
 use crabmail_api::{Attachment, Header, Mailbox, ParsedMessage, SummaryContent};
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
 
@@ -13,7 +14,15 @@ const PREVIEW_CHARS: usize = 200;
 pub struct Parsed {
     pub view: ParsedMessage,
     pub summary: SummaryContent,
+    /// Whether `view.text` is a text/plain part as sent (false: mail-parser derived it from HTML,
+    /// hidden parts included).
+    pub has_plain_text: bool,
+    /// Text and HTML attachments as text, for risk scoring.
+    pub attachment_texts: Vec<AttachmentText>,
 }
+
+/// Characters of an attachment read for scoring.
+const ATTACHMENT_TEXT_LIMIT: usize = 256 * 1024;
 
 pub fn parse(raw: &[u8]) -> Parsed {
     let Some(message) = MessageParser::default().parse(raw) else {
@@ -24,6 +33,8 @@ pub fn parse(raw: &[u8]) -> Parsed {
         return Parsed {
             summary: summarize(&view),
             view,
+            has_plain_text: false,
+            attachment_texts: Vec::new(),
         };
     };
     let mut warnings = Vec::new();
@@ -91,11 +102,46 @@ pub fn parse(raw: &[u8]) -> Parsed {
         attachments,
         headers,
         parse_warnings: warnings,
+        ..Default::default()
     };
     Parsed {
         summary: summarize(&view),
         view,
+        has_plain_text: matches!(
+            message.text_part(0).map(|p| &p.body),
+            Some(PartType::Text(_))
+        ),
+        attachment_texts: attachment_texts(&message),
     }
+}
+
+fn attachment_texts(message: &mail_parser::Message<'_>) -> Vec<AttachmentText> {
+    message
+        .attachments()
+        .enumerate()
+        .filter_map(|(i, part)| {
+            let name = part
+                .attachment_name()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("#{i}"));
+            let (text, is_html) = match &part.body {
+                PartType::Text(t) => (t.to_string(), false),
+                PartType::Html(h) => (h.to_string(), true),
+                PartType::Binary(b) | PartType::InlineBinary(b)
+                    if part.content_type().is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("text")) =>
+                {
+                    let html = part
+                        .content_type()
+                        .and_then(|ct| ct.subtype())
+                        .is_some_and(|s| s.eq_ignore_ascii_case("html"));
+                    (String::from_utf8_lossy(b).into_owned(), html)
+                }
+                _ => return None,
+            };
+            let text: String = text.chars().take(ATTACHMENT_TEXT_LIMIT).collect();
+            Some(AttachmentText { name, text, is_html })
+        })
+        .collect()
 }
 
 /// The decoded bytes and content type of attachment `index`, as listed in the parsed view.
@@ -112,13 +158,15 @@ pub fn attachment(raw: &[u8], index: usize) -> Option<(String, Vec<u8>)> {
     Some((content_type, part.contents().to_vec()))
 }
 
-fn summarize(view: &ParsedMessage) -> SummaryContent {
+pub fn summarize(view: &ParsedMessage) -> SummaryContent {
     SummaryContent {
         from: view.from.clone(),
         to: view.to.clone(),
         subject: view.subject.clone(),
         preview: preview(view.text.as_deref().unwrap_or("")),
         has_attachments: !view.attachments.is_empty(),
+        security: view.security.clone(),
+        extracted: view.extracted.clone(),
     }
 }
 

@@ -310,6 +310,7 @@ impl Outbound {
             source,
             summary: serde_json::to_string(&parsed.summary).unwrap_or_else(|_| "{}".into()),
             parsed: serde_json::to_string(&parsed.view).unwrap_or_else(|_| "{}".into()),
+            thread: crate::thread::keys(&parsed.view),
             recipients: recipients
                 .into_iter()
                 .map(|address| NewRecipient {

@@ -403,6 +403,7 @@ impl Queue {
             .map(|m| IngestJob {
                 blob_id: m.blob_id.clone(),
                 bytes: m.bytes.clone(),
+                auth: m.auth.clone(),
             })
             .collect();
         for _ in 0..RECORD_ATTEMPTS {

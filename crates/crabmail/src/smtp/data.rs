@@ -255,7 +255,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 tls: self.tls,
             },
             deliveries,
-            auth,
+            auth: auth.clone(),
             quarantined,
         };
         match self.ctx.store.accept_inbound(message).await {
@@ -264,6 +264,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 self.ctx.ingest.push(IngestJob {
                     blob_id: blob_id.clone(),
                     bytes,
+                    auth,
                 });
                 tracing::debug!(peer = %self.peer, blob = %blob_id, "smtp: message accepted");
                 reply::queued(&blob_id)

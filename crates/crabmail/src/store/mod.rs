@@ -116,6 +116,8 @@ pub struct InboundMessage {
 pub struct IngestJob {
     pub blob_id: String,
     pub bytes: Arc<Vec<u8>>,
+    /// JSON of `crabmail_api::AuthResults` as verified on arrival (none for local mail).
+    pub auth: Option<String>,
 }
 
 /// The parsed view of one blob, applied to every copy of it.
@@ -128,6 +130,8 @@ pub struct Ingested {
     pub summary: String,
     /// JSON of `crabmail_api::ParsedMessage`.
     pub parsed: String,
+    /// Where the message joins a conversation.
+    pub thread: crate::thread::ThreadKeys,
 }
 
 /// Something long-polls may be waiting for changed: `topic` is `inbox:<id>` (its list grew) or
@@ -170,6 +174,90 @@ pub struct MessageRecord {
     pub parsed: String,
     pub auth: Option<String>,
     pub quarantined: bool,
+    pub thread_id: Option<String>,
+}
+
+// --- threads ---
+
+/// One message's place in a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadMemberRecord {
+    pub message_id: String,
+    pub inbox_id: String,
+    pub thread_id: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    pub subject: Option<String>,
+    pub participants: Vec<String>,
+    pub at: Timestamp,
+}
+
+/// A conversation as listed: its members aggregated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadRecord {
+    pub thread_id: String,
+    pub inbox_id: String,
+    /// The first message's subject.
+    pub subject: Option<String>,
+    pub participants: Vec<String>,
+    pub message_count: i64,
+    pub first_at: Timestamp,
+    pub last_at: Timestamp,
+}
+
+/// A message about to join a thread (see `crate::thread` for the rules).
+pub(crate) struct ThreadJoin<'a> {
+    pub message_id: &'a str,
+    pub account_id: &'a str,
+    pub inbox_id: &'a str,
+    pub direction: &'static str,
+    pub subject: Option<&'a str>,
+    pub keys: &'a crate::thread::ThreadKeys,
+    /// The inbox's address: left out of participants, since every message has it.
+    pub own_address: &'a str,
+    pub at: Timestamp,
+}
+
+impl ThreadJoin<'_> {
+    /// References tried, at most: a long References list cannot make a join slow.
+    pub const MAX_REFS: usize = 20;
+
+    pub fn participants(&self) -> String {
+        others(&self.keys.participants, self.own_address)
+    }
+
+    /// The oldest time a subject match may have.
+    pub fn window_start(&self) -> i64 {
+        self.at.0 - crate::thread::SUBJECT_WINDOW.as_millis() as i64
+    }
+
+    /// Whether a candidate found by subject shares a participant.
+    pub fn shares_participant(&self, candidate: &str) -> bool {
+        let mine = self.participants();
+        let mine: Vec<&str> = mine.split_whitespace().collect();
+        candidate.split_whitespace().any(|p| mine.contains(&p))
+    }
+}
+
+/// The participants column: space-separated addresses, deduplicated in first-seen order.
+pub(crate) fn split_participants(joined: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in joined.split_whitespace() {
+        if !out.iter().any(|o| o == p) {
+            out.push(p.to_owned());
+        }
+    }
+    out
+}
+
+/// Participants worth matching on: everyone but the inbox itself.
+pub(crate) fn others(participants: &[String], own_address: &str) -> String {
+    participants
+        .iter()
+        .filter(|p| !p.eq_ignore_ascii_case(own_address))
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 // --- sending ---
@@ -234,6 +322,8 @@ pub struct QueuedMessage {
     pub source: &'static str,
     pub summary: String,
     pub parsed: String,
+    /// Where the message joins a conversation of its inbox.
+    pub thread: crate::thread::ThreadKeys,
     pub recipients: Vec<NewRecipient>,
     /// (key, hash of the request): the enqueue fails with `Conflict` if the key is taken.
     pub idempotency: Option<(String, Vec<u8>)>,
@@ -326,6 +416,7 @@ pub struct OutboundRecord {
     pub summary: String,
     pub parsed: String,
     pub recipients: Vec<RecipientRecord>,
+    pub thread_id: Option<String>,
 }
 
 /// A non-final recipient, for operators (`crabmail queue list`).
@@ -459,6 +550,24 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<MessageRecord>>;
     async fn get_raw(&self, account_id: &str, message_id: &str) -> Result<Option<Vec<u8>>>;
     async fn delete_message(&self, account_id: &str, message_id: &str) -> Result<bool>;
+
+    /// The inbox's list position now: the cursor after its newest readable message.
+    async fn inbox_cursor(&self, account_id: &str, inbox_id: &str) -> Result<i64>;
+
+    // threads
+    /// The inbox's conversations, most recently active first.
+    async fn list_threads(
+        &self,
+        account_id: &str,
+        inbox_id: &str,
+        limit: usize,
+    ) -> Result<Vec<ThreadRecord>>;
+    /// A conversation's messages, oldest first (empty when it is not the account's).
+    async fn thread_members(
+        &self,
+        account_id: &str,
+        thread_id: &str,
+    ) -> Result<Vec<ThreadMemberRecord>>;
 
     // --- sending ---
     /// Bytes, message, its recipients (and its idempotency key), in one transaction.

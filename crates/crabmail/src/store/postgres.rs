@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0002_outbound.sql"),
     ),
     (3, include_str!("../../migrations/postgres/0003_trust.sql")),
+    (4, include_str!("../../migrations/postgres/0004_threads.sql")),
 ];
 const ARRIVALS_CHANNEL: &str = "crabmail_arrivals";
 
@@ -99,7 +100,8 @@ fn inbox_row(row: &PgRow) -> std::result::Result<InboxRecord, sqlx::Error> {
 }
 
 const MESSAGE_COLUMNS: &str = "id, inbox_id, account_id, seq, received_at, size, return_path, \
-     recipient, remote_ip, helo, tls, summary, parsed, auth, quarantined";
+     recipient, remote_ip, helo, tls, summary, parsed, auth, quarantined, \
+     (SELECT thread_id FROM thread_members t WHERE t.message_id = messages.id) AS thread_id";
 
 fn message_row(row: &PgRow) -> std::result::Result<MessageRecord, sqlx::Error> {
     Ok(MessageRecord {
@@ -120,7 +122,63 @@ fn message_row(row: &PgRow) -> std::result::Result<MessageRecord, sqlx::Error> {
         parsed: row.try_get("parsed")?,
         auth: row.try_get("auth")?,
         quarantined: row.try_get("quarantined")?,
+        thread_id: row.try_get("thread_id")?,
     })
+}
+
+/// Places a message in a conversation: the thread of a message it refers to, else of a recent
+/// message with the same subject and a shared participant, else a new one.
+async fn join_thread(
+    tx: &mut Transaction<'static, Postgres>,
+    join: &ThreadJoin<'_>,
+) -> std::result::Result<String, sqlx::Error> {
+    let mut thread: Option<String> = None;
+    for r in join.keys.refs.iter().take(ThreadJoin::MAX_REFS) {
+        thread = sqlx::query_scalar(
+            "SELECT thread_id FROM thread_members WHERE inbox_id = $1 AND header_id = $2 LIMIT 1",
+        )
+        .bind(join.inbox_id)
+        .bind(r)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if thread.is_some() {
+            break;
+        }
+    }
+    if thread.is_none() && !join.keys.subject_key.is_empty() {
+        let candidates: Vec<(String, String)> = sqlx::query_as(
+            "SELECT thread_id, participants FROM thread_members WHERE inbox_id = $1 \
+             AND subject_key = $2 AND at >= $3 ORDER BY at DESC LIMIT 20",
+        )
+        .bind(join.inbox_id)
+        .bind(&join.keys.subject_key)
+        .bind(join.window_start())
+        .fetch_all(&mut **tx)
+        .await?;
+        thread = candidates
+            .into_iter()
+            .find(|(_, participants)| join.shares_participant(participants))
+            .map(|(t, _)| t);
+    }
+    let thread = thread.unwrap_or_else(|| crate::id::new_id(crate::id::THREAD, join.at));
+    sqlx::query(
+        "INSERT INTO thread_members (message_id, account_id, inbox_id, thread_id, direction, \
+         header_id, subject, subject_key, participants, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (message_id) DO NOTHING",
+    )
+    .bind(join.message_id)
+    .bind(join.account_id)
+    .bind(join.inbox_id)
+    .bind(&thread)
+    .bind(join.direction)
+    .bind(&join.keys.message_id)
+    .bind(join.subject)
+    .bind(&join.keys.subject_key)
+    .bind(join.participants())
+    .bind(join.at.0)
+    .execute(&mut **tx)
+    .await?;
+    Ok(thread)
 }
 
 async fn drop_orphan_blob(tx: &mut Transaction<'static, Postgres>, blob_id: &str) -> Result<()> {
@@ -424,6 +482,10 @@ impl Store for PgStore {
                 .bind(inbox_id)
                 .fetch_all(&mut *tx)
                 .await?;
+        sqlx::query("DELETE FROM thread_members WHERE inbox_id = $1")
+            .bind(inbox_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE inbox_id = $2 AND revoked_at IS NULL")
             .bind(now.0)
             .bind(inbox_id)
@@ -465,7 +527,9 @@ impl Store for PgStore {
 
     async fn pending_ingest(&self, limit: usize) -> Result<Vec<IngestJob>> {
         let rows = sqlx::query(
-            "SELECT j.blob_id, b.bytes FROM ingest_jobs j JOIN blobs b ON b.id = j.blob_id \
+            "SELECT j.blob_id, b.bytes, \
+             (SELECT auth FROM messages m WHERE m.blob_id = j.blob_id LIMIT 1) \
+             FROM ingest_jobs j JOIN blobs b ON b.id = j.blob_id \
              ORDER BY j.created_at, j.blob_id LIMIT $1",
         )
         .bind(limit as i64)
@@ -476,6 +540,7 @@ impl Store for PgStore {
                 Ok(IngestJob {
                     blob_id: r.try_get(0)?,
                     bytes: Arc::new(r.try_get(1)?),
+                    auth: r.try_get(2)?,
                 })
             })
             .collect()
@@ -488,7 +553,8 @@ impl Store for PgStore {
             // FOR UPDATE re-checks `seq IS NULL` after waiting for another node's ingest of
             // the same blob, so each copy gets exactly one sequence number.
             let copies = sqlx::query(
-                "SELECT id, inbox_id, account_id FROM messages WHERE blob_id = $1 AND seq IS NULL ORDER BY id FOR UPDATE",
+                "SELECT m.id, m.inbox_id, m.account_id, m.received_at, i.address FROM messages m \
+                 JOIN inboxes i ON i.id = m.inbox_id WHERE m.blob_id = $1 AND m.seq IS NULL ORDER BY m.id FOR UPDATE OF m",
             )
             .bind(&item.blob_id)
             .fetch_all(&mut *tx)
@@ -497,6 +563,22 @@ impl Store for PgStore {
                 let message_id: String = copy.try_get(0)?;
                 let inbox_id: String = copy.try_get(1)?;
                 let account_id: String = copy.try_get(2)?;
+                let received_at: i64 = copy.try_get(3)?;
+                let own_address: String = copy.try_get(4)?;
+                join_thread(
+                    &mut tx,
+                    &ThreadJoin {
+                        message_id: &message_id,
+                        account_id: &account_id,
+                        inbox_id: &inbox_id,
+                        direction: "inbound",
+                        subject: item.subject.as_deref(),
+                        keys: &item.thread,
+                        own_address: &own_address,
+                        at: Timestamp(received_at),
+                    },
+                )
+                .await?;
                 let seq: i64 = sqlx::query_scalar(
                     "UPDATE inboxes SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
                 )
@@ -601,9 +683,85 @@ impl Store for PgStore {
         let Some(blob) = blob else {
             return Ok(false);
         };
+        sqlx::query("DELETE FROM thread_members WHERE message_id = $1")
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
         drop_orphan_blob(&mut tx, &blob).await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn inbox_cursor(&self, account_id: &str, inbox_id: &str) -> Result<i64> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT last_seq FROM inboxes WHERE id = $1 AND account_id = $2")
+                .bind(inbox_id)
+                .bind(account_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn list_threads(
+        &self,
+        account_id: &str,
+        inbox_id: &str,
+        limit: usize,
+    ) -> Result<Vec<ThreadRecord>> {
+        let rows = sqlx::query(
+            "SELECT thread_id, inbox_id, COUNT(*), MIN(at), MAX(at), string_agg(participants, ' '), \
+             (SELECT subject FROM thread_members f WHERE f.thread_id = t.thread_id ORDER BY at, message_id LIMIT 1) \
+             FROM thread_members t WHERE account_id = $1 AND inbox_id = $2 \
+             GROUP BY thread_id, inbox_id ORDER BY MAX(at) DESC LIMIT $3",
+        )
+        .bind(account_id)
+        .bind(inbox_id)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ThreadRecord {
+                    thread_id: r.try_get(0)?,
+                    inbox_id: r.try_get(1)?,
+                    message_count: r.try_get(2)?,
+                    first_at: Timestamp(r.try_get(3)?),
+                    last_at: Timestamp(r.try_get(4)?),
+                    participants: split_participants(
+                        &r.try_get::<Option<String>, _>(5)?.unwrap_or_default(),
+                    ),
+                    subject: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn thread_members(
+        &self,
+        account_id: &str,
+        thread_id: &str,
+    ) -> Result<Vec<ThreadMemberRecord>> {
+        let rows = sqlx::query(
+            "SELECT message_id, inbox_id, thread_id, direction, subject, participants, at \
+             FROM thread_members WHERE thread_id = $1 AND account_id = $2 ORDER BY at, message_id",
+        )
+        .bind(thread_id)
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ThreadMemberRecord {
+                    message_id: r.try_get(0)?,
+                    inbox_id: r.try_get(1)?,
+                    thread_id: r.try_get(2)?,
+                    direction: r.try_get(3)?,
+                    subject: r.try_get(4)?,
+                    participants: split_participants(&r.try_get::<String, _>(5)?),
+                    at: Timestamp(r.try_get(6)?),
+                })
+            })
+            .collect()
     }
 
     async fn enqueue(&self, message: QueuedMessage) -> Result<()> {
@@ -643,6 +801,24 @@ impl Store for PgStore {
         .bind(&message.summary)
         .bind(&message.parsed)
         .execute(&mut *tx)
+        .await?;
+        let subject: Option<String> =
+            serde_json::from_str::<crabmail_api::SummaryContent>(&message.summary)
+                .ok()
+                .and_then(|s| s.subject);
+        join_thread(
+            &mut tx,
+            &ThreadJoin {
+                message_id: &message.id,
+                account_id: &message.account_id,
+                inbox_id: &message.inbox_id,
+                direction: "outbound",
+                subject: subject.as_deref(),
+                keys: &message.thread,
+                own_address: &message.return_path,
+                at: message.created_at,
+            },
+        )
         .await?;
         for r in &message.recipients {
             sqlx::query(
@@ -877,7 +1053,8 @@ impl Store for PgStore {
         message_id: &str,
     ) -> Result<Option<OutboundRecord>> {
         let Some(row) = sqlx::query(
-            "SELECT id, account_id, inbox_id, return_path, created_at, size, summary, parsed, blob_id \
+            "SELECT id, account_id, inbox_id, return_path, created_at, size, summary, parsed, blob_id, \
+             (SELECT thread_id FROM thread_members t WHERE t.message_id = outbound.id) \
              FROM outbound WHERE id = $1 AND account_id = $2",
         )
         .bind(message_id)
@@ -898,6 +1075,7 @@ impl Store for PgStore {
             parsed: row.try_get(7)?,
             blob_id: row.try_get(8)?,
             recipients: Vec::new(),
+            thread_id: row.try_get(9)?,
         };
         let recipients = sqlx::query(
             "SELECT id, address, status, next_attempt_at FROM recipients WHERE message_id = $1 ORDER BY id",

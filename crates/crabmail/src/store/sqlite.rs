@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_core.sql")),
     (2, include_str!("../../migrations/sqlite/0002_outbound.sql")),
     (3, include_str!("../../migrations/sqlite/0003_trust.sql")),
+    (4, include_str!("../../migrations/sqlite/0004_threads.sql")),
 ];
 
 /// A write: runs inside the batch transaction and returns what to do once the batch committed.
@@ -233,7 +234,8 @@ fn inbox_row(row: &Row<'_>) -> rusqlite::Result<InboxRecord> {
 }
 
 const MESSAGE_COLUMNS: &str = "id, inbox_id, account_id, seq, received_at, size, return_path, \
-     recipient, remote_ip, helo, tls, summary, parsed, auth, quarantined";
+     recipient, remote_ip, helo, tls, summary, parsed, auth, quarantined, \
+     (SELECT thread_id FROM thread_members t WHERE t.message_id = messages.id) AS thread_id";
 
 fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     Ok(MessageRecord {
@@ -254,6 +256,72 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
         parsed: row.get("parsed")?,
         auth: row.get("auth")?,
         quarantined: row.get("quarantined")?,
+        thread_id: row.get("thread_id")?,
+    })
+}
+
+/// Places a message in a conversation: the thread of a message it refers to, else of a recent
+/// message with the same subject and a shared participant, else a new one.
+fn join_thread(conn: &Connection, join: &ThreadJoin<'_>) -> rusqlite::Result<String> {
+    let mut thread: Option<String> = None;
+    {
+        let mut by_ref = conn.prepare_cached(
+            "SELECT thread_id FROM thread_members WHERE inbox_id = $1 AND header_id = $2 LIMIT 1",
+        )?;
+        for r in join.keys.refs.iter().take(ThreadJoin::MAX_REFS) {
+            thread = by_ref
+                .query_row(params![join.inbox_id, r], |row| row.get(0))
+                .optional()?;
+            if thread.is_some() {
+                break;
+            }
+        }
+    }
+    if thread.is_none() && !join.keys.subject_key.is_empty() {
+        let candidates: Vec<(String, String)> = conn
+            .prepare_cached(
+                "SELECT thread_id, participants FROM thread_members WHERE inbox_id = $1 \
+                 AND subject_key = $2 AND at >= $3 ORDER BY at DESC LIMIT 20",
+            )?
+            .query_map(
+                params![join.inbox_id, join.keys.subject_key, join.window_start()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        thread = candidates
+            .into_iter()
+            .find(|(_, participants)| join.shares_participant(participants))
+            .map(|(t, _)| t);
+    }
+    let thread = thread.unwrap_or_else(|| crate::id::new_id(crate::id::THREAD, join.at));
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO thread_members (message_id, account_id, inbox_id, thread_id, direction, \
+         header_id, subject, subject_key, participants, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )?
+    .execute(params![
+        join.message_id,
+        join.account_id,
+        join.inbox_id,
+        thread,
+        join.direction,
+        join.keys.message_id,
+        join.subject,
+        join.keys.subject_key,
+        join.participants(),
+        join.at.0
+    ])?;
+    Ok(thread)
+}
+
+fn thread_member_row(r: &Row<'_>) -> rusqlite::Result<ThreadMemberRecord> {
+    Ok(ThreadMemberRecord {
+        message_id: r.get(0)?,
+        inbox_id: r.get(1)?,
+        thread_id: r.get(2)?,
+        direction: r.get(3)?,
+        subject: r.get(4)?,
+        participants: split_participants(&r.get::<_, String>(5)?),
+        at: Timestamp(r.get(6)?),
     })
 }
 
@@ -467,6 +535,7 @@ impl Store for SqliteStore {
                 .query_map(params![inbox_id], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             conn.execute("DELETE FROM messages WHERE inbox_id = $1", params![inbox_id])?;
+            conn.execute("DELETE FROM thread_members WHERE inbox_id = $1", params![inbox_id])?;
             conn.execute(
                 "UPDATE tokens SET revoked_at = $1 WHERE inbox_id = $2 AND revoked_at IS NULL",
                 params![now.0, inbox_id],
@@ -504,13 +573,16 @@ impl Store for SqliteStore {
     async fn pending_ingest(&self, limit: usize) -> Result<Vec<IngestJob>> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT j.blob_id, b.bytes FROM ingest_jobs j JOIN blobs b ON b.id = j.blob_id \
+                "SELECT j.blob_id, b.bytes, \
+                 (SELECT auth FROM messages m WHERE m.blob_id = j.blob_id LIMIT 1) \
+                 FROM ingest_jobs j JOIN blobs b ON b.id = j.blob_id \
                  ORDER BY j.created_at, j.blob_id LIMIT $1",
             )?;
             let rows = stmt.query_map(params![limit as i64], |r| {
                 Ok(IngestJob {
                     blob_id: r.get(0)?,
                     bytes: Arc::new(r.get(1)?),
+                    auth: r.get(2)?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
@@ -522,13 +594,29 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             let mut arrivals = Vec::new();
             for item in &done {
-                let copies: Vec<(String, String, String)> = conn
+                let copies: Vec<(String, String, String, i64, String)> = conn
                     .prepare_cached(
-                        "SELECT id, inbox_id, account_id FROM messages WHERE blob_id = $1 AND seq IS NULL ORDER BY id",
+                        "SELECT m.id, m.inbox_id, m.account_id, m.received_at, i.address FROM messages m \
+                         JOIN inboxes i ON i.id = m.inbox_id WHERE m.blob_id = $1 AND m.seq IS NULL ORDER BY m.id",
                     )?
-                    .query_map(params![item.blob_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .query_map(params![item.blob_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })?
                     .collect::<rusqlite::Result<_>>()?;
-                for (message_id, inbox_id, account_id) in copies {
+                for (message_id, inbox_id, account_id, received_at, own_address) in copies {
+                    join_thread(
+                        conn,
+                        &ThreadJoin {
+                            message_id: &message_id,
+                            account_id: &account_id,
+                            inbox_id: &inbox_id,
+                            direction: "inbound",
+                            subject: item.subject.as_deref(),
+                            keys: &item.thread,
+                            own_address: &own_address,
+                            at: Timestamp(received_at),
+                        },
+                    )?;
                     // The inbox row is the per-inbox sequence: list order is the order in which
                     // copies became readable, so a cursor never skips a late one.
                     let seq: i64 = conn
@@ -647,11 +735,74 @@ impl Store for SqliteStore {
                 .optional()?;
             match blob {
                 Some(blob) => {
+                    conn.execute(
+                        "DELETE FROM thread_members WHERE message_id = $1",
+                        params![message_id],
+                    )?;
                     drop_orphan_blob(conn, &blob)?;
                     Ok(true)
                 }
                 None => Ok(false),
             }
+        })
+        .await
+    }
+
+    async fn inbox_cursor(&self, account_id: &str, inbox_id: &str) -> Result<i64> {
+        let (account_id, inbox_id) = (account_id.to_owned(), inbox_id.to_owned());
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT last_seq FROM inboxes WHERE id = $1 AND account_id = $2")?
+                .query_row(params![inbox_id, account_id], |r| r.get(0))
+                .optional()?
+                .unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn list_threads(
+        &self,
+        account_id: &str,
+        inbox_id: &str,
+        limit: usize,
+    ) -> Result<Vec<ThreadRecord>> {
+        let (account_id, inbox_id) = (account_id.to_owned(), inbox_id.to_owned());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT thread_id, inbox_id, COUNT(*), MIN(at), MAX(at), group_concat(participants, ' '), \
+                 (SELECT subject FROM thread_members f WHERE f.thread_id = t.thread_id ORDER BY at, message_id LIMIT 1) \
+                 FROM thread_members t WHERE account_id = $1 AND inbox_id = $2 \
+                 GROUP BY thread_id, inbox_id ORDER BY MAX(at) DESC LIMIT $3",
+            )?;
+            let rows = stmt.query_map(params![account_id, inbox_id, limit as i64], |r| {
+                Ok(ThreadRecord {
+                    thread_id: r.get(0)?,
+                    inbox_id: r.get(1)?,
+                    message_count: r.get(2)?,
+                    first_at: Timestamp(r.get(3)?),
+                    last_at: Timestamp(r.get(4)?),
+                    participants: split_participants(&r.get::<_, Option<String>>(5)?.unwrap_or_default()),
+                    subject: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn thread_members(
+        &self,
+        account_id: &str,
+        thread_id: &str,
+    ) -> Result<Vec<ThreadMemberRecord>> {
+        let (account_id, thread_id) = (account_id.to_owned(), thread_id.to_owned());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT message_id, inbox_id, thread_id, direction, subject, participants, at \
+                 FROM thread_members WHERE thread_id = $1 AND account_id = $2 ORDER BY at, message_id",
+            )?;
+            let rows = stmt.query_map(params![thread_id, account_id], thread_member_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }
@@ -684,6 +835,22 @@ impl Store for SqliteStore {
                 message.summary,
                 message.parsed
             ])?;
+            let subject: Option<String> = serde_json::from_str::<crabmail_api::SummaryContent>(&message.summary)
+                .ok()
+                .and_then(|s| s.subject);
+            join_thread(
+                conn,
+                &ThreadJoin {
+                    message_id: &message.id,
+                    account_id: &message.account_id,
+                    inbox_id: &message.inbox_id,
+                    direction: "outbound",
+                    subject: subject.as_deref(),
+                    keys: &message.thread,
+                    own_address: &message.return_path,
+                    at: message.created_at,
+                },
+            )?;
             let mut insert = conn.prepare_cached(
                 "INSERT INTO recipients (id, message_id, account_id, address, domain, status, queued_at, \
                  next_attempt_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6, $6)",
@@ -908,7 +1075,8 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let Some(mut record) = conn
                 .prepare_cached(
-                    "SELECT id, account_id, inbox_id, return_path, created_at, size, summary, parsed, blob_id \
+                    "SELECT id, account_id, inbox_id, return_path, created_at, size, summary, parsed, blob_id, \
+                     (SELECT thread_id FROM thread_members t WHERE t.message_id = outbound.id) \
                      FROM outbound WHERE id = $1 AND account_id = $2",
                 )?
                 .query_row(params![message_id, account_id], |r| {
@@ -923,6 +1091,7 @@ impl Store for SqliteStore {
                         parsed: r.get(7)?,
                         blob_id: r.get(8)?,
                         recipients: Vec::new(),
+                        thread_id: r.get(9)?,
                     })
                 })
                 .optional()?

@@ -1,0 +1,95 @@
+//! What ingest adds to a parsed message for agents: injection risk and the safe view (`risk`),
+//! codes and links (`extract`), the new part of a reply and the thread keys (`thread`).
+
+use super::parse;
+use crate::risk::{self, Policy, classifier::Classifier, safe};
+use crate::store::{IngestJob, Ingested};
+use crate::{extract, thread};
+use crabmail_api::{AuthResults, ParsedMessage};
+
+/// A message parsed and scored, not yet serialised for the store.
+pub struct Prepared {
+    blob_id: String,
+    view: ParsedMessage,
+    thread: thread::ThreadKeys,
+}
+
+pub fn prepare(job: &IngestJob, policy: &Policy) -> Prepared {
+    let parsed = parse::parse(&job.bytes);
+    let auth: Option<AuthResults> = job
+        .auth
+        .as_deref()
+        .and_then(|a| serde_json::from_str(a).ok());
+    let mut view = parsed.view;
+    let assessment = risk::assess(
+        &risk::Content {
+            subject: view.subject.as_deref(),
+            text: view.text.as_deref().filter(|_| parsed.has_plain_text),
+            html: view.html.as_deref(),
+            attachments: &parsed.attachment_texts,
+            headers: &view.headers,
+            from: view.from.as_ref(),
+            auth: auth.as_ref(),
+        },
+        policy,
+    );
+    let extracted = extract::extract(
+        view.subject.as_deref(),
+        &assessment.visible_text,
+        &assessment.links,
+        &view.headers,
+    );
+    let reply = thread::reply_text(&assessment.visible_text);
+    view.safe_text = Some(safe::safe_text(&safe::SafeInput {
+        raw: &job.bytes,
+        from: view.from.as_ref(),
+        subject: view.subject.as_deref(),
+        date: view.date.as_deref(),
+        visible_text: &assessment.visible_text,
+        hidden_count: assessment.hidden.len(),
+        attachment_names: view
+            .attachments
+            .iter()
+            .map(|a| a.filename.clone().unwrap_or_else(|| format!("#{}", a.index)))
+            .collect(),
+        security: &assessment.security,
+    }));
+    view.reply_text = (!reply.is_empty()).then_some(reply);
+    view.hidden_content = assessment.hidden;
+    view.security = Some(assessment.security);
+    view.extracted = Some(extracted);
+    Prepared {
+        blob_id: job.blob_id.clone(),
+        thread: thread::keys(&view),
+        view,
+    }
+}
+
+impl Prepared {
+    /// Lets the external classifier raise the score; on its failure ours stands.
+    pub async fn consult(&mut self, classifier: &Classifier) {
+        let Ok(json) = serde_json::to_value(&self.view) else {
+            return;
+        };
+        if let Some(security) = self.view.security.as_mut() {
+            classifier.combine(&json, security).await;
+        }
+    }
+
+    pub fn finish(self) -> Ingested {
+        let view = self.view;
+        let summary = parse::summarize(&view);
+        Ingested {
+            blob_id: self.blob_id,
+            from_address: view
+                .from
+                .as_ref()
+                .and_then(|f| f.address.as_ref())
+                .map(|a| a.to_ascii_lowercase()),
+            subject: view.subject.clone(),
+            summary: serde_json::to_string(&summary).unwrap_or_else(|_| "{}".into()),
+            parsed: serde_json::to_string(&view).unwrap_or_else(|_| "{}".into()),
+            thread: self.thread,
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Task requests slipped into a message: a sentence that asks whoever reads the mail to do an
+//! assistant's job ("Explain how solar panels work.", "Write a poem about the sea.", "What is the
+//! capital of Brazil?") and has nothing to do with the rest of the message.
+//!
+//! People do write imperatives and questions in mail, so two things are weighed together: the
+//! form (a task verb leading the sentence, or an impersonal question) and whether the sentence is
+//! off-topic (its content words are absent from the rest of the message). A sentence about the
+//! reader's own account, order or this email is never a task request.
+
+use super::rules::{Hit, excerpt};
+use regex::Regex;
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+fn re(pattern: &str) -> Regex {
+    Regex::new(&format!("(?i){pattern}")).expect("task pattern compiles")
+}
+
+/// Verbs that open an assistant task; mail rarely opens a sentence with them.
+static TASK_LEAD: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^(please |kindly |now |also |then |and |can you |could you |would you |will you |i want you to |i need you to |your (next )?task is to |you (must|should|need to) )*(explain|describe|summari[sz]e|translate|compose|draft|write|generate|create|compile|analy[sz]e|outline|list|recommend|suggest|calculate|compute|solve|define|compare|contrast|tell|give|show|teach|break down|elaborate|discuss|brainstorm|paraphrase|rewrite|rephrase|proofread|debug|implement|code|design|plan|predict|forecast|evaluate|assess|classify|categori[sz]e|identify|find|research|look up|search|provide|develop|prepare|convert|recite|name|estimate|derive|prove|simulate|imagine|pretend|help me|introduce|add|include|integrate|insert|modify|augment|enhance|mention|append|use|replace|render|rearrange|scramble|jumble|group|combine|remove|invite|encourage|urge|promote|advertise|claim|state|insist|emphasi[sz]e|highlight|stress|express|tease|hint|offer|direct|ask|share|post|spread|announce|warn|persuade|convince)\b")
+});
+
+/// Impersonal questions: general knowledge, not about the correspondents.
+static QUESTION_LEAD: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^(what|what's|who|whom|whose|which|when|where|why|how|is|are|does|do|did|can|could|would|should|will|was|were)\b")
+});
+
+/// The reader's own business: a sentence about it is mail, not a task.
+static MAIL_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\b(your (account|order|card|payment|subscription|booking|reservation|ticket|password|e-?mail|profile|information|details|receipt|invoice|purchase|delivery|package|parcel|application|request|feedback|experience|review|plan|trial|membership|team|workspace|organi[sz]ation|repository|code|device|phone|address|settings|preferences|inbox|calendar|meeting|appointment|visit|stay|flight|trip|claim|balance|statement|bill)|this (e-?mail|message|link|code|form|survey|page|invitation|offer|week|month)|(the |a )?(link|button) below|below|above|attached|attachment|click|tap|unsubscribe|log ?in|sign ?in|sign ?up|opt ?out|verify|confirm|reply to (this|us)|contact (us|support)|our (team|support|website|app|store|site|terms|policy|privacy))\b")
+});
+
+static PERSONAL: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"\b(i|i'm|i've|i'd|me|my|we|we're|we've|us|our|you|you're|you've|your|yours|this|these|that|those|it|here)\b")
+});
+
+const STOPWORDS: &[&str] = &[
+    "about", "above", "after", "again", "also", "because", "been", "before", "being", "below",
+    "between", "both", "could", "does", "doing", "down", "during", "each", "from", "further",
+    "have", "having", "here", "into", "just", "more", "most", "once", "only", "other", "over",
+    "same", "should", "some", "such", "than", "that", "their", "them", "then", "there", "these",
+    "they", "this", "those", "through", "under", "until", "very", "what", "when", "where",
+    "which", "while", "will", "with", "would", "your", "yours", "please", "make", "like", "want",
+    "need", "every", "first", "third", "fourth", "words", "word", "answer", "response", "reply",
+    "message", "letters",
+];
+
+/// Task-request hits for one text; `context` is the rest of the message (subject and other
+/// parts) used to judge whether a sentence is off-topic.
+pub fn scan(text: &str, context: &str) -> Vec<Hit> {
+    let sentences = split_sentences(text);
+    if sentences.is_empty() {
+        return Vec::new();
+    }
+    let mut best: Option<Hit> = None;
+    for (i, sentence) in sentences.iter().enumerate() {
+        let Some(form) = task_form(sentence) else {
+            continue;
+        };
+        let others: String = sentences
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .map(|(_, s)| *s)
+            .chain(std::iter::once(context))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut weight = match form {
+            Form::Imperative => 0.35,
+            Form::Question => 0.3,
+        };
+        if off_topic(sentence, &others) {
+            weight += 0.2;
+        }
+        if best.as_ref().is_none_or(|b| b.weight < weight) {
+            best = Some(Hit {
+                rule: "task_injection",
+                weight,
+                excerpt: excerpt(sentence),
+            });
+        }
+    }
+    best.into_iter().collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Imperative,
+    Question,
+}
+
+fn task_form(sentence: &str) -> Option<Form> {
+    let words = sentence.split_whitespace().count();
+    if !(3..=60).contains(&words) || MAIL_CONTEXT.is_match(sentence) {
+        return None;
+    }
+    if TASK_LEAD.is_match(sentence) {
+        return Some(Form::Imperative);
+    }
+    if sentence.ends_with('?') && QUESTION_LEAD.is_match(sentence) {
+        // Quoted phrases are the question's object ("How do you say 'thank you'?").
+        let unquoted = strip_quoted(sentence);
+        if !PERSONAL.is_match(&unquoted) || sentence.to_ascii_lowercase().starts_with("how do i") {
+            return Some(Form::Question);
+        }
+    }
+    None
+}
+
+/// True when few of the sentence's content words appear anywhere else in the message.
+fn off_topic(sentence: &str, rest: &str) -> bool {
+    let mine = content_words(sentence);
+    if mine.len() < 2 {
+        return false;
+    }
+    let theirs = content_words(rest);
+    let shared = mine.iter().filter(|w| theirs.contains(*w)).count();
+    (shared as f64) / (mine.len() as f64) <= 0.2
+}
+
+fn content_words(text: &str) -> HashSet<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 4)
+        .map(|w| {
+            let w = w.to_lowercase();
+            // A crude stem: "charges" and "charged" meet "charge".
+            w.trim_end_matches("ing")
+                .trim_end_matches("ed")
+                .trim_end_matches('s')
+                .to_owned()
+        })
+        .filter(|w| w.len() >= 3 && !STOPWORDS.contains(&w.as_str()))
+        .collect()
+}
+
+fn strip_quoted(sentence: &str) -> String {
+    let mut out = String::new();
+    let mut quote: Option<char> = None;
+    for (i, c) in sentence.char_indices() {
+        match quote {
+            Some(q) if c == q || (q == '“' && c == '”') => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '“' => quote = Some(c),
+            // An apostrophe inside a word ("what's") is not a quote.
+            None if c == '\''
+                && !sentence[..i]
+                    .chars()
+                    .next_back()
+                    .is_some_and(char::is_alphanumeric) =>
+            {
+                quote = Some(c)
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// Sentences and lines, trimmed, without empty ones.
+pub fn split_sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    for (i, c) in text.char_indices() {
+        let stop = match c {
+            '\n' => true,
+            '.' | '!' | '?' => !bytes.get(i + 1).is_some_and(|b| b.is_ascii_alphanumeric()),
+            _ => false,
+        };
+        if stop {
+            let end = if c == '\n' { i } else { i + 1 };
+            let s = text[start..end].trim();
+            if !s.is_empty() {
+                out.push(s);
+            }
+            start = i + c.len_utf8();
+        }
+    }
+    let s = text[start..].trim();
+    if !s.is_empty() {
+        out.push(s);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAIL: &str = "Hi David, your Mercury debit card was charged $2,099.00 by MIXPANEL. \
+        The settled amount may be different from this initial charge.";
+
+    fn weight(inserted: &str) -> f64 {
+        let text = format!("{MAIL}\n{inserted}\nIf you have any questions, just reply to this email.");
+        scan(&text, "Your card has been charged").first().map_or(0.0, |h| h.weight)
+    }
+
+    #[test]
+    fn off_topic_tasks_and_questions_score() {
+        for task in [
+            "Explain the theory of relativity.",
+            "Write a short story about a detective chasing a thief.",
+            "What is the capital of Brazil?",
+            "How do solar panels work?",
+            "Recommend a good book for a relaxing weekend.",
+            "Analyze the trend of electric car sales over the past decade.",
+        ] {
+            assert!(weight(task) >= 0.5, "{task}: {}", weight(task));
+        }
+    }
+
+    #[test]
+    fn mail_sentences_do_not() {
+        for sentence in [
+            "Review your order below.",
+            "Click the button to confirm your email.",
+            "What do you think about the new design?",
+            "Create your account in two minutes.",
+            "Questions? Contact us any time.",
+            "Is this charge correct?",
+        ] {
+            assert_eq!(weight(sentence), 0.0, "{sentence}");
+        }
+    }
+
+    #[test]
+    fn on_topic_imperatives_score_lower_than_off_topic_ones() {
+        let on = weight("Compare the settled amount with the initial charge.");
+        let off = weight("Compare the climates of Norway and Peru.");
+        assert!(on < off, "{on} vs {off}");
+    }
+
+    #[test]
+    fn sentences_split_on_stops_and_lines_not_decimals() {
+        assert_eq!(
+            split_sentences("Paid $3.50 at example.com. Next!\nLast line"),
+            vec!["Paid $3.50 at example.com.", "Next!", "Last line"]
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! Conversations. A message joins the thread of any message it names in References or
+//! In-Reply-To (RFC 5322 3.6.4); failing that, the thread of a message in the same inbox with the
+//! same normalised subject and a shared participant within `SUBJECT_WINDOW`; failing that, it
+//! starts a thread of its own. The store applies these rules (it holds the other messages); this
+//! module computes the keys they need and the new part of a reply.
+
+use crabmail_api::ParsedMessage;
+use regex::Regex;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+/// How long a subject-and-participants match may reach back.
+pub const SUBJECT_WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What the store needs to place a message in a thread.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadKeys {
+    /// Its own Message-ID (without angle brackets).
+    pub message_id: Option<String>,
+    /// Message-IDs it refers to: In-Reply-To first, then References newest first.
+    pub refs: Vec<String>,
+    /// The subject without reply and forward prefixes, lower-cased, whitespace collapsed.
+    pub subject_key: String,
+    /// Every address on From, To, Cc and Reply-To, lower-cased.
+    pub participants: Vec<String>,
+}
+
+static PREFIX: LazyLock<Regex> = LazyLock::new(|| {
+    // Re, Fwd and their translations, with counters ("Re[2]:") and list tags ("[dev]").
+    Regex::new(r"(?i)^\s*((re|fw|fwd|aw|wg|sv|vs|antw|rif|r|tr|ref|odp|res|enc|回复|回覆|答复|転送)\s*(\[\d+\]|\(\d+\))?\s*[:：]|\[[^\]]{1,40}\])\s*")
+        .expect("subject prefix pattern")
+});
+
+/// The subject without its reply and forward prefixes and list tags, case kept.
+pub fn strip_prefixes(subject: &str) -> &str {
+    let mut s = subject.trim();
+    loop {
+        match PREFIX.find(s) {
+            Some(m) if m.end() > 0 => s = &s[m.end()..],
+            _ => break,
+        }
+    }
+    s
+}
+
+pub fn normalise_subject(subject: &str) -> String {
+    strip_prefixes(subject)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+pub fn keys(view: &ParsedMessage) -> ThreadKeys {
+    let mut refs: Vec<String> = Vec::new();
+    for id in view.in_reply_to.iter().chain(view.references.iter().rev()) {
+        let id = id.trim_matches(['<', '>', ' ']).to_owned();
+        if !id.is_empty() && !refs.contains(&id) {
+            refs.push(id);
+        }
+    }
+    let mut participants: Vec<String> = Vec::new();
+    for m in view
+        .from
+        .iter()
+        .chain(&view.to)
+        .chain(&view.cc)
+        .chain(&view.reply_to)
+    {
+        if let Some(a) = &m.address {
+            let a = a.to_lowercase();
+            if !participants.contains(&a) {
+                participants.push(a);
+            }
+        }
+    }
+    ThreadKeys {
+        message_id: view
+            .message_id
+            .as_ref()
+            .map(|m| m.trim_matches(['<', '>', ' ']).to_owned()),
+        refs,
+        subject_key: normalise_subject(view.subject.as_deref().unwrap_or("")),
+        participants,
+    }
+}
+
+static ATTRIBUTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?ix)^\s*(
+            on\s.{4,200}\swrote:?\s*$                      # On Mon, Ann <a@x> wrote:
+          | le\s.{4,200}\sa\s[ée]crit\s?:\s*$             # Le lundi ... a écrit :
+          | am\s.{4,200}\sschrieb\s.{0,100}:\s*$           # Am Montag schrieb Ann:
+          | el\s.{4,200}\sescribi[óo]:\s*$                # El lunes ... escribió:
+          | il\s.{4,200}\sha\sscritto:\s*$                # Il giorno ... ha scritto:
+          | op\s.{4,200}\sschreef\s.{0,100}:\s*$          # Op maandag schreef Ann:
+          | em\s.{4,200}\sescreveu:\s*$                   # Em seg, ... escreveu:
+          | .{1,200}\s(wrote|writes|a\sécrit|schrieb|escribió|scrive|escreveu):\s*$
+          | -{2,}\s*original\s+message\s*-{2,}.*$        # -----Original Message-----
+          | -{2,}\s*(ursprüngliche\s+nachricht|message\s+d'origine|mensaje\s+original)\s*-{2,}.*$
+          | _{10,}\s*$                                    # Outlook's rule before From:
+          | from:\s.+\s*$                                 # a header block of a quoted message
+        )",
+    )
+    .expect("attribution pattern")
+});
+
+static SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*(--\s?|sent from my .{1,40}|sent from (outlook|mail|yahoo mail|gmail)( for \w+)?|get outlook for \w+.*|envoyé de mon .{1,40}|von meinem .{1,40} gesendet|enviado desde mi .{1,40})\s*$")
+        .expect("signature pattern")
+});
+
+/// The new part of a reply: text before the quoted history and the signature. For mail that
+/// quotes nothing, the whole text without its signature.
+pub fn reply_text(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut end = lines.len();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim_start().starts_with('>') {
+            end = i;
+            break;
+        }
+        if ATTRIBUTION.is_match(line) {
+            // "From:" starts a quoted header block only when "Sent:"/"Date:" follows it.
+            if line.trim_start().to_lowercase().starts_with("from:") {
+                let next = lines.get(i + 1).map(|l| l.trim_start().to_lowercase()).unwrap_or_default();
+                if !(next.starts_with("sent:") || next.starts_with("date:") || next.starts_with("to:")) {
+                    continue;
+                }
+            }
+            end = i;
+            break;
+        }
+        // Attributions are often wrapped over two lines.
+        if i + 1 < lines.len() && ATTRIBUTION.is_match(&format!("{} {}", line, lines[i + 1])) && line.trim_start().to_lowercase().starts_with("on ") {
+            end = i;
+            break;
+        }
+    }
+    let body = &lines[..end];
+    let cut = body.iter().position(|l| SIGNATURE.is_match(l)).unwrap_or(body.len());
+    body[..cut].join("\n").trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crabmail_api::Mailbox;
+
+    #[test]
+    fn subjects_lose_their_prefixes() {
+        for (subject, key) in [
+            ("Re: Re: Lunch?", "lunch?"),
+            ("RE[2]: Lunch?", "lunch?"),
+            ("Fwd: AW: lunch?", "lunch?"),
+            ("[dev-list] Re:  Build   broken", "build broken"),
+            ("回复：会议", "会议"),
+            ("Regarding the plan", "regarding the plan"),
+        ] {
+            assert_eq!(normalise_subject(subject), key, "{subject}");
+        }
+    }
+
+    #[test]
+    fn keys_collect_references_and_participants() {
+        let view = ParsedMessage {
+            from: Some(Mailbox { name: None, address: Some("Ann@X.test".into()) }),
+            to: vec![Mailbox { name: None, address: Some("bot@crab.test".into()) }],
+            subject: Some("Re: Plan".into()),
+            message_id: Some("m3@x.test".into()),
+            in_reply_to: vec!["m2@x.test".into()],
+            references: vec!["m1@x.test".into(), "m2@x.test".into()],
+            ..Default::default()
+        };
+        let k = keys(&view);
+        assert_eq!(k.refs, vec!["m2@x.test", "m1@x.test"]);
+        assert_eq!(k.participants, vec!["ann@x.test", "bot@crab.test"]);
+        assert_eq!(k.subject_key, "plan");
+        assert_eq!(k.message_id.as_deref(), Some("m3@x.test"));
+    }
+
+    #[test]
+    fn reply_text_drops_quotes_attributions_and_signatures() {
+        let cases = [
+            ("Sounds good, ship it.\n\nOn Tue, 24 Nov 2026 at 10:00, Bot <bot@crab.test> wrote:\n> Shall I ship?\n", "Sounds good, ship it."),
+            ("Yes.\n-- \nAnn Example\nCTO", "Yes."),
+            ("Agreed\n\nSent from my iPhone\n\n> earlier", "Agreed"),
+            ("Ok!\n\n-----Original Message-----\nFrom: Bot\nSent: Monday\n", "Ok!"),
+            ("Merci\n\nLe lun. 23 nov. 2026 à 10:00, Bot <bot@crab.test> a écrit :\n> Salut", "Merci"),
+            ("Ja\n\nAm 23.11.2026 um 10:00 schrieb Bot <bot@crab.test>:\n> Hallo", "Ja"),
+            ("Fine by me\n\n________________________________\nFrom: Bot <bot@crab.test>\nSent: Monday\n", "Fine by me"),
+            ("From: the team, with thanks.\nSee you.", "From: the team, with thanks.\nSee you."),
+            ("Works\n\nOn Tue, 24 Nov 2026 at 10:00, A Very Long Name\n<bot@crab.test> wrote:\n> q", "Works"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(reply_text(text), want, "{text:?}");
+        }
+    }
+}
