@@ -19,17 +19,24 @@ const MIN_CONFIDENCE: f64 = 0.5;
 const MAX_LINKS: usize = 50;
 
 fn re(pattern: &str) -> Regex {
-    Regex::new(pattern).expect("extraction pattern compiles")
+    // ASCII word boundaries keep the regex engine on its fast path over non-ASCII mail.
+    Regex::new(&pattern.replace(r"\b", r"(?-u:\b)")).expect("extraction pattern compiles")
 }
 
 static CANDIDATE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?:^|[^\p{L}\p{N}@#$€£¥•*.,/:_-])((?:\d[ \-]?){3,7}\d|[A-Z0-9]{3,5}-[A-Z0-9]{3,5}|[A-Z0-9]{4,10})(?:$|[^\p{L}\p{N}@%€£¥/_-])")
+    re(
+        r"(?:^|[^\p{L}\p{N}@#$€£¥•*.,/:_-])((?:\d[ \-]?){3,7}\d|[A-Z0-9]{3,5}-[A-Z0-9]{3,5}|[A-Z0-9]{4,10})(?:$|[^\p{L}\p{N}@%€£¥/_-])",
+    )
 });
 static CODE_WORD: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)(\bcodes?\b|\bcode:|verification|verify|confirmation|confirm|one[- ]time|\botp\b|passcode|\bpin\b|security code|log ?in code|sign[- ]?in code|2fa|two[- ]factor|authenticat|\btoken\b|bestätigung|sicherheitscode|einmalcode|verifizierung|vérification|código|codigo|verificación|verificação|codice|verifica|verificatiecode|\bkod\b|doğrulama|код|подтвержд|验证码|驗證碼|確認コード|認証コード|인증|번호)")
+    re(
+        r"(?i)(\bcodes?\b|\bcode:|verification|verify|confirmation|confirm|one[- ]time|\botp\b|passcode|\bpin\b|security code|log ?in code|sign[- ]?in code|2fa|two[- ]factor|authenticat|\btoken\b|bestätigung|sicherheitscode|einmalcode|verifizierung|vérification|código|codigo|verificación|verificação|codice|verifica|verificatiecode|\bkod\b|doğrulama|код|подтвержд|验证码|驗證碼|確認コード|認証コード|인증|번호)",
+    )
 });
 static NOT_A_CODE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)(order|invoice|account|acct|card|ending in|ref(erence)?|ticket|case|tracking|phone|tel\b|fax|call|zip|postal|booking|reservation|flight|seat|room|customer (id|number)|member(ship)? (id|number)|serial|model|version|sku|item|receipt|transaction|amount|total|\$|€|£|usd|eur)\s*(no\.?|number|#|id|:)?\s*$")
+    re(
+        r"(?i)(order|invoice|account|acct|card|ending in|ref(erence)?|ticket|case|tracking|phone|tel\b|fax|call|zip|postal|booking|reservation|flight|seat|room|customer (id|number)|member(ship)? (id|number)|serial|model|version|sku|item|receipt|transaction|amount|total|\$|€|£|usd|eur)\s*(no\.?|number|#|id|:)?\s*$",
+    )
 });
 static URL: LazyLock<Regex> = LazyLock::new(|| re(r#"https?://[^\s<>"'\])]+"#));
 
@@ -64,7 +71,10 @@ fn codes(subject: &str, text: &str) -> Vec<ExtractedCode> {
             for caps in CANDIDATE.captures_iter(line) {
                 let Some(m) = caps.get(1) else { continue };
                 let token = m.as_str();
-                let value: String = token.chars().filter(|c| !matches!(c, ' ' | '-') || token.contains(char::is_alphabetic)).collect();
+                let value: String = token
+                    .chars()
+                    .filter(|c| !matches!(c, ' ' | '-') || token.contains(char::is_alphabetic))
+                    .collect();
                 if !plausible(&value) {
                     continue;
                 }
@@ -75,7 +85,9 @@ fn codes(subject: &str, text: &str) -> Vec<ExtractedCode> {
                 let near_before = tail(before, 60);
                 if CODE_WORD.is_match(near_before) || CODE_WORD.is_match(head(after, 40)) {
                     confidence += 0.5;
-                } else if CODE_WORD.is_match(previous) || (n > 1 && CODE_WORD.is_match(lines[n - 2]) && previous.trim().is_empty()) {
+                } else if CODE_WORD.is_match(previous)
+                    || (n > 1 && CODE_WORD.is_match(lines[n - 2]) && previous.trim().is_empty())
+                {
                     confidence += 0.4;
                 }
                 if source == "subject" && subject_has_word {
@@ -163,7 +175,10 @@ fn links(text: &str, html_links: &[Link], headers: &[Header]) -> Vec<ExtractedLi
             add(m.as_str(), None, &line[..m.start()], None);
         }
     }
-    for header in headers.iter().filter(|h| h.name.eq_ignore_ascii_case("List-Unsubscribe")) {
+    for header in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("List-Unsubscribe"))
+    {
         for m in URL.find_iter(&header.value) {
             add(m.as_str(), None, "", Some("unsubscribe"));
         }
@@ -175,25 +190,117 @@ fn classify(url: &str, shown: &str, context: &str) -> &'static str {
     let u = url.to_ascii_lowercase();
     let words = format!("{} {}", shown, tail(context, 80)).to_lowercase();
     let any = |hay: &str, needles: &[&str]| needles.iter().any(|n| hay.contains(n));
-    if any(&u, &["unsubscribe", "opt-out", "optout", "opt_out", "/unsub", "email-preferences", "manage-preferences"])
-        || any(&words, &["unsubscribe", "opt out", "abbestellen", "désabonner", "darse de baja", "cancelar suscripción"])
-    {
+    if any(
+        &u,
+        &[
+            "unsubscribe",
+            "opt-out",
+            "optout",
+            "opt_out",
+            "/unsub",
+            "email-preferences",
+            "manage-preferences",
+        ],
+    ) || any(
+        &words,
+        &[
+            "unsubscribe",
+            "opt out",
+            "abbestellen",
+            "désabonner",
+            "darse de baja",
+            "cancelar suscripción",
+        ],
+    ) {
         return "unsubscribe";
     }
-    if any(&u, &["reset", "forgot", "recover", "password/new", "password/edit", "change-password", "new-password"])
-        || any(&words, &["reset your password", "reset password", "choose a new password", "forgot your password", "passwort zurücksetzen", "réinitialiser", "restablecer"])
-    {
+    if any(
+        &u,
+        &[
+            "reset",
+            "forgot",
+            "recover",
+            "password/new",
+            "password/edit",
+            "change-password",
+            "new-password",
+        ],
+    ) || any(
+        &words,
+        &[
+            "reset your password",
+            "reset password",
+            "choose a new password",
+            "forgot your password",
+            "passwort zurücksetzen",
+            "réinitialiser",
+            "restablecer",
+        ],
+    ) {
         return "reset";
     }
-    if any(&u, &["magic", "login?token", "signin?token", "sign-in?token", "/auth/callback", "/session/", "login_token", "one-click", "/sso/"])
-        || (any(&u, &["login", "signin", "sign-in", "sign_in", "log-in", "/auth"]) && any(&u, &["token=", "code=", "key=", "otp=", "t="]))
-        || any(&words, &["log in to", "sign in to", "log in now", "sign in now", "magic link", "login link", "sign-in link", "log me in", "sign me in"])
+    if any(
+        &u,
+        &[
+            "magic",
+            "login?token",
+            "signin?token",
+            "sign-in?token",
+            "/auth/callback",
+            "/session/",
+            "login_token",
+            "one-click",
+            "/sso/",
+        ],
+    ) || (any(
+        &u,
+        &["login", "signin", "sign-in", "sign_in", "log-in", "/auth"],
+    ) && any(&u, &["token=", "code=", "key=", "otp=", "t="]))
+        || any(
+            &words,
+            &[
+                "log in to",
+                "sign in to",
+                "log in now",
+                "sign in now",
+                "magic link",
+                "login link",
+                "sign-in link",
+                "log me in",
+                "sign me in",
+            ],
+        )
     {
         return "magic_login";
     }
-    if any(&u, &["verify", "verification", "confirm", "activate", "activation", "validate", "email-confirm", "double-opt", "doi"])
-        || any(&words, &["verify", "confirm", "activate", "validate", "bestätigen", "vérifier", "confirmer", "confirmar", "verificar", "verifica"])
-    {
+    if any(
+        &u,
+        &[
+            "verify",
+            "verification",
+            "confirm",
+            "activate",
+            "activation",
+            "validate",
+            "email-confirm",
+            "double-opt",
+            "doi",
+        ],
+    ) || any(
+        &words,
+        &[
+            "verify",
+            "confirm",
+            "activate",
+            "validate",
+            "bestätigen",
+            "vérifier",
+            "confirmer",
+            "confirmar",
+            "verificar",
+            "verifica",
+        ],
+    ) {
         return "verify";
     }
     "other"
@@ -210,18 +317,42 @@ mod tests {
     #[test]
     fn codes_in_many_layouts_and_languages() {
         let cases = [
-            ("Your verification code", "Your code is 482913. It expires in 10 minutes.", "482913"),
-            ("Sign in to Acme", "Enter this code to sign in:\n\n  730 214\n\nDidn't ask? Ignore this.", "730214"),
+            (
+                "Your verification code",
+                "Your code is 482913. It expires in 10 minutes.",
+                "482913",
+            ),
+            (
+                "Sign in to Acme",
+                "Enter this code to sign in:\n\n  730 214\n\nDidn't ask? Ignore this.",
+                "730214",
+            ),
             ("482913 is your Foo code", "Thanks for using Foo.", "482913"),
-            ("Ihr Bestätigungscode", "Ihr Bestätigungscode lautet: 5819", "5819"),
-            ("Código de verificación", "Tu código de verificación es 771203", "771203"),
-            ("Confirm your email", "Use code K7Q-9XZ to confirm.", "K7Q-9XZ"),
+            (
+                "Ihr Bestätigungscode",
+                "Ihr Bestätigungscode lautet: 5819",
+                "5819",
+            ),
+            (
+                "Código de verificación",
+                "Tu código de verificación es 771203",
+                "771203",
+            ),
+            (
+                "Confirm your email",
+                "Use code K7Q-9XZ to confirm.",
+                "K7Q-9XZ",
+            ),
             ("Login", "Your one-time passcode: A1B2C3", "A1B2C3"),
             ("Код подтверждения", "Ваш код: 90817", "90817"),
             ("验证码", "您的验证码是 663201，5分钟内有效。", "663201"),
         ];
         for (subject, text, want) in cases {
-            assert_eq!(code_values(subject, text).first().map(String::as_str), Some(want), "{subject} / {text}");
+            assert_eq!(
+                code_values(subject, text).first().map(String::as_str),
+                Some(want),
+                "{subject} / {text}"
+            );
         }
     }
 
@@ -229,24 +360,50 @@ mod tests {
     fn numbers_that_are_not_codes_are_left_out() {
         let text = "Order #123456 shipped on 2026-11-27 at 10:30.\nTotal: $1299.00\n\
                     Card ending in 4242. Call 555 0100 2000. Copyright 2026 Acme.";
-        assert!(code_values("Your order has shipped", text).is_empty(), "{:?}", codes("Your order has shipped", text));
+        assert!(
+            code_values("Your order has shipped", text).is_empty(),
+            "{:?}",
+            codes("Your order has shipped", text)
+        );
     }
 
     #[test]
     fn links_are_classified() {
         let html = [
-            Link { href: "https://acme.test/verify?t=abc".into(), text: "Verify email".into() },
-            Link { href: "https://acme.test/l/8f2".into(), text: "Reset your password".into() },
-            Link { href: "https://acme.test/login?token=zz".into(), text: "Sign in".into() },
-            Link { href: "https://acme.test/u/1".into(), text: "Unsubscribe".into() },
-            Link { href: "https://acme.test/blog".into(), text: "Read more".into() },
-            Link { href: "mailto:x@acme.test".into(), text: "Mail us".into() },
+            Link {
+                href: "https://acme.test/verify?t=abc".into(),
+                text: "Verify email".into(),
+            },
+            Link {
+                href: "https://acme.test/l/8f2".into(),
+                text: "Reset your password".into(),
+            },
+            Link {
+                href: "https://acme.test/login?token=zz".into(),
+                text: "Sign in".into(),
+            },
+            Link {
+                href: "https://acme.test/u/1".into(),
+                text: "Unsubscribe".into(),
+            },
+            Link {
+                href: "https://acme.test/blog".into(),
+                text: "Read more".into(),
+            },
+            Link {
+                href: "mailto:x@acme.test".into(),
+                text: "Mail us".into(),
+            },
         ];
-        let headers = [Header { name: "List-Unsubscribe".into(), value: "<https://acme.test/unsub/2>, <mailto:u@acme.test>".into() }];
-        let got: Vec<(String, String)> = links("Confirm here: https://acme.test/c/9.", &html, &headers)
-            .into_iter()
-            .map(|l| (l.url, l.kind))
-            .collect();
+        let headers = [Header {
+            name: "List-Unsubscribe".into(),
+            value: "<https://acme.test/unsub/2>, <mailto:u@acme.test>".into(),
+        }];
+        let got: Vec<(String, String)> =
+            links("Confirm here: https://acme.test/c/9.", &html, &headers)
+                .into_iter()
+                .map(|l| (l.url, l.kind))
+                .collect();
         let want = [
             ("https://acme.test/verify?t=abc", "verify"),
             ("https://acme.test/l/8f2", "reset"),

@@ -180,6 +180,15 @@ enum CheckCommand {
         #[command(flatten)]
         options: Box<ServerOptions>,
     },
+    /// Injection risk, safe view and extracted codes and links of a message, as ingest computes
+    /// them; with --jsonl, score each {"id", "text"} row of FILE as a plain-text body and print
+    /// one {"id", "injection_risk", "level", "flags", "micros"} line per row (bench/injection).
+    Risk {
+        /// The message (.eml), or with --jsonl a file of rows.
+        file: PathBuf,
+        #[arg(long)]
+        jsonl: bool,
+    },
 }
 
 async fn domain_command(command: DomainCommand) -> anyhow::Result<()> {
@@ -260,13 +269,16 @@ async fn dkim_command(command: DkimCommand) -> anyhow::Result<()> {
 }
 
 async fn check_command(command: CheckCommand) -> anyhow::Result<()> {
-    let CheckCommand::Auth {
-        file,
-        ip,
-        helo,
-        mail_from,
-        options,
-    } = command;
+    let (file, ip, helo, mail_from, options) = match command {
+        CheckCommand::Risk { file, jsonl } => return cli::risk::check(&file, jsonl),
+        CheckCommand::Auth {
+            file,
+            ip,
+            helo,
+            mail_from,
+            options,
+        } => (file, ip, helo, mail_from, options),
+    };
     let config = options.load()?;
     let message =
         std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;

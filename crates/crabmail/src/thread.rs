@@ -123,8 +123,14 @@ pub fn reply_text(text: &str) -> String {
         if ATTRIBUTION.is_match(line) {
             // "From:" starts a quoted header block only when "Sent:"/"Date:" follows it.
             if line.trim_start().to_lowercase().starts_with("from:") {
-                let next = lines.get(i + 1).map(|l| l.trim_start().to_lowercase()).unwrap_or_default();
-                if !(next.starts_with("sent:") || next.starts_with("date:") || next.starts_with("to:")) {
+                let next = lines
+                    .get(i + 1)
+                    .map(|l| l.trim_start().to_lowercase())
+                    .unwrap_or_default();
+                if !(next.starts_with("sent:")
+                    || next.starts_with("date:")
+                    || next.starts_with("to:"))
+                {
                     continue;
                 }
             }
@@ -132,13 +138,19 @@ pub fn reply_text(text: &str) -> String {
             break;
         }
         // Attributions are often wrapped over two lines.
-        if i + 1 < lines.len() && ATTRIBUTION.is_match(&format!("{} {}", line, lines[i + 1])) && line.trim_start().to_lowercase().starts_with("on ") {
+        if i + 1 < lines.len()
+            && ATTRIBUTION.is_match(&format!("{} {}", line, lines[i + 1]))
+            && line.trim_start().to_lowercase().starts_with("on ")
+        {
             end = i;
             break;
         }
     }
     let body = &lines[..end];
-    let cut = body.iter().position(|l| SIGNATURE.is_match(l)).unwrap_or(body.len());
+    let cut = body
+        .iter()
+        .position(|l| SIGNATURE.is_match(l))
+        .unwrap_or(body.len());
     body[..cut].join("\n").trim().to_owned()
 }
 
@@ -164,8 +176,14 @@ mod tests {
     #[test]
     fn keys_collect_references_and_participants() {
         let view = ParsedMessage {
-            from: Some(Mailbox { name: None, address: Some("Ann@X.test".into()) }),
-            to: vec![Mailbox { name: None, address: Some("bot@crab.test".into()) }],
+            from: Some(Mailbox {
+                name: None,
+                address: Some("Ann@X.test".into()),
+            }),
+            to: vec![Mailbox {
+                name: None,
+                address: Some("bot@crab.test".into()),
+            }],
             subject: Some("Re: Plan".into()),
             message_id: Some("m3@x.test".into()),
             in_reply_to: vec!["m2@x.test".into()],
@@ -182,15 +200,36 @@ mod tests {
     #[test]
     fn reply_text_drops_quotes_attributions_and_signatures() {
         let cases = [
-            ("Sounds good, ship it.\n\nOn Tue, 24 Nov 2026 at 10:00, Bot <bot@crab.test> wrote:\n> Shall I ship?\n", "Sounds good, ship it."),
+            (
+                "Sounds good, ship it.\n\nOn Tue, 24 Nov 2026 at 10:00, Bot <bot@crab.test> wrote:\n> Shall I ship?\n",
+                "Sounds good, ship it.",
+            ),
             ("Yes.\n-- \nAnn Example\nCTO", "Yes."),
             ("Agreed\n\nSent from my iPhone\n\n> earlier", "Agreed"),
-            ("Ok!\n\n-----Original Message-----\nFrom: Bot\nSent: Monday\n", "Ok!"),
-            ("Merci\n\nLe lun. 23 nov. 2026 à 10:00, Bot <bot@crab.test> a écrit :\n> Salut", "Merci"),
-            ("Ja\n\nAm 23.11.2026 um 10:00 schrieb Bot <bot@crab.test>:\n> Hallo", "Ja"),
-            ("Fine by me\n\n________________________________\nFrom: Bot <bot@crab.test>\nSent: Monday\n", "Fine by me"),
-            ("From: the team, with thanks.\nSee you.", "From: the team, with thanks.\nSee you."),
-            ("Works\n\nOn Tue, 24 Nov 2026 at 10:00, A Very Long Name\n<bot@crab.test> wrote:\n> q", "Works"),
+            (
+                "Ok!\n\n-----Original Message-----\nFrom: Bot\nSent: Monday\n",
+                "Ok!",
+            ),
+            (
+                "Merci\n\nLe lun. 23 nov. 2026 à 10:00, Bot <bot@crab.test> a écrit :\n> Salut",
+                "Merci",
+            ),
+            (
+                "Ja\n\nAm 23.11.2026 um 10:00 schrieb Bot <bot@crab.test>:\n> Hallo",
+                "Ja",
+            ),
+            (
+                "Fine by me\n\n________________________________\nFrom: Bot <bot@crab.test>\nSent: Monday\n",
+                "Fine by me",
+            ),
+            (
+                "From: the team, with thanks.\nSee you.",
+                "From: the team, with thanks.\nSee you.",
+            ),
+            (
+                "Works\n\nOn Tue, 24 Nov 2026 at 10:00, A Very Long Name\n<bot@crab.test> wrote:\n> q",
+                "Works",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(reply_text(text), want, "{text:?}");

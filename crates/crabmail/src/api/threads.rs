@@ -29,7 +29,9 @@ fn summary(record: ThreadRecord) -> ThreadSummary {
     ThreadSummary {
         id: record.thread_id,
         inbox_id: record.inbox_id,
-        subject: record.subject.map(|s| crate::thread::strip_prefixes(&s).to_owned()),
+        subject: record
+            .subject
+            .map(|s| crate::thread::strip_prefixes(&s).to_owned()),
         participants: record.participants,
         message_count: record.message_count,
         first_at: record.first_at.to_rfc3339(),
@@ -49,7 +51,9 @@ pub async fn list_threads(
     let inbox = owned_inbox(&state, &caller, &query.inbox).await?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(format!("limit: must be 1 to {MAX_LIMIT}")));
+        return Err(ApiError::invalid(format!(
+            "limit: must be 1 to {MAX_LIMIT}"
+        )));
     }
     let threads = state
         .store

@@ -141,7 +141,12 @@ pub async fn wait(
             .filter(|n: &i64| *n >= 0)
             .ok_or_else(|| ApiError::invalid("after: not a cursor returned by this API"))?,
         (None, Some(_)) => 0,
-        (None, None) => state.store.inbox_cursor(&caller.account_id, &inbox.id).await?,
+        (None, None) => {
+            state
+                .store
+                .inbox_cursor(&caller.account_id, &inbox.id)
+                .await?
+        }
     };
     let deadline = Instant::now() + timeout;
     loop {
@@ -165,7 +170,9 @@ pub async fn wait(
             }
         }
         if Instant::now() >= deadline || state.shutdown.is_cancelled() {
-            return Ok(axum::Json(WaitResult::TimedOut(TimedOut { timed_out: true })));
+            return Ok(axum::Json(WaitResult::TimedOut(TimedOut {
+                timed_out: true,
+            })));
         }
         tokio::select! {
             _ = arrivals.changed() => {}

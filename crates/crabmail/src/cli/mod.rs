@@ -4,6 +4,8 @@
 //! command signs up and saves the new token there (mode 0600). `receive` keeps a per-inbox cursor
 //! in `~/.crabmail/cursors/`, so each run shows only what arrived since the last one.
 
+pub mod risk;
+
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use crabmail_api::client::{Client, ClientError};

@@ -50,7 +50,11 @@ pub fn prepare(job: &IngestJob, policy: &Policy) -> Prepared {
         attachment_names: view
             .attachments
             .iter()
-            .map(|a| a.filename.clone().unwrap_or_else(|| format!("#{}", a.index)))
+            .map(|a| {
+                a.filename
+                    .clone()
+                    .unwrap_or_else(|| format!("#{}", a.index))
+            })
             .collect(),
         security: &assessment.security,
     }));
@@ -66,6 +70,11 @@ pub fn prepare(job: &IngestJob, policy: &Policy) -> Prepared {
 }
 
 impl Prepared {
+    /// The parsed view with everything ingest added.
+    pub fn view(&self) -> &ParsedMessage {
+        &self.view
+    }
+
     /// Lets the external classifier raise the score; on its failure ours stands.
     pub async fn consult(&mut self, classifier: &Classifier) {
         let Ok(json) = serde_json::to_value(&self.view) else {

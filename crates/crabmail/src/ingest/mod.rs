@@ -126,7 +126,10 @@ impl Worker {
         if let Some(classifier) = &self.scoring.classifier {
             futures::future::join_all(prepared.iter_mut().map(|p| p.consult(classifier))).await;
         }
-        let done: Vec<Ingested> = prepared.into_iter().map(insight::Prepared::finish).collect();
+        let done: Vec<Ingested> = prepared
+            .into_iter()
+            .map(insight::Prepared::finish)
+            .collect();
         loop {
             match self
                 .store

@@ -128,7 +128,9 @@ fn attachment_texts(message: &mail_parser::Message<'_>) -> Vec<AttachmentText> {
                 PartType::Text(t) => (t.to_string(), false),
                 PartType::Html(h) => (h.to_string(), true),
                 PartType::Binary(b) | PartType::InlineBinary(b)
-                    if part.content_type().is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("text")) =>
+                    if part
+                        .content_type()
+                        .is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("text")) =>
                 {
                     let html = part
                         .content_type()
@@ -139,7 +141,11 @@ fn attachment_texts(message: &mail_parser::Message<'_>) -> Vec<AttachmentText> {
                 _ => return None,
             };
             let text: String = text.chars().take(ATTACHMENT_TEXT_LIMIT).collect();
-            Some(AttachmentText { name, text, is_html })
+            Some(AttachmentText {
+                name,
+                text,
+                is_html,
+            })
         })
         .collect()
 }

@@ -54,7 +54,9 @@ impl Classifier {
                     location: "message".into(),
                 });
             }
-            Ok(Ok(verdict)) => self.unavailable(ours, &format!("score {} out of range", verdict.score)),
+            Ok(Ok(verdict)) => {
+                self.unavailable(ours, &format!("score {} out of range", verdict.score))
+            }
             Ok(Err(e)) => self.unavailable(ours, &e.to_string()),
             Err(_) => self.unavailable(ours, &format!("no answer within {:?}", self.timeout)),
         }

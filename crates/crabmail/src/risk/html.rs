@@ -44,8 +44,29 @@ const VOID: &[&str] = &[
 const UNRENDERED: &[&str] = &["script", "style", "head", "title", "noscript", "svg"];
 /// Elements that start a new line in the rendered text.
 const BLOCK: &[&str] = &[
-    "p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "section",
-    "article", "header", "footer", "blockquote", "ul", "ol", "hr", "center", "td", "th",
+    "p",
+    "div",
+    "br",
+    "tr",
+    "li",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "table",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "blockquote",
+    "ul",
+    "ol",
+    "hr",
+    "center",
+    "td",
+    "th",
 ];
 /// Background assumed where none is set: mail clients render on white.
 const PAGE_BACKGROUND: Rgb = Rgb(255, 255, 255);
@@ -239,24 +260,40 @@ fn hiding_reason(
     if css_value(style, "display").is_some_and(|v| v.starts_with("none")) {
         return Some("display:none");
     }
-    if css_value(style, "visibility").is_some_and(|v| v.starts_with("hidden") || v.starts_with("collapse")) {
+    if css_value(style, "visibility")
+        .is_some_and(|v| v.starts_with("hidden") || v.starts_with("collapse"))
+    {
         return Some("visibility:hidden");
     }
-    if css_value(style, "opacity").and_then(css_number).is_some_and(|o| o < 0.1) {
+    if css_value(style, "opacity")
+        .and_then(css_number)
+        .is_some_and(|o| o < 0.1)
+    {
         return Some("opacity:0");
     }
-    if css_value(style, "font-size").and_then(font_px).is_some_and(|px| px < 3.0) {
+    if css_value(style, "font-size")
+        .and_then(font_px)
+        .is_some_and(|px| px < 3.0)
+    {
         return Some("font too small to read");
     }
-    for (property, limit) in [("max-height", 1.0), ("height", 1.0), ("max-width", 1.0), ("width", 1.0)] {
-        if css_value(style, property).and_then(font_px).is_some_and(|px| px < limit)
+    for (property, limit) in [
+        ("max-height", 1.0),
+        ("height", 1.0),
+        ("max-width", 1.0),
+        ("width", 1.0),
+    ] {
+        if css_value(style, property)
+            .and_then(font_px)
+            .is_some_and(|px| px < limit)
             && css_value(style, "overflow").is_some_and(|v| v.starts_with("hidden"))
         {
             return Some("zero-size box");
         }
     }
     if css_value(style, "clip").is_some_and(|v| v.replace(' ', "").starts_with("rect(0"))
-        || css_value(style, "clip-path").is_some_and(|v| v.contains("inset(50%") || v.contains("circle(0"))
+        || css_value(style, "clip-path")
+            .is_some_and(|v| v.contains("inset(50%") || v.contains("circle(0"))
     {
         return Some("clipped to nothing");
     }
@@ -266,8 +303,11 @@ fn hiding_reason(
             .is_some_and(|px| px <= -500.0)
     };
     if off_screen("text-indent")
-        || (css_value(style, "position").is_some_and(|v| v.starts_with("absolute") || v.starts_with("fixed"))
-            && ["left", "top", "right", "margin-left", "margin-top"].into_iter().any(off_screen))
+        || (css_value(style, "position")
+            .is_some_and(|v| v.starts_with("absolute") || v.starts_with("fixed"))
+            && ["left", "top", "right", "margin-left", "margin-top"]
+                .into_iter()
+                .any(off_screen))
     {
         return Some("positioned off-screen");
     }
@@ -315,8 +355,7 @@ fn background_of(style: &str, bgcolor: Option<&str>) -> Option<Rgb> {
     css_value(style, "background-color")
         .and_then(parse_color)
         .or_else(|| {
-            css_value(style, "background")
-                .and_then(|v| v.split_whitespace().find_map(parse_color))
+            css_value(style, "background").and_then(|v| v.split_whitespace().find_map(parse_color))
         })
         .or_else(|| bgcolor.and_then(parse_color))
 }
@@ -332,9 +371,17 @@ impl Rgb {
 }
 
 fn parse_color(value: &str) -> Option<Rgb> {
-    let v = value.trim().trim_end_matches("!important").trim().to_ascii_lowercase();
+    let v = value
+        .trim()
+        .trim_end_matches("!important")
+        .trim()
+        .to_ascii_lowercase();
     if let Some(hex) = v.strip_prefix('#') {
-        let hex = hex.get(..hex.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(hex.len()))?;
+        let hex = hex.get(
+            ..hex
+                .find(|c: char| !c.is_ascii_hexdigit())
+                .unwrap_or(hex.len()),
+        )?;
         let byte = |s: &str| u8::from_str_radix(s, 16).ok();
         return match hex.len() {
             3 | 4 => {
@@ -352,7 +399,12 @@ fn parse_color(value: &str) -> Option<Rgb> {
             .split([',', ' ', '/'])
             .filter(|p| !p.is_empty())
             .take(3)
-            .map(|p| p.trim().parse::<f32>().ok().map(|n| n.clamp(0.0, 255.0) as u8))
+            .map(|p| {
+                p.trim()
+                    .parse::<f32>()
+                    .ok()
+                    .map(|n| n.clamp(0.0, 255.0) as u8)
+            })
             .collect::<Option<_>>()?;
         return (parts.len() == 3).then(|| Rgb(parts[0], parts[1], parts[2]));
     }
@@ -397,10 +449,22 @@ mod tests {
     fn every_hiding_technique_is_found_with_its_reason() {
         let cases = [
             ("<div style=\"display: none\">a b</div>", "display:none"),
-            ("<span style='visibility:hidden'>a b</span>", "visibility:hidden"),
-            ("<p style=\"font-size:0px\">a b</p>", "font too small to read"),
-            ("<p style=\"font-size:1pt\">a b</p>", "font too small to read"),
-            ("<p style=\"color:#fff\">a b</p>", "text coloured like its background"),
+            (
+                "<span style='visibility:hidden'>a b</span>",
+                "visibility:hidden",
+            ),
+            (
+                "<p style=\"font-size:0px\">a b</p>",
+                "font too small to read",
+            ),
+            (
+                "<p style=\"font-size:1pt\">a b</p>",
+                "font too small to read",
+            ),
+            (
+                "<p style=\"color:#fff\">a b</p>",
+                "text coloured like its background",
+            ),
             (
                 "<td bgcolor=\"#000000\"><font color=\"black\">a b</font></td>",
                 "text coloured like its background",
@@ -409,7 +473,10 @@ mod tests {
                 "<div style=\"position:absolute;left:-9999px\">a b</div>",
                 "positioned off-screen",
             ),
-            ("<div style=\"text-indent:-10000px\">a b</div>", "positioned off-screen"),
+            (
+                "<div style=\"text-indent:-10000px\">a b</div>",
+                "positioned off-screen",
+            ),
             ("<div style=\"opacity:0\">a b</div>", "opacity:0"),
             (
                 "<div style=\"max-height:0;overflow:hidden\">a b</div>",
@@ -447,7 +514,10 @@ mod tests {
     #[test]
     fn hidden_subtrees_end_where_their_element_ends_even_when_misnested() {
         let r = render("<div style=display:none><p>secret</div><p>shown</p></p>");
-        assert_eq!(hidden_reasons("<div style=display:none><p>secret</div>")[0].1, "secret");
+        assert_eq!(
+            hidden_reasons("<div style=display:none><p>secret</div>")[0].1,
+            "secret"
+        );
         assert_eq!(r.visible, "shown");
     }
 

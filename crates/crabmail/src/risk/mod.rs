@@ -105,17 +105,29 @@ pub fn assess(content: &Content<'_>, policy: &Policy) -> Assessment {
         (Some(t), None) => t.to_owned(),
         (None, None) => String::new(),
     };
-    // The context a sentence is judged off-topic against: everything a person sees.
-    let context = format!("{} {}", content.subject.unwrap_or(""), visible_text);
+    // A sentence is judged off-topic against its own part's other sentences and the subject.
+    let context = content.subject.unwrap_or("").to_owned();
 
     if let Some(subject) = content.subject {
         scan_part(subject, "subject", None, &mut findings, &mut hidden);
     }
     if let Some(text) = content.text {
-        scan_part(cap(text), "text", Some(&context), &mut findings, &mut hidden);
+        scan_part(
+            cap(text),
+            "text",
+            Some(&context),
+            &mut findings,
+            &mut hidden,
+        );
     }
     if let Some(rendered) = &rendered {
-        scan_part(&rendered.visible, "html", Some(&context), &mut findings, &mut hidden);
+        scan_part(
+            &rendered.visible,
+            "html",
+            Some(&context),
+            &mut findings,
+            &mut hidden,
+        );
         for item in &rendered.hidden {
             scan_hidden(item, &mut findings);
             hidden.push(HiddenContent {
@@ -129,7 +141,13 @@ pub fn assess(content: &Content<'_>, policy: &Policy) -> Assessment {
         let location = format!("attachment:{}", attachment.name);
         if attachment.is_html {
             let r = html::render(cap(&attachment.text));
-            scan_part(&r.visible, &location, Some(&context), &mut findings, &mut hidden);
+            scan_part(
+                &r.visible,
+                &location,
+                Some(&context),
+                &mut findings,
+                &mut hidden,
+            );
             for item in &r.hidden {
                 scan_hidden(item, &mut findings);
                 hidden.push(HiddenContent {
@@ -139,7 +157,13 @@ pub fn assess(content: &Content<'_>, policy: &Policy) -> Assessment {
                 });
             }
         } else {
-            scan_part(cap(&attachment.text), &location, Some(&context), &mut findings, &mut hidden);
+            scan_part(
+                cap(&attachment.text),
+                &location,
+                Some(&context),
+                &mut findings,
+                &mut hidden,
+            );
         }
     }
     for header in content.headers {
@@ -226,7 +250,13 @@ fn scan_part(
         findings.push(Finding {
             rule: "homoglyph",
             weight: 0.25,
-            excerpt: scan.mixed_words.iter().take(5).cloned().collect::<Vec<_>>().join(" "),
+            excerpt: scan
+                .mixed_words
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" "),
             location: location.to_owned(),
         });
     }
@@ -308,7 +338,10 @@ fn summarise(mut findings: Vec<Finding>) -> Security {
     findings.sort_by(|a, b| b.weight.total_cmp(&a.weight));
     let mut kept: Vec<Finding> = Vec::new();
     for f in findings {
-        if !kept.iter().any(|k| k.rule == f.rule && k.location == f.location) {
+        if !kept
+            .iter()
+            .any(|k| k.rule == f.rule && k.location == f.location)
+        {
             kept.push(f);
         }
     }
@@ -317,7 +350,11 @@ fn summarise(mut findings: Vec<Finding>) -> Security {
     let mut seen_rules: Vec<&str> = Vec::new();
     for f in &kept {
         // Across locations a rule adds a little, not fully: plain and HTML bodies repeat each other.
-        let w = if seen_rules.contains(&f.rule) { f.weight * 0.25 } else { f.weight };
+        let w = if seen_rules.contains(&f.rule) {
+            f.weight * 0.25
+        } else {
+            f.weight
+        };
         seen_rules.push(f.rule);
         if INSTRUCTION_RULES.contains(&f.rule) {
             instruction = noisy_or(instruction, w);

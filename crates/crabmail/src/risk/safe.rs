@@ -123,8 +123,15 @@ mod tests {
         assert!(first.starts_with("[UNTRUSTED EMAIL "), "{v}");
         assert!(first.contains("HIGH (0.90)"), "{v}");
         let nonce = first.split_whitespace().nth(2).unwrap();
-        assert!(v.trim_end().ends_with(&format!("[UNTRUSTED EMAIL {nonce} END]")), "{v}");
-        assert!(v.contains("From: Eve <eve@x.test>\nSubject: Hi\n\nHello there\n"), "{v}");
+        assert!(
+            v.trim_end()
+                .ends_with(&format!("[UNTRUSTED EMAIL {nonce} END]")),
+            "{v}"
+        );
+        assert!(
+            v.contains("From: Eve <eve@x.test>\nSubject: Hi\n\nHello there\n"),
+            "{v}"
+        );
         assert!(v.contains("1 hidden passage(s) removed"), "{v}");
     }
 
@@ -135,7 +142,11 @@ mod tests {
             "low",
         );
         assert!(!v.contains("000000000000 END"), "{v}");
-        assert_eq!(v.matches(" END]").count(), 2, "the instruction and the real end: {v}");
+        assert_eq!(
+            v.matches(" END]").count(),
+            2,
+            "the instruction and the real end: {v}"
+        );
         assert!(!v.contains("<|im_start|>"), "{v}");
         assert!(!v.contains("==="), "{v}");
         assert!(v.contains("[marker removed]"), "{v}");

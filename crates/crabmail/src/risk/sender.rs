@@ -7,14 +7,39 @@ use crabmail_api::{AuthResults, Mailbox};
 /// Brands often impersonated, with the domains that legitimately send as them.
 const BRANDS: &[(&str, &[&str])] = &[
     ("paypal", &["paypal.com"]),
-    ("microsoft", &["microsoft.com", "outlook.com", "office.com", "live.com", "office365.com"]),
-    ("office 365", &["microsoft.com", "office.com", "office365.com"]),
+    (
+        "microsoft",
+        &[
+            "microsoft.com",
+            "outlook.com",
+            "office.com",
+            "live.com",
+            "office365.com",
+        ],
+    ),
+    (
+        "office 365",
+        &["microsoft.com", "office.com", "office365.com"],
+    ),
     ("outlook", &["microsoft.com", "outlook.com"]),
-    ("google", &["google.com", "gmail.com", "youtube.com", "googlemail.com"]),
+    (
+        "google",
+        &["google.com", "gmail.com", "youtube.com", "googlemail.com"],
+    ),
     ("gmail", &["google.com", "gmail.com"]),
     ("apple", &["apple.com", "icloud.com"]),
     ("icloud", &["apple.com", "icloud.com"]),
-    ("amazon", &["amazon.com", "amazon.co.uk", "amazon.de", "amazon.fr", "amazonaws.com", "amazonses.com"]),
+    (
+        "amazon",
+        &[
+            "amazon.com",
+            "amazon.co.uk",
+            "amazon.de",
+            "amazon.fr",
+            "amazonaws.com",
+            "amazonses.com",
+        ],
+    ),
     ("github", &["github.com"]),
     ("gitlab", &["gitlab.com"]),
     ("stripe", &["stripe.com"]),
@@ -27,7 +52,10 @@ const BRANDS: &[(&str, &[&str])] = &[
     ("docusign", &["docusign.com", "docusign.net"]),
     ("dropbox", &["dropbox.com"]),
     ("linkedin", &["linkedin.com"]),
-    ("facebook", &["facebook.com", "facebookmail.com", "meta.com"]),
+    (
+        "facebook",
+        &["facebook.com", "facebookmail.com", "meta.com"],
+    ),
     ("instagram", &["instagram.com", "facebookmail.com"]),
     ("coinbase", &["coinbase.com"]),
     ("binance", &["binance.com"]),
@@ -59,11 +87,26 @@ pub fn signals(
     if let Some(auth) = auth {
         let dkim_pass = auth.dkim.iter().any(|d| d.result == "pass");
         if auth.dmarc.result == "fail" {
-            out.push(signal("auth_failed", 0.15, format!("dmarc=fail for {}", auth.dmarc.domain), "header:Authentication-Results"));
+            out.push(signal(
+                "auth_failed",
+                0.15,
+                format!("dmarc=fail for {}", auth.dmarc.domain),
+                "header:Authentication-Results",
+            ));
         } else if matches!(auth.spf.result.as_str(), "fail" | "softfail") && !dkim_pass {
-            out.push(signal("auth_failed", 0.1, format!("spf={} for {}", auth.spf.result, auth.spf.domain), "header:Authentication-Results"));
+            out.push(signal(
+                "auth_failed",
+                0.1,
+                format!("spf={} for {}", auth.spf.result, auth.spf.domain),
+                "header:Authentication-Results",
+            ));
         } else if auth.dkim.iter().any(|d| d.result == "fail") && !dkim_pass {
-            out.push(signal("auth_failed", 0.1, "dkim=fail".to_owned(), "header:Authentication-Results"));
+            out.push(signal(
+                "auth_failed",
+                0.1,
+                "dkim=fail".to_owned(),
+                "header:Authentication-Results",
+            ));
         }
     }
     let Some(from) = from else {
@@ -72,14 +115,31 @@ pub fn signals(
     let address = from.address.as_deref().unwrap_or("").to_ascii_lowercase();
     let domain = address.rsplit_once('@').map_or("", |(_, d)| d).to_owned();
     let name = from.name.as_deref().unwrap_or("").to_lowercase();
-    if let Some(shown) = name.split_whitespace().find(|w| w.contains('@') && w.contains('.'))
-        && !shown.trim_matches(|c: char| !c.is_alphanumeric()).eq_ignore_ascii_case(&address)
+    if let Some(shown) = name
+        .split_whitespace()
+        .find(|w| w.contains('@') && w.contains('.'))
+        && !shown
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .eq_ignore_ascii_case(&address)
     {
-        out.push(signal("display_name_spoof", 0.3, format!("shows {shown} but sent from {address}"), "header:From"));
+        out.push(signal(
+            "display_name_spoof",
+            0.3,
+            format!("shows {shown} but sent from {address}"),
+            "header:From",
+        ));
     }
     for (brand, domains) in BRANDS {
         if contains_word(&name, brand) && !domains.iter().any(|d| is_within(&domain, d)) {
-            out.push(signal("brand_impersonation", 0.3, format!("display name \"{}\" from {domain}", from.name.as_deref().unwrap_or("")), "header:From"));
+            out.push(signal(
+                "brand_impersonation",
+                0.3,
+                format!(
+                    "display name \"{}\" from {domain}",
+                    from.name.as_deref().unwrap_or("")
+                ),
+                "header:From",
+            ));
             break;
         }
     }
@@ -87,16 +147,36 @@ pub fn signals(
         let operator = operator.to_lowercase();
         if !operator.is_empty()
             && name.contains(&operator)
-            && !operator_addresses.iter().any(|a| a.eq_ignore_ascii_case(&address))
+            && !operator_addresses
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(&address))
         {
-            out.push(signal("operator_impersonation", 0.4, format!("display name \"{}\" from {address}", from.name.as_deref().unwrap_or("")), "header:From"));
+            out.push(signal(
+                "operator_impersonation",
+                0.4,
+                format!(
+                    "display name \"{}\" from {address}",
+                    from.name.as_deref().unwrap_or("")
+                ),
+                "header:From",
+            ));
             break;
         }
     }
     if let Some(brand) = lookalike(&domain) {
-        out.push(signal("lookalike_domain", 0.35, format!("{domain} looks like {brand}"), "header:From"));
+        out.push(signal(
+            "lookalike_domain",
+            0.35,
+            format!("{domain} looks like {brand}"),
+            "header:From",
+        ));
     } else if domain.split('.').any(|label| label.starts_with("xn--")) {
-        out.push(signal("lookalike_domain", 0.2, format!("{domain} is an internationalised (punycode) name"), "header:From"));
+        out.push(signal(
+            "lookalike_domain",
+            0.2,
+            format!("{domain} is an internationalised (punycode) name"),
+            "header:From",
+        ));
     }
     out
 }
@@ -153,10 +233,8 @@ fn lookalike(domain: &str) -> Option<&'static str> {
                     _ => c,
                 })
                 .collect();
-            let with_words = registrable
-                .split('-')
-                .any(|part| part == brand)
-                && registrable != brand;
+            let with_words =
+                registrable.split('-').any(|part| part == brand) && registrable != brand;
             if unleet == brand
                 || edit_distance(registrable, brand) == 1
                 || unleet.replace("rn", "m") == brand
@@ -175,7 +253,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -194,19 +274,39 @@ mod tests {
     }
 
     fn rules(m: &Mailbox) -> Vec<&'static str> {
-        signals(Some(m), None, &["Dana Ops".into()], &["dana@corp.test".into()])
-            .into_iter()
-            .map(|s| s.rule)
-            .collect()
+        signals(
+            Some(m),
+            None,
+            &["Dana Ops".into()],
+            &["dana@corp.test".into()],
+        )
+        .into_iter()
+        .map(|s| s.rule)
+        .collect()
     }
 
     #[test]
     fn impersonation_and_lookalikes_are_signalled() {
-        assert_eq!(rules(&from("PayPal Support", "help@secure-pay.test")), vec!["brand_impersonation"]);
-        assert_eq!(rules(&from("Service", "x@paypa1.com")), vec!["lookalike_domain"]);
-        assert_eq!(rules(&from("Service", "x@githubb.com")), vec!["lookalike_domain"]);
-        assert_eq!(rules(&from("Service", "x@paypal-security.com")), vec!["lookalike_domain"]);
-        assert_eq!(rules(&from("Dana Ops", "dana@gmail.com")), vec!["operator_impersonation"]);
+        assert_eq!(
+            rules(&from("PayPal Support", "help@secure-pay.test")),
+            vec!["brand_impersonation"]
+        );
+        assert_eq!(
+            rules(&from("Service", "x@paypa1.com")),
+            vec!["lookalike_domain"]
+        );
+        assert_eq!(
+            rules(&from("Service", "x@githubb.com")),
+            vec!["lookalike_domain"]
+        );
+        assert_eq!(
+            rules(&from("Service", "x@paypal-security.com")),
+            vec!["lookalike_domain"]
+        );
+        assert_eq!(
+            rules(&from("Dana Ops", "dana@gmail.com")),
+            vec!["operator_impersonation"]
+        );
         assert_eq!(
             rules(&from("billing@stripe.com", "x@evil.test")),
             vec!["display_name_spoof", "brand_impersonation"]

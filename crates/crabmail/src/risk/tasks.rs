@@ -9,30 +9,36 @@
 
 use super::rules::{Hit, excerpt};
 use regex::Regex;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
-fn re(pattern: &str) -> Regex {
-    Regex::new(&format!("(?i){pattern}")).expect("task pattern compiles")
-}
+use super::rules::re;
 
 /// Verbs that open an assistant task; mail rarely opens a sentence with them.
 static TASK_LEAD: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(please |kindly |now |also |then |and |can you |could you |would you |will you |i want you to |i need you to |your (next )?task is to |you (must|should|need to) )*(explain|describe|summari[sz]e|translate|compose|draft|write|generate|create|compile|analy[sz]e|outline|list|recommend|suggest|calculate|compute|solve|define|compare|contrast|tell|give|show|teach|break down|elaborate|discuss|brainstorm|paraphrase|rewrite|rephrase|proofread|debug|implement|code|design|plan|predict|forecast|evaluate|assess|classify|categori[sz]e|identify|find|research|look up|search|provide|develop|prepare|convert|recite|name|estimate|derive|prove|simulate|imagine|pretend|help me|introduce|add|include|integrate|insert|modify|augment|enhance|mention|append|use|replace|render|rearrange|scramble|jumble|group|combine|remove|invite|encourage|urge|promote|advertise|claim|state|insist|emphasi[sz]e|highlight|stress|express|tease|hint|offer|direct|ask|share|post|spread|announce|warn|persuade|convince)\b")
+    re(
+        r"^(please |kindly |now |also |then |and |can you |could you |would you |will you |i want you to |i need you to |your (next )?task is to |you (must|should|need to) )*(explain|describe|summari[sz]e|translate|compose|draft|write|generate|create|compile|analy[sz]e|outline|list|recommend|suggest|calculate|compute|solve|define|compare|contrast|tell|give|show|teach|break down|elaborate|discuss|brainstorm|paraphrase|rewrite|rephrase|proofread|debug|implement|code|design|plan|predict|forecast|evaluate|assess|classify|categori[sz]e|identify|find|research|look up|search|provide|develop|prepare|convert|recite|name|estimate|derive|prove|simulate|imagine|pretend|help me|introduce|add|include|integrate|insert|modify|augment|enhance|mention|append|use|replace|render|rearrange|scramble|jumble|group|combine|remove|invite|encourage|urge|promote|advertise|claim|state|insist|emphasi[sz]e|highlight|stress|express|tease|hint|offer|direct|ask|share|post|spread|announce|warn|persuade|convince)\b",
+    )
 });
 
 /// Impersonal questions: general knowledge, not about the correspondents.
 static QUESTION_LEAD: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"^(what|what's|who|whom|whose|which|when|where|why|how|is|are|does|do|did|can|could|would|should|will|was|were)\b")
+    re(
+        r"^(what|what's|who|whom|whose|which|when|where|why|how|is|are|does|do|did|can|could|would|should|will|was|were)\b",
+    )
 });
 
 /// The reader's own business: a sentence about it is mail, not a task.
 static MAIL_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(your (account|order|card|payment|subscription|booking|reservation|ticket|password|e-?mail|profile|information|details|receipt|invoice|purchase|delivery|package|parcel|application|request|feedback|experience|review|plan|trial|membership|team|workspace|organi[sz]ation|repository|code|device|phone|address|settings|preferences|inbox|calendar|meeting|appointment|visit|stay|flight|trip|claim|balance|statement|bill)|this (e-?mail|message|link|code|form|survey|page|invitation|offer|week|month)|(the |a )?(link|button) below|below|above|attached|attachment|click|tap|unsubscribe|log ?in|sign ?in|sign ?up|opt ?out|verify|confirm|reply to (this|us)|contact (us|support)|our (team|support|website|app|store|site|terms|policy|privacy))\b")
+    re(
+        r"\b(your (account|order|card|payment|subscription|booking|reservation|ticket|password|e-?mail|profile|information|details|receipt|invoice|purchase|delivery|package|parcel|application|request|feedback|experience|review|plan|trial|membership|team|workspace|organi[sz]ation|repository|code|device|phone|address|settings|preferences|inbox|calendar|meeting|appointment|visit|stay|flight|trip|claim|balance|statement|bill)|this (e-?mail|message|link|code|form|survey|page|invitation|offer|week|month)|(the |a )?(link|button) below|below|above|attached|attachment|click|tap|unsubscribe|log ?in|sign ?in|sign ?up|opt ?out|verify|confirm|reply to (this|us)|contact (us|support)|our (team|support|website|app|store|site|terms|policy|privacy))\b",
+    )
 });
 
 static PERSONAL: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"\b(i|i'm|i've|i'd|me|my|we|we're|we've|us|our|you|you're|you've|your|yours|this|these|that|those|it|here)\b")
+    re(
+        r"\b(i|i'm|i've|i'd|me|my|we|we're|we've|us|our|you|you're|you've|your|yours|this|these|that|those|it|here)\b",
+    )
 });
 
 const STOPWORDS: &[&str] = &[
@@ -40,37 +46,40 @@ const STOPWORDS: &[&str] = &[
     "between", "both", "could", "does", "doing", "down", "during", "each", "from", "further",
     "have", "having", "here", "into", "just", "more", "most", "once", "only", "other", "over",
     "same", "should", "some", "such", "than", "that", "their", "them", "then", "there", "these",
-    "they", "this", "those", "through", "under", "until", "very", "what", "when", "where",
-    "which", "while", "will", "with", "would", "your", "yours", "please", "make", "like", "want",
-    "need", "every", "first", "third", "fourth", "words", "word", "answer", "response", "reply",
-    "message", "letters",
+    "they", "this", "those", "through", "under", "until", "very", "what", "when", "where", "which",
+    "while", "will", "with", "would", "your", "yours", "please", "make", "like", "want", "need",
+    "every", "first", "third", "fourth", "words", "word", "answer", "response", "reply", "message",
+    "letters",
 ];
 
-/// Task-request hits for one text; `context` is the rest of the message (subject and other
-/// parts) used to judge whether a sentence is off-topic.
+/// Task-request hits for one text; `context` is what else the reader sees of the message (its
+/// subject) used with the text's other sentences to judge whether a sentence is off-topic.
 pub fn scan(text: &str, context: &str) -> Vec<Hit> {
     let sentences = split_sentences(text);
     if sentences.is_empty() {
         return Vec::new();
     }
+    // Word counts of the whole text, so "the rest" of each sentence costs no second pass.
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for s in &sentences {
+        for w in content_words(s) {
+            *counts.entry(w).or_default() += 1;
+        }
+    }
+    let context_words = content_words(context);
     let mut best: Option<Hit> = None;
-    for (i, sentence) in sentences.iter().enumerate() {
+    for sentence in &sentences {
         let Some(form) = task_form(sentence) else {
             continue;
         };
-        let others: String = sentences
-            .iter()
-            .enumerate()
-            .filter(|&(j, _)| j != i)
-            .map(|(_, s)| *s)
-            .chain(std::iter::once(context))
-            .collect::<Vec<_>>()
-            .join(" ");
         let mut weight = match form {
             Form::Imperative => 0.35,
             Form::Question => 0.3,
         };
-        if off_topic(sentence, &others) {
+        let mine = content_words(sentence);
+        if off_topic(&mine, |w| {
+            counts.get(w).copied().unwrap_or(0) > 1 || context_words.contains(w)
+        }) {
             weight += 0.2;
         }
         if best.as_ref().is_none_or(|b| b.weight < weight) {
@@ -108,14 +117,12 @@ fn task_form(sentence: &str) -> Option<Form> {
     None
 }
 
-/// True when few of the sentence's content words appear anywhere else in the message.
-fn off_topic(sentence: &str, rest: &str) -> bool {
-    let mine = content_words(sentence);
+/// True when few of the sentence's content words appear elsewhere in the message (`elsewhere`).
+fn off_topic(mine: &HashSet<String>, elsewhere: impl Fn(&str) -> bool) -> bool {
     if mine.len() < 2 {
         return false;
     }
-    let theirs = content_words(rest);
-    let shared = mine.iter().filter(|w| theirs.contains(*w)).count();
+    let shared = mine.iter().filter(|w| elsewhere(w)).count();
     (shared as f64) / (mine.len() as f64) <= 0.2
 }
 
@@ -192,8 +199,11 @@ mod tests {
         The settled amount may be different from this initial charge.";
 
     fn weight(inserted: &str) -> f64 {
-        let text = format!("{MAIL}\n{inserted}\nIf you have any questions, just reply to this email.");
-        scan(&text, "Your card has been charged").first().map_or(0.0, |h| h.weight)
+        let text =
+            format!("{MAIL}\n{inserted}\nIf you have any questions, just reply to this email.");
+        scan(&text, "Your card has been charged")
+            .first()
+            .map_or(0.0, |h| h.weight)
     }
 
     #[test]

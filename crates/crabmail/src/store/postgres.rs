@@ -20,7 +20,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0002_outbound.sql"),
     ),
     (3, include_str!("../../migrations/postgres/0003_trust.sql")),
-    (4, include_str!("../../migrations/postgres/0004_threads.sql")),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_threads.sql"),
+    ),
 ];
 const ARRIVALS_CHANNEL: &str = "crabmail_arrivals";
 
