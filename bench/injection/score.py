@@ -4,7 +4,8 @@ on "id") and prints ROC-AUC, the true-positive rate at 1% false positives, recal
 category and per position at the medium and high levels, the false-positive rate of each benign
 corpus, and scoring time per message.
 
-usage: score.py ROWS.jsonl SCORES.jsonl [--benign NAME=ROWS.jsonl:SCORES.jsonl ...]
+usage: score.py ROWS.jsonl SCORES.jsonl [--benign NAME=SCORES.jsonl ...]
+(every row of a --benign file is a benign message's score, from `crabmail check risk DIR`)
 """
 import json
 import statistics
@@ -73,12 +74,10 @@ def main():
             neg.append(s["injection_risk"])
     benign = []
     for spec in benign_specs:
-        name, paths = spec.split("=", 1)
-        brows, bscores = paths.split(":")
-        bs = {str(s["id"]): s for s in load(bscores)}
-        values = [bs[str(r["id"])]["injection_risk"] for r in load(brows)]
-        micros.extend(bs[str(r["id"])]["micros"] for r in load(brows))
-        benign.append((name, values))
+        name, path = spec.split("=", 1)
+        scored = load(path)
+        benign.append((name, [s["injection_risk"] for s in scored]))
+        micros.extend(s["micros"] for s in scored)
     all_neg = neg + [v for _, values in benign for v in values]
 
     def recall(values, level):

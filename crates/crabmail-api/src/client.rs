@@ -182,6 +182,57 @@ impl Client {
         Self::send(self.request(Method::GET, &format!("/v1/messages/{id}"))).await
     }
 
+    /// `GET /v1/messages/{id}?view=safe`: what an LLM should read of a received message.
+    pub async fn get_safe_view(&self, id: &str) -> Result<SafeView, ClientError> {
+        let req = self
+            .request(Method::GET, &format!("/v1/messages/{id}"))
+            .query(&[("view", "safe")]);
+        Self::send(req).await
+    }
+
+    /// Waits up to `filter.timeout` seconds for the first new message of the inbox that matches.
+    pub async fn wait_for(
+        &self,
+        inbox_id: &str,
+        filter: &WaitFilter,
+    ) -> Result<WaitResult, ClientError> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(from) = &filter.from {
+            query.push(("from", from.clone()));
+        }
+        if let Some(subject) = &filter.subject_contains {
+            query.push(("subject_contains", subject.clone()));
+        }
+        if filter.has_code {
+            query.push(("has_code", "true".into()));
+        }
+        if let Some(timeout) = filter.timeout {
+            query.push(("timeout", timeout.to_string()));
+        }
+        if let Some(after) = &filter.after {
+            query.push(("after", after.clone()));
+        }
+        if let Some(since) = &filter.since {
+            query.push(("since", since.clone()));
+        }
+        // The server holds the request for the timeout; give reqwest room beyond it.
+        let req = self
+            .request(Method::GET, &format!("/v1/inboxes/{inbox_id}/wait"))
+            .query(&query);
+        Self::send(req).await
+    }
+
+    pub async fn list_threads(&self, inbox_id: &str) -> Result<ThreadList, ClientError> {
+        let req = self
+            .request(Method::GET, "/v1/threads")
+            .query(&[("inbox", inbox_id)]);
+        Self::send(req).await
+    }
+
+    pub async fn get_thread(&self, id: &str) -> Result<Thread, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/v1/threads/{id}"))).await
+    }
+
     pub async fn get_raw(&self, id: &str) -> Result<Vec<u8>, ClientError> {
         let resp = self
             .request(Method::GET, &format!("/v1/messages/{id}/raw"))
@@ -304,4 +355,19 @@ impl Client {
             Err(_) => false,
         }
     }
+}
+
+/// Filters for [`Client::wait_for`]; every one given must match.
+#[derive(Debug, Clone, Default)]
+pub struct WaitFilter {
+    /// Sender address or domain.
+    pub from: Option<String>,
+    pub subject_contains: Option<String>,
+    pub has_code: bool,
+    /// Seconds (server default 30).
+    pub timeout: Option<u64>,
+    /// A list cursor: messages after it count too.
+    pub after: Option<String>,
+    /// An RFC 3339 time: messages received since then count too.
+    pub since: Option<String>,
 }

@@ -122,6 +122,7 @@ pub struct MessageSummary {
 /// The parsed part of a summary, computed once at ingest.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(default)]
 pub struct SummaryContent {
     pub from: Option<Mailbox>,
     pub to: Vec<Mailbox>,

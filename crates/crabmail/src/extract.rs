@@ -30,7 +30,7 @@ static CANDIDATE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static CODE_WORD: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)(\bcodes?\b|\bcode:|verification|verify|confirmation|confirm|one[- ]time|\botp\b|passcode|\bpin\b|security code|log ?in code|sign[- ]?in code|2fa|two[- ]factor|authenticat|\btoken\b|bestätigung|sicherheitscode|einmalcode|verifizierung|vérification|código|codigo|verificación|verificação|codice|verifica|verificatiecode|\bkod\b|doğrulama|код|подтвержд|验证码|驗證碼|確認コード|認証コード|인증|번호)",
+        r"(?i)(\bcodes?\b|\bcode:|one[- ]time|\botp\b|passcode|\bpin\b|2fa|two[- ]factor|\btoken\b|bestätigung|sicherheitscode|einmalcode|verifizierung|vérification|código|codigo|verificación|verificação|codice|verifica|verificatiecode|\bkod\b|doğrulama|код|подтвержд|验证码|驗證碼|確認コード|認証コード|인증|번호)",
     )
 });
 static NOT_A_CODE: LazyLock<Regex> = LazyLock::new(|| {

@@ -95,7 +95,7 @@ static ATTRIBUTION: LazyLock<Regex> = LazyLock::new(|| {
           | il\s.{4,200}\sha\sscritto:\s*$                # Il giorno ... ha scritto:
           | op\s.{4,200}\sschreef\s.{0,100}:\s*$          # Op maandag schreef Ann:
           | em\s.{4,200}\sescreveu:\s*$                   # Em seg, ... escreveu:
-          | .{1,200}\s(wrote|writes|a\sécrit|schrieb|escribió|scrive|escreveu):\s*$
+          | .{1,200}\s(wrote|writes|a\sécrit|schrieb|escribió|scrive|escreveu|написал|написала|napisał|skrev|kirjoitti):\s*$
           | -{2,}\s*original\s+message\s*-{2,}.*$        # -----Original Message-----
           | -{2,}\s*(ursprüngliche\s+nachricht|message\s+d'origine|mensaje\s+original)\s*-{2,}.*$
           | _{10,}\s*$                                    # Outlook's rule before From:
@@ -104,6 +104,28 @@ static ATTRIBUTION: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("attribution pattern")
 });
+
+/// Words every attribution line has one of (see `ATTRIBUTION`).
+const ATTRIBUTION_WORDS: &[&str] = &[
+    "wrote",
+    "writes",
+    "écrit",
+    "schrieb",
+    "escribi",
+    "scritto",
+    "schreef",
+    "escreveu",
+    "original",
+    "ursprüngliche",
+    "d'origine",
+    "mensaje",
+    "____",
+    "from:",
+    "написал",
+    "napisał",
+    "skrev",
+    "kirjoitti",
+];
 
 static SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*(--\s?|sent from my .{1,40}|sent from (outlook|mail|yahoo mail|gmail)( for \w+)?|get outlook for \w+.*|envoyé de mon .{1,40}|von meinem .{1,40} gesendet|enviado desde mi .{1,40})\s*$")
@@ -114,11 +136,20 @@ static SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
 /// quotes nothing, the whole text without its signature.
 pub fn reply_text(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
+    let may_attribute: Vec<bool> = text
+        .to_lowercase()
+        .lines()
+        .map(|l| ATTRIBUTION_WORDS.iter().any(|w| l.contains(w)))
+        .collect();
     let mut end = lines.len();
     for (i, line) in lines.iter().enumerate() {
         if line.trim_start().starts_with('>') {
             end = i;
             break;
+        }
+        // The regex is costly; only lines with one of its words can match it.
+        if !may_attribute[i] && !may_attribute.get(i + 1).copied().unwrap_or(false) {
+            continue;
         }
         if ATTRIBUTION.is_match(line) {
             // "From:" starts a quoted header block only when "Sent:"/"Date:" follows it.
@@ -138,15 +169,32 @@ pub fn reply_text(text: &str) -> String {
             break;
         }
         // Attributions are often wrapped over two lines.
+        // The first half carries a date or an address and does not end a sentence.
         if i + 1 < lines.len()
+            && line.contains(|c: char| c.is_ascii_digit() || c == '@')
+            && !line.trim_end().ends_with(['.', '!', '?'])
             && ATTRIBUTION.is_match(&format!("{} {}", line, lines[i + 1]))
-            && line.trim_start().to_lowercase().starts_with("on ")
         {
             end = i;
             break;
         }
     }
-    let body = &lines[..end];
+    let top: Vec<&str> = lines[..end].to_vec();
+    let body = if top.iter().any(|l| !l.trim().is_empty()) {
+        top
+    } else {
+        // Bottom-posted: the quote comes first and the answer after it (or between its parts).
+        lines[end..]
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| {
+                let quoted = l.trim_start().starts_with('>');
+                let attribution = *i == 0 && ATTRIBUTION.is_match(l);
+                !(quoted || attribution)
+            })
+            .map(|(_, l)| *l)
+            .collect()
+    };
     let cut = body
         .iter()
         .position(|l| SIGNATURE.is_match(l))

@@ -181,7 +181,15 @@ async fn send_from_the_cli_and_manage_the_queue() {
         &run(
             home.path(),
             &server,
-            &["receive", "--inbox", "desk@crabmail.localhost", "--all"],
+            // Delivered is recorded before ingest makes the copy readable: wait for it.
+            &[
+                "receive",
+                "--inbox",
+                "desk@crabmail.localhost",
+                "--all",
+                "--wait",
+                "10",
+            ],
         )
         .await,
     );

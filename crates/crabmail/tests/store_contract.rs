@@ -5,6 +5,7 @@
 use crabmail::clock::Timestamp;
 use crabmail::config::Config;
 use crabmail::store::*;
+use crabmail::thread::ThreadKeys;
 use crabmail_testkit::pg_schema_url;
 use std::sync::Arc;
 
@@ -68,6 +69,7 @@ contract!(
     committed_data_survives_reopening,
     the_queue_leases_records_and_reports,
     idempotency_suppressions_and_operator_actions,
+    threads_join_by_reference_then_subject_and_participants,
 );
 
 const T0: Timestamp = Timestamp(1_796_000_000_000);
@@ -140,6 +142,17 @@ fn ingested(blob: &str, subject: &str) -> Ingested {
         subject: Some(subject.into()),
         summary: format!("{{\"subject\":\"{subject}\"}}"),
         parsed: "{}".into(),
+        thread: ThreadKeys::default(),
+    }
+}
+
+/// Thread keys as ingest derives them from headers.
+fn keys(message_id: &str, refs: &[&str], subject: &str, participants: &[&str]) -> ThreadKeys {
+    ThreadKeys {
+        message_id: Some(message_id.into()),
+        refs: refs.iter().map(|r| (*r).into()).collect(),
+        subject_key: subject.into(),
+        participants: participants.iter().map(|p| (*p).into()).collect(),
     }
 }
 
@@ -479,8 +492,9 @@ fn queued(id: &str, rcpts: &[&str], key: Option<(&str, &[u8])>) -> QueuedMessage
         return_path: "a@d.test".into(),
         created_at: T0,
         source: "api",
-        summary: "{}".into(),
+        summary: "{\"subject\":\"out\"}".into(),
         parsed: "{}".into(),
+        thread: ThreadKeys::default(),
         recipients: rcpts
             .iter()
             .enumerate()
@@ -705,4 +719,136 @@ async fn idempotency_suppressions_and_operator_actions(b: Backend) {
 
     assert!(s.list_suppressions("acc_a").await.unwrap().is_empty());
     assert!(!s.delete_suppression("acc_a", "x@x.test").await.unwrap());
+}
+
+async fn threads_join_by_reference_then_subject_and_participants(b: Backend) {
+    let store = &*b.store;
+    account(store, "acc_a").await;
+    account(store, "acc_b").await;
+    inbox(store, "inb_a", "acc_a", "a@d.test").await;
+    inbox(store, "inb_b", "acc_b", "b@d.test").await;
+    // The inbox sends first; the reply names it in In-Reply-To.
+    let mut out = queued("msg_out1", &["ann@x.test"], None);
+    out.thread = keys("out1@d.test", &[], "plan", &["a@d.test", "ann@x.test"]);
+    store.enqueue(out).await.unwrap();
+    let sent = store
+        .get_outbound("acc_a", "msg_out1")
+        .await
+        .unwrap()
+        .unwrap();
+    let thread = sent
+        .thread_id
+        .clone()
+        .expect("a sent message starts a thread");
+    assert!(thread.starts_with("thr_"), "{thread}");
+
+    let arrivals = [
+        // a reply by reference
+        (
+            "blob_r1",
+            "msg_r1",
+            keys(
+                "r1@x.test",
+                &["out1@d.test"],
+                "plan",
+                &["ann@x.test", "a@d.test"],
+            ),
+            T0.0 + 1000,
+        ),
+        // same subject, shared participant, no references: joins by subject
+        (
+            "blob_r2",
+            "msg_r2",
+            keys("r2@x.test", &[], "plan", &["ann@x.test", "a@d.test"]),
+            T0.0 + 2000,
+        ),
+        // same subject from a stranger: a thread of its own
+        (
+            "blob_r3",
+            "msg_r3",
+            keys("r3@y.test", &[], "plan", &["zed@y.test", "a@d.test"]),
+            T0.0 + 3000,
+        ),
+        // same subject and participant, but eight days later: a new thread
+        (
+            "blob_r4",
+            "msg_r4",
+            keys("r4@x.test", &[], "plan", &["ann@x.test", "a@d.test"]),
+            T0.0 + 8 * 86_400_000,
+        ),
+    ];
+    for (blob, id, thread_keys, at) in &arrivals {
+        let mut message = inbound(
+            blob,
+            b"Subject: Re: Plan\r\n\r\nok\r\n",
+            &[(id, "inb_a", "acc_a")],
+        );
+        message.received_at = Timestamp(*at);
+        store.accept_inbound(message).await.unwrap();
+        let mut done = ingested(blob, "Re: Plan");
+        done.thread = thread_keys.clone();
+        store
+            .complete_ingest(vec![done], Timestamp(*at))
+            .await
+            .unwrap();
+    }
+    let thread_of = |id: &'static str| async move {
+        store
+            .get_message("acc_a", id)
+            .await
+            .unwrap()
+            .unwrap()
+            .thread_id
+            .unwrap()
+    };
+    assert_eq!(thread_of("msg_r1").await, thread);
+    assert_eq!(thread_of("msg_r2").await, thread);
+    assert_ne!(thread_of("msg_r3").await, thread);
+    let late = thread_of("msg_r4").await;
+    assert_ne!(late, thread);
+
+    let members = store.thread_members("acc_a", &thread).await.unwrap();
+    let ids: Vec<&str> = members.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(ids, ["msg_out1", "msg_r1", "msg_r2"]);
+    assert_eq!(members[0].direction, "outbound");
+    assert_eq!(
+        members[1].participants,
+        ["ann@x.test"],
+        "the inbox's own address is left out"
+    );
+    // Another account sees nothing of it.
+    assert!(
+        store
+            .thread_members("acc_b", &thread)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_threads("acc_b", "inb_a", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let threads = store.list_threads("acc_a", "inb_a", 10).await.unwrap();
+    assert_eq!(threads.len(), 3);
+    assert_eq!(threads[0].thread_id, late, "most recently active first");
+    let main = threads.iter().find(|t| t.thread_id == thread).unwrap();
+    assert_eq!(main.message_count, 3);
+    assert_eq!(
+        main.subject.as_deref(),
+        Some("out"),
+        "the first message's subject"
+    );
+    assert_eq!(main.participants, ["ann@x.test"]);
+
+    // Deleting a message takes it out of its thread.
+    assert!(store.delete_message("acc_a", "msg_r2").await.unwrap());
+    assert_eq!(
+        store.thread_members("acc_a", &thread).await.unwrap().len(),
+        2
+    );
+    assert_eq!(store.inbox_cursor("acc_a", "inb_a").await.unwrap(), 4);
 }

@@ -88,6 +88,30 @@ pub enum AgentCommand {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Wait for a verification code to arrive and print just the code.
+    WaitForCode {
+        /// Inbox address or id; the oldest inbox of the account when absent.
+        #[arg(long)]
+        inbox: Option<String>,
+        /// Sender address or domain (github.com matches noreply@github.com).
+        #[arg(long)]
+        from: Option<String>,
+        /// Text the subject must contain.
+        #[arg(long)]
+        subject: Option<String>,
+        /// Seconds to wait.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        /// Messages received this long before the command count too (the code may already be
+        /// there when you ask), e.g. 0s, 2m.
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+        /// Print the whole message JSON instead of the code.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// Show one message.
     Read {
         message_id: String,
@@ -153,6 +177,55 @@ pub async fn run(command: AgentCommand) -> anyhow::Result<()> {
                             println!("{}\t{}", inbox.address, inbox.id);
                         }
                     }
+                }
+            }
+        }
+        AgentCommand::WaitForCode {
+            inbox,
+            from,
+            subject,
+            timeout,
+            since,
+            json,
+            conn,
+        } => {
+            let client = client(&conn).await?;
+            let inbox = pick_inbox(&client, inbox.as_deref()).await?;
+            let now = crabmail::clock::Clock::now(&crabmail::clock::SystemClock);
+            let since = crabmail::clock::Timestamp(now.0 - since.as_millis() as i64);
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);
+            loop {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                // The server holds a wait for at most a minute or two; ask again until ours ends.
+                let chunk = left.as_secs().min(60);
+                let filter = crabmail_api::client::WaitFilter {
+                    from: from.clone(),
+                    subject_contains: subject.clone(),
+                    has_code: true,
+                    timeout: Some(chunk),
+                    since: Some(since.to_rfc3339()),
+                    ..Default::default()
+                };
+                match client.wait_for(&inbox.id, &filter).await.map_err(explain)? {
+                    crabmail_api::WaitResult::Message(message) => {
+                        if json {
+                            println!("{}", serde_json::to_string_pretty(&message)?);
+                        } else if let Some(code) = message
+                            .parsed
+                            .extracted
+                            .as_ref()
+                            .and_then(|e| e.codes.first())
+                        {
+                            println!("{}", code.value);
+                        }
+                        return Ok(());
+                    }
+                    crabmail_api::WaitResult::TimedOut(_)
+                        if chunk == 0 || left.as_secs() <= chunk =>
+                    {
+                        bail!("no code arrived in {} within {timeout} s", inbox.address);
+                    }
+                    crabmail_api::WaitResult::TimedOut(_) => {}
                 }
             }
         }

@@ -35,13 +35,22 @@ struct Rule {
     strong: bool,
 }
 
-/// Case-insensitive, with ASCII word boundaries: a Unicode `\b` makes the regex engine leave its
-/// fast DFA on any non-ASCII text, which mail is full of.
+/// A rule pattern, matched against ASCII-lower-cased text (see `scan`): without `(?i)` the
+/// regex engine can use its literal prefilters, which a case-insensitive set of many words
+/// defeats. Word boundaries are ASCII ones: a Unicode `\b` makes the engine leave its fast DFA
+/// on any non-ASCII text, which mail is full of. Bounded gaps (`[^.!?\n]{0,40}?`) are compiled
+/// unbounded, since counted repetitions of a Unicode class blow up the automaton; `MAX_MATCH`
+/// caps what counts instead.
 pub(crate) fn re(pattern: &str) -> Regex {
+    static GAP: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"\{0,\d+\}").expect("gap pattern compiles"));
+    let pattern = GAP.replace_all(pattern, "*");
     // Patterns are constants of this crate, checked by the tests.
-    Regex::new(&format!("(?i){}", pattern.replace(r"\b", r"(?-u:\b)")))
-        .expect("rule pattern compiles")
+    Regex::new(&pattern.replace(r"\b", r"(?-u:\b)")).expect("rule pattern compiles")
 }
+
+/// Longest match a rule accepts, in bytes: longer ones span more than one thought.
+const MAX_MATCH: usize = 240;
 
 struct RuleSpec {
     id: &'static str,
@@ -155,20 +164,19 @@ fn specs() -> Vec<RuleSpec> {
             0.75,
             r"\b(ai|llm|automated|email|virtual|digital|ai-powered) (assistants?|agents?|models?|readers?|systems?) (reading|processing|parsing|summari[sz]ing|handling|reviewing|triaging) (this|these|the)\b",
         ),
-        rule(
-            "ai_addressed",
-            0.6,
-            r"\bas an? (ai|a\.i\.|language model|llm|ai assistant|assistant)\b",
-        ),
         // --- making the model act
         RuleSpec {
             imperative: true,
             negatable: true,
+            // "Enter this code", "use the following code": the mail's own code, not a request.
+            unless: Some(
+                r"\b(this|the following|the code below|that)\b[^.!?\n]{0,20}\b(codes?|otp|passcode|pin)\b",
+            ),
             ..rule(
                 "tool_request",
                 0.6,
                 format!(
-                    r"\b(forward|send|e-?mail|mail|share|reveal|disclose|leak|expose|export|upload|post|paste|transmit|give|provide|output|print|display|list|read out|copy|write down)\b[^.!?\n]{{0,50}}?\b{SENSITIVE}\b"
+                    r"\b(forward|send|e-?mail|mail|share|reveal|disclose|leak|expose|export|upload|post|transmit|give|provide|output|print|display|read out)\b[^.!?\n]{{0,50}}?\b{SENSITIVE}\b"
                 ),
             )
         },
@@ -302,12 +310,17 @@ pub fn scan_strong(text: &str) -> Vec<Hit> {
 }
 
 fn scan_with(text: &str, strong_only: bool) -> Vec<Hit> {
+    // Same byte offsets as `text`: excerpts are cut from the original.
+    let lower = text.to_ascii_lowercase();
     let mut hits: Vec<Hit> = Vec::new();
     for rule in RULES.iter().filter(|r| !strong_only || r.strong) {
-        for m in rule.pattern.find_iter(text) {
-            let (start, end) = sentence_bounds(text, m.start(), m.end());
-            let sentence = &text[start..end];
-            let before = &text[start..m.start()];
+        for m in rule.pattern.find_iter(&lower) {
+            if m.len() > MAX_MATCH {
+                continue;
+            }
+            let (start, end) = sentence_bounds(&lower, m.start(), m.end());
+            let sentence = &lower[start..end];
+            let before = &lower[start..m.start()];
             if rule.unless.as_ref().is_some_and(|u| u.is_match(sentence)) {
                 continue;
             }
@@ -324,7 +337,7 @@ fn scan_with(text: &str, strong_only: bool) -> Vec<Hit> {
             let hit = Hit {
                 rule: rule.id,
                 weight,
-                excerpt: excerpt(sentence),
+                excerpt: excerpt(&text[start..end]),
             };
             match hits.iter_mut().find(|h| h.rule == hit.rule) {
                 Some(existing) if existing.weight < hit.weight => *existing = hit,

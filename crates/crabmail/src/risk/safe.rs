@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use std::sync::LazyLock;
 
 static FORGED_BOUNDARY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(untrusted[ _-]*(email|content|e-mail)[^\n]{0,40}?(begin|end|start|ends|begins)|={3,}|<{3,}|>{3,}|\[/?inst\]|<</?sys>>|<\|[a-z_]{2,30}\|>|</?(system|assistant|user|system_prompt|instructions?)>)")
+    Regex::new(r"(untrusted[ _-]*(email|content|e-mail)[^\n]{0,40}?(begin|end|start|ends|begins)|={3,}|<{3,}|>{3,}|\[/?inst\]|<</?sys>>|<\|[a-z_]{2,30}\|>|</?(system|assistant|user|system_prompt|instructions?)>)")
         .expect("boundary pattern")
 });
 
@@ -85,9 +85,17 @@ pub fn safe_text(input: &SafeInput<'_>) -> String {
 /// Strips invisible characters and defuses boundary look-alikes and chat-template tokens.
 pub fn neutralise(text: &str) -> String {
     let visible = strip_invisible(text);
-    FORGED_BOUNDARY
-        .replace_all(&visible, "[marker removed]")
-        .into_owned()
+    // Matched on an ASCII-lower-cased copy (same offsets), replaced in the original.
+    let lower = visible.to_ascii_lowercase();
+    let mut out = String::with_capacity(visible.len());
+    let mut last = 0;
+    for m in FORGED_BOUNDARY.find_iter(&lower) {
+        out.push_str(&visible[last..m.start()]);
+        out.push_str("[marker removed]");
+        last = m.end();
+    }
+    out.push_str(&visible[last..]);
+    out
 }
 
 #[cfg(test)]

@@ -233,10 +233,10 @@ fn lookalike(domain: &str) -> Option<&'static str> {
                     _ => c,
                 })
                 .collect();
-            let with_words =
-                registrable.split('-').any(|part| part == brand) && registrable != brand;
+            let with_words = unleet.split('-').any(|part| part == brand) && unleet != brand;
+            // Same length or longer: "mail" is not a lookalike of "gmail".
             if unleet == brand
-                || edit_distance(registrable, brand) == 1
+                || (registrable.len() >= brand.len() && edit_distance(registrable, brand) == 1)
                 || unleet.replace("rn", "m") == brand
                 || with_words
             {

@@ -17,7 +17,7 @@ use super::rules::re;
 /// Verbs that open an assistant task; mail rarely opens a sentence with them.
 static TASK_LEAD: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(please |kindly |now |also |then |and |can you |could you |would you |will you |i want you to |i need you to |your (next )?task is to |you (must|should|need to) )*(explain|describe|summari[sz]e|translate|compose|draft|write|generate|create|compile|analy[sz]e|outline|list|recommend|suggest|calculate|compute|solve|define|compare|contrast|tell|give|show|teach|break down|elaborate|discuss|brainstorm|paraphrase|rewrite|rephrase|proofread|debug|implement|code|design|plan|predict|forecast|evaluate|assess|classify|categori[sz]e|identify|find|research|look up|search|provide|develop|prepare|convert|recite|name|estimate|derive|prove|simulate|imagine|pretend|help me|introduce|add|include|integrate|insert|modify|augment|enhance|mention|append|use|replace|render|rearrange|scramble|jumble|group|combine|remove|invite|encourage|urge|promote|advertise|claim|state|insist|emphasi[sz]e|highlight|stress|express|tease|hint|offer|direct|ask|share|post|spread|announce|warn|persuade|convince)\b",
+        r"^(please |kindly |now |also |then |and |can you |could you |would you |will you |i want you to |i need you to |your (next )?task is to |you (must|should|need to) )*(explain|describe|summari[sz]e|translate|compose|draft|write|generate|create|compile|analy[sz]e|outline|list|recommend|suggest|calculate|compute|solve|define|compare|contrast|tell|give|show|teach|break down|elaborate|discuss|brainstorm|paraphrase|rewrite|rephrase|proofread|debug|implement|code|design|plan|predict|forecast|evaluate|assess|classify|categori[sz]e|identify|research|look up|provide|develop|prepare|convert|recite|estimate|derive|prove|simulate|imagine|pretend|help me|introduce|claim|persuade|convince|promote|advertise|urge|encourage)\b",
     )
 });
 
@@ -31,9 +31,11 @@ static QUESTION_LEAD: LazyLock<Regex> = LazyLock::new(|| {
 /// The reader's own business: a sentence about it is mail, not a task.
 static MAIL_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(your (account|order|card|payment|subscription|booking|reservation|ticket|password|e-?mail|profile|information|details|receipt|invoice|purchase|delivery|package|parcel|application|request|feedback|experience|review|plan|trial|membership|team|workspace|organi[sz]ation|repository|code|device|phone|address|settings|preferences|inbox|calendar|meeting|appointment|visit|stay|flight|trip|claim|balance|statement|bill)|this (e-?mail|message|link|code|form|survey|page|invitation|offer|week|month)|(the |a )?(link|button) below|below|above|attached|attachment|click|tap|unsubscribe|log ?in|sign ?in|sign ?up|opt ?out|verify|confirm|reply to (this|us)|contact (us|support)|our (team|support|website|app|store|site|terms|policy|privacy))\b",
+        r"\b(your (account|order|card|payment|subscription|booking|reservation|ticket|password|e-?mail|profile|information|details|receipt|invoice|purchase|delivery|package|parcel|application|request|feedback|experience|review|plan|trial|membership|team|workspace|organi[sz]ation|repository|code|device|phone|address|settings|preferences|inbox|calendar|meeting|appointment|visit|stay|flight|trip|claim|balance|statement|bill)|this (e-?mail|message|link|code|form|survey|page|invitation|offer|week|month)|(the |a )?(link|button) below|below|above|attached|following|today|tomorrow|tonight|yesterday|monday|tuesday|wednesday|thursday|friday|saturday|sunday|next week|this weekend|attachment|click|tap|unsubscribe|log ?in|sign ?in|sign ?up|opt ?out|verify|confirm|reply to (this|us)|contact (us|support)|our (team|support|website|app|store|site|terms|policy|privacy))\b",
     )
 });
+
+static LIST_ITEM: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*(\d{1,2}[.)]|[-*•·]|[a-z][.)])\s"));
 
 static PERSONAL: LazyLock<Regex> = LazyLock::new(|| {
     re(
@@ -55,26 +57,43 @@ const STOPWORDS: &[&str] = &[
 /// Task-request hits for one text; `context` is what else the reader sees of the message (its
 /// subject) used with the text's other sentences to judge whether a sentence is off-topic.
 pub fn scan(text: &str, context: &str) -> Vec<Hit> {
-    let sentences = split_sentences(text);
-    if sentences.is_empty() {
+    // The patterns match lower-cased text; offsets stay those of `text`.
+    let lower = text.to_ascii_lowercase();
+    let original = |s: &str| {
+        let at = s.as_ptr() as usize - lower.as_ptr() as usize;
+        &text[at..at + s.len()]
+    };
+    // First the cheap question: is any sentence shaped like a task at all?
+    let mut candidates: Vec<(&str, Form, bool)> = Vec::new();
+    for line in lower.lines() {
+        // Action items in a list are the mail's own requests, not a slipped-in task.
+        if LIST_ITEM.is_match(line) {
+            continue;
+        }
+        let in_line = split_sentences(line);
+        let standalone = in_line.len() == 1;
+        for sentence in in_line {
+            if let Some(form) = task_form(sentence) {
+                candidates.push((sentence, form, standalone));
+            }
+        }
+    }
+    if candidates.is_empty() {
         return Vec::new();
     }
     // Word counts of the whole text, so "the rest" of each sentence costs no second pass.
     let mut counts: HashMap<String, usize> = HashMap::new();
-    for s in &sentences {
+    for s in split_sentences(&lower) {
         for w in content_words(s) {
             *counts.entry(w).or_default() += 1;
         }
     }
-    let context_words = content_words(context);
+    let context_words = content_words(&context.to_ascii_lowercase());
     let mut best: Option<Hit> = None;
-    for sentence in &sentences {
-        let Some(form) = task_form(sentence) else {
-            continue;
-        };
+    for (sentence, form, standalone) in candidates {
         let mut weight = match form {
-            Form::Imperative => 0.35,
-            Form::Question => 0.3,
+            Form::Imperative => 0.3,
+            Form::Question => 0.25,
         };
         let mine = content_words(sentence);
         if off_topic(&mine, |w| {
@@ -82,11 +101,14 @@ pub fn scan(text: &str, context: &str) -> Vec<Hit> {
         }) {
             weight += 0.2;
         }
+        if standalone {
+            weight += 0.05;
+        }
         if best.as_ref().is_none_or(|b| b.weight < weight) {
             best = Some(Hit {
                 rule: "task_injection",
                 weight,
-                excerpt: excerpt(sentence),
+                excerpt: excerpt(original(sentence)),
             });
         }
     }
@@ -101,29 +123,42 @@ enum Form {
 
 fn task_form(sentence: &str) -> Option<Form> {
     let words = sentence.split_whitespace().count();
-    if !(3..=60).contains(&words) || MAIL_CONTEXT.is_match(sentence) {
+    if !(3..=60).contains(&words) {
         return None;
     }
-    if TASK_LEAD.is_match(sentence) {
-        return Some(Form::Imperative);
+    // The anchored patterns first: most sentences fail them at their first word.
+    let form = if TASK_LEAD.is_match(sentence) {
+        Form::Imperative
+    } else if sentence.ends_with('?') && QUESTION_LEAD.is_match(sentence) {
+        Form::Question
+    } else {
+        return None;
+    };
+    if MAIL_CONTEXT.is_match(sentence) {
+        return None;
     }
-    if sentence.ends_with('?') && QUESTION_LEAD.is_match(sentence) {
-        // Quoted phrases are the question's object ("How do you say 'thank you'?").
-        let unquoted = strip_quoted(sentence);
-        if !PERSONAL.is_match(&unquoted) || sentence.to_ascii_lowercase().starts_with("how do i") {
-            return Some(Form::Question);
+    // Quoted phrases are the object ("How do you say 'thank you'?"), not the correspondents.
+    let personal = PERSONAL.is_match(&strip_quoted(sentence));
+    match form {
+        // An imperative about the correspondents' own affairs is mail, not a task.
+        Form::Imperative if !personal => Some(form),
+        Form::Question => {
+            // "How do you say ...?" uses the generic you.
+            let generic = ["how do i ", "how do you ", "how can you ", "how would you "]
+                .iter()
+                .any(|p| sentence.starts_with(p));
+            (generic || !personal).then_some(form)
         }
+        Form::Imperative => None,
     }
-    None
 }
 
-/// True when few of the sentence's content words appear elsewhere in the message (`elsewhere`).
+/// True when none of the sentence's content words appears elsewhere in the message (`elsewhere`).
 fn off_topic(mine: &HashSet<String>, elsewhere: impl Fn(&str) -> bool) -> bool {
     if mine.len() < 2 {
         return false;
     }
-    let shared = mine.iter().filter(|w| elsewhere(w)).count();
-    (shared as f64) / (mine.len() as f64) <= 0.2
+    !mine.iter().any(|w| elsewhere(w))
 }
 
 fn content_words(text: &str) -> HashSet<String> {

@@ -34,6 +34,13 @@ impl Scan {
 }
 
 pub fn scan(text: &str) -> Scan {
+    // ASCII has none of what this looks for.
+    if text.is_ascii() {
+        return Scan {
+            cleaned: text.to_owned(),
+            ..Scan::default()
+        };
+    }
     let mut out = Scan {
         cleaned: String::with_capacity(text.len()),
         ..Scan::default()
@@ -66,6 +73,9 @@ pub fn scan(text: &str) -> Scan {
 
 /// Removes what `scan` removes, without folding words: the text a safe view shows.
 pub fn strip_invisible(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_owned();
+    }
     text.chars()
         .filter(|&c| matches!(classify(c), Kind::Visible))
         .collect()
@@ -104,7 +114,7 @@ fn classify(c: char) -> Kind {
         0xFE00..=0xFE0D | 0xE0100..=0xE01EF => Kind::Selector,
         0xE0000..=0xE007F => {
             let ascii = (c as u32) - 0xE0000;
-            Kind::Tag((0x20..0x7F).contains(&ascii).then(|| ascii as u8 as char))
+            Kind::Tag(char::from_u32(ascii).filter(|c| (' '..='~').contains(c)))
         }
         _ => Kind::Visible,
     }
