@@ -44,6 +44,7 @@ const INSTRUCTION_RULES: &[&str] = &[
     "secrecy",
     "prompt_leak",
     "output_manipulation",
+    "user_manipulation",
     "task_injection",
     "hidden_instruction",
     "encoded_instruction",
@@ -260,7 +261,9 @@ fn scan_part(
             location: location.to_owned(),
         });
     }
-    for hit in rules::scan(text) {
+    let plain = rules::scan(text);
+    let plain_rules: Vec<&str> = plain.iter().map(|h| h.rule).collect();
+    for hit in plain {
         findings.push(found(hit, location));
     }
     if let Some(context) = context {
@@ -269,7 +272,12 @@ fn scan_part(
         }
     }
     for decoded in decode::candidates(text) {
-        for hit in rules::scan_strong(&decoded.text) {
+        // Reversed and de-leeted forms keep the plain words: what the plain text already
+        // showed is not news.
+        for hit in rules::scan_strong(&decoded.text)
+            .into_iter()
+            .filter(|h| !plain_rules.contains(&h.rule))
+        {
             findings.push(Finding {
                 rule: "encoded_instruction",
                 weight: hit.weight.max(0.8),

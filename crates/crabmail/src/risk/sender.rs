@@ -38,6 +38,7 @@ const BRANDS: &[(&str, &[&str])] = &[
             "amazon.fr",
             "amazonaws.com",
             "amazonses.com",
+            "aws",
         ],
     ),
     ("github", &["github.com"]),

@@ -17,7 +17,7 @@ use super::rules::re;
 /// Verbs that open an assistant task; mail rarely opens a sentence with them.
 static TASK_LEAD: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(please |kindly |now |also |then |and |can you |could you |would you |will you |i want you to |i need you to |your (next )?task is to |you (must|should|need to) )*(explain|describe|summari[sz]e|translate|compose|draft|write|generate|create|compile|analy[sz]e|outline|list|recommend|suggest|calculate|compute|solve|define|compare|contrast|tell|give|show|teach|break down|elaborate|discuss|brainstorm|paraphrase|rewrite|rephrase|proofread|debug|implement|code|design|plan|predict|forecast|evaluate|assess|classify|categori[sz]e|identify|research|look up|provide|develop|prepare|convert|recite|estimate|derive|prove|simulate|imagine|pretend|help me|introduce|claim|persuade|convince|promote|advertise|urge|encourage)\b",
+        r"^(please |kindly |now |also |then |and |can you |could you |would you |will you |i want you to |i need you to |your (next )?task is to |you (must|should|need to) )*(explain|describe|summari[sz]e|translate|compose|draft|write|generate|create|compile|analy[sz]e|outline|list|recommend|suggest|calculate|compute|solve|define|compare|contrast|tell|give|show|teach|break down|elaborate|discuss|brainstorm|paraphrase|rewrite|rephrase|proofread|debug|implement|code|design|plan|predict|forecast|evaluate|assess|classify|categori[sz]e|identify|research|look up|provide|develop|prepare|convert|recite|estimate|derive|prove|simulate|imagine|pretend|help me|introduce|claim|persuade|convince|promote|advertise|urge|encourage|automate|determine|rate|rank|score|label|detect|extract|count|sort|find|search for|look for|gather|collect|investigate|review the|examine)\b",
     )
 });
 
@@ -31,15 +31,21 @@ static QUESTION_LEAD: LazyLock<Regex> = LazyLock::new(|| {
 /// The reader's own business: a sentence about it is mail, not a task.
 static MAIL_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(your (account|order|card|payment|subscription|booking|reservation|ticket|password|e-?mail|profile|information|details|receipt|invoice|purchase|delivery|package|parcel|application|request|feedback|experience|review|plan|trial|membership|team|workspace|organi[sz]ation|repository|code|device|phone|address|settings|preferences|inbox|calendar|meeting|appointment|visit|stay|flight|trip|claim|balance|statement|bill)|this (e-?mail|message|link|code|form|survey|page|invitation|offer|week|month)|(the |a )?(link|button) below|below|above|attached|following|today|tomorrow|tonight|yesterday|monday|tuesday|wednesday|thursday|friday|saturday|sunday|next week|this weekend|attachment|click|tap|unsubscribe|log ?in|sign ?in|sign ?up|opt ?out|verify|confirm|reply to (this|us)|contact (us|support)|our (team|support|website|app|store|site|terms|policy|privacy))\b",
+        r"\b(your (account|order|card|payment|subscription|booking|reservation|ticket|password|e-?mail|profile|information|details|receipt|invoice|purchase|delivery|package|parcel|application|request|feedback|experience|review|plan|trial|membership|team|workspace|organi[sz]ation|repository|code|device|phone|address|settings|preferences|inbox|calendar|meeting|appointment|visit|stay|flight|trip|claim|balance|statement|bill)|this (e-?mail|message|link|code|form|survey|page|invitation|offer|week|month)|(the |a )?(link|button) below|below|above|attached|following (code|link|steps?|information|details|documents?|items?|message|e-?mail|address|account)|today|tomorrow|tonight|yesterday|monday|tuesday|wednesday|thursday|friday|saturday|sunday|next week|this weekend|attachment|click|tap|unsubscribe|log ?in|sign ?in|sign ?up|opt ?out|verify|confirm|reply to (this|us)|contact (us|support)|our (team|support|website|app|store|site|terms|policy|privacy))\b",
     )
 });
+
+static ASKING_ME: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"^(can|could|would|will) you |\b(show|tell|give|teach|explain to|help|write|send) me\b")
+});
+
+static HEADER_FIELD: LazyLock<Regex> = LazyLock::new(|| re(r"^[a-z][a-z0-9-]*: "));
 
 static LIST_ITEM: LazyLock<Regex> = LazyLock::new(|| re(r"^\s*(\d{1,2}[.)]|[-*•·]|[a-z][.)])\s"));
 
 static PERSONAL: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"\b(i|i'm|i've|i'd|me|my|we|we're|we've|us|our|you|you're|you've|your|yours|this|these|that|those|it|here)\b",
+        r"\b(i|i'm|i've|i'd|me|my|we|we're|we've|us|our|you|you're|you've|your|yours|this|these|those|here|them|they|their|he|she|his|her|him)\b",
     )
 });
 
@@ -66,8 +72,9 @@ pub fn scan(text: &str, context: &str) -> Vec<Hit> {
     // First the cheap question: is any sentence shaped like a task at all?
     let mut candidates: Vec<(&str, Form, bool)> = Vec::new();
     for line in lower.lines() {
-        // Action items in a list are the mail's own requests, not a slipped-in task.
-        if LIST_ITEM.is_match(line) {
+        // Action items in a list are the mail's own requests, not a slipped-in task; header
+        // fields quoted in bounces and forwards ("List-Id: ...") are not sentences.
+        if LIST_ITEM.is_match(line) || HEADER_FIELD.is_match(line) {
             continue;
         }
         let in_line = split_sentences(line);
@@ -137,8 +144,10 @@ fn task_form(sentence: &str) -> Option<Form> {
     if MAIL_CONTEXT.is_match(sentence) {
         return None;
     }
-    // Quoted phrases are the object ("How do you say 'thank you'?"), not the correspondents.
-    let personal = PERSONAL.is_match(&strip_quoted(sentence));
+    // Quoted phrases are the object ("How do you say 'thank you'?"), not the correspondents;
+    // nor is the "me" of "show me", "tell me", the way one asks an assistant.
+    let unquoted = strip_quoted(sentence);
+    let personal = PERSONAL.is_match(&ASKING_ME.replace_all(&unquoted, ""));
     match form {
         // An imperative about the correspondents' own affairs is mail, not a task.
         Form::Imperative if !personal => Some(form),
