@@ -43,3 +43,27 @@ python3 "$HERE/score.py" "$ROWS" "$OUT/bipia.jsonl" --benign "${BENIGN[@]}"
 echo
 echo "== probes: attack kinds outside the training set, phrased by us"
 python3 "$HERE/score.py" "$HERE/probes.jsonl" "$OUT/probes.jsonl" --benign "${BENIGN[@]}"
+
+echo
+echo "== time per typical 10 KB message (multipart text + HTML newsletter), whole ingest insight"
+echo "   (parse, scoring, safe view, extraction, reply text), 300 copies"
+mkdir -p "$OUT/tenkb" && rm -f "$OUT"/tenkb/*.eml
+python3 - "$HERE/benign/own" "$OUT/tenkb" <<'PY'
+import os, sys
+src, out = sys.argv[1], sys.argv[2]
+def body(name):
+    return open(os.path.join(src, name), newline='').read().split('\r\n\r\n', 1)
+head, html = body('newsletter-morning-brew.eml')
+_, text = body('newsletter-dev.eml')
+msg = (head.replace('Content-Type: text/html; charset=utf-8', 'Content-Type: multipart/alternative; boundary="zz"')
+       + '\r\n\r\n--zz\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n' + (text * 8)[:4800]
+       + '\r\n--zz\r\nContent-Type: text/html; charset=utf-8\r\n\r\n' + (html * 4)[:5200] + '\r\n--zz--\r\n')
+for i in range(300):
+    open(os.path.join(out, f'{i:03}.eml'), 'w', newline='').write(msg)
+print(f"message size: {len(msg)} bytes")
+PY
+"$BIN" check risk "$OUT/tenkb" > "$OUT/tenkb.jsonl"
+python3 -c "
+import json, statistics, sys
+m = sorted(json.loads(l)['micros'] for l in open(sys.argv[1]))
+print(f'median {statistics.median(m):.0f} us, p90 {m[int(len(m) * 0.9)]:.0f} us')" "$OUT/tenkb.jsonl"

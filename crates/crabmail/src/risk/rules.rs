@@ -162,7 +162,7 @@ fn specs() -> Vec<RuleSpec> {
             0.75,
             // A greeting or note addressed to the model itself, ending there ("Dear AI assistant,"):
             // "Dear AI enthusiasts" and "switch to ChatGPT" are about AI, not to it.
-            r"\b(dear|hey|hi|hello|attention|attn|note to|message to|instructions? (for|to)) (the |any |all |my |our |an? )?(ai|a\.i\.|llm|large language model|language model|ai assistant|ai agent|virtual assistant|email assistant|assistant|chatbot|gpt|chatgpt|claude|gemini|copilot|agent)s?\s*([,:;!\-–—]|$)",
+            r"\b(dear|hey|hi|hello|attention|attn|note to|message to|instructions? (for|to)) (the |any |all |my |our |an? )?(ai|a\.i\.|llm|large language model|language model|ai assistant|ai agent|virtual assistant|email assistant|chatbot|gpt|chatgpt|claude|gemini|copilot)s?\s*([,:;!\-–—]|$)",
         ),
         rule(
             "ai_addressed",
@@ -562,6 +562,7 @@ mod tests {
             "Congratulations on your new role!",
             "To cancel your orders, visit your account.",
             "Dear AI enthusiasts, welcome to issue 42.",
+            "Hi Agent, your sign-in code is below.",
             "It is time to switch to ChatGPT for drafting.",
             "Please provide your response by Friday.",
             "Use at least 8 characters and one symbol in your password.",
