@@ -49,7 +49,7 @@ if [ -z "$PF_ACC" ]; then   # no clean run: take all
 fi
 
 # ------------------------------------------------------------------ crabmail
-command -v dnsmasq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq-base; }
+command -v dnsmasq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq-base; } >&2
 # The sender's domain publishes SPF (which passes for 127.0.0.1) and a DMARC policy.
 dnsmasq --no-daemon --no-resolv --no-hosts --listen-address=127.0.0.1 --bind-interfaces --port="$DNS_PORT" \
   --txt-record=bench.local,"v=spf1 ip4:127.0.0.1 -all" --txt-record=_dmarc.bench.local,"v=DMARC1; p=none" \
