@@ -65,5 +65,7 @@ PY
 "$BIN" check risk "$OUT/tenkb" > "$OUT/tenkb.jsonl"
 python3 -c "
 import json, statistics, sys
-m = sorted(json.loads(l)['micros'] for l in open(sys.argv[1]))
-print(f'median {statistics.median(m):.0f} us, p90 {m[int(len(m) * 0.9)]:.0f} us')" "$OUT/tenkb.jsonl"
+rows = [json.loads(l) for l in open(sys.argv[1])]
+for key, what in (('scoring_micros', 'scoring (risk::assess)'), ('micros', 'whole ingest insight')):
+    m = sorted(r[key] for r in rows)
+    print(f'{what:<24} median {statistics.median(m):.0f} us, p90 {m[int(len(m) * 0.9)]:.0f} us')" "$OUT/tenkb.jsonl"

@@ -41,7 +41,6 @@ pub fn prepare(job: &IngestJob, policy: &Policy) -> Prepared {
     );
     let reply = thread::reply_text(&assessment.visible_text);
     view.safe_text = Some(safe::safe_text(&safe::SafeInput {
-        raw: &job.bytes,
         from: view.from.as_ref(),
         subject: view.subject.as_deref(),
         date: view.date.as_deref(),

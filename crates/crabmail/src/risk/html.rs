@@ -88,6 +88,7 @@ pub fn render(html: &str) -> Rendered {
     emitter.naively_switch_states(true);
     let mut out = Rendered::default();
     let mut stack: Vec<Open> = Vec::new();
+    let mut sheet = StyleSheet::default();
     let mut hidden_run: Option<(&'static str, String)> = None;
     for token in Tokenizer::new_with_emitter(html, emitter) {
         let Ok(token) = token;
@@ -114,7 +115,13 @@ pub fn render(html: &str) -> Rendered {
                 if VOID.contains(&name.as_str()) || tag.self_closing {
                     continue;
                 }
-                let style = attr("style").unwrap_or_default().to_ascii_lowercase();
+                // Stylesheet rules for its tag, classes and id first; inline declarations after
+                // them win, as in CSS.
+                let style = format!(
+                    "{};{}",
+                    sheet.declarations_for(&name, attr("class").as_deref(), attr("id").as_deref()),
+                    attr("style").unwrap_or_default().to_ascii_lowercase()
+                );
                 let background = background_of(&style, attr("bgcolor").as_deref())
                     .unwrap_or_else(|| parent.map_or(PAGE_BACKGROUND, |p| p.background));
                 let color = css_value(&style, "color")
@@ -155,6 +162,10 @@ pub fn render(html: &str) -> Rendered {
             Token::String(text) => {
                 let text = String::from_utf8_lossy(&text.value);
                 let top = stack.last();
+                if top.is_some_and(|o| o.name == "style") {
+                    sheet.add(&text);
+                    continue;
+                }
                 if top.is_some_and(|o| o.unrendered) {
                     continue;
                 }
@@ -186,6 +197,133 @@ pub fn render(html: &str) -> Rendered {
     for link in &mut out.links {
         link.text = link.text.trim().to_owned();
     }
+    out
+}
+
+/// The simple rules of `<style>` blocks: `tag`, `.class`, `tag.class` and `#id` selectors (enough
+/// for the hiding mail does: `.preheader{display:none}`). Rules inside `@media` are skipped, and a
+/// class that a media query shows again is not taken as hidden: responsive mail hides its mobile
+/// or desktop variant that way, and a person sees one of them.
+#[derive(Default)]
+struct StyleSheet {
+    rules: Vec<(String, String)>,
+    shown_by_media: Vec<String>,
+}
+
+impl StyleSheet {
+    fn add(&mut self, css: &str) {
+        let css = strip_css_comments(&css.to_ascii_lowercase());
+        let mut rest = css.as_str();
+        while let Some(open) = rest.find('{') {
+            let selectors = rest[..open].trim();
+            if selectors.starts_with('@') {
+                // An at-rule block: find its matching close and look inside for re-shown classes.
+                let (block, after) = balanced(&rest[open + 1..]);
+                if selectors.starts_with("@media") {
+                    for (sel, decls) in simple_rules(block) {
+                        if css_value(&decls, "display").is_some_and(|d| !d.starts_with("none")) {
+                            self.shown_by_media.push(sel);
+                        }
+                    }
+                }
+                rest = after;
+                continue;
+            }
+            let Some(close) = rest[open..].find('}') else {
+                break;
+            };
+            let decls = &rest[open + 1..open + close];
+            for sel in selectors.split(',').map(str::trim).filter(|s| is_simple(s)) {
+                self.rules.push((sel.to_owned(), decls.to_owned()));
+            }
+            rest = &rest[open + close + 1..];
+        }
+    }
+
+    fn declarations_for(&self, tag: &str, class: Option<&str>, id: Option<&str>) -> String {
+        if self.rules.is_empty() {
+            return String::new();
+        }
+        let classes: Vec<String> = class
+            .unwrap_or("")
+            .to_ascii_lowercase()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let id = id.map(|i| format!("#{}", i.to_ascii_lowercase()));
+        let mut out = String::new();
+        for (sel, decls) in &self.rules {
+            let matches = sel == tag
+                || id.as_deref() == Some(sel.as_str())
+                || classes.iter().any(|c| {
+                    let class_sel = format!(".{c}");
+                    (*sel == class_sel || *sel == format!("{tag}{class_sel}"))
+                        && !self.shown_by_media.iter().any(|m| m.ends_with(&class_sel))
+                });
+            if matches {
+                out.push_str(decls);
+                out.push(';');
+            }
+        }
+        out
+    }
+}
+
+fn is_simple(selector: &str) -> bool {
+    !selector.is_empty()
+        && selector
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '#' | '-' | '_'))
+}
+
+fn simple_rules(css: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = css;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let decls = &rest[open + 1..open + close];
+        for sel in rest[..open]
+            .split(',')
+            .map(str::trim)
+            .filter(|s| is_simple(s))
+        {
+            out.push((sel.to_owned(), decls.to_owned()));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out
+}
+
+/// The text up to the `}` that closes an already opened block, and what follows it.
+fn balanced(css: &str) -> (&str, &str) {
+    let mut depth = 1;
+    for (i, c) in css.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return (&css[..i], &css[i + 1..]);
+                }
+            }
+            _ => {}
+        }
+    }
+    (css, "")
+}
+
+fn strip_css_comments(css: &str) -> String {
+    let mut out = String::with_capacity(css.len());
+    let mut rest = css;
+    while let Some(start) = rest.find("/*") {
+        out.push_str(&rest[..start]);
+        rest = rest[start + 2..]
+            .find("*/")
+            .map_or("", |end| &rest[start + 2 + end + 2..]);
+    }
+    out.push_str(rest);
     out
 }
 
@@ -495,6 +633,34 @@ mod tests {
                 "{html}"
             );
         }
+    }
+
+    #[test]
+    fn stylesheet_classes_hide_but_media_query_variants_do_not() {
+        let html = "<html><head><style>/* x */ .pre, .ghost { display: none } p.tiny{font-size:0}\
+                    #off{position:absolute;left:-9999px} .desk{display:none}\
+                    @media (max-width:600px) { .desk { display:block !important } .m{display:none} }</style></head>\
+                    <body><div class=\"pre\">a b</div><p class=\"x tiny\">c d</p><span id=OFF>e f</span>\
+                    <div class=\"desk\">shown on mobile</div><p class=\"m\">shown on desktop</p></body></html>";
+        let r = render(html);
+        let reasons: Vec<(&str, &str)> = r
+            .hidden
+            .iter()
+            .map(|h| (h.reason, h.text.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                ("display:none", "a b"),
+                ("font too small to read", "c d"),
+                ("positioned off-screen", "e f")
+            ]
+        );
+        assert!(
+            r.visible.contains("shown on mobile") && r.visible.contains("shown on desktop"),
+            "{}",
+            r.visible
+        );
     }
 
     #[test]

@@ -122,8 +122,14 @@ pub fn assess(content: &Content<'_>, policy: &Policy) -> Assessment {
         );
     }
     if let Some(rendered) = &rendered {
+        // The HTML alternative mostly repeats the text part: scan only what it says that the
+        // text part does not.
+        let html_only = match content.text {
+            Some(text) => lines_not_in(&rendered.visible, text),
+            None => rendered.visible.clone(),
+        };
         scan_part(
-            &rendered.visible,
+            &html_only,
             "html",
             Some(&context),
             &mut findings,
@@ -318,6 +324,17 @@ fn scan_hidden(item: &html::Hidden, findings: &mut Vec<Finding>) {
             location: "hidden_html".into(),
         });
     }
+}
+
+/// The lines of `html_text` (whitespace collapsed) that `text` does not contain.
+fn lines_not_in(html_text: &str, text: &str) -> String {
+    let norm = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+    let known: std::collections::HashSet<String> = text.lines().map(norm).collect();
+    html_text
+        .lines()
+        .filter(|l| !known.contains(&norm(l)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn found(hit: Hit, location: &str) -> Finding {

@@ -3,13 +3,12 @@
 //! Anything inside that imitates a boundary, or a chat-template token, is neutralised so the
 //! content cannot appear to end early or to speak as the system.
 //!
-//! The boundary carries a nonce derived from the message's bytes, so a sender cannot know it
-//! when writing the message and cannot forge a matching end marker.
+//! The boundary carries a random nonce drawn when the view is made (once, at ingest), so a sender
+//! cannot know it when writing the message and cannot forge a matching end marker.
 
 use super::unicode::strip_invisible;
 use crabmail_api::{Mailbox, Security};
 use regex::Regex;
-use sha2::{Digest, Sha256};
 use std::sync::LazyLock;
 
 static FORGED_BOUNDARY: LazyLock<Regex> = LazyLock::new(|| {
@@ -18,7 +17,6 @@ static FORGED_BOUNDARY: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 pub struct SafeInput<'a> {
-    pub raw: &'a [u8],
     pub from: Option<&'a Mailbox>,
     pub subject: Option<&'a str>,
     pub date: Option<&'a str>,
@@ -29,9 +27,8 @@ pub struct SafeInput<'a> {
 }
 
 pub fn safe_text(input: &SafeInput<'_>) -> String {
-    let nonce: String = Sha256::digest(input.raw)
+    let nonce: String = rand::random::<[u8; 6]>()
         .iter()
-        .take(6)
         .map(|b| format!("{b:02x}"))
         .collect();
     let s = input.security;
@@ -110,7 +107,6 @@ mod tests {
             evidence: vec![],
         };
         safe_text(&SafeInput {
-            raw: b"raw bytes",
             from: Some(&Mailbox {
                 name: Some("Eve".into()),
                 address: Some("eve@x.test".into()),

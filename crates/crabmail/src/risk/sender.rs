@@ -200,7 +200,10 @@ fn contains_word(haystack: &str, word: &str) -> bool {
 }
 
 fn is_within(domain: &str, parent: &str) -> bool {
-    domain == parent || domain.ends_with(&format!(".{parent}"))
+    domain == parent
+        || (domain.len() > parent.len()
+            && domain.ends_with(parent)
+            && domain.as_bytes()[domain.len() - parent.len() - 1] == b'.')
 }
 
 /// The brand domain that `domain` imitates: one edit away, digits for letters, or the brand's

@@ -89,13 +89,14 @@ pub fn scan(text: &str, context: &str) -> Vec<Hit> {
         return Vec::new();
     }
     // Word counts of the whole text, so "the rest" of each sentence costs no second pass.
-    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
     for s in split_sentences(&lower) {
         for w in content_words(s) {
             *counts.entry(w).or_default() += 1;
         }
     }
-    let context_words = content_words(&context.to_ascii_lowercase());
+    let context_lower = context.to_ascii_lowercase();
+    let context_words = content_words(&context_lower);
     let mut best: Option<Hit> = None;
     for (sentence, form, standalone) in candidates {
         let mut weight = match form {
@@ -163,25 +164,24 @@ fn task_form(sentence: &str) -> Option<Form> {
 }
 
 /// True when none of the sentence's content words appears elsewhere in the message (`elsewhere`).
-fn off_topic(mine: &HashSet<String>, elsewhere: impl Fn(&str) -> bool) -> bool {
+fn off_topic(mine: &HashSet<&str>, elsewhere: impl Fn(&str) -> bool) -> bool {
     if mine.len() < 2 {
         return false;
     }
     !mine.iter().any(|w| elsewhere(w))
 }
 
-fn content_words(text: &str) -> HashSet<String> {
+/// Content words of already lower-cased text, crudely stemmed ("charges", "charged" -> "charg"),
+/// borrowed from it: this runs on every sentence of a message.
+fn content_words(text: &str) -> HashSet<&str> {
     text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() >= 4)
+        .filter(|w| w.len() >= 4)
         .map(|w| {
-            let w = w.to_lowercase();
-            // A crude stem: "charges" and "charged" meet "charge".
             w.trim_end_matches("ing")
                 .trim_end_matches("ed")
                 .trim_end_matches('s')
-                .to_owned()
         })
-        .filter(|w| w.len() >= 3 && !STOPWORDS.contains(&w.as_str()))
+        .filter(|w| w.len() >= 3 && !STOPWORDS.contains(w))
         .collect()
 }
 
