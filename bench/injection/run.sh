@@ -45,6 +45,51 @@ echo "== probes: attack kinds outside the training set, phrased by us"
 python3 "$HERE/score.py" "$HERE/probes.jsonl" "$OUT/probes.jsonl" --benign "${BENIGN[@]}"
 
 echo
+echo "== stress: up to 600 paragraphs of READMEs, NEWS and changelogs under /usr/share/doc, each"
+echo "   mailed as a list post (imperative-heavy technical prose; which files depends on the machine)"
+mkdir -p "$OUT/prose" && rm -f "$OUT"/prose/*.eml
+python3 - "$OUT/prose" <<'PY'
+import glob, gzip, os, random, re, sys
+random.seed(1)
+files = [f for f in glob.glob('/usr/share/doc/*/*') if re.search(r'(README|NEWS|changelog|FAQ|TODO|USAGE)', f, re.I)]
+random.shuffle(files)
+n = 0
+for f in files:
+    try:
+        data = gzip.open(f, 'rt', errors='ignore').read() if f.endswith('.gz') else open(f, errors='ignore').read()
+    except OSError:
+        continue
+    for p in [p.strip() for p in data.split('
+
+') if 200 < len(p.strip()) < 1500 and p.count('
+') < 25][:3]:
+        open(os.path.join(sys.argv[1], f'{n:04}.eml'), 'w').write(
+            'From: Dev List <dev@lists.example.org>
+To: dana@corp.example
+'
+            f'Subject: {os.path.basename(os.path.dirname(f))} notes
+Content-Type: text/plain; charset=utf-8
+
+'
+            f'Hi all,
+
+{p}
+
+Cheers,
+The maintainers
+')
+        n += 1
+    if n >= 600:
+        break
+PY
+"$BIN" check risk "$OUT/prose" > "$OUT/prose.jsonl"
+python3 -c "
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(f'{len(rows)} messages: {sum(r[\"injection_risk\"] >= 0.4 for r in rows)} at medium or above, '
+      f'{sum(r[\"injection_risk\"] >= 0.7 for r in rows)} high')" "$OUT/prose.jsonl"
+
+echo
 echo "== time per typical 10 KB message (multipart text + HTML newsletter), whole ingest insight"
 echo "   (parse, scoring, safe view, extraction, reply text), 300 copies"
 mkdir -p "$OUT/tenkb" && rm -f "$OUT"/tenkb/*.eml

@@ -154,7 +154,7 @@ fn specs() -> Vec<RuleSpec> {
             "fake_boundary",
             0.5,
             // Not "end of message" or "end of data": bounces and MTAs say those.
-            r"(\b(end of|end the) (the )?(e-?mail|document|context|input|user (input|message|content)|conversation|untrusted content|system prompt|instructions)\b|\b(e-?mail|document|context) ends here\b|</(e-?mail|email_content|document|untrusted[\w-]*)>)",
+            r"(\b(end of|end the) (the )?(e-?mail|document|context|user (input|message|content)|conversation|untrusted content|system prompt|instructions)\b|\b(e-?mail|document|context) ends here\b|</(e-?mail|email_content|document|untrusted[\w-]*)>)",
         ),
         // --- speaking to the model
         rule(
@@ -196,7 +196,7 @@ fn specs() -> Vec<RuleSpec> {
             ..rule(
                 "tool_request",
                 0.55,
-                r"(\b(delete|remove|erase|purge|wipe|archive|mark as read|approve|authori[sz]e|execute|run|invoke|call|grant|disable|turn off)\s(all |every |these |the following |the |this |that |any |my |your |our )?([^.!?\n]{0,20}\s)?(e-?mails|messages|files|folders|records|logs|invoices?|funds|tool|function|command|script|api|tools|functions|commands|security|2fa|mfa|logging|alerts|notifications)\b|\b(wire|transfer|pay|send)\s(\$|usd ?|eur ?|gbp ?|€|£)\d)",
+                r"(\b(delete|remove|erase|purge|wipe|archive|mark as read|approve|authori[sz]e|execute|run|invoke|call|grant|disable|turn off)\s(all |every |these |the following |the |this |that |any |my |your |our )?([^.!?\n]{0,20}\s)?(e-?mails|messages|files|folders|records|logs|invoices?|funds|security|2fa|mfa|logging|alerts|notifications)\b|\b(wire|transfer|pay|send)\s(\$|usd ?|eur ?|gbp ?|€|£)\d)",
             )
         },
         RuleSpec {
@@ -567,6 +567,8 @@ mod tests {
             "Please provide your response by Friday.",
             "Use at least 8 characters and one symbol in your password.",
             "Replace the filter every three months.",
+            "- Remove obsolete xft-config script.",
+            "Force a new line at the end of the input stream.",
             "Unable to deliver your message to x@example.com (a .com address).",
         ] {
             assert!(rules_hit(text).is_empty(), "{text}: {:?}", scan(text));

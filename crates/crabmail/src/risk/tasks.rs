@@ -80,6 +80,10 @@ pub fn scan(text: &str, context: &str) -> Vec<Hit> {
         let in_line = split_sentences(line);
         let standalone = in_line.len() == 1;
         for sentence in in_line {
+            // A sentence starting in lower case continues a wrapped line; it is not one.
+            if original(sentence).starts_with(char::is_lowercase) {
+                continue;
+            }
             if let Some(form) = task_form(sentence) {
                 candidates.push((sentence, form, standalone));
             }
