@@ -59,37 +59,26 @@ for f in files:
         data = gzip.open(f, 'rt', errors='ignore').read() if f.endswith('.gz') else open(f, errors='ignore').read()
     except OSError:
         continue
-    for p in [p.strip() for p in data.split('
-
-') if 200 < len(p.strip()) < 1500 and p.count('
-') < 25][:3]:
-        open(os.path.join(sys.argv[1], f'{n:04}.eml'), 'w').write(
-            'From: Dev List <dev@lists.example.org>
-To: dana@corp.example
-'
-            f'Subject: {os.path.basename(os.path.dirname(f))} notes
-Content-Type: text/plain; charset=utf-8
-
-'
-            f'Hi all,
-
-{p}
-
-Cheers,
-The maintainers
-')
+    paragraphs = [p.strip() for p in data.split('\n\n') if 200 < len(p.strip()) < 1500 and p.count('\n') < 25]
+    for p in paragraphs[:3]:
+        with open(os.path.join(sys.argv[1], f'{n:04}.eml'), 'w', newline='') as out:
+            out.write('From: Dev List <dev@lists.example.org>\r\nTo: dana@corp.example\r\n'
+                      f'Subject: {os.path.basename(os.path.dirname(f))} notes\r\n'
+                      'Content-Type: text/plain; charset=utf-8\r\n\r\n'
+                      f'Hi all,\r\n\r\n{p}\r\n\r\nCheers,\r\nThe maintainers\r\n')
         n += 1
     if n >= 600:
         break
 PY
 "$BIN" check risk "$OUT/prose" > "$OUT/prose.jsonl"
-python3 -c "
+python3 - "$OUT/prose.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-print(f'{len(rows)} messages: {sum(r[\"injection_risk\"] >= 0.4 for r in rows)} at medium or above, '
-      f'{sum(r[\"injection_risk\"] >= 0.7 for r in rows)} high')" "$OUT/prose.jsonl"
+medium = sum(r['injection_risk'] >= 0.4 for r in rows)
+high = sum(r['injection_risk'] >= 0.7 for r in rows)
+print(f'{len(rows)} messages: {medium} at medium or above, {high} high')
+PY
 
-echo
 echo "== time per typical 10 KB message (multipart text + HTML newsletter), whole ingest insight"
 echo "   (parse, scoring, safe view, extraction, reply text), 300 copies"
 mkdir -p "$OUT/tenkb" && rm -f "$OUT"/tenkb/*.eml

@@ -591,12 +591,27 @@ async fn openapi_document_describes_the_api() {
         "/v1/messages/{id}",
         "/v1/messages/{id}/raw",
         "/v1/messages/{id}/attachments/{index}",
+        "/v1/inboxes/{id}/wait",
+        "/v1/threads",
+        "/v1/threads/{id}",
     ] {
         assert!(
             spec["paths"][path].is_object(),
             "{path} missing from the spec"
         );
     }
-    assert!(spec["components"]["schemas"]["MessageSummary"].is_object());
+    for schema in [
+        "MessageSummary",
+        "Security",
+        "Extracted",
+        "SafeView",
+        "WaitResult",
+        "Thread",
+    ] {
+        assert!(
+            spec["components"]["schemas"][schema].is_object(),
+            "{schema} missing from the spec"
+        );
+    }
     assert!(spec["components"]["securitySchemes"]["bearer"].is_object());
 }

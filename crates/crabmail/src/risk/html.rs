@@ -122,14 +122,31 @@ pub fn render(html: &str) -> Rendered {
                     sheet.declarations_for(&name, attr("class").as_deref(), attr("id").as_deref()),
                     attr("style").unwrap_or_default().to_ascii_lowercase()
                 );
-                let background = background_of(&style, attr("bgcolor").as_deref())
-                    .unwrap_or_else(|| parent.map_or(PAGE_BACKGROUND, |p| p.background));
-                let color = css_value(&style, "color")
-                    .and_then(parse_color)
-                    .or_else(|| attr("color").as_deref().and_then(parse_color))
-                    .or_else(|| parent.and_then(|p| p.color));
                 let inherited = parent.and_then(|p| p.hidden);
-                let own = hiding_reason(&name, &style, attr("hidden").is_some(), background, color);
+                let parent_background = parent.map_or(PAGE_BACKGROUND, |p| p.background);
+                let parent_color = parent.and_then(|p| p.color);
+                let (bgcolor, color_attr) = (attr("bgcolor"), attr("color"));
+                // Most elements style nothing: they inherit, and hide nothing of their own.
+                let plain = style
+                    .trim_matches(|c: char| c == ';' || c.is_whitespace())
+                    .is_empty()
+                    && bgcolor.is_none()
+                    && color_attr.is_none()
+                    && name != "template"
+                    && !tag.attributes.contains_key(b"hidden".as_slice());
+                let (background, color, own) = if plain {
+                    (parent_background, parent_color, None)
+                } else {
+                    let background =
+                        background_of(&style, bgcolor.as_deref()).unwrap_or(parent_background);
+                    let color = css_value(&style, "color")
+                        .and_then(parse_color)
+                        .or_else(|| color_attr.as_deref().and_then(parse_color))
+                        .or(parent_color);
+                    let own =
+                        hiding_reason(&name, &style, attr("hidden").is_some(), background, color);
+                    (background, color, own)
+                };
                 let link = match (name.as_str(), attr("href")) {
                     ("a", Some(href)) => {
                         out.links.push(Link {
