@@ -46,9 +46,23 @@ pub fn scan(text: &str) -> Scan {
         ..Scan::default()
     };
     let mut word = String::new();
+    // Inside an emoji tag sequence (🏴 + tag letters + cancel tag, the flags of Scotland, Wales,
+    // England): tag characters there are a glyph, not hidden text.
+    let mut in_flag = false;
     for c in text.chars() {
         match classify(c) {
+            Kind::Tag(_) if in_flag => {
+                if c == '\u{E007F}' {
+                    in_flag = false;
+                }
+            }
+            Kind::Visible if c == '\u{1F3F4}' => {
+                in_flag = true;
+                flush_word(&mut word, &mut out);
+                out.cleaned.push(c);
+            }
             Kind::Visible => {
+                in_flag = false;
                 if c.is_alphanumeric() {
                     word.push(c);
                 } else {
@@ -228,6 +242,14 @@ mod tests {
         assert_eq!(s.mixed_words, vec!["іgnore", "рrevious"]);
         assert!(s.cleaned.starts_with("Please ignore the previous note."));
         assert!(s.cleaned.ends_with("Привет, мир!"));
+    }
+
+    #[test]
+    fn flag_emoji_tag_sequences_are_glyphs_not_hidden_text() {
+        let scotland = "\u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}";
+        let s = scan(&format!("Up the {scotland} team!"));
+        assert!(s.tag_text.is_empty(), "{s:?}");
+        assert!(s.cleaned.starts_with("Up the \u{1F3F4}"));
     }
 
     #[test]
