@@ -194,12 +194,37 @@ pub fn assess(content: &Content<'_>, policy: &Policy) -> Assessment {
             location: s.location,
         });
     }
+    // Newsletters and list mail ask their readers questions and give them tips as a matter of
+    // course; a task-shaped sentence there is much weaker evidence than in a receipt.
+    if is_bulk(content, &visible_text) {
+        for f in findings.iter_mut().filter(|f| f.rule == "task_injection") {
+            f.weight *= BULK_TASK_FACTOR;
+        }
+    }
     Assessment {
         security: summarise(findings),
         visible_text,
         hidden,
         links: rendered.map(|r| r.links).unwrap_or_default(),
     }
+}
+
+/// How much a task-shaped sentence counts in bulk mail.
+const BULK_TASK_FACTOR: f64 = 0.6;
+
+/// Mail sent to a list: List-Id or List-Unsubscribe (RFC 2919, 2369), Precedence bulk or list,
+/// or an unsubscribe offer in what the reader sees.
+fn is_bulk(content: &Content<'_>, visible_text: &str) -> bool {
+    content.headers.iter().any(|h| {
+        let name = h.name.to_ascii_lowercase();
+        name == "list-id"
+            || name == "list-unsubscribe"
+            || (name == "precedence"
+                && matches!(
+                    h.value.trim().to_ascii_lowercase().as_str(),
+                    "bulk" | "list"
+                ))
+    }) || visible_text.to_ascii_lowercase().contains("unsubscribe")
 }
 
 /// One part: invisible characters, instruction rules, task requests, encoded forms.
