@@ -329,10 +329,16 @@ fn scan_part(
 
 /// Hidden text is weak evidence alone (preheaders, tracking comments) and strong with an
 /// instruction in it: a person cannot see it, so it was written for a machine.
+///
+/// Only instruction rules make hidden text an instruction: a task-shaped sentence there (a
+/// preheader asking "Why are bond prices falling?") counts as an ordinary task sentence, since
+/// newsletters hide teasers of what they say openly.
 fn scan_hidden(item: &html::Hidden, findings: &mut Vec<Finding>) {
     let text = unicode::scan(&item.text).cleaned;
-    let mut hits = rules::scan(&text);
-    hits.extend(tasks::scan(&text, ""));
+    let hits = rules::scan(&text);
+    for hit in tasks::scan(&text, "") {
+        findings.push(found(hit, "hidden_html"));
+    }
     let words = text.split_whitespace().count();
     let weight = if words >= 30 { 0.15 } else { 0.05 };
     findings.push(Finding {

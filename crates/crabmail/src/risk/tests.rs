@@ -174,6 +174,15 @@ fn failed_authentication_amplifies_an_instruction_but_is_weak_alone() {
 }
 
 #[test]
+fn a_question_in_a_hidden_preheader_is_no_hidden_instruction() {
+    let s = html(
+        "<div style=\"display:none\">Why are bond prices falling this winter?</div><p>Rates moved again.</p><p><a href=\"https://x.test/u\">Unsubscribe</a></p>",
+    );
+    assert_eq!(s.level, "low", "{s:?}");
+    assert!(!s.flags.contains(&"hidden_instruction".to_owned()), "{s:?}");
+}
+
+#[test]
 fn newsletters_with_preheaders_and_tracking_stay_low() {
     let s = html(
         "<div style=\"display:none;max-height:0;overflow:hidden\">This week: five dinners&zwnj;&nbsp;&zwnj;&nbsp;&zwnj;&nbsp;&zwnj;&nbsp;</div>\
