@@ -5,6 +5,8 @@
 //! its checks run in a private mount namespace whose /etc/resolv.conf names 127.0.0.13, where
 //! the test zone answers on port 53 (tests run as root).
 
+use crabmail::clock::{ManualClock, Timestamp};
+use crabmail::store::StoreError;
 use crabmail_api::{AddressList, SendMessage};
 mod support;
 
@@ -393,7 +395,11 @@ async fn check_auth_gives_the_mx_verdict_with_reasons() {
 /// (and listed) for the grace period.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dkim_rotation_signs_with_the_new_key_and_keeps_the_old_one_listed() {
-    let server = TestServer::start().await;
+    // The first keys are made at a fixed time long past, so the CLI's rotation (wall clock)
+    // never falls in their second; the same-second refusal is checked on the store below.
+    let made = Timestamp(1_767_225_600_000); // 2026-01-01T00:00:00Z
+    let server =
+        TestServer::start_with_manual_clock(Backend::Sqlite, &[], ManualClock::new(made)).await;
     let before = published_records(&server);
     let old: Vec<String> = before
         .iter()
@@ -401,28 +407,30 @@ async fn dkim_rotation_signs_with_the_new_key_and_keeps_the_old_one_listed() {
         .map(|r| r.name.clone())
         .collect();
     assert_eq!(old.len(), 1, "RSA only by default");
+    let config = server.config.clone();
     let (dir, stopped) = server.stop().await;
     stopped.unwrap();
 
-    // Selectors carry the time to the second; a rotation in the same second as the first keys
-    // is refused with a clear message, and succeeds once the second has turned.
-    let rotate = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_crabmail"))
-            .args(["dkim", "rotate", "crabmail.localhost", "--data-dir"])
-            .arg(dir.path())
-            .output()
+    // Selectors carry the time to the second: keys made in the same second as the current
+    // ones are refused (the CLI then says to rotate again in a moment).
+    {
+        let store = crabmail::store::open(&config).await.unwrap();
+        let domain = store
+            .hosted_domain("crabmail.localhost")
+            .await
             .unwrap()
-    };
-    let mut out = rotate();
-    for _ in 0..40 {
-        if out.status.success() {
-            break;
-        }
-        let said = String::from_utf8_lossy(&out.stderr);
-        assert!(said.contains("rotate again in a moment"), "{said}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        out = rotate();
+            .unwrap();
+        let same_second = crabmail::dkim::generate(&domain.id, made, false).unwrap();
+        let refused = store.rotate_dkim_keys(&domain.id, same_second, made).await;
+        assert!(matches!(refused, Err(StoreError::Conflict)), "{refused:?}");
+        store.close().await;
     }
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crabmail"))
+        .args(["dkim", "rotate", "crabmail.localhost", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let printed = String::from_utf8(out.stdout).unwrap();
     let old_selector = old[0].split('.').next().unwrap();

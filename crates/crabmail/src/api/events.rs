@@ -11,8 +11,6 @@ use tokio::time::Instant;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 500;
-const RECHECK: Duration = Duration::from_secs(5);
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventQuery {
@@ -85,10 +83,6 @@ pub async fn list_events(
                 next_cursor: cursor.to_string(),
             }));
         }
-        tokio::select! {
-            _ = wake.changed() => {}
-            _ = state.shutdown.cancelled() => {}
-            _ = tokio::time::sleep_until(deadline.min(Instant::now() + RECHECK)) => {}
-        }
+        super::pause(&state, &mut wake, deadline).await;
     }
 }

@@ -20,9 +20,6 @@ use tokio::time::Instant;
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 100;
-/// A long-poll also looks again this often, in case a wake-up from another node was missed.
-const RECHECK: Duration = Duration::from_secs(5);
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
@@ -138,11 +135,7 @@ pub async fn list_messages(
         if state.shutdown.is_cancelled() {
             break page;
         }
-        tokio::select! {
-            _ = arrivals.changed() => {}
-            _ = state.shutdown.cancelled() => {}
-            _ = tokio::time::sleep_until(deadline.min(Instant::now() + RECHECK)) => {}
-        }
+        super::pause(&state, &mut arrivals, deadline).await;
     };
     let next = page.last().map_or(after, |m| m.seq);
     Ok(axum::Json(MessageList {

@@ -48,6 +48,23 @@ pub struct ApiState {
     pub dkim_ed25519: bool,
 }
 
+/// A long-poll also looks again this often, in case a wake-up from another node was missed.
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// Holds a long-poll until `wake` changes, the server shuts down, `deadline` passes, or it is
+/// time to look again anyway (`RECHECK`). The caller then looks and decides.
+pub(crate) async fn pause(
+    state: &ApiState,
+    wake: &mut tokio::sync::watch::Receiver<i64>,
+    deadline: tokio::time::Instant,
+) {
+    tokio::select! {
+        _ = wake.changed() => {}
+        _ = state.shutdown.cancelled() => {}
+        _ = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + RECHECK)) => {}
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "crabmail", description = "Email for AI agents: accounts, inboxes, the mail they receive and the mail they send."),

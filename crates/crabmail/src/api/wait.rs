@@ -21,9 +21,6 @@ use tokio::time::Instant;
 const DEFAULT_TIMEOUT: u64 = 30;
 /// Messages read per look.
 const PAGE: usize = 100;
-/// Looks again this often even without a wake-up (one from another node may be missed).
-const RECHECK: Duration = Duration::from_secs(5);
-
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WaitQuery {
@@ -174,10 +171,6 @@ pub async fn wait(
                 timed_out: true,
             })));
         }
-        tokio::select! {
-            _ = arrivals.changed() => {}
-            _ = state.shutdown.cancelled() => {}
-            _ = tokio::time::sleep_until(deadline.min(Instant::now() + RECHECK)) => {}
-        }
+        super::pause(&state, &mut arrivals, deadline).await;
     }
 }

@@ -68,22 +68,7 @@ fn score_dir(dir: &Path) -> anyhow::Result<()> {
         // The scoring alone, on the same parse, for the bench's split of the time.
         let parsed = crabmail::ingest::parse::parse(&job.bytes);
         let started = tokio::time::Instant::now();
-        let _ = risk::assess(
-            &risk::Content {
-                subject: parsed.view.subject.as_deref(),
-                text: parsed
-                    .view
-                    .text
-                    .as_deref()
-                    .filter(|_| parsed.has_plain_text),
-                html: parsed.view.html.as_deref(),
-                attachments: &parsed.attachment_texts,
-                headers: &parsed.view.headers,
-                from: parsed.view.from.as_ref(),
-                auth: None,
-            },
-            &policy,
-        );
+        let _ = insight::score(&parsed, None, &policy);
         let scoring_micros = started.elapsed().as_secs_f64() * 1e6;
         let s = prepared.view().security.clone().unwrap_or_default();
         let id = path

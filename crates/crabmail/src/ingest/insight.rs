@@ -14,25 +14,37 @@ pub struct Prepared {
     thread: thread::ThreadKeys,
 }
 
+/// The injection-risk assessment of a parsed message: what the scorer reads of it.
+pub fn score(
+    parsed: &parse::Parsed,
+    auth: Option<&AuthResults>,
+    policy: &Policy,
+) -> risk::Assessment {
+    let view = &parsed.view;
+    risk::assess(
+        &risk::Content {
+            subject: view.subject.as_deref(),
+            // mail-parser derives text from HTML when there is no text part, hidden parts
+            // included: the scorer reads the HTML itself instead.
+            text: view.text.as_deref().filter(|_| parsed.has_plain_text),
+            html: view.html.as_deref(),
+            attachments: &parsed.attachment_texts,
+            headers: &view.headers,
+            from: view.from.as_ref(),
+            auth,
+        },
+        policy,
+    )
+}
+
 pub fn prepare(job: &IngestJob, policy: &Policy) -> Prepared {
     let parsed = parse::parse(&job.bytes);
     let auth: Option<AuthResults> = job
         .auth
         .as_deref()
         .and_then(|a| serde_json::from_str(a).ok());
+    let assessment = score(&parsed, auth.as_ref(), policy);
     let mut view = parsed.view;
-    let assessment = risk::assess(
-        &risk::Content {
-            subject: view.subject.as_deref(),
-            text: view.text.as_deref().filter(|_| parsed.has_plain_text),
-            html: view.html.as_deref(),
-            attachments: &parsed.attachment_texts,
-            headers: &view.headers,
-            from: view.from.as_ref(),
-            auth: auth.as_ref(),
-        },
-        policy,
-    );
     let extracted = extract::extract(
         view.subject.as_deref(),
         &assessment.visible_text,

@@ -221,27 +221,28 @@ fn lookalike(domain: &str) -> Option<&'static str> {
             }
         }
     }
+    let unleet: String = registrable
+        .chars()
+        .map(|c| match c {
+            '0' => 'o',
+            '1' => 'l',
+            '3' => 'e',
+            '5' => 's',
+            _ => c,
+        })
+        .collect();
+    let unleet_m = unleet.replace("rn", "m");
     for (_, domains) in BRANDS {
         for real in *domains {
             let brand = real.split('.').next().unwrap_or(real);
             if brand.len() < 5 {
                 continue;
             }
-            let unleet: String = registrable
-                .chars()
-                .map(|c| match c {
-                    '0' => 'o',
-                    '1' => 'l',
-                    '3' => 'e',
-                    '5' => 's',
-                    _ => c,
-                })
-                .collect();
             let with_words = unleet.split('-').any(|part| part == brand) && unleet != brand;
             // Same length or longer: "mail" is not a lookalike of "gmail".
             if unleet == brand
                 || (registrable.len() >= brand.len() && edit_distance(registrable, brand) == 1)
-                || unleet.replace("rn", "m") == brand
+                || unleet_m == brand
                 || with_words
             {
                 return Some(real);
