@@ -81,7 +81,8 @@ impl TestCa {
 }
 
 /// An HTTPS server on 127.0.0.1 answering `GET` by Host header: a body for each known host,
-/// 404 for others. Stops when dropped.
+/// 404 for others. A body that starts with `HTTP/1.1 ` is sent verbatim as the whole response
+/// (for chunked or otherwise unusual answers). Stops when dropped.
 pub struct HttpsServer {
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
@@ -136,6 +137,7 @@ impl HttpsServer {
                         })
                         .unwrap_or_default();
                     let response = match bodies.get(&host) {
+                        Some(raw) if raw.starts_with("HTTP/1.1 ") => raw.clone(),
                         Some(body) => format!(
                             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                             body.len()

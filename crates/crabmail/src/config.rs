@@ -160,6 +160,21 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Connections at once to one destination (MX host or relay); Postfix's default is 20 too.",
     },
     Setting {
+        key: "ingest.workers",
+        default: "0",
+        doc: "Received messages analysed at once (parse, score); 0 means one per CPU core, at least 2.",
+    },
+    Setting {
+        key: "ingest.budget",
+        default: r#""30s""#,
+        doc: "Time one received message may take to analyse; past it, it is listed unparsed and flagged not_analysed.",
+    },
+    Setting {
+        key: "ingest.lease",
+        default: r#""2m""#,
+        doc: "How long a node holds a received message it is analysing; a dead node's messages are taken over after it.",
+    },
+    Setting {
         key: "delivery.relay",
         default: r#""""#,
         doc: "Smart host for all remote mail: smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465; empty means MX lookup.",
@@ -313,6 +328,7 @@ pub struct Config {
     pub submission: SubmissionConfig,
     pub smtp: SmtpConfig,
     pub queue: QueueConfig,
+    pub ingest: IngestConfig,
     pub delivery: DeliveryConfig,
     pub dns: DnsConfig,
     pub verify: VerifyConfig,
@@ -362,6 +378,30 @@ pub struct QueueConfig {
     pub lease: Duration,
     pub concurrency: usize,
     pub max_per_destination: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    pub workers: usize,
+    #[serde(with = "humantime_serde")]
+    pub budget: Duration,
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+}
+
+impl IngestConfig {
+    /// Messages analysed at once: the setting, or one per core (at least two, so one heavy
+    /// message never holds up the rest).
+    pub fn workers(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2)
+            .max(2)
+    }
 }
 
 fn durations<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {

@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use mail_auth::common::crypto::{Ed25519Key, RsaKey, Sha256};
 use mail_auth::common::headers::HeaderWriter;
-use mail_auth::dkim::{Canonicalization, DkimSigner};
+use mail_auth::dkim::{Canonicalization, DkimSigner, Done};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -122,38 +122,80 @@ pub fn dns_record(key: &DkimKeyRecord) -> String {
     format!("v=DKIM1; k={k}; p={}", key.public_key)
 }
 
+/// One parsed signing key, ready to sign: parsing (and aws-lc's RSA key check) costs more than a
+/// signature, so it happens once per cache load, not once per message.
+enum KeySigner {
+    Rsa(DkimSigner<RsaKey<Sha256>, Done>),
+    Ed25519(DkimSigner<Ed25519Key, Done>),
+}
+
+/// A domain's keys, parsed, in the order they sign.
+pub struct DomainSigner {
+    domain: String,
+    keys: Vec<KeySigner>,
+}
+
+impl DomainSigner {
+    /// Parses `keys` for `domain`; an unusable key is an error, not skipped.
+    pub fn new(keys: &[DkimKeyRecord], domain: &str) -> Result<Self, DkimError> {
+        let keys = keys
+            .iter()
+            .map(|key| {
+                Ok(match key.algorithm.as_str() {
+                    ED25519 => {
+                        let pk = Ed25519Key::from_pkcs8_der(&key.private_key)
+                            .map_err(|e| DkimError::BadKey(e.to_string()))?;
+                        KeySigner::Ed25519(signer(DkimSigner::from_key(pk), domain, &key.selector))
+                    }
+                    _ => {
+                        let der =
+                            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.private_key.clone()));
+                        let pk = RsaKey::<Sha256>::from_key_der(der)
+                            .map_err(|e| DkimError::BadKey(e.to_string()))?;
+                        KeySigner::Rsa(signer(DkimSigner::from_key(pk), domain, &key.selector))
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, DkimError>>()?;
+        Ok(DomainSigner {
+            domain: domain.to_owned(),
+            keys,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The DKIM-Signature fields to prepend to `message`.
+    pub fn headers(&self, message: &[u8]) -> Result<String, DkimError> {
+        let mut headers = String::new();
+        for key in &self.keys {
+            let signature = match key {
+                KeySigner::Rsa(s) => s.sign(message),
+                KeySigner::Ed25519(s) => s.sign(message),
+            }
+            .map_err(|e| DkimError::Sign(format!("{}: {e}", self.domain)))?;
+            headers.push_str(&signature.to_header());
+        }
+        Ok(headers)
+    }
+}
+
 /// Signs `message` with `keys` for `domain`, returning the DKIM-Signature fields to prepend.
 pub fn sign_with(
     keys: &[DkimKeyRecord],
     domain: &str,
     message: &[u8],
 ) -> Result<String, DkimError> {
-    let mut headers = String::new();
-    for key in keys {
-        let signature = match key.algorithm.as_str() {
-            ED25519 => {
-                let pk = Ed25519Key::from_pkcs8_der(&key.private_key)
-                    .map_err(|e| DkimError::BadKey(e.to_string()))?;
-                signer(DkimSigner::from_key(pk), domain, &key.selector).sign(message)
-            }
-            _ => {
-                let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.private_key.clone()));
-                let pk = RsaKey::<Sha256>::from_key_der(der)
-                    .map_err(|e| DkimError::BadKey(e.to_string()))?;
-                signer(DkimSigner::from_key(pk), domain, &key.selector).sign(message)
-            }
-        }
-        .map_err(|e| DkimError::Sign(e.to_string()))?;
-        headers.push_str(&signature.to_header());
-    }
-    Ok(headers)
+    DomainSigner::new(keys, domain)?.headers(message)
 }
 
 fn signer<T: mail_auth::common::crypto::SigningKey>(
     from_key: DkimSigner<T, mail_auth::dkim::NeedDomain>,
     domain: &str,
     selector: &str,
-) -> DkimSigner<T, mail_auth::dkim::Done> {
+) -> DkimSigner<T, Done> {
     from_key
         .domain(domain)
         .selector(selector)
@@ -162,10 +204,12 @@ fn signer<T: mail_auth::common::crypto::SigningKey>(
         .body_canonicalization(Canonicalization::Relaxed)
 }
 
-/// A domain's signing keys and when they were loaded.
-type Loaded = (Timestamp, Arc<Vec<DkimKeyRecord>>);
+/// A domain's parsed signing keys and when they were loaded; `Err` keeps why they are unusable, so
+/// a broken key is not re-parsed for every message either.
+type Loaded = (Timestamp, Arc<Result<DomainSigner, String>>);
 
-/// Signs outbound mail with the keys of the sending domain, loaded from the store and cached.
+/// Signs outbound mail with the keys of the sending domain, loaded from the store, parsed once
+/// and cached.
 pub struct Signer {
     store: SharedStore,
     clock: SharedClock,
@@ -185,19 +229,19 @@ impl Signer {
     /// key is sent unsigned (and logged): a key problem never stops mail. Only a store failure is
     /// an error, so the caller can answer "try again later".
     pub async fn sign(&self, domain: &str, message: Vec<u8>) -> Result<Vec<u8>, StoreError> {
-        let keys = match self.keys(domain).await {
-            Ok(keys) => keys,
-            Err(DkimError::Store(e)) => return Err(e),
+        let loaded = self.keys(domain).await?;
+        let signer = match loaded.as_ref() {
+            Ok(signer) => signer,
             Err(e) => {
                 tracing::warn!(domain, error = %e, "dkim: cannot load keys; sending unsigned");
                 return Ok(message);
             }
         };
-        if keys.is_empty() {
+        if signer.is_empty() {
             tracing::warn!(domain, "dkim: no signing key; sending unsigned");
             return Ok(message);
         }
-        match sign_with(&keys, domain, &message) {
+        match signer.headers(&message) {
             Ok(headers) => {
                 let mut signed = headers.into_bytes();
                 signed.extend_from_slice(&message);
@@ -210,7 +254,7 @@ impl Signer {
         }
     }
 
-    async fn keys(&self, domain: &str) -> Result<Arc<Vec<DkimKeyRecord>>, DkimError> {
+    async fn keys(&self, domain: &str) -> Result<Arc<Result<DomainSigner, String>>, StoreError> {
         let now = self.clock.now();
         if let Some((loaded, keys)) = self
             .cache
@@ -221,7 +265,7 @@ impl Signer {
         {
             return Ok(keys.clone());
         }
-        let keys = match self.store.hosted_domain(domain).await? {
+        let records: Vec<DkimKeyRecord> = match self.store.hosted_domain(domain).await? {
             Some(d) => self
                 .store
                 .dkim_keys(&d.id)
@@ -231,12 +275,12 @@ impl Signer {
                 .collect(),
             None => Vec::new(),
         };
-        let keys = Arc::new(keys);
+        let parsed = Arc::new(DomainSigner::new(&records, domain).map_err(|e| e.to_string()));
         self.cache
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(domain.to_owned(), (now, keys.clone()));
-        Ok(keys)
+            .insert(domain.to_owned(), (now, parsed.clone()));
+        Ok(parsed)
     }
 
     /// Forget cached keys (after a rotation on this node).

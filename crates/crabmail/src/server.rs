@@ -131,6 +131,7 @@ async fn serve(
         wakeups.clone(),
         clock.clone(),
         scoring,
+        &config.ingest,
         ingest_stop.clone(),
     );
     let accounts = Accounts::new(

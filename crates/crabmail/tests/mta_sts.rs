@@ -186,3 +186,89 @@ async fn enforce_delivers_only_over_verified_tls_to_listed_mx_hosts() {
             .is_none()
     );
 }
+
+/// A policy host answering in chunks that split a two-octet character: the policy still reads,
+/// and the recipient gets an outcome (here a bounce from an MX that does not host it) instead of
+/// staying queued behind a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_policy_that_splits_a_character_still_reads() {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = ca.write(dir.path());
+    let (cert, key) = ca.issue(&["mx.chunked.test"]).write(dir.path(), "mx");
+    let receiver = TestServer::start_with(
+        Backend::Sqlite,
+        &[
+            ("domain", "\"elsewhere.test\""),
+            ("tls.cert", &format!("\"{}\"", cert.display())),
+            ("tls.key", &format!("\"{}\"", key.display())),
+        ],
+    )
+    .await;
+    let policy = "version: STSv1\r\nmode: enforce\r\nnote: caf\u{e9}\r\nmx: mx.chunked.test\r\nmax_age: 86400\r\n";
+    let bytes = policy.as_bytes();
+    let cut = policy.find('\u{e9}').unwrap() + 1; // between the two octets of "é"
+    // Chunk sizes count octets; the raw response is built as bytes and must stay valid UTF-8 only
+    // as a whole, which it is.
+    let mut raw = String::from(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    );
+    raw.push_str(&format!("{cut:x}\r\n"));
+    raw.push_str(std::str::from_utf8(&bytes[..cut - 1]).unwrap());
+    let mut raw = raw.into_bytes();
+    raw.push(bytes[cut - 1]);
+    raw.extend_from_slice(format!("\r\n{:x}\r\n", bytes.len() - cut).as_bytes());
+    raw.extend_from_slice(&bytes[cut..]);
+    raw.extend_from_slice(b"\r\n0\r\n\r\n");
+    let raw = String::from_utf8(raw).expect("the response as a whole is UTF-8");
+    let https = HttpsServer::start(
+        &ca.issue(&["mta-sts.chunked.test"]),
+        HashMap::from([("mta-sts.chunked.test".to_owned(), raw)]),
+    )
+    .await;
+    let dns = Zone::new()
+        .mx("chunked.test", 10, "mx.chunked.test")
+        .a("mx.chunked.test", "127.0.0.1")
+        .txt("_mta-sts.chunked.test", "v=STSv1; id=1")
+        .a("mta-sts.chunked.test", "127.0.0.1")
+        .serve()
+        .await;
+    let (k, v) = dns.setting();
+    let sender = TestServer::start_with(
+        Backend::Sqlite,
+        &[
+            (&k, &v),
+            ("delivery.mx_port", &receiver.mx.port().to_string()),
+            ("delivery.mta_sts_port", &https.addr.port().to_string()),
+            (
+                "delivery.tls_ca_file",
+                &format!("\"{}\"", ca_file.display()),
+            ),
+        ],
+    )
+    .await;
+    let (client, inbox) = sender.mailbox("bot").await;
+    let sent = client
+        .send_message(
+            &inbox.id,
+            &SendMessage {
+                to: AddressList::One("z@chunked.test".into()),
+                subject: Some("policy in chunks".into()),
+                text: Some("hello".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    // The receiver does not host chunked.test: a 5xx after a verified-TLS session proves the
+    // policy was read (mx.chunked.test allowed) and the attempt recorded.
+    let bounced = event_for(&client, "message.bounced", "z@chunked.test").await;
+    assert!(bounced.detail.is_some());
+    let message = client.get_message(&sent.id).await.unwrap();
+    let recipient = &message.delivery.expect("delivery state").recipients[0];
+    assert_eq!(recipient.status, "bounced");
+    let attempt = recipient.attempts.last().expect("an attempt recorded");
+    assert_eq!(attempt.host.as_deref(), Some("mx.chunked.test"));
+    assert!(attempt.tls.is_some(), "delivered over verified TLS");
+}

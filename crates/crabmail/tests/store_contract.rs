@@ -8,11 +8,14 @@ use crabmail::store::*;
 use crabmail::thread::ThreadKeys;
 use crabmail_testkit::pg_schema_url;
 use std::sync::Arc;
+use std::time::Duration;
 
 struct Backend {
     store: Arc<dyn Store>,
     reopen: Box<dyn Fn() -> futures::future::BoxFuture<'static, Arc<dyn Store>> + Send + Sync>,
     _dir: Option<tempfile::TempDir>,
+    /// Several nodes may open it (PostgreSQL): a job nobody claimed is held by its acceptor.
+    shared: bool,
 }
 
 async fn sqlite() -> Backend {
@@ -29,6 +32,7 @@ async fn sqlite() -> Backend {
             })
         }),
         _dir: Some(dir),
+        shared: false,
     }
 }
 
@@ -45,6 +49,7 @@ async fn postgres() -> Backend {
             })
         }),
         _dir: None,
+        shared: true,
     }
 }
 
@@ -70,9 +75,19 @@ contract!(
     the_queue_leases_records_and_reports,
     idempotency_suppressions_and_operator_actions,
     threads_join_by_reference_then_subject_and_participants,
+    ingest_jobs_are_leased_and_taken_over,
 );
 
 const T0: Timestamp = Timestamp(1_796_000_000_000);
+const INGEST_LEASE: Duration = Duration::from_secs(60);
+
+/// Every ingest job waiting, whoever holds it (claimed long after any lease, with a zero lease so
+/// the next look sees them again).
+async fn pending(s: &dyn Store) -> Vec<IngestJob> {
+    s.claim_ingest(Timestamp(T0.0 + 3_600_000), Duration::ZERO, 100)
+        .await
+        .unwrap()
+}
 
 fn new_token(id: &str, account: &str, hash: &[u8], inbox: Option<&str>) -> NewToken {
     NewToken {
@@ -287,9 +302,9 @@ async fn inbound_messages_become_readable_in_order(b: Backend) {
             .is_empty()
     );
     assert!(s.get_message("acc_a", "msg_1a").await.unwrap().is_none());
-    let pending = s.pending_ingest(10).await.unwrap();
-    assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].bytes.as_slice(), raw);
+    let waiting = pending(s).await;
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].bytes.as_slice(), raw);
 
     let arrivals = s
         .complete_ingest(vec![ingested("blob_1", "one")], T0)
@@ -306,7 +321,7 @@ async fn inbound_messages_become_readable_in_order(b: Backend) {
         arrivals.contains(&Wake::events("acc_a", 1)),
         "a message.received event"
     );
-    assert!(s.pending_ingest(10).await.unwrap().is_empty());
+    assert!(pending(s).await.is_empty());
 
     for n in 2..=4 {
         let blob = format!("blob_{n}");
@@ -415,7 +430,7 @@ async fn ingest_is_idempotent_and_deletes_clean_up(b: Backend) {
             .unwrap()
             .is_empty()
     );
-    assert!(s.pending_ingest(10).await.unwrap().is_empty());
+    assert!(pending(s).await.is_empty());
 }
 
 async fn concurrent_writes_all_commit(b: Backend) {
@@ -466,13 +481,13 @@ async fn committed_data_survives_reopening(b: Backend) {
         .unwrap();
     b.store.close().await;
     let reopened = (b.reopen)().await;
-    let pending = reopened.pending_ingest(10).await.unwrap();
+    let waiting = pending(&*reopened).await;
     assert_eq!(
-        pending.len(),
+        waiting.len(),
         1,
         "an accepted message waits for ingest after a restart"
     );
-    assert_eq!(pending[0].bytes.as_slice(), b"kept\r\n");
+    assert_eq!(waiting[0].bytes.as_slice(), b"kept\r\n");
     assert!(
         reopened
             .find_token(b"acc_a".to_vec())
@@ -603,7 +618,7 @@ async fn the_queue_leases_records_and_reports(b: Backend) {
         "the lease was released with the outcome"
     );
     assert_eq!(
-        s.pending_ingest(10).await.unwrap().len(),
+        pending(s).await.len(),
         1,
         "the bounce report waits for ingest"
     );
@@ -851,4 +866,67 @@ async fn threads_join_by_reference_then_subject_and_participants(b: Backend) {
         2
     );
     assert_eq!(store.inbox_cursor("acc_a", "inb_a").await.unwrap(), 4);
+}
+
+async fn ingest_jobs_are_leased_and_taken_over(b: Backend) {
+    let s = &*b.store;
+    account(s, "acc_a").await;
+    inbox(s, "inb_a", "acc_a", "a@d.test").await;
+    for n in 1..=2 {
+        s.accept_inbound(inbound(
+            &format!("blob_{n}"),
+            b"x\r\n",
+            &[(&format!("msg_{n}"), "inb_a", "acc_a")],
+        ))
+        .await
+        .unwrap();
+    }
+    let lease_ms = INGEST_LEASE.as_millis() as i64;
+    let at = |ms: i64| Timestamp(T0.0 + ms);
+    let claimed = s.claim_ingest(T0, INGEST_LEASE, 10).await.unwrap();
+    if b.shared {
+        // Fresh jobs belong to the node that accepted them, for one lease.
+        assert!(claimed.is_empty(), "{} claimed", claimed.len());
+        let claimed = s.claim_ingest(at(lease_ms), INGEST_LEASE, 1).await.unwrap();
+        assert_eq!(
+            claimed.len(),
+            1,
+            "taken over once the acceptor's lease ended"
+        );
+        assert_eq!(claimed[0].blob_id, "blob_1", "oldest first");
+        let rest = s
+            .claim_ingest(at(lease_ms), INGEST_LEASE, 10)
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].blob_id, "blob_2");
+    } else {
+        // One node owns the file: nothing holds a job nobody claimed.
+        assert_eq!(claimed.len(), 2);
+    }
+    let now = if b.shared { at(lease_ms) } else { T0 };
+    // Claimed jobs are held for their lease, then another claim takes them over.
+    assert!(
+        s.claim_ingest(
+            now.plus(INGEST_LEASE - Duration::from_millis(1)),
+            INGEST_LEASE,
+            10
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+    let again = s
+        .claim_ingest(now.plus(INGEST_LEASE), INGEST_LEASE, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 2);
+    assert_eq!(again[0].bytes.as_slice(), b"x\r\n");
+    // A completed job is gone for good.
+    s.complete_ingest(vec![ingested("blob_1", "x")], T0)
+        .await
+        .unwrap();
+    let left = pending(s).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].blob_id, "blob_2");
 }

@@ -16,8 +16,11 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_util::either::Either;
 
-/// Longest reply we read, so a broken server cannot make us buffer without end.
+/// Most bytes of one reply (all its lines together) we read, so a broken or hostile server
+/// cannot make us buffer without end; past it the connection ends and the mail is deferred.
 const MAX_REPLY: usize = 64 * 1024;
+/// Most lines of one multi-line reply (an EHLO reply has about a dozen).
+const MAX_REPLY_LINES: usize = 512;
 
 /// How a connection must be protected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -525,10 +528,14 @@ impl Client {
 async fn read_reply<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> Result<Reply, Io> {
     let mut code = None;
     let mut text = String::new();
+    let mut lines = 0usize;
+    let mut consumed = 0usize;
     loop {
         let Some(end) = buf.iter().position(|&b| b == b'\n') else {
-            if buf.len() > MAX_REPLY {
-                return Err(Io::Failed("reply too long".into()));
+            if consumed + buf.len() > MAX_REPLY {
+                return Err(Io::Failed(format!(
+                    "reply longer than {MAX_REPLY} bytes; connection closed"
+                )));
             }
             let mut chunk = [0u8; 4096];
             let n = stream.read(&mut chunk).await?;
@@ -538,6 +545,13 @@ async fn read_reply<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> 
             buf.extend_from_slice(&chunk[..n]);
             continue;
         };
+        consumed += end + 1;
+        lines += 1;
+        if consumed > MAX_REPLY || lines > MAX_REPLY_LINES {
+            return Err(Io::Failed(format!(
+                "reply longer than {MAX_REPLY} bytes or {MAX_REPLY_LINES} lines; connection closed"
+            )));
+        }
         let line: Vec<u8> = buf.drain(..=end).collect();
         let line = String::from_utf8_lossy(&line);
         let line = line.trim_end_matches(['\r', '\n']);
@@ -758,5 +772,29 @@ mod tests {
             read_reply(&mut a, &mut buf).await.is_err(),
             "mixed codes are an error"
         );
+    }
+
+    #[tokio::test]
+    async fn an_endless_reply_is_cut_off() {
+        let (mut a, mut b) = tokio::io::duplex(64 * 1024);
+        // The server never ends its EHLO reply; it only stops when we hang up.
+        let talker = tokio::spawn(async move {
+            let mut sent = 0usize;
+            while tokio::io::AsyncWriteExt::write_all(&mut b, b"250-AAAAAAAAAAAAAAAAAAAA\r\n")
+                .await
+                .is_ok()
+            {
+                sent += 26;
+            }
+            sent
+        });
+        let mut buf = Vec::new();
+        let Err(Io::Failed(reason)) = read_reply(&mut a, &mut buf).await else {
+            panic!("an endless reply must fail");
+        };
+        assert!(reason.contains("longer than"), "{reason}");
+        drop(a);
+        let sent = talker.await.unwrap();
+        assert!(sent < 4 * MAX_REPLY, "read {sent} bytes before giving up");
     }
 }

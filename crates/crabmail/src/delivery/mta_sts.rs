@@ -201,10 +201,11 @@ impl MtaSts {
         let response = tokio::time::timeout(FETCH_TIMEOUT, fetch)
             .await
             .map_err(|_| "timed out".to_owned())??;
-        let text = String::from_utf8_lossy(&response);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or("malformed HTTP response")?;
+        // Split and de-chunk as bytes: a multi-byte character may straddle a chunk boundary.
+        let split =
+            memchr::memmem::find(&response, b"\r\n\r\n").ok_or("malformed HTTP response")?;
+        let head = String::from_utf8_lossy(&response[..split]);
+        let body = &response[split + 4..];
         let status = head.lines().next().unwrap_or("");
         if status.split_whitespace().nth(1) != Some("200") {
             return Err(format!("HTTP status `{status}`"));
@@ -215,8 +216,9 @@ impl MtaSts {
         {
             dechunk(body)
         } else {
-            body.to_owned()
+            body.to_vec()
         };
+        let body = String::from_utf8_lossy(&body);
         Policy::parse(&body)
     }
 }
@@ -230,19 +232,24 @@ fn sts_id(record: &str) -> Option<String> {
     parts.find_map(|p| p.strip_prefix("id=").map(|id| id.trim().to_owned()))
 }
 
-/// HTTP/1.1 chunked transfer coding, for servers that use it.
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
+/// HTTP/1.1 chunked transfer coding, for servers that use it. Works on bytes: chunk sizes count
+/// octets, not characters.
+fn dechunk(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
     let mut rest = body;
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+    while let Some(eol) = memchr::memmem::find(rest, b"\r\n") {
+        let size = String::from_utf8_lossy(&rest[..eol]);
+        // Chunk extensions (`;name=value`) are allowed after the size.
+        let size = size.split(';').next().unwrap_or("").trim();
+        let Ok(n) = usize::from_str_radix(size, 16) else {
             break;
         };
+        let tail = &rest[eol + 2..];
         if n == 0 || tail.len() < n {
             break;
         }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
+        out.extend_from_slice(&tail[..n]);
+        rest = tail[n..].strip_prefix(b"\r\n").unwrap_or(&tail[n..]);
     }
     out
 }
@@ -278,6 +285,16 @@ mod tests {
         );
         assert_eq!(sts_id("v=STSv1; id=2026112701"), Some("2026112701".into()));
         assert_eq!(sts_id("v=spf1 -all"), None);
-        assert_eq!(dechunk("5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n"), "helloabc");
+        assert_eq!(dechunk(b"5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n"), b"helloabc");
+        // "é" is two octets; a chunk boundary between them must not break anything.
+        let split = "mx: caf\u{e9}.test";
+        let bytes = split.as_bytes();
+        let cut = split.find('\u{e9}').unwrap() + 1;
+        let mut chunked = format!("{cut:x}\r\n").into_bytes();
+        chunked.extend_from_slice(&bytes[..cut]);
+        chunked.extend_from_slice(format!("\r\n{:x}\r\n", bytes.len() - cut).as_bytes());
+        chunked.extend_from_slice(&bytes[cut..]);
+        chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+        assert_eq!(dechunk(&chunked), bytes);
     }
 }

@@ -5,7 +5,7 @@ use super::parse;
 use crate::risk::{self, Policy, classifier::Classifier, safe};
 use crate::store::{IngestJob, Ingested};
 use crate::{extract, thread};
-use crabmail_api::{AuthResults, ParsedMessage};
+use crabmail_api::{AuthResults, Evidence, ParsedMessage, Security};
 
 /// A message parsed and scored, not yet serialised for the store.
 pub struct Prepared {
@@ -37,13 +37,56 @@ pub fn score(
     )
 }
 
+/// Flag of a message whose structure went past the parsing limits.
+pub const MIME_LIMIT: &str = "mime_limit";
+/// Flag of a message ingest could not analyse at all (over its time budget, or a failure).
+pub const NOT_ANALYSED: &str = "not_analysed";
+/// The score given to a message that could not be analysed: unknown is not safe.
+const UNANALYSED_RISK: f64 = 0.5;
+
+fn note(security: &mut Security, flag: &str, why: &str) {
+    if !security.flags.iter().any(|f| f == flag) {
+        security.flags.push(flag.to_owned());
+    }
+    security.evidence.push(Evidence {
+        rule: flag.to_owned(),
+        excerpt: why.to_owned(),
+        location: "structure".to_owned(),
+    });
+}
+
+/// The stand-in for a message ingest could not analyse (`why`): listed with its envelope data and
+/// raw bytes, a warning, and a medium risk flagged `not_analysed`.
+pub fn unanalysed(job: &IngestJob, why: &str) -> Prepared {
+    let mut security = Security {
+        injection_risk: UNANALYSED_RISK,
+        level: "medium".to_owned(),
+        ..Default::default()
+    };
+    note(&mut security, NOT_ANALYSED, why);
+    let view = ParsedMessage {
+        parse_warnings: vec![format!("{why}; stored as received, not parsed")],
+        security: Some(security),
+        ..Default::default()
+    };
+    Prepared {
+        blob_id: job.blob_id.clone(),
+        thread: thread::keys(&view),
+        view,
+    }
+}
+
 pub fn prepare(job: &IngestJob, policy: &Policy) -> Prepared {
     let parsed = parse::parse(&job.bytes);
     let auth: Option<AuthResults> = job
         .auth
         .as_deref()
         .and_then(|a| serde_json::from_str(a).ok());
-    let assessment = score(&parsed, auth.as_ref(), policy);
+    let mut assessment = score(&parsed, auth.as_ref(), policy);
+    if let Some(why) = &parsed.limited {
+        // What lies past the limit was not read, so not scored either: the agent is told.
+        note(&mut assessment.security, MIME_LIMIT, why);
+    }
     let mut view = parsed.view;
     let extracted = extract::extract(
         view.subject.as_deref(),

@@ -2,67 +2,75 @@
 //! readable, then wake whoever waits on those inboxes.
 //!
 //! Every accepted message has an ingest job in the store, written in the same transaction as its
-//! bytes; the worker takes jobs from a channel (fresh ones, handed over by the SMTP session after
-//! its commit) and from the store at start (ones a crash interrupted). Completing a job is
-//! idempotent, so a job seen twice is harmless.
+//! bytes. Jobs reach the worker from the SMTP session after its commit (a channel) and from the
+//! store (a sweep, at start and then every quarter lease), which claims jobs with a lease: a job
+//! whose node died, or that nobody took, is taken over. Completing a job is idempotent, so a job
+//! seen twice is harmless.
 //!
-//! Work is batched: whatever jobs have gathered are parsed and committed in one transaction. If
-//! the store fails, the batch is retried; the jobs stay durable meanwhile.
-//!
-//! Each received message also gets what agents need (`insight`): its injection risk with the
-//! evidence, the safe view, extracted codes and links, the new part of a reply, and its thread
-//! keys. An external classifier, when configured, is asked concurrently for the whole batch and
-//! is never waited on past its timeout.
+//! Analysis (parse, score, extract) runs on the blocking pool, `ingest.workers` messages at once,
+//! each within `ingest.budget`: a message that takes longer, or whose analysis fails, is listed
+//! unparsed and flagged `not_analysed` instead of holding up the mail behind it. Finished
+//! messages are committed in batches; if the store fails, the batch is retried while the jobs stay
+//! durable. An external classifier, when configured, is never waited on past its timeout.
 
 pub mod insight;
 pub mod parse;
 
 use crate::clock::SharedClock;
+use crate::config::IngestConfig;
 use crate::events::Wakeups;
 use crate::risk::Policy;
 use crate::risk::classifier::Classifier;
 use crate::store::{IngestJob, Ingested, SharedStore};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// Jobs parsed and committed together at most.
+/// Jobs committed together at most, and claimed from the store at once.
 const BATCH: usize = 64;
 /// Pause before retrying a batch the store refused.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// Shortest pause between two sweeps of the store for unclaimed jobs.
+const MIN_SWEEP: Duration = Duration::from_millis(100);
 
 /// Hands freshly accepted messages to the worker.
 #[derive(Clone)]
 pub struct IngestQueue {
     tx: mpsc::UnboundedSender<IngestJob>,
+    in_flight: InFlight,
 }
 
 impl IngestQueue {
     /// After the message's commit: if the worker is gone, the job waits in the store for the next
-    /// start, so nothing is lost.
+    /// sweep or start, so nothing is lost.
     pub fn push(&self, job: IngestJob) {
+        self.in_flight.insert(&job.blob_id);
         let _ = self.tx.send(job);
     }
 }
 
-/// Starts the worker; it runs until `shutdown` and the queue is empty or closed.
-pub fn start(
-    store: SharedStore,
-    wakeups: Arc<Wakeups>,
-    clock: SharedClock,
-    scoring: Scoring,
-    shutdown: CancellationToken,
-) -> (IngestQueue, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let worker = Worker {
-        store,
-        wakeups,
-        clock,
-        scoring,
-        shutdown,
-    };
-    (IngestQueue { tx }, tokio::spawn(worker.run(rx)))
+/// Blobs this node is already working on, so a sweep never starts a second analysis of one.
+#[derive(Clone, Default)]
+struct InFlight(Arc<Mutex<HashSet<String>>>);
+
+impl InFlight {
+    /// False when the blob was already in flight.
+    fn insert(&self, blob_id: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(blob_id.to_owned())
+    }
+
+    fn remove(&self, blob_ids: &[Ingested]) {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for done in blob_ids {
+            set.remove(&done.blob_id);
+        }
+    }
 }
 
 /// How received mail is scored: the operator's identity and the optional external classifier.
@@ -72,82 +80,176 @@ pub struct Scoring {
     pub classifier: Option<Classifier>,
 }
 
-struct Worker {
+/// Starts the worker; it runs until `shutdown`, then finishes what it started.
+pub fn start(
     store: SharedStore,
     wakeups: Arc<Wakeups>,
     clock: SharedClock,
     scoring: Scoring,
+    config: &IngestConfig,
+    shutdown: CancellationToken,
+) -> (IngestQueue, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let in_flight = InFlight::default();
+    let worker = Worker {
+        store,
+        wakeups,
+        clock,
+        scoring: Arc::new(scoring),
+        workers: config.workers(),
+        budget: config.budget,
+        lease: config.lease,
+        in_flight: in_flight.clone(),
+        shutdown,
+    };
+    (IngestQueue { tx, in_flight }, tokio::spawn(worker.run(rx)))
+}
+
+struct Worker {
+    store: SharedStore,
+    wakeups: Arc<Wakeups>,
+    clock: SharedClock,
+    scoring: Arc<Scoring>,
+    workers: usize,
+    budget: Duration,
+    lease: Duration,
+    in_flight: InFlight,
     shutdown: CancellationToken,
 }
 
 impl Worker {
     async fn run(self, mut rx: mpsc::UnboundedReceiver<IngestJob>) {
-        self.resume_interrupted().await;
-        let mut batch = Vec::with_capacity(BATCH);
+        let (done_tx, done_rx) = mpsc::channel::<Ingested>(BATCH * 4);
+        let committer = tokio::spawn(commit_loop(
+            self.store.clone(),
+            self.wakeups.clone(),
+            self.clock.clone(),
+            self.in_flight.clone(),
+            done_rx,
+            self.shutdown.clone(),
+        ));
+        let permits = Arc::new(Semaphore::new(self.workers.max(1)));
+        let mut running = JoinSet::new();
+        let mut sweep = tokio::time::interval((self.lease / 4).max(MIN_SWEEP));
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut fresh = Vec::with_capacity(BATCH);
         loop {
-            let received = tokio::select! {
-                n = rx.recv_many(&mut batch, BATCH) => n,
-                _ = self.shutdown.cancelled() => 0,
-            };
-            if received == 0 {
-                return;
-            }
-            self.complete(std::mem::take(&mut batch)).await;
-        }
-    }
-
-    /// Jobs left by a previous run (a crash between commit and ingest).
-    async fn resume_interrupted(&self) {
-        loop {
-            let jobs = match self.store.pending_ingest(BATCH).await {
-                Ok(jobs) => jobs,
-                Err(e) => {
-                    tracing::error!(error = %e, "ingest: cannot read pending jobs; they stay queued");
-                    return;
+            let jobs = tokio::select! {
+                n = rx.recv_many(&mut fresh, BATCH) => {
+                    if n == 0 {
+                        break;
+                    }
+                    std::mem::take(&mut fresh)
                 }
+                _ = sweep.tick() => self.claim().await,
+                _ = self.shutdown.cancelled() => break,
             };
-            if jobs.is_empty() || self.shutdown.is_cancelled() {
-                return;
+            for job in jobs {
+                // Backpressure: wait for a free worker (fresh jobs keep queuing in the channel).
+                let permit = tokio::select! {
+                    p = permits.clone().acquire_owned() => p,
+                    _ = self.shutdown.cancelled() => break,
+                };
+                let Ok(permit) = permit else { break };
+                let (scoring, budget, done) = (self.scoring.clone(), self.budget, done_tx.clone());
+                running.spawn(async move {
+                    let prepared = analyse(job, scoring, budget).await;
+                    drop(permit);
+                    let _ = done.send(prepared.finish()).await;
+                });
+                // Reap finished tasks so the set does not grow without end.
+                while running.try_join_next().is_some() {}
             }
-            tracing::info!(count = jobs.len(), "ingest: resuming interrupted jobs");
-            let full = jobs.len() == BATCH;
-            self.complete(jobs).await;
-            if !full {
-                return;
+        }
+        while running.join_next().await.is_some() {}
+        drop(done_tx);
+        let _ = committer.await;
+    }
+
+    /// Jobs in the store nobody holds: left by a dead node or a crash, or never handed over.
+    async fn claim(&self) -> Vec<IngestJob> {
+        match self
+            .store
+            .claim_ingest(self.clock.now(), self.lease, BATCH)
+            .await
+        {
+            Ok(jobs) => {
+                let jobs: Vec<IngestJob> = jobs
+                    .into_iter()
+                    .filter(|job| self.in_flight.insert(&job.blob_id))
+                    .collect();
+                if !jobs.is_empty() {
+                    tracing::info!(count = jobs.len(), "ingest: taking over unclaimed jobs");
+                }
+                jobs
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "ingest: cannot claim jobs; they stay queued");
+                Vec::new()
             }
         }
     }
+}
 
-    async fn complete(&self, jobs: Vec<IngestJob>) {
-        let mut prepared: Vec<insight::Prepared> = jobs
-            .iter()
-            .map(|job| insight::prepare(job, &self.scoring.policy))
-            .collect();
-        if let Some(classifier) = &self.scoring.classifier {
-            futures::future::join_all(prepared.iter_mut().map(|p| p.consult(classifier))).await;
+/// Parses and scores one message on the blocking pool within `budget`; past it, or if the
+/// analysis panics, the message is listed unparsed and flagged. (A thread past its budget runs to
+/// its end in the background: parsing is bounded by the message's size, so it does end.)
+async fn analyse(job: IngestJob, scoring: Arc<Scoring>, budget: Duration) -> insight::Prepared {
+    let work = {
+        let (job, scoring) = (job.clone(), scoring.clone());
+        tokio::task::spawn_blocking(move || insight::prepare(&job, &scoring.policy))
+    };
+    let mut prepared = match tokio::time::timeout(budget, work).await {
+        Ok(Ok(prepared)) => prepared,
+        Ok(Err(e)) => {
+            tracing::error!(blob = %job.blob_id, error = %e, "ingest: analysis failed; listing unparsed");
+            insight::unanalysed(&job, "analysis failed")
         }
-        let done: Vec<Ingested> = prepared
-            .into_iter()
-            .map(insight::Prepared::finish)
-            .collect();
+        Err(_) => {
+            tracing::warn!(blob = %job.blob_id, budget = ?budget, "ingest: analysis over budget; listing unparsed");
+            insight::unanalysed(
+                &job,
+                &format!(
+                    "analysis took longer than {}",
+                    humantime::format_duration(budget)
+                ),
+            )
+        }
+    };
+    if let Some(classifier) = &scoring.classifier {
+        prepared.consult(classifier).await;
+    }
+    prepared
+}
+
+/// Commits finished messages in batches, in the order they finished.
+async fn commit_loop(
+    store: SharedStore,
+    wakeups: Arc<Wakeups>,
+    clock: SharedClock,
+    in_flight: InFlight,
+    mut done: mpsc::Receiver<Ingested>,
+    shutdown: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while done.recv_many(&mut batch, BATCH).await > 0 {
+        let items = std::mem::take(&mut batch);
         loop {
-            match self
-                .store
-                .complete_ingest(done.clone(), self.clock.now())
-                .await
-            {
+            match store.complete_ingest(items.clone(), clock.now()).await {
                 Ok(wakes) => {
-                    self.wakeups.announce_all(&wakes);
-                    return;
+                    wakeups.announce_all(&wakes);
+                    break;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "ingest: store refused a batch; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(RETRY_PAUSE) => {}
-                        _ = self.shutdown.cancelled() => return,
+                        // The jobs stay in the store; a later sweep or start takes them.
+                        _ = shutdown.cancelled() => break,
                     }
                 }
             }
         }
+        in_flight.remove(&items);
     }
 }

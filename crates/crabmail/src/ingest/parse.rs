@@ -3,10 +3,15 @@
 //!
 //! Parsing never fails: a message that is not valid MIME still gets a view (possibly empty) and a
 //! warning saying what was wrong. The raw bytes are kept elsewhere, untouched.
+//!
+//! Work is bounded by the message's size, whatever its shape: every step is linear, and a
+//! structure past the limits (parts, multipart depth, nested messages) is not parsed past the
+//! limit; the view says so (`limited`), and the raw message stays whole.
 
 use crate::risk::AttachmentText;
 use crabmail_api::{Attachment, Header, Mailbox, ParsedMessage, SummaryContent};
-use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
+use std::sync::LazyLock;
 
 /// Characters of text shown in a list summary.
 const PREVIEW_CHARS: usize = 200;
@@ -19,28 +24,61 @@ pub struct Parsed {
     pub has_plain_text: bool,
     /// Text and HTML attachments as text, for risk scoring.
     pub attachment_texts: Vec<AttachmentText>,
+    /// Why parsing stopped short of the whole structure, if it did.
+    pub limited: Option<String>,
 }
 
 /// Characters of an attachment read for scoring.
 const ATTACHMENT_TEXT_LIMIT: usize = 256 * 1024;
+/// Characters of all attachments together read for scoring, and how many attachments at most.
+const ATTACHMENT_TEXT_TOTAL: usize = 1024 * 1024;
+const ATTACHMENTS_SCORED: usize = 100;
+
+/// MIME parts parsed at most; the rest stays in the raw message, unparsed.
+pub const MAX_PARTS: usize = 1000;
+/// Deepest multipart nesting parsed.
+pub const MAX_DEPTH: usize = 50;
+/// Most `message/rfc822`, `message/global` or `multipart/digest` declarations before parsing
+/// stops: each can open a nested message, and mail-parser builds (and drops) nested messages
+/// recursively, so a few hundred thousand levels (a 25 MB message) would overflow the stack.
+pub const MAX_NESTED_MESSAGES: usize = 50;
+
+/// Anything that can open a nested message, wherever it appears (an over-estimate: body text
+/// counts too, which only makes the cut earlier).
+static NESTING: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
+    regex::bytes::RegexBuilder::new(r"message/(rfc822|global)|multipart/digest")
+        .case_insensitive(true)
+        .build()
+        .expect("nesting pattern compiles")
+});
 
 pub fn parse(raw: &[u8]) -> Parsed {
-    let Some(message) = MessageParser::default().parse(raw) else {
-        let view = ParsedMessage {
-            parse_warnings: vec!["the message has no header section; stored as received".into()],
-            ..Default::default()
-        };
-        return Parsed {
-            summary: summarize(&view),
-            view,
-            has_plain_text: false,
-            attachment_texts: Vec::new(),
-        };
+    let (message, limited) = match parse_within_limits(raw) {
+        (Some(message), limited) => (message, limited),
+        (None, limited) => {
+            let mut warnings = vec!["the message has no header section; stored as received".into()];
+            warnings.extend(limited.clone());
+            let view = ParsedMessage {
+                parse_warnings: warnings,
+                ..Default::default()
+            };
+            return Parsed {
+                summary: summarize(&view),
+                view,
+                has_plain_text: false,
+                attachment_texts: Vec::new(),
+                limited,
+            };
+        }
     };
     let mut warnings = Vec::new();
+    if let Some(why) = &limited {
+        warnings.push(why.clone());
+    }
     if message.from().is_none() {
         warnings.push("no From header".to_owned());
     }
+    let closed = closing_delimiters(raw);
     for (i, part) in message.parts.iter().enumerate() {
         if part.is_encoding_problem {
             warnings.push(format!(
@@ -49,7 +87,7 @@ pub fn parse(raw: &[u8]) -> Parsed {
         }
         if let PartType::Multipart(_) = part.body
             && let Some(boundary) = part.content_type().and_then(|ct| ct.attribute("boundary"))
-            && !contains(raw, format!("--{boundary}--").as_bytes())
+            && !closed.contains(boundary.as_bytes())
         {
             warnings.push(format!(
                 "part {i}: multipart boundary \"{boundary}\" is never closed"
@@ -104,20 +142,80 @@ pub fn parse(raw: &[u8]) -> Parsed {
         parse_warnings: warnings,
         ..Default::default()
     };
+    let has_plain_text = matches!(
+        message.text_part(0).map(|p| &p.body),
+        Some(PartType::Text(_))
+    );
+    let attachment_texts = attachment_texts(&message);
     Parsed {
         summary: summarize(&view),
         view,
-        has_plain_text: matches!(
-            message.text_part(0).map(|p| &p.body),
-            Some(PartType::Text(_))
-        ),
-        attachment_texts: attachment_texts(&message),
+        has_plain_text,
+        attachment_texts,
+        limited,
     }
 }
 
+/// Parses `raw`, or the longest prefix of it within the limits, saying why it stopped short.
+fn parse_within_limits(raw: &[u8]) -> (Option<Message<'_>>, Option<String>) {
+    let mut limited = None;
+    let mut raw = raw;
+    if let Some(found) = NESTING.find_iter(raw).nth(MAX_NESTED_MESSAGES) {
+        let line_start = raw[..found.start()]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        raw = &raw[..line_start];
+        limited = Some(format!(
+            "more than {MAX_NESTED_MESSAGES} nested message declarations: not parsed past byte {line_start}; the raw message is kept whole"
+        ));
+    }
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return (None, limited);
+    };
+    let Some((cut, why)) = structure_cut(&message) else {
+        return (Some(message), limited);
+    };
+    drop(message);
+    let why = format!("{why}: not parsed past byte {cut}; the raw message is kept whole");
+    (MessageParser::default().parse(&raw[..cut]), Some(why))
+}
+
+/// Where the flat part list first goes past `MAX_PARTS` or `MAX_DEPTH`, and which.
+fn structure_cut(message: &Message<'_>) -> Option<(usize, String)> {
+    // Children always follow their parent in the list, so one forward pass knows every depth;
+    // whichever limit is reached first, in document order, is the one reported.
+    let mut depth = vec![0usize; message.parts.len()];
+    for (i, part) in message.parts.iter().enumerate() {
+        if i == MAX_PARTS {
+            return Some((
+                part.offset_header as usize,
+                format!("more than {MAX_PARTS} MIME parts"),
+            ));
+        }
+        if depth[i] > MAX_DEPTH {
+            return Some((
+                part.offset_header as usize,
+                format!("MIME parts nested deeper than {MAX_DEPTH}"),
+            ));
+        }
+        if let PartType::Multipart(children) = &part.body {
+            let child_depth = depth[i] + 1;
+            for &child in children {
+                if let Some(d) = depth.get_mut(child as usize) {
+                    *d = child_depth;
+                }
+            }
+        }
+    }
+    None
+}
+
 fn attachment_texts(message: &mail_parser::Message<'_>) -> Vec<AttachmentText> {
+    let mut budget = ATTACHMENT_TEXT_TOTAL;
     message
         .attachments()
+        .take(ATTACHMENTS_SCORED)
         .enumerate()
         .filter_map(|(i, part)| {
             let name = part
@@ -140,7 +238,14 @@ fn attachment_texts(message: &mail_parser::Message<'_>) -> Vec<AttachmentText> {
                 }
                 _ => return None,
             };
-            let text: String = text.chars().take(ATTACHMENT_TEXT_LIMIT).collect();
+            if budget == 0 {
+                return None;
+            }
+            let text: String = text
+                .chars()
+                .take(ATTACHMENT_TEXT_LIMIT.min(budget))
+                .collect();
+            budget = budget.saturating_sub(text.len());
             Some(AttachmentText {
                 name,
                 text,
@@ -152,7 +257,7 @@ fn attachment_texts(message: &mail_parser::Message<'_>) -> Vec<AttachmentText> {
 
 /// The decoded bytes and content type of attachment `index`, as listed in the parsed view.
 pub fn attachment(raw: &[u8], index: usize) -> Option<(String, Vec<u8>)> {
-    let message = MessageParser::default().parse(raw)?;
+    let message = parse_within_limits(raw).0?;
     let part = message.attachment(u32::try_from(index).ok()?)?;
     let content_type = part
         .content_type()
@@ -219,8 +324,17 @@ fn unfold(raw: &str) -> String {
     raw.replace("\r\n", "").replace('\n', "").trim().to_owned()
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+/// Every boundary that some line closes (`--boundary--`), found in one pass, so checking each
+/// multipart part is a lookup rather than a search of the whole message (which made a message of
+/// many nested parts quadratic).
+fn closing_delimiters(raw: &[u8]) -> std::collections::HashSet<&[u8]> {
+    raw.split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let line = line.trim_ascii_end();
+            let inner = line.strip_prefix(b"--")?.strip_suffix(b"--")?;
+            (!inner.is_empty()).then_some(inner)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -320,6 +434,92 @@ JVBERi0xLjQK\r\n\
                 .iter()
                 .any(|w| w.contains("From"))
         );
+    }
+
+    fn siblings(n: usize) -> Vec<u8> {
+        let mut m = b"From: a@example.test\r\nSubject: many\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n".to_vec();
+        for i in 0..n {
+            m.extend_from_slice(
+                format!("--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=p{i}.txt\r\n\r\npart {i}\r\n").as_bytes(),
+            );
+        }
+        m.extend_from_slice(b"--b--\r\n");
+        m
+    }
+
+    #[test]
+    fn many_parts_are_parsed_up_to_the_limit_and_flagged() {
+        let parsed = parse(&siblings(20_000));
+        assert_eq!(parsed.view.subject.as_deref(), Some("many"));
+        let why = parsed.limited.expect("limited");
+        assert!(why.contains("more than 1000 MIME parts"), "{why}");
+        assert!(parsed.view.parse_warnings.contains(&why));
+        // Part 0 is the multipart itself: 999 attachments are listed, none past the cut.
+        assert_eq!(parsed.view.attachments.len(), MAX_PARTS - 1);
+        assert!(parsed.attachment_texts.len() <= ATTACHMENTS_SCORED);
+        let small = parse(&siblings(10));
+        assert!(small.limited.is_none(), "{:?}", small.limited);
+        assert_eq!(small.view.attachments.len(), 10);
+    }
+
+    #[test]
+    fn deep_multipart_nesting_stops_at_the_depth_limit() {
+        let n = 20_000;
+        let mut m = b"From: a@example.test\r\nSubject: deep\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n".to_vec();
+        for i in 1..n {
+            m.extend_from_slice(
+                format!(
+                    "--b{}\r\nContent-Type: multipart/mixed; boundary=b{i}\r\n\r\n",
+                    i - 1
+                )
+                .as_bytes(),
+            );
+        }
+        m.extend_from_slice(format!("--b{}\r\n\r\ndeep\r\n", n - 1).as_bytes());
+        for i in (0..n).rev() {
+            m.extend_from_slice(format!("--b{i}--\r\n").as_bytes());
+        }
+        let parsed = parse(&m);
+        assert_eq!(parsed.view.subject.as_deref(), Some("deep"));
+        let why = parsed.limited.expect("limited");
+        assert!(why.contains("nested deeper than 50"), "{why}");
+    }
+
+    #[test]
+    fn half_a_million_nested_messages_do_not_overflow_a_small_stack() {
+        let mut m = Vec::new();
+        for _ in 0..500_000 {
+            m.extend_from_slice(b"From: a@example.test\r\nContent-Type: message/rfc822\r\n\r\n");
+        }
+        m.extend_from_slice(b"From: a@example.test\r\nSubject: bottom\r\n\r\nbody\r\n");
+        // The stack of a blocking-pool thread; the whole tree would need far more.
+        let parsed = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let parsed = parse(&m);
+                let first = attachment(&m, 0).map(|(ct, _)| ct);
+                (parsed.limited, parsed.view.from, first)
+            })
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        let why = parsed.0.expect("limited");
+        assert!(why.contains("nested message"), "{why}");
+        assert!(parsed.1.is_some());
+        assert_eq!(parsed.2.as_deref(), Some("message/rfc822"));
+    }
+
+    #[test]
+    fn a_forwarded_message_is_not_limited() {
+        let raw = b"From: a@example.test\r\nSubject: fwd\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nsee below\r\n--x\r\nContent-Type: message/rfc822\r\n\r\nFrom: b@example.test\r\nSubject: inner\r\n\r\ninner body\r\n--x--\r\n";
+        let parsed = parse(raw);
+        assert!(parsed.limited.is_none());
+        assert!(
+            parsed.view.parse_warnings.is_empty(),
+            "{:?}",
+            parsed.view.parse_warnings
+        );
+        assert_eq!(parsed.view.attachments.len(), 1);
     }
 
     #[test]

@@ -39,6 +39,31 @@ const RECORD_RETRY: Duration = Duration::from_millis(500);
 /// Attempts at recording one round before giving up (the lease then brings it back).
 const RECORD_ATTEMPTS: usize = 20;
 
+/// Runs one delivery; a panic inside it becomes a deferral of every recipient, with the reason, so
+/// it is recorded as an attempt and ends in a bounce at expiry like any other failure, instead
+/// of leaving the recipients queued to panic again at every lease.
+async fn contain_panic(
+    delivery: impl std::future::Future<Output = Vec<Outcome>>,
+    recipients: usize,
+) -> Vec<Outcome> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(delivery).catch_unwind().await {
+        Ok(outcomes) => outcomes,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".to_owned());
+            tracing::error!(panic = %what, "queue: a delivery panicked; deferring its recipients");
+            vec![
+                Outcome::deferred("4.3.0", format!("internal error during delivery: {what}"));
+                recipients
+            ]
+        }
+    }
+}
+
 /// Wakes the worker when mail is queued.
 #[derive(Clone, Default)]
 pub struct QueueHandle {
@@ -214,9 +239,12 @@ impl Queue {
             route => {
                 let addresses: Vec<String> =
                     job.recipients.iter().map(|r| r.address.clone()).collect();
-                self.deliverer
-                    .deliver(route, &first.return_path, &addresses, &body)
-                    .await
+                contain_panic(
+                    self.deliverer
+                        .deliver(route, &first.return_path, &addresses, &body),
+                    addresses.len(),
+                )
+                .await
             }
         };
         let now = self.clock.now();
@@ -428,5 +456,35 @@ impl Queue {
         tracing::error!(
             "queue: outcomes not recorded; the recipients return when their lease ends"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_delivery_defers_every_recipient_with_the_reason() {
+        let outcomes = contain_panic(
+            async {
+                if true {
+                    panic!("split character at byte 3");
+                }
+                Vec::new()
+            },
+            2,
+        )
+        .await;
+        assert_eq!(outcomes.len(), 2);
+        for outcome in outcomes {
+            assert_eq!(outcome.verdict, Verdict::Deferred);
+            assert!(
+                outcome.diagnostic().contains("split character at byte 3"),
+                "{}",
+                outcome.diagnostic()
+            );
+        }
+        let fine = contain_panic(async { vec![Outcome::deferred("4.0.0", "x")] }, 1).await;
+        assert_eq!(fine.len(), 1);
     }
 }

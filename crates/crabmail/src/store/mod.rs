@@ -15,6 +15,7 @@ pub mod sqlite;
 use crate::clock::Timestamp;
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -529,7 +530,16 @@ pub trait Store: Send + Sync + 'static {
     // --- inbound ---
     /// Stores the bytes, a copy per delivery and an ingest job, in one transaction.
     async fn accept_inbound(&self, message: InboundMessage) -> Result<()>;
-    async fn pending_ingest(&self, limit: usize) -> Result<Vec<IngestJob>>;
+    /// Leases up to `limit` ingest jobs that nobody holds at `now`, until `now + lease`, oldest
+    /// first. A claimed job is held until its lease ends, so a dead node's jobs are taken over.
+    /// A job never claimed is held by the node that accepted it until `created_at + lease` on a
+    /// store several nodes share (PostgreSQL); on one a single node opens (SQLite) it is free.
+    async fn claim_ingest(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<IngestJob>>;
     /// Makes the copies of each blob readable, in one transaction; returns the inboxes that grew.
     async fn complete_ingest(&self, done: Vec<Ingested>, now: Timestamp) -> Result<Vec<Wake>>;
 

@@ -24,6 +24,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/postgres/0004_threads.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_ingest_leases.sql"),
+    ),
 ];
 const ARRIVALS_CHANNEL: &str = "crabmail_arrivals";
 
@@ -528,13 +532,26 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn pending_ingest(&self, limit: usize) -> Result<Vec<IngestJob>> {
+    async fn claim_ingest(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<IngestJob>> {
+        let lease_ms = lease.as_millis() as i64;
+        // SKIP LOCKED: nodes sweeping at once take different jobs instead of waiting.
         let rows = sqlx::query(
-            "SELECT j.blob_id, b.bytes, \
-             (SELECT auth FROM messages m WHERE m.blob_id = j.blob_id LIMIT 1) \
-             FROM ingest_jobs j JOIN blobs b ON b.id = j.blob_id \
-             ORDER BY j.created_at, j.blob_id LIMIT $1",
+            "WITH due AS (SELECT blob_id FROM ingest_jobs \
+               WHERE COALESCE(lease_until, created_at + $3) <= $2 ORDER BY created_at, blob_id LIMIT $4 \
+               FOR UPDATE SKIP LOCKED), \
+             claimed AS (UPDATE ingest_jobs j SET lease_until = $1 FROM due WHERE j.blob_id = due.blob_id \
+               RETURNING j.blob_id, j.created_at) \
+             SELECT c.blob_id, b.bytes, (SELECT auth FROM messages m WHERE m.blob_id = c.blob_id LIMIT 1) \
+             FROM claimed c JOIN blobs b ON b.id = c.blob_id ORDER BY c.created_at, c.blob_id",
         )
+        .bind(now.0 + lease_ms)
+        .bind(now.0)
+        .bind(lease_ms)
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;

@@ -14,6 +14,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -21,6 +22,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/sqlite/0002_outbound.sql")),
     (3, include_str!("../../migrations/sqlite/0003_trust.sql")),
     (4, include_str!("../../migrations/sqlite/0004_threads.sql")),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_ingest_leases.sql"),
+    ),
 ];
 
 /// A write: runs inside the batch transaction and returns what to do once the batch committed.
@@ -570,22 +575,41 @@ impl Store for SqliteStore {
         self.write(move |conn| insert_inbound(conn, &message)).await
     }
 
-    async fn pending_ingest(&self, limit: usize) -> Result<Vec<IngestJob>> {
-        self.read(move |conn| {
+    async fn claim_ingest(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<IngestJob>> {
+        let lease_ms = lease.as_millis() as i64;
+        self.write(move |conn| {
+            let ids: Vec<String> = conn
+                .prepare_cached(
+                    // One node owns this file: a job nobody leased is free (the node's own
+                    // in-flight jobs are kept apart by the worker).
+                    "UPDATE ingest_jobs SET lease_until = $1 WHERE blob_id IN (\
+                       SELECT blob_id FROM ingest_jobs WHERE coalesce(lease_until, 0) <= $2 \
+                       ORDER BY created_at, blob_id LIMIT $3) \
+                     RETURNING blob_id",
+                )?
+                .query_map(params![now.0 + lease_ms, now.0, limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
             let mut stmt = conn.prepare_cached(
-                "SELECT j.blob_id, b.bytes, \
-                 (SELECT auth FROM messages m WHERE m.blob_id = j.blob_id LIMIT 1) \
-                 FROM ingest_jobs j JOIN blobs b ON b.id = j.blob_id \
-                 ORDER BY j.created_at, j.blob_id LIMIT $1",
+                "SELECT b.bytes, (SELECT auth FROM messages m WHERE m.blob_id = b.id LIMIT 1) \
+                 FROM blobs b WHERE b.id = $1",
             )?;
-            let rows = stmt.query_map(params![limit as i64], |r| {
-                Ok(IngestJob {
-                    blob_id: r.get(0)?,
-                    bytes: Arc::new(r.get(1)?),
-                    auth: r.get(2)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let mut jobs = Vec::with_capacity(ids.len());
+            for blob_id in ids {
+                let (bytes, auth) = stmt.query_row(params![blob_id], |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<String>>(1)?))
+                })?;
+                jobs.push(IngestJob {
+                    blob_id,
+                    bytes: Arc::new(bytes),
+                    auth,
+                });
+            }
+            Ok(jobs)
         })
         .await
     }
