@@ -81,8 +81,8 @@ impl TestCa {
 }
 
 /// An HTTPS server on 127.0.0.1 answering `GET` by Host header: a body for each known host,
-/// 404 for others. A body that starts with `HTTP/1.1 ` is sent verbatim as the whole response
-/// (for chunked or otherwise unusual answers). Stops when dropped.
+/// 404 for others; or, from `start_raw`, a whole response as bytes for each host (chunked or
+/// otherwise unusual answers). Stops when dropped.
 pub struct HttpsServer {
     pub addr: SocketAddr,
     task: tokio::task::JoinHandle<()>,
@@ -90,6 +90,21 @@ pub struct HttpsServer {
 
 impl HttpsServer {
     pub async fn start(identity: &Issued, bodies: HashMap<String, String>) -> HttpsServer {
+        let responses = bodies
+            .into_iter()
+            .map(|(host, body)| {
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                (host, response.into_bytes())
+            })
+            .collect();
+        HttpsServer::start_raw(identity, responses).await
+    }
+
+    /// Answers each known host with exactly the bytes given.
+    pub async fn start_raw(identity: &Issued, responses: HashMap<String, Vec<u8>>) -> HttpsServer {
         let certs: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(identity.cert_pem.as_bytes())
                 .collect::<Result<_, _>>()
@@ -108,7 +123,7 @@ impl HttpsServer {
             .await
             .expect("bind HTTPS");
         let addr = listener.local_addr().expect("HTTPS address");
-        let bodies = Arc::new(bodies);
+        let bodies = Arc::new(responses);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
@@ -137,14 +152,10 @@ impl HttpsServer {
                         })
                         .unwrap_or_default();
                     let response = match bodies.get(&host) {
-                        Some(raw) if raw.starts_with("HTTP/1.1 ") => raw.clone(),
-                        Some(body) => format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                            body.len()
-                        ),
-                        None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned(),
+                        Some(raw) => raw.clone(),
+                        None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec(),
                     };
-                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.write_all(&response).await;
                     let _ = tls.shutdown().await;
                 });
             }

@@ -35,6 +35,11 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Name this server gives in its SMTP greeting and Received headers; empty means the domain.",
     },
     Setting {
+        key: "node_id",
+        default: r#""""#,
+        doc: "This node's name among nodes sharing PostgreSQL, unique and stable across restarts; empty means host name and data_dir.",
+    },
+    Setting {
         key: "database_url",
         default: r#""""#,
         doc: "postgres://... to share PostgreSQL between nodes; empty means embedded SQLite in data_dir.",
@@ -323,6 +328,7 @@ pub struct Config {
     pub domain: String,
     pub hostname: String,
     pub database_url: String,
+    pub node_id: String,
     pub api: ApiConfig,
     pub mx: MxConfig,
     pub submission: SubmissionConfig,
@@ -631,6 +637,20 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// This node's name among nodes sharing a store: the setting, or the machine's host name and
+    /// the data directory (stable across restarts, distinct for two nodes on one machine).
+    pub fn node_id(&self) -> String {
+        if !self.node_id.is_empty() {
+            return self.node_id.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        let dir = std::fs::canonicalize(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+        format!("{host}:{}", dir.display())
     }
 
     /// The name in our SMTP greeting.

@@ -208,20 +208,14 @@ async fn a_chunked_policy_that_splits_a_character_still_reads() {
     let policy = "version: STSv1\r\nmode: enforce\r\nnote: caf\u{e9}\r\nmx: mx.chunked.test\r\nmax_age: 86400\r\n";
     let bytes = policy.as_bytes();
     let cut = policy.find('\u{e9}').unwrap() + 1; // between the two octets of "é"
-    // Chunk sizes count octets; the raw response is built as bytes and must stay valid UTF-8 only
-    // as a whole, which it is.
-    let mut raw = String::from(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-    );
-    raw.push_str(&format!("{cut:x}\r\n"));
-    raw.push_str(std::str::from_utf8(&bytes[..cut - 1]).unwrap());
-    let mut raw = raw.into_bytes();
-    raw.push(bytes[cut - 1]);
+    // Chunk sizes count octets; the response is bytes, not text.
+    let mut raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    raw.extend_from_slice(format!("{cut:x}\r\n").as_bytes());
+    raw.extend_from_slice(&bytes[..cut]);
     raw.extend_from_slice(format!("\r\n{:x}\r\n", bytes.len() - cut).as_bytes());
     raw.extend_from_slice(&bytes[cut..]);
     raw.extend_from_slice(b"\r\n0\r\n\r\n");
-    let raw = String::from_utf8(raw).expect("the response as a whole is UTF-8");
-    let https = HttpsServer::start(
+    let https = HttpsServer::start_raw(
         &ca.issue(&["mta-sts.chunked.test"]),
         HashMap::from([("mta-sts.chunked.test".to_owned(), raw)]),
     )

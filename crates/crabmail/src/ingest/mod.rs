@@ -9,9 +9,10 @@
 //!
 //! Analysis (parse, score, extract) runs on the blocking pool, `ingest.workers` messages at once,
 //! each within `ingest.budget`: a message that takes longer, or whose analysis fails, is listed
-//! unparsed and flagged `not_analysed` instead of holding up the mail behind it. Finished
-//! messages are committed in batches; if the store fails, the batch is retried while the jobs stay
-//! durable. An external classifier, when configured, is never waited on past its timeout.
+//! unparsed and flagged `not_analysed`. Finished messages are committed in batches, in the order
+//! they were handed over (so inboxes list mail as it arrived), except that a message still being
+//! analysed after a second steps out of line: it delays only itself. If the store fails, the
+//! batch is retried while the jobs stay durable. An external classifier, when configured, is never waited on past its timeout.
 
 pub mod insight;
 pub mod parse;
@@ -22,10 +23,13 @@ use crate::events::Wakeups;
 use crate::risk::Policy;
 use crate::risk::classifier::Classifier;
 use crate::store::{IngestJob, Ingested, SharedStore};
+use futures::FutureExt;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +37,8 @@ use tokio_util::sync::CancellationToken;
 const BATCH: usize = 64;
 /// Pause before retrying a batch the store refused.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// How long a message still being analysed holds up the ones handed over after it.
+const HOLD: Duration = Duration::from_secs(1);
 /// Shortest pause between two sweeps of the store for unclaimed jobs.
 const MIN_SWEEP: Duration = Duration::from_millis(100);
 
@@ -119,13 +125,20 @@ struct Worker {
 
 impl Worker {
     async fn run(self, mut rx: mpsc::UnboundedReceiver<IngestJob>) {
-        let (done_tx, done_rx) = mpsc::channel::<Ingested>(BATCH * 4);
+        match self.store.resume_own_ingest().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "ingest: resuming this node's interrupted jobs"),
+            Err(e) => {
+                tracing::error!(error = %e, "ingest: cannot resume this node's jobs; they wait out their leases")
+            }
+        }
+        let (order_tx, order_rx) = mpsc::channel::<oneshot::Receiver<Ingested>>(BATCH * 4);
         let committer = tokio::spawn(commit_loop(
             self.store.clone(),
             self.wakeups.clone(),
             self.clock.clone(),
             self.in_flight.clone(),
-            done_rx,
+            order_rx,
             self.shutdown.clone(),
         ));
         let permits = Arc::new(Semaphore::new(self.workers.max(1)));
@@ -151,18 +164,23 @@ impl Worker {
                     _ = self.shutdown.cancelled() => break,
                 };
                 let Ok(permit) = permit else { break };
-                let (scoring, budget, done) = (self.scoring.clone(), self.budget, done_tx.clone());
+                // The committer learns of the job now, so it commits in this order.
+                let (done, in_line) = oneshot::channel();
+                if order_tx.send(in_line).await.is_err() {
+                    break;
+                }
+                let (scoring, budget) = (self.scoring.clone(), self.budget);
                 running.spawn(async move {
                     let prepared = analyse(job, scoring, budget).await;
                     drop(permit);
-                    let _ = done.send(prepared.finish()).await;
+                    let _ = done.send(prepared.finish());
                 });
                 // Reap finished tasks so the set does not grow without end.
                 while running.try_join_next().is_some() {}
             }
         }
         while running.join_next().await.is_some() {}
-        drop(done_tx);
+        drop(order_tx);
         let _ = committer.await;
     }
 
@@ -222,34 +240,112 @@ async fn analyse(job: IngestJob, scoring: Arc<Scoring>, budget: Duration) -> ins
     prepared
 }
 
-/// Commits finished messages in batches, in the order they finished.
+/// Commits analysed messages in batches, in the order they were handed over, so an inbox lists
+/// mail as it arrived; a message still not analysed after `HOLD` steps out of line and is
+/// committed whenever it is done, so it delays only itself.
 async fn commit_loop(
     store: SharedStore,
     wakeups: Arc<Wakeups>,
     clock: SharedClock,
     in_flight: InFlight,
-    mut done: mpsc::Receiver<Ingested>,
+    mut order: mpsc::Receiver<oneshot::Receiver<Ingested>>,
     shutdown: CancellationToken,
 ) {
+    let mut head: Option<oneshot::Receiver<Ingested>> = None;
+    let mut late = FuturesUnordered::new();
+    let mut order_closed = false;
     let mut batch = Vec::with_capacity(BATCH);
-    while done.recv_many(&mut batch, BATCH).await > 0 {
-        let items = std::mem::take(&mut batch);
-        loop {
-            match store.complete_ingest(items.clone(), clock.now()).await {
-                Ok(wakes) => {
-                    wakeups.announce_all(&wakes);
-                    break;
+    loop {
+        // Everything ready, in line first, without waiting.
+        while batch.len() < BATCH {
+            if head.is_none() {
+                match order.try_recv() {
+                    Ok(next) => head = Some(next),
+                    Err(_) => break,
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "ingest: store refused a batch; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(RETRY_PAUSE) => {}
-                        // The jobs stay in the store; a later sweep or start takes them.
-                        _ = shutdown.cancelled() => break,
+            }
+            let Some(next) = head.as_mut() else { break };
+            match next.try_recv() {
+                Ok(item) => {
+                    batch.push(item);
+                    head = None;
+                }
+                Err(oneshot::error::TryRecvError::Empty) => break,
+                // The analysis task died: its job stays in the store for a later sweep.
+                Err(oneshot::error::TryRecvError::Closed) => head = None,
+            }
+        }
+        while batch.len() < BATCH {
+            match late.next().now_or_never() {
+                Some(Some(Ok(item))) => batch.push(item),
+                Some(Some(Err(_))) => {}
+                _ => break,
+            }
+        }
+        if !batch.is_empty() {
+            let items = std::mem::take(&mut batch);
+            commit(&*store, &wakeups, &clock, &items, &shutdown).await;
+            in_flight.remove(&items);
+            continue;
+        }
+        // Nothing ready: wait for the head of the line (at most HOLD), a late one, or a new job.
+        match head.take() {
+            Some(mut next) => tokio::select! {
+                done = &mut next => {
+                    if let Ok(item) = done {
+                        batch.push(item);
+                    }
+                }
+                Some(done) = late.next(), if !late.is_empty() => {
+                    head = Some(next);
+                    if let Ok(item) = done {
+                        batch.push(item);
+                    }
+                }
+                _ = tokio::time::sleep(HOLD) => late.push(next),
+            },
+            None => {
+                if order_closed && late.is_empty() {
+                    return;
+                }
+                tokio::select! {
+                    next = order.recv(), if !order_closed => match next {
+                        Some(next) => head = Some(next),
+                        None => order_closed = true,
+                    },
+                    Some(done) = late.next(), if !late.is_empty() => {
+                        if let Ok(item) = done {
+                            batch.push(item);
+                        }
                     }
                 }
             }
         }
-        in_flight.remove(&items);
+    }
+}
+
+/// One batch into the store, retried while the store refuses (the jobs stay durable meanwhile).
+async fn commit(
+    store: &dyn crate::store::Store,
+    wakeups: &Wakeups,
+    clock: &SharedClock,
+    items: &[Ingested],
+    shutdown: &CancellationToken,
+) {
+    loop {
+        match store.complete_ingest(items.to_vec(), clock.now()).await {
+            Ok(wakes) => {
+                wakeups.announce_all(&wakes);
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "ingest: store refused a batch; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY_PAUSE) => {}
+                    // The jobs stay in the store; a later sweep or start takes them.
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        }
     }
 }

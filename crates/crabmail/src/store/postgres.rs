@@ -33,6 +33,8 @@ const ARRIVALS_CHANNEL: &str = "crabmail_arrivals";
 
 pub struct PgStore {
     pool: PgPool,
+    /// This node's name, kept with the ingest jobs it accepts or claims.
+    node: String,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -53,7 +55,17 @@ impl PgStore {
             .connect(url)
             .await?;
         migrate(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            node: String::new(),
+        })
+    }
+
+    /// Names this node (`Config::node_id`), so after a restart it resumes its own ingest jobs
+    /// at once instead of waiting out their leases.
+    pub fn for_node(mut self, node: &str) -> Self {
+        self.node = node.to_owned();
+        self
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
@@ -203,6 +215,7 @@ async fn drop_orphan_blob(tx: &mut Transaction<'static, Postgres>, blob_id: &str
 async fn insert_inbound(
     tx: &mut Transaction<'static, Postgres>,
     message: &InboundMessage,
+    node: &str,
 ) -> Result<()> {
     let size = message.bytes.len() as i64;
     sqlx::query("INSERT INTO blobs (id, size, bytes) VALUES ($1, $2, $3)")
@@ -234,9 +247,10 @@ async fn insert_inbound(
         .execute(&mut **tx)
         .await?;
     }
-    sqlx::query("INSERT INTO ingest_jobs (blob_id, created_at) VALUES ($1, $2)")
+    sqlx::query("INSERT INTO ingest_jobs (blob_id, created_at, node) VALUES ($1, $2, $3)")
         .bind(&message.blob_id)
         .bind(message.received_at.0)
+        .bind(node)
         .execute(&mut **tx)
         .await?;
     Ok(())
@@ -526,10 +540,21 @@ impl Store for PgStore {
 
     async fn accept_inbound(&self, message: InboundMessage) -> Result<()> {
         let mut tx = self.begin().await?;
-        insert_inbound(&mut tx, &message).await?;
+        insert_inbound(&mut tx, &message, &self.node).await?;
         // DURABILITY: the PostgreSQL commit (WAL flushed) precedes the 250 reply.
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn resume_own_ingest(&self) -> Result<u64> {
+        if self.node.is_empty() {
+            return Ok(0);
+        }
+        let done = sqlx::query("UPDATE ingest_jobs SET lease_until = 0 WHERE node = $1")
+            .bind(&self.node)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn claim_ingest(
@@ -544,7 +569,7 @@ impl Store for PgStore {
             "WITH due AS (SELECT blob_id FROM ingest_jobs \
                WHERE COALESCE(lease_until, created_at + $3) <= $2 ORDER BY created_at, blob_id LIMIT $4 \
                FOR UPDATE SKIP LOCKED), \
-             claimed AS (UPDATE ingest_jobs j SET lease_until = $1 FROM due WHERE j.blob_id = due.blob_id \
+             claimed AS (UPDATE ingest_jobs j SET lease_until = $1, node = $5 FROM due WHERE j.blob_id = due.blob_id \
                RETURNING j.blob_id, j.created_at) \
              SELECT c.blob_id, b.bytes, (SELECT auth FROM messages m WHERE m.blob_id = c.blob_id LIMIT 1) \
              FROM claimed c JOIN blobs b ON b.id = c.blob_id ORDER BY c.created_at, c.blob_id",
@@ -553,6 +578,7 @@ impl Store for PgStore {
         .bind(now.0)
         .bind(lease_ms)
         .bind(limit as i64)
+        .bind(&self.node)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -1049,7 +1075,7 @@ impl Store for PgStore {
             wakes.push(insert_event(&mut tx, &event, now).await?);
         }
         for message in &outcomes.inbound {
-            insert_inbound(&mut tx, message).await?;
+            insert_inbound(&mut tx, message, &self.node).await?;
         }
         for s in &outcomes.suppress {
             sqlx::query(
