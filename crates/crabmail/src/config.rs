@@ -60,6 +60,26 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Longest long-poll a client may ask for with ?wait=.",
     },
     Setting {
+        key: "api.max_connections",
+        default: "1024",
+        doc: "HTTP connections open at once; past it a new connection gets 503 and is closed.",
+    },
+    Setting {
+        key: "api.max_connections_per_ip",
+        default: "256",
+        doc: "HTTP connections open at once from one client address.",
+    },
+    Setting {
+        key: "api.header_timeout",
+        default: r#""30s""#,
+        doc: "Time to send a request's headers, and the longest idle wait between requests on one connection.",
+    },
+    Setting {
+        key: "api.body_timeout",
+        default: r#""60s""#,
+        doc: "Time to send a request's body once its headers arrived; past it the request fails with 408.",
+    },
+    Setting {
         key: "mx.listen",
         default: r#""127.0.0.1:2525""#,
         doc: "Address of the inbound MX (SMTP); production uses 0.0.0.0:25.",
@@ -353,6 +373,12 @@ pub struct ApiConfig {
     pub max_body_size: usize,
     #[serde(with = "humantime_serde")]
     pub max_wait: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

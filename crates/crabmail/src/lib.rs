@@ -26,6 +26,7 @@ pub mod dns;
 pub mod domain;
 pub mod events;
 pub mod extract;
+pub mod gate;
 pub mod id;
 pub mod ingest;
 pub mod outbound;

@@ -498,6 +498,7 @@ fn init_logging() {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    raise_open_file_limit(&config);
     let listeners = crabmail::Listeners::bind(&config).await?;
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
@@ -508,6 +509,46 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     crabmail::run(config, listeners, clock, shutdown).await?;
     Ok(())
+}
+
+/// Raises the soft open-file limit to the hard one, so a flood meets the connection limits
+/// (`api.max_connections`, `smtp.max_connections`) before it meets the descriptor limit, and an
+/// API flood cannot stop the MX from greeting. Warns when the limit stays below what they need.
+fn raise_open_file_limit(config: &Config) {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            tracing::warn!("cannot read the open-file limit");
+            return;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            // SAFETY: as above.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                limit = raised;
+            }
+        }
+        // Each SMTP listener (MX, 587, 465) has its own gate; a few hundred more for the store,
+        // outbound connections and DNS.
+        let needed = config.api.max_connections + 3 * config.smtp.max_connections + 512;
+        if (limit.rlim_cur as u128) < needed as u128 {
+            tracing::warn!(
+                open_files = limit.rlim_cur,
+                needed,
+                "the open-file limit is below what the connection limits allow; raise it (ulimit -n) or lower api.max_connections and smtp.max_connections"
+            );
+        } else {
+            tracing::info!(open_files = limit.rlim_cur, "open-file limit");
+        }
+    }
 }
 
 async fn wait_for_signal() {

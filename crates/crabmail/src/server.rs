@@ -256,10 +256,9 @@ async fn serve(
     let app = api::router(api_state, config.api.max_body_size);
     let api_addr = listeners.api.local_addr().map_err(ServerError::Network)?;
     let api_shutdown = shutdown.clone();
+    let http_limits = api::serve::HttpLimits::from(&config.api);
     let http = tokio::spawn(async move {
-        axum::serve(listeners.api, app)
-            .with_graceful_shutdown(async move { api_shutdown.cancelled().await })
-            .await
+        api::serve::serve(listeners.api, app, http_limits, api_shutdown).await
     });
     tracing::info!(
         api = %api_addr,

@@ -179,3 +179,143 @@ async fn an_endless_remote_reply_is_a_deferral() {
         "{sent} bytes sent before the hang-up"
     );
 }
+
+/// A TCP connection to `addr` from the local address `source`.
+async fn tcp_from(source: &str, addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::new(source.parse().unwrap(), 0))
+        .unwrap();
+    socket.connect(addr).await.expect("connect")
+}
+
+/// Everything the server sends until it closes the connection.
+async fn read_to_close(tcp: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    // A guard only: the server closes on its own timeouts, long before this.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tcp.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server closes the connection")
+    .expect("read");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The JSON error code of an HTTP answer, checking it is JSON in the documented shape.
+fn error_code(answer: &str, status: &str) -> String {
+    assert!(
+        answer.starts_with(&format!("HTTP/1.1 {status} ")),
+        "expected {status}: {answer}"
+    );
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{answer}"
+    );
+    let body = answer.split_once("\r\n\r\n").expect("a body").1;
+    let json: serde_json::Value = serde_json::from_str(body).expect("a JSON body");
+    json["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.code: {body}"))
+        .to_owned()
+}
+
+/// Silent, slow and over-limit HTTP clients: timed out, refused with JSON, and never able to stop
+/// the MX from greeting; hyper's own error answers are JSON too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_survives_silent_slow_and_too_many_clients() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start_with(
+        Backend::Sqlite,
+        &[
+            ("api.max_connections", "12"),
+            ("api.max_connections_per_ip", "8"),
+            ("api.header_timeout", "\"1s\""),
+            ("api.body_timeout", "\"1s\""),
+        ],
+    )
+    .await;
+    let api = server.api;
+    // Eight silent connections from one address fill its share; a ninth is refused with JSON.
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(tcp_from("127.0.0.1", api).await);
+    }
+    let mut ninth = tcp_from("127.0.0.1", api).await;
+    assert_eq!(
+        error_code(&read_to_close(&mut ninth).await, "503"),
+        "too_many_connections"
+    );
+    // Four more from another address fill the total; one from a third address is refused.
+    for _ in 0..4 {
+        silent.push(tcp_from("127.0.0.2", api).await);
+    }
+    let mut over = tcp_from("127.0.0.3", api).await;
+    assert_eq!(
+        error_code(&read_to_close(&mut over).await, "503"),
+        "too_many_connections"
+    );
+    // The MX still greets while the API is full.
+    let mut smtp = Smtp::connect(server.mx).await;
+    smtp.cmd("EHLO client.example.test", "250").await;
+    // The silent connections are closed by the server (header timeout).
+    for mut tcp in silent {
+        assert_eq!(
+            read_to_close(&mut tcp).await,
+            "",
+            "closed without an answer"
+        );
+    }
+    // A body sent a byte at a time past the body timeout: 408 in JSON.
+    let mut slow = tcp_from("127.0.0.1", api).await;
+    slow.write_all(b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    let answer = read_to_close(&mut slow).await;
+    assert_eq!(error_code(&answer, "408"), "body_timeout");
+    // Requests hyper cannot parse are answered in JSON.
+    let cases: [(Vec<u8>, &str, &str); 3] = [
+        (b"NOT HTTP AT ALL\r\n\r\n".to_vec(), "400", "bad_request"),
+        (
+            format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000)).into_bytes(),
+            "414",
+            "uri_too_long",
+        ),
+        (
+            format!(
+                "GET /healthz HTTP/1.1\r\nHost: x\r\n{}\r\n",
+                (0..200)
+                    .map(|i| format!("X-H{i}: v\r\n"))
+                    .collect::<String>()
+            )
+            .into_bytes(),
+            "431",
+            "headers_too_large",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let mut tcp = tcp_from("127.0.0.1", api).await;
+        tcp.write_all(&request).await.unwrap();
+        assert_eq!(error_code(&read_to_close(&mut tcp).await, status), code);
+    }
+    // A path parameter that cannot name anything is a JSON 404, not axum's plain text.
+    let client = server.signup().await;
+    let token = client.token().unwrap_or_default().to_owned();
+    let mut tcp = tcp_from("127.0.0.1", api).await;
+    tcp.write_all(
+        format!(
+            "GET /v1/messages/msg_x/attachments/notanumber HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        error_code(&read_to_close(&mut tcp).await, "404"),
+        "not_found"
+    );
+}

@@ -1,10 +1,11 @@
 //! Signup and tokens: `POST /v1/accounts`, `POST|GET /v1/tokens`, `DELETE /v1/tokens/{id}`.
 
 use super::ApiState;
+use super::error::Path;
 use super::error::{ApiError, Json};
 use crate::account::Caller;
 use crate::id;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use crabmail_api::{
     AccountCreated, CreateAccount, CreateToken, ErrorBody, TokenCreated, TokenInfo, TokenList,

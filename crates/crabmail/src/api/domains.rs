@@ -2,13 +2,14 @@
 //! `POST /v1/domains/{id}/verify`; and the MTA-STS policy file of every hosted domain.
 
 use super::ApiState;
+use super::error::Path;
 use super::error::{ApiError, Json};
 use crate::account::Caller;
 use crate::account::address::validate_domain;
 use crate::domain;
 use crate::id;
 use crate::store::{DomainRecord, StoreError};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crabmail_api::{

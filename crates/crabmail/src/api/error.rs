@@ -172,6 +172,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for RawJson<T> {
                     "too_large",
                     "request body is too large",
                 )
+            } else if rejection.body_text().contains("request body timed out") {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    "the request body did not arrive in time",
+                )
             } else {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -197,6 +203,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for RawJson<T> {
             }
         })?;
         Ok(RawJson(value, bytes))
+    }
+}
+
+/// Path parameters; one that cannot name anything (not UTF-8, not a number where one is due) is
+/// a JSON 404, like any other name that leads nowhere.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => {
+                tracing::debug!(error = %rejection.body_text(), "api: unusable path parameter");
+                Err(ApiError::not_found("resource"))
+            }
+        }
     }
 }
 

@@ -1,11 +1,12 @@
 //! Inboxes: `POST|GET /v1/inboxes`, `GET|DELETE /v1/inboxes/{id}`.
 
 use super::ApiState;
+use super::error::Path;
 use super::error::{ApiError, Json};
 use crate::account::Caller;
 use crate::id;
 use crate::store::InboxRecord;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use crabmail_api::{CreateInbox, ErrorBody, Inbox, InboxList};
 

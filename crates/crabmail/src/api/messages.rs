@@ -1,13 +1,14 @@
 //! Reading mail: list (with long-poll), one message as JSON, its raw bytes, an attachment, delete.
 
 use super::ApiState;
+use super::error::Path;
 use super::error::{ApiError, Query};
 use super::inboxes::owned_inbox;
 use crate::account::Caller;
 use crate::id;
 use crate::ingest::parse;
 use crate::store::{MessageRecord, OutboundRecord, Status};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crabmail_api::{

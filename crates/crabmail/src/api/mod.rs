@@ -13,6 +13,7 @@ mod events;
 mod inboxes;
 mod messages;
 mod sending;
+pub mod serve;
 mod threads;
 mod wait;
 

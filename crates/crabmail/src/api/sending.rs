@@ -1,9 +1,10 @@
 //! Sending: `POST /v1/inboxes/{id}/messages`, and the suppression list it consults.
 
 use super::ApiState;
+use super::error::Path;
 use super::error::{ApiError, RawJson};
 use crate::account::Caller;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use crabmail_api::{ErrorBody, SendMessage, Sent, Suppression, SuppressionList};
 

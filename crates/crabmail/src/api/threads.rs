@@ -3,13 +3,14 @@
 //! the new part of its text (`reply_text`).
 
 use super::ApiState;
+use super::error::Path;
 use super::error::{ApiError, Query};
 use super::inboxes::owned_inbox;
 use super::messages::{message_json, outbound_json, owned_message, owned_sent};
 use crate::account::Caller;
 use crate::id;
 use crate::store::{ThreadMemberRecord, ThreadRecord};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use crabmail_api::{ErrorBody, Message, Thread, ThreadList, ThreadMessage, ThreadSummary};
 use serde::Deserialize;
 

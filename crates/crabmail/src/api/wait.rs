@@ -6,12 +6,13 @@
 //! race of an agent that triggers a sign-up and only then starts waiting.
 
 use super::ApiState;
+use super::error::Path;
 use super::error::{ApiError, Query};
 use super::inboxes::owned_inbox;
 use super::messages::message_json;
 use crate::account::Caller;
 use crate::store::MessageRecord;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use crabmail_api::{ErrorBody, Message, ParsedMessage, TimedOut, WaitResult};
 use serde::Deserialize;
 use std::time::Duration;

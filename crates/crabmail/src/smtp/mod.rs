@@ -23,13 +23,13 @@ pub mod tls;
 use crate::account::Accounts;
 use crate::clock::SharedClock;
 use crate::config::SmtpConfig;
+use crate::gate::ConnectionGate;
 use crate::ingest::IngestQueue;
 use crate::outbound::Outbound;
 use crate::store::SharedStore;
 pub use session::{Ending, Session};
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 pub use stream::Deadlines;
 use tokio::net::{TcpListener, TcpStream};
@@ -156,79 +156,5 @@ async fn connection(
         }
         Ok(Err(e)) => tracing::info!(peer = %ip, error = %e, "smtp: TLS handshake failed"),
         Err(_) => tracing::info!(peer = %ip, "smtp: TLS handshake timed out"),
-    }
-}
-
-/// Counts open connections, in total and per client address.
-struct ConnectionGate {
-    max_total: usize,
-    max_per_ip: usize,
-    open: Mutex<(usize, HashMap<IpAddr, usize>)>,
-}
-
-/// An admitted connection; dropping it frees its place.
-struct Pass {
-    gate: Arc<ConnectionGate>,
-    ip: IpAddr,
-}
-
-impl ConnectionGate {
-    fn new(max_total: usize, max_per_ip: usize) -> Self {
-        ConnectionGate {
-            max_total,
-            max_per_ip,
-            open: Mutex::new((0, HashMap::new())),
-        }
-    }
-
-    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Pass> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let (total, per_ip) = &mut *open;
-        let from_ip = per_ip.entry(ip).or_insert(0);
-        if *total >= self.max_total || *from_ip >= self.max_per_ip {
-            if *from_ip == 0 {
-                per_ip.remove(&ip);
-            }
-            return None;
-        }
-        *from_ip += 1;
-        *total += 1;
-        Some(Pass {
-            gate: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for Pass {
-    fn drop(&mut self) {
-        let mut open = self.gate.open.lock().unwrap_or_else(|e| e.into_inner());
-        let (total, per_ip) = &mut *open;
-        *total -= 1;
-        if let Some(n) = per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                per_ip.remove(&self.ip);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_gate_limits_per_ip_and_in_total() {
-        let gate = Arc::new(ConnectionGate::new(3, 2));
-        let a: IpAddr = "127.0.0.1".parse().unwrap();
-        let b: IpAddr = "127.0.0.2".parse().unwrap();
-        let a1 = gate.admit(a).unwrap();
-        let _a2 = gate.admit(a).unwrap();
-        assert!(gate.admit(a).is_none(), "third from one ip");
-        let _b1 = gate.admit(b).unwrap();
-        assert!(gate.admit(b).is_none(), "fourth in total");
-        drop(a1);
-        assert!(gate.admit(b).is_some(), "a freed place is reusable");
     }
 }
