@@ -126,8 +126,13 @@ pub const SETTINGS: &[Setting] = &[
     },
     Setting {
         key: "smtp.max_line_length",
-        default: "1000",
-        doc: "Longest text line inside DATA in octets, CRLF included (RFC 5321 4.5.3.1.6).",
+        default: "0",
+        doc: "Longest text line accepted in a message, in octets with CRLF; 0 keeps long lines as received (as Postfix does); 1000 is RFC 5321's limit.",
+    },
+    Setting {
+        key: "smtp.bare_newline",
+        default: r#""normalize""#,
+        doc: "A bare LF or CR in a message: normalize (a line end, stored as CRLF; only CRLF.CRLF ends DATA) or reject (550 5.6.0).",
     },
     Setting {
         key: "smtp.idle_timeout",
@@ -504,6 +509,17 @@ pub struct DnsConfig {
     pub timeout: Duration,
 }
 
+/// What a bare LF or CR in a body means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BareNewline {
+    /// A line end, stored as CRLF.
+    #[default]
+    Normalize,
+    /// The message is refused (550 5.6.0).
+    Reject,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
@@ -511,6 +527,7 @@ pub struct SmtpConfig {
     pub max_recipients: usize,
     pub max_command_line: usize,
     pub max_line_length: usize,
+    pub bare_newline: BareNewline,
     #[serde(with = "humantime_serde")]
     pub idle_timeout: Duration,
     #[serde(with = "humantime_serde")]

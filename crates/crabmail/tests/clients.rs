@@ -220,3 +220,57 @@ async fn rust_mail_send_client_over_starttls() {
         ("text/csv", b"a,b\n1,2\n".as_slice())
     );
 }
+
+/// What a Python agent most often writes: `msg.as_bytes()` (LF line ends, a dot-led line) through
+/// `smtplib.sendmail`. Accepted as one message, stored with CRLF, the dot line intact.
+#[tokio::test]
+async fn python_sendmail_with_lf_line_ends_is_accepted() {
+    const SCRIPT: &str = r#"
+import smtplib, sys
+from email.message import EmailMessage
+msg = EmailMessage()
+msg["From"] = "py@example.test"
+msg["To"] = "agent@crabmail.localhost"
+msg["Subject"] = "lf endings"
+msg.set_content("first line\n.starts with a dot\nlast line\n")
+raw = msg.as_bytes()
+assert b"\r\n" not in raw
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1])) as s:
+    s.sendmail("py@example.test", ["agent@crabmail.localhost"], raw)
+print("sent")
+"#;
+    let server = TestServer::start().await;
+    let (client, inbox) = server.mailbox("agent").await;
+    let port = server.mx.port().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("python3")
+            .args(["-c", SCRIPT, &port])
+            .output()
+            .expect("python3")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "smtplib: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        received_subjects(&client, &inbox.id, 1).await,
+        ["lf endings"]
+    );
+    let list = client
+        .list_messages(&inbox.id, None, None, None)
+        .await
+        .unwrap();
+    let message = client.get_message(&list.messages[0].id).await.unwrap();
+    assert_eq!(
+        message.parsed.text.as_deref().map(str::trim_end),
+        Some("first line\r\n.starts with a dot\r\nlast line")
+    );
+    let raw = client.get_raw(&message.id).await.unwrap();
+    assert!(
+        !raw.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'),
+        "CRLF only"
+    );
+}

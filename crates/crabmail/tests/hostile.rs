@@ -319,3 +319,142 @@ async fn the_api_survives_silent_slow_and_too_many_clients() {
         "not_found"
     );
 }
+
+/// A remote MX that records the exact bytes of every DATA it receives (between the 354 and the
+/// final dot), so the test can judge the wire itself.
+async fn recording_mx() -> (u16, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = tcp.into_split();
+                let mut read = BufReader::new(read);
+                let _ = write.write_all(b"220 recorder.test ESMTP\r\n").await;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "EHLO" | "HELO" => b"250 recorder.test\r\n",
+                        "DATA" => {
+                            let _ = write.write_all(b"354 go\r\n").await;
+                            let mut data = Vec::new();
+                            let mut byte = [0u8; 1];
+                            while !data.ends_with(b"\r\n.\r\n") {
+                                if read.read(&mut byte).await.unwrap_or(0) == 0 {
+                                    return;
+                                }
+                                data.push(byte[0]);
+                            }
+                            let _ = tx.send(data);
+                            b"250 2.0.0 kept\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            return;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = write.write_all(reply).await;
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+/// What a lenient receiver could misread: a bare CR or LF, a NUL, a line over 998 octets, or a
+/// line that is a lone dot anywhere but at the end.
+fn assert_clean_wire(data: &[u8]) {
+    assert!(!data.contains(&0), "a NUL on the wire");
+    for (i, &b) in data.iter().enumerate() {
+        if b == b'\r' {
+            assert_eq!(data.get(i + 1), Some(&b'\n'), "bare CR at {i}");
+        }
+        if b == b'\n' {
+            assert!(i > 0 && data[i - 1] == b'\r', "bare LF at {i}");
+        }
+    }
+    let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+    assert!(
+        lines.iter().all(|l| l.len() <= 999),
+        "a line over 998 octets"
+    );
+    let dots = lines
+        .iter()
+        .filter(|l| **l == b".\r" || **l == b".")
+        .count();
+    assert_eq!(dots, 1, "one end of data, at the end");
+}
+
+/// Smuggling sequences in an HTTP send and in a submitted message reach the remote MX as
+/// ordinary lines: CRLF only, no NUL, no second end of data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smuggling_sequences_never_reach_the_wire() {
+    let (port, mut recorded) = recording_mx().await;
+    let dns = crabmail_testkit::Zone::new()
+        .mx("remote.test", 10, "mx.remote.test")
+        .a("mx.remote.test", "127.0.0.1")
+        .serve()
+        .await;
+    let (k, v) = dns.setting();
+    let server = TestServer::start_with(
+        Backend::Sqlite,
+        &[
+            (&k, &v),
+            ("delivery.mx_port", &port.to_string()),
+            ("submission.trusted_networks", "[\"127.0.0.0/8\"]"),
+        ],
+    )
+    .await;
+    let (client, inbox) = server.mailbox("bot").await;
+    client
+        .send_message(
+            &inbox.id,
+            &crabmail_api::SendMessage {
+                to: crabmail_api::AddressList::One("x@remote.test".into()),
+                subject: Some("http".into()),
+                text: Some(format!(
+                    "one\r.\rMAIL FROM:<evil@remote.test>\r\n\x00.\r\ntwo\n.\nthree {}",
+                    "long ".repeat(400)
+                )),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let http = recorded.recv().await.expect("the HTTP send arrives");
+    assert_clean_wire(&http);
+
+    let mut smtp = Smtp::connect(server.submission).await;
+    smtp.cmd("EHLO client.example.test", "250").await;
+    smtp.cmd(&format!("MAIL FROM:<{}>", inbox.address), "250")
+        .await;
+    smtp.cmd("RCPT TO:<y@remote.test>", "250").await;
+    smtp.cmd("DATA", "354").await;
+    smtp.write_raw(
+        format!(
+            "From: {}\r\nTo: y@remote.test\r\nSubject: submitted\r\n\r\nbefore\r\n\x00.\r\nMAIL FROM:<evil@remote.test>\r\n{}\r\n.\r\n",
+            inbox.address,
+            "z".repeat(3000)
+        )
+        .as_bytes(),
+    )
+    .await;
+    smtp.expect("250").await;
+    let submitted = recorded.recv().await.expect("the submission arrives");
+    assert_clean_wire(&submitted);
+    let text = String::from_utf8_lossy(&submitted);
+    assert!(
+        text.contains("\r\nbefore\r\n.."),
+        "the dot line is stuffed: {text}"
+    );
+}

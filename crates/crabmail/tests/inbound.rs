@@ -231,7 +231,8 @@ async fn limits_get_their_replies() {
 
 #[tokio::test]
 async fn long_text_lines_are_refused() {
-    let server = TestServer::start().await;
+    // Long lines are kept by default; an operator may hold senders to RFC 5321's 1000 octets.
+    let server = TestServer::start_with(Backend::Sqlite, &[("smtp.max_line_length", "1000")]).await;
     let (client, inbox) = server.mailbox("support").await;
     let mut smtp = Smtp::connect(server.mx).await;
     smtp.cmd("EHLO client.test", "250").await;
@@ -259,7 +260,8 @@ async fn long_text_lines_are_refused() {
 /// must not become a second transaction.
 #[tokio::test]
 async fn bare_line_endings_are_refused_whole() {
-    let server = TestServer::start().await;
+    let server =
+        TestServer::start_with(Backend::Sqlite, &[("smtp.bare_newline", "\"reject\"")]).await;
     let (client, inbox) = server.mailbox("support").await;
     server.mailbox("victim").await;
     let mut smtp = Smtp::connect(server.mx).await;
@@ -296,6 +298,54 @@ async fn bare_line_endings_are_refused_whole() {
         .unwrap();
     assert_eq!(listed.messages.len(), 1);
     assert_eq!(listed.messages[0].content.subject.as_deref(), Some("fine"));
+}
+
+/// By default, as Postfix 3.9's `normalize`: a bare LF is a line end (stored as CRLF), long lines
+/// are kept, and still only CRLF.CRLF ends the data, so a smuggling attempt stays one message.
+#[tokio::test]
+async fn bare_newlines_are_line_ends_and_long_lines_are_kept() {
+    let server = TestServer::start().await;
+    let (client, inbox) = server.mailbox("support").await;
+    let (victim, victim_inbox) = server.mailbox("victim").await;
+    let mut smtp = Smtp::connect(server.mx).await;
+    smtp.cmd("EHLO attacker.test", "250").await;
+    smtp.cmd("MAIL FROM:<a@example.test>", "250").await;
+    smtp.cmd("RCPT TO:<support@crabmail.localhost>", "250")
+        .await;
+    smtp.cmd("DATA", "354").await;
+    smtp.write_raw(
+        b"Subject: first\n\nhello\n.\r\nMAIL FROM:<ceo@bank.test>\r\nRCPT TO:<victim@crabmail.localhost>\r\nDATA\r\nSubject: smuggled\r\n\r\npay now\n..dotted\r\n.\r\n",
+    )
+    .await;
+    // One reply for the whole thing: the smuggled commands were data, not commands.
+    smtp.expect("250").await;
+    let long = "x".repeat(5000);
+    let reply = smtp
+        .send_mail(
+            "a@example.test",
+            &["support@crabmail.localhost"],
+            &format!("Subject: long\r\n\r\n{long}\r\n"),
+        )
+        .await;
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let (first, cursor) = next_message(&client, &inbox.id, "0").await;
+    assert_eq!(first.content.subject.as_deref(), Some("first"));
+    let raw = client.get_raw(&first.id).await.unwrap();
+    assert!(
+        as_received(&raw).ends_with(
+            b"Subject: first\r\n\r\nhello\r\n\r\nMAIL FROM:<ceo@bank.test>\r\nRCPT TO:<victim@crabmail.localhost>\r\nDATA\r\nSubject: smuggled\r\n\r\npay now\r\n.dotted\r\n"
+        ),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    let (second, _) = next_message(&client, &inbox.id, &cursor).await;
+    let raw = client.get_raw(&second.id).await.unwrap();
+    assert!(as_received(&raw).ends_with(format!("{long}\r\n").as_bytes()));
+    let none = victim
+        .list_messages(&victim_inbox.id, None, None, Some(0))
+        .await
+        .unwrap();
+    assert!(none.messages.is_empty(), "nothing smuggled to the victim");
 }
 
 #[tokio::test]
@@ -352,7 +402,8 @@ async fn pipelined_commands_get_replies_in_order() {
 
 #[tokio::test]
 async fn bdat_chunks_make_one_message() {
-    let server = TestServer::start().await;
+    let server =
+        TestServer::start_with(Backend::Sqlite, &[("smtp.bare_newline", "\"reject\"")]).await;
     let (client, inbox) = server.mailbox("support").await;
     let mut smtp = Smtp::connect(server.mx).await;
     smtp.cmd("EHLO client.test", "250").await;

@@ -154,7 +154,14 @@ impl Worker {
                     }
                     std::mem::take(&mut fresh)
                 }
-                _ = sweep.tick() => self.claim().await,
+                _ = sweep.tick() => {
+                    let (jobs, full) = self.claim().await;
+                    if full {
+                        // More are waiting (a restart after a crash): claim again at once.
+                        sweep.reset_immediately();
+                    }
+                    jobs
+                }
                 _ = self.shutdown.cancelled() => break,
             };
             for job in jobs {
@@ -185,13 +192,15 @@ impl Worker {
     }
 
     /// Jobs in the store nobody holds: left by a dead node or a crash, or never handed over.
-    async fn claim(&self) -> Vec<IngestJob> {
+    /// The jobs claimed, and whether the claim was a full batch.
+    async fn claim(&self) -> (Vec<IngestJob>, bool) {
         match self
             .store
             .claim_ingest(self.clock.now(), self.lease, BATCH)
             .await
         {
             Ok(jobs) => {
+                let full = jobs.len() == BATCH;
                 let jobs: Vec<IngestJob> = jobs
                     .into_iter()
                     .filter(|job| self.in_flight.insert(&job.blob_id))
@@ -199,11 +208,11 @@ impl Worker {
                 if !jobs.is_empty() {
                     tracing::info!(count = jobs.len(), "ingest: taking over unclaimed jobs");
                 }
-                jobs
+                (jobs, full)
             }
             Err(e) => {
                 tracing::error!(error = %e, "ingest: cannot claim jobs; they stay queued");
-                Vec::new()
+                (Vec::new(), false)
             }
         }
     }

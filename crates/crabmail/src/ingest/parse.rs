@@ -157,7 +157,7 @@ pub fn parse(raw: &[u8]) -> Parsed {
 }
 
 /// Parses `raw`, or the longest prefix of it within the limits, saying why it stopped short.
-fn parse_within_limits(raw: &[u8]) -> (Option<Message<'_>>, Option<String>) {
+pub(crate) fn parse_within_limits(raw: &[u8]) -> (Option<Message<'_>>, Option<String>) {
     let mut limited = None;
     let mut raw = raw;
     if let Some(found) = NESTING.find_iter(raw).nth(MAX_NESTED_MESSAGES) {

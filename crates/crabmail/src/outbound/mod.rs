@@ -6,6 +6,7 @@
 //! `Idempotency-Key` makes a retried API call return the first answer instead of sending twice.
 
 pub mod compose;
+pub mod wire;
 
 use crate::account::{AccountError, Caller};
 use crate::clock::SharedClock;
@@ -285,6 +286,9 @@ impl Outbound {
         source: &'static str,
         idempotency: Option<(String, Vec<u8>)>,
     ) -> Result<Accepted, SubmitError> {
+        // CRLF only, no NUL, no line over 998 octets: before the signature, which then covers
+        // exactly what is sent.
+        let bytes = wire::normalize(&bytes);
         if bytes.len() > self.max_message_size {
             return Err(SubmitError::TooLarge {
                 size: bytes.len(),

@@ -2,10 +2,14 @@
 //! what makes a body unacceptable without stopping the read, so the reply comes only after the
 //! client finished sending (and the session stays in step).
 //!
-//! Only CRLF ends a line. A bare LF or CR is recorded and never starts a line, so `\n.\n` or
-//! `\n.\r\n` cannot end the data early: a body that tries to smuggle a second message stays one
-//! message, which is then refused whole. No byte beyond the terminator is consumed.
+//! Only CRLF.CRLF ends the data: after a bare LF or CR a dot never starts the terminator, so
+//! `\n.\n` or `\n.\r\n` cannot end the data early, and a body that tries to smuggle a second
+//! message stays one message. What happens to it then is `smtp.bare_newline`: `normalize` (the
+//! default, as Postfix 3.9) reads a bare LF or CR as a line end, stored as CRLF (a leading dot
+//! after it is unstuffed, as clients such as Python's smtplib stuff it); `reject` refuses the
+//! message whole. No byte beyond the terminator is consumed.
 
+pub use crate::config::BareNewline;
 use memchr::memchr2;
 
 /// Why a complete body is refused.
@@ -20,6 +24,9 @@ pub enum BodyError {
 enum At {
     /// At the start of a line (after CRLF, or at the very beginning).
     LineStart,
+    /// At the start of a line that followed a bare LF or CR (normalize): a dot here is stuffing,
+    /// never the terminator.
+    BareLineStart,
     /// Inside a line.
     Text,
     /// After a CR inside a line.
@@ -32,6 +39,7 @@ enum At {
 
 pub struct DataReader {
     at: At,
+    bare_newline: BareNewline,
     body: Vec<u8>,
     max_size: usize,
     /// 0: no limit.
@@ -43,9 +51,10 @@ pub struct DataReader {
 }
 
 impl DataReader {
-    pub fn new(max_size: usize, max_line: usize) -> Self {
+    pub fn new(max_size: usize, max_line: usize, bare_newline: BareNewline) -> Self {
         DataReader {
             at: At::LineStart,
+            bare_newline,
             body: Vec::with_capacity(max_size.min(64 * 1024)),
             max_size,
             max_line,
@@ -69,6 +78,14 @@ impl DataReader {
                     self.line_len = 1;
                     i += 1;
                 }
+                At::BareLineStart => {
+                    if input[i] == b'.' {
+                        // Stuffing: dropped; the line is text whatever follows.
+                        i += 1;
+                        self.line_len = 1;
+                    }
+                    self.at = At::Text;
+                }
                 At::LineStart | At::Text => {
                     // Copy a run of ordinary bytes at once.
                     let rest = &input[i..];
@@ -83,9 +100,7 @@ impl DataReader {
                         if b == b'\r' {
                             self.at = At::Cr;
                         } else {
-                            // A bare LF: kept, flagged, and not a line start.
-                            self.bare = true;
-                            self.push(b"\n");
+                            self.bare_line_end(b"\n");
                         }
                     }
                 }
@@ -97,9 +112,7 @@ impl DataReader {
                         self.push(b"\r\n");
                         self.end_line();
                     } else {
-                        self.bare = true;
-                        self.push(b"\r");
-                        self.at = At::Text;
+                        self.bare_line_end(b"\r");
                     }
                 }
                 At::Dot => {
@@ -118,13 +131,28 @@ impl DataReader {
                         return Some(i + 1);
                     }
                     // ".\r" then something else: a lone CR after the (removed) stuffing dot.
-                    self.bare = true;
-                    self.push(b"\r");
-                    self.at = At::Text;
+                    self.bare_line_end(b"\r");
                 }
             }
         }
         None
+    }
+
+    /// A bare LF or CR (`ending`): a line end stored as CRLF (normalize), or kept and flagged
+    /// (reject). Either way the next byte is not at a line start where a dot could end the data.
+    fn bare_line_end(&mut self, ending: &[u8]) {
+        match self.bare_newline {
+            BareNewline::Normalize => {
+                self.push(b"\r\n");
+                self.end_line();
+                self.at = At::BareLineStart;
+            }
+            BareNewline::Reject => {
+                self.bare = true;
+                self.push(ending);
+                self.at = At::Text;
+            }
+        }
     }
 
     fn push(&mut self, bytes: &[u8]) {
@@ -158,8 +186,24 @@ impl DataReader {
     }
 }
 
-/// The same rules for a body that came in BDAT chunks (no stuffing, no terminator).
-pub fn check_chunked(body: &[u8], max_line: usize) -> Result<(), BodyError> {
+/// The same rules for a body that came in BDAT chunks (no stuffing, no terminator): with
+/// `normalize`, bare line ends become CRLF; then the checks.
+pub fn check_chunked(
+    body: Vec<u8>,
+    max_line: usize,
+    bare_newline: BareNewline,
+) -> Result<Vec<u8>, BodyError> {
+    let body = match bare_newline {
+        BareNewline::Normalize if memchr2(b'\r', b'\n', &body).is_some() => {
+            crate::outbound::wire::line_ends_and_nul(&body, false)
+        }
+        _ => body,
+    };
+    check_lines(&body, max_line)?;
+    Ok(body)
+}
+
+fn check_lines(body: &[u8], max_line: usize) -> Result<(), BodyError> {
     let mut line_start = 0;
     let mut i = 0;
     while let Some(pos) = memchr2(b'\r', b'\n', &body[i..]) {
@@ -185,14 +229,14 @@ mod tests {
     use super::*;
 
     fn read_all(input: &[u8]) -> (Option<usize>, Result<Vec<u8>, BodyError>) {
-        let mut r = DataReader::new(1 << 20, 1000);
+        let mut r = DataReader::new(1 << 20, 1000, BareNewline::Reject);
         let end = r.feed(input);
         (end, r.finish())
     }
 
     /// Feeds one byte at a time: the state machine must not depend on how reads split.
     fn read_bytewise(input: &[u8]) -> (Option<usize>, Result<Vec<u8>, BodyError>) {
-        let mut r = DataReader::new(1 << 20, 1000);
+        let mut r = DataReader::new(1 << 20, 1000, BareNewline::Reject);
         for (i, b) in input.iter().enumerate() {
             if r.feed(std::slice::from_ref(b)).is_some() {
                 return (Some(i + 1), r.finish());
@@ -267,28 +311,28 @@ mod tests {
 
     #[test]
     fn size_and_line_limits() {
-        let mut r = DataReader::new(10, 1000);
+        let mut r = DataReader::new(10, 1000, BareNewline::Reject);
         assert_eq!(r.feed(b"0123456789abc\r\n.\r\n"), Some(18));
         assert_eq!(r.finish(), Err(BodyError::TooBig));
 
-        let mut exact = DataReader::new(7, 1000);
+        let mut exact = DataReader::new(7, 1000, BareNewline::Reject);
         assert_eq!(exact.feed(b"12345\r\n.\r\n"), Some(10));
         assert_eq!(exact.finish().unwrap(), b"12345\r\n");
 
         let line = [b'x'; 998];
-        let mut ok = DataReader::new(1 << 20, 1000);
+        let mut ok = DataReader::new(1 << 20, 1000, BareNewline::Reject);
         let mut input = line.to_vec();
         input.extend_from_slice(b"\r\n.\r\n");
         assert!(ok.feed(&input).is_some());
         assert!(ok.finish().is_ok());
 
-        let mut long = DataReader::new(1 << 20, 1000);
+        let mut long = DataReader::new(1 << 20, 1000, BareNewline::Reject);
         let mut input = vec![b'x'; 999];
         input.extend_from_slice(b"\r\n.\r\n");
         assert!(long.feed(&input).is_some());
         assert_eq!(long.finish(), Err(BodyError::LineTooLong));
 
-        let mut unlimited = DataReader::new(1 << 20, 0);
+        let mut unlimited = DataReader::new(1 << 20, 0, BareNewline::Reject);
         let mut input = vec![b'x'; 5000];
         input.extend_from_slice(b"\r\n.\r\n");
         assert!(unlimited.feed(&input).is_some());
@@ -297,23 +341,65 @@ mod tests {
 
     #[test]
     fn chunked_bodies_follow_the_same_rules() {
-        assert_eq!(check_chunked(b"a\r\nb\r\n", 1000), Ok(()));
-        assert_eq!(check_chunked(b"", 1000), Ok(()));
-        assert_eq!(
-            check_chunked(b"a\nb\r\n", 1000),
-            Err(BodyError::BareLineEnding)
-        );
-        assert_eq!(
-            check_chunked(b"a\rb\r\n", 1000),
-            Err(BodyError::BareLineEnding)
-        );
-        assert_eq!(check_chunked(b"a\r", 1000), Err(BodyError::BareLineEnding));
+        let check = |body: &[u8], max: usize| {
+            check_chunked(body.to_vec(), max, BareNewline::Reject).map(|_| ())
+        };
+        assert_eq!(check(b"a\r\nb\r\n", 1000), Ok(()));
+        assert_eq!(check(b"", 1000), Ok(()));
+        assert_eq!(check(b"a\nb\r\n", 1000), Err(BodyError::BareLineEnding));
+        assert_eq!(check(b"a\rb\r\n", 1000), Err(BodyError::BareLineEnding));
+        assert_eq!(check(b"a\r", 1000), Err(BodyError::BareLineEnding));
         let mut long = vec![b'x'; 999];
         long.extend_from_slice(b"\r\n");
-        assert_eq!(check_chunked(&long, 1000), Err(BodyError::LineTooLong));
+        assert_eq!(check(&long, 1000), Err(BodyError::LineTooLong));
+        assert_eq!(check(&[b'y'; 1001], 1000), Err(BodyError::LineTooLong));
         assert_eq!(
-            check_chunked(&[b'y'; 1001], 1000),
-            Err(BodyError::LineTooLong)
+            check_chunked(b"a\nb\rc\r\n".to_vec(), 0, BareNewline::Normalize),
+            Ok(b"a\r\nb\r\nc\r\n".to_vec())
         );
+    }
+
+    fn normalized(input: &[u8]) -> (Option<usize>, Result<Vec<u8>, BodyError>) {
+        let mut r = DataReader::new(1 << 20, 0, BareNewline::Normalize);
+        let end = r.feed(input);
+        (end, r.finish())
+    }
+
+    #[test]
+    fn normalize_reads_bare_line_ends_but_only_crlf_dot_crlf_ends_the_data() {
+        // (input, whether it holds the end of data (always its last bytes), the body)
+        let cases: &[(&[u8], bool, &[u8])] = &[
+            (b"a\nb\r\n.\r\n", true, b"a\r\nb\r\n"),
+            // "\n.\r\n" is not the end: the dot after a bare LF is stuffing.
+            (b"a\n.\r\nb\r\n.\r\n", true, b"a\r\n\r\nb\r\n"),
+            (b"a\n..b\r\n.\r\n", true, b"a\r\n.b\r\n"),
+            (b"x\r.\rM\r\n.\r\n", true, b"x\r\n\r\nM\r\n"),
+            (b"a\n.\n", false, b""),
+        ];
+        for (input, ends, body) in cases {
+            let (got_end, got) = normalized(input);
+            let end = ends.then_some(input.len());
+            assert_eq!(got_end, end, "{:?}", String::from_utf8_lossy(input));
+            if *ends {
+                assert_eq!(
+                    got.unwrap(),
+                    body.to_vec(),
+                    "{:?}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+        }
+        // Split anywhere, the same.
+        let input = b"a\n.\r\nb\r\n.\r\n";
+        let mut r = DataReader::new(1 << 20, 0, BareNewline::Normalize);
+        let mut end = None;
+        for (i, b) in input.iter().enumerate() {
+            if r.feed(std::slice::from_ref(b)).is_some() {
+                end = Some(i + 1);
+                break;
+            }
+        }
+        assert_eq!(end, Some(input.len()));
+        assert_eq!(r.finish().unwrap(), b"a\r\n\r\nb\r\n");
     }
 }

@@ -34,7 +34,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
         self.io.queue(&reply::start_data());
         let limits = &self.ctx.limits;
-        let mut reader = DataReader::new(limits.max_message_size, limits.max_line_length);
+        let mut reader = DataReader::new(
+            limits.max_message_size,
+            limits.max_line_length,
+            limits.bare_newline,
+        );
         if let Err(why) = self.io.read_body(&mut reader, &self.limits).await {
             return self.interrupted(why);
         }
@@ -100,10 +104,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         if chunks.too_big {
             return self.refuse_body(BodyError::TooBig);
         }
-        if let Err(why) = body::check_chunked(&chunks.body, self.ctx.limits.max_line_length) {
-            return self.refuse_body(why);
-        }
-        let outcome = self.accept(tx, chunks.body).await;
+        let limits = &self.ctx.limits;
+        let body =
+            match body::check_chunked(chunks.body, limits.max_line_length, limits.bare_newline) {
+                Ok(body) => body,
+                Err(why) => return self.refuse_body(why),
+            };
+        let outcome = self.accept(tx, body).await;
         self.reply(outcome)
     }
 
