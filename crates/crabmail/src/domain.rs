@@ -273,6 +273,27 @@ fn quote_txt(value: &str) -> String {
         .join(" ")
 }
 
+/// Why a name can never be a custom domain, if it cannot: an address literal, or a name that
+/// RFC 6761 and RFC 6762 reserve for this machine or for nowhere (`localhost`, `invalid`,
+/// `local`, and names under them), or a reverse-DNS name. `.test` and `.example` stay allowed:
+/// test networks use them.
+pub fn unclaimable(name: &str) -> Option<&'static str> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_ok()
+        || name
+            .split('.')
+            .all(|label| label.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Some("an IP address is not a domain that can be claimed");
+    }
+    let last = name.rsplit('.').next().unwrap_or("");
+    if matches!(last, "localhost" | "invalid" | "local" | "arpa") {
+        return Some("a reserved name (localhost, invalid, local, arpa) cannot be claimed");
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,5 +361,25 @@ mod tests {
             normalize("v=spf1   a:mx.test  ~all"),
             "v=spf1 a:mx.test ~all"
         );
+    }
+
+    #[test]
+    fn ip_literals_and_reserved_names_are_unclaimable() {
+        for name in [
+            "127.0.0.1",
+            "[127.0.0.1]",
+            "::1",
+            "10.1.2.3",
+            "localhost",
+            "mail.localhost",
+            "x.invalid",
+            "printer.local",
+            "1.0.0.127.in-addr.arpa",
+        ] {
+            assert!(unclaimable(name).is_some(), "{name}");
+        }
+        for name in ["example.test", "agents.example.com", "1password.com"] {
+            assert!(unclaimable(name).is_none(), "{name}");
+        }
     }
 }

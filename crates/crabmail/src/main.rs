@@ -359,6 +359,9 @@ enum QueueCommand {
 enum AdminCommand {
     /// Create a single-use invite code for signup.policy = "invite".
     Invite(Box<ServerOptions>),
+    /// Print a new token for the postmaster's account: mail to postmaster@ any hosted domain
+    /// arrives in its inbox (postmaster@ the shared domain).
+    Postmaster(Box<ServerOptions>),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -398,6 +401,25 @@ fn main() -> anyhow::Result<()> {
                 let code = accounts.create_invite().await;
                 store.close().await;
                 println!("{}", code?);
+                anyhow::Ok(())
+            })
+        }
+        Command::Admin {
+            command: AdminCommand::Postmaster(options),
+        } => {
+            let config = options.load()?;
+            runtime.block_on(async {
+                let store = crabmail::store::open(&config).await?;
+                let clock: SharedClock = Arc::new(SystemClock);
+                let accounts = crabmail::account::Accounts::new(
+                    store.clone(),
+                    clock,
+                    &config.domain,
+                    config.signup.policy,
+                );
+                let minted = accounts.postmaster_token().await;
+                store.close().await;
+                println!("{}", minted?.secret);
                 anyhow::Ok(())
             })
         }

@@ -152,6 +152,10 @@ async fn serve(
     let queue_handle = QueueHandle::default();
     let signer = Arc::new(Signer::new(store.clone(), clock.clone()));
     ensure_shared_domain(config, &store, &clock).await?;
+    accounts
+        .ensure_postmaster()
+        .await
+        .map_err(|e| ServerError::Store(StoreError::Unavailable(e.to_string())))?;
     let verifier = config.verify.enabled.then(|| {
         Arc::new(Verifier::new(
             &dns,

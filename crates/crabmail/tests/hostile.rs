@@ -458,3 +458,90 @@ async fn smuggling_sequences_never_reach_the_wire() {
         "the dot line is stuffed: {text}"
     );
 }
+
+/// RFC 5321 4.5.1 postmaster (bare and at the domain) reaches the operator, who reads it with a
+/// token from `crabmail admin postmaster`; an absurd SIZE is 552; reserved names and address
+/// literals cannot be claimed as domains; a negative event cursor is 422 like a message one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postmaster_size_reserved_domains_and_cursors() {
+    let server = TestServer::start().await;
+    let mut smtp = Smtp::connect(server.mx).await;
+    smtp.cmd("EHLO client.example.test", "250").await;
+    smtp.cmd(
+        "MAIL FROM:<a@example.test> SIZE=999999999999999999999",
+        "552",
+    )
+    .await;
+    smtp.cmd("MAIL FROM:<a@example.test>", "250").await;
+    smtp.cmd("RCPT TO:<postmaster>", "250").await;
+    smtp.cmd("RCPT TO:<PostMaster@crabmail.localhost>", "250")
+        .await;
+    smtp.cmd("DATA", "354").await;
+    smtp.write_raw(b"Subject: for the postmaster\r\n\r\nYour server.\r\n.\r\n")
+        .await;
+    smtp.expect("250").await;
+
+    let data_dir = server.data_dir().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_crabmail"))
+            .args(["admin", "postmaster", "--data-dir"])
+            .arg(&data_dir)
+            .output()
+            .expect("crabmail admin postmaster")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let operator = server.client(Some(token));
+    let inboxes = operator.list_inboxes().await.unwrap();
+    assert_eq!(inboxes.inboxes.len(), 1);
+    assert_eq!(inboxes.inboxes[0].address, "postmaster@crabmail.localhost");
+    let arrived = listed(&operator, &inboxes.inboxes[0].id, 1).await;
+    assert_eq!(
+        arrived[0].content.subject.as_deref(),
+        Some("for the postmaster")
+    );
+
+    let client = server.signup().await;
+    for name in ["localhost", "mail.localhost", "127.0.0.1", "x.invalid"] {
+        match client.create_domain(name).await {
+            Err(crabmail_api::client::ClientError::Api { status, code, .. }) => {
+                assert_eq!((status, code.as_str()), (422, "invalid_domain"), "{name}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    match client.list_events(Some("-1"), None).await {
+        Err(crabmail_api::client::ClientError::Api { status, .. }) => assert_eq!(status, 422),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// `/healthz` (alive) and `/readyz` (store, shared domain keys, listeners) for load balancers.
+#[tokio::test]
+async fn health_and_readiness_probes() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start().await;
+    for (path, status) in [("/healthz", "ok"), ("/readyz", "ready")] {
+        let mut tcp = tcp_from("127.0.0.1", server.api).await;
+        tcp.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let answer = read_to_close(&mut tcp).await;
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+        let body: serde_json::Value =
+            serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+        assert_eq!(body["status"], status, "{body}");
+        if path == "/readyz" {
+            assert_eq!(body["checks"]["shared_domain_keys"], true, "{body}");
+            assert_eq!(body["checks"]["store"], true, "{body}");
+        }
+    }
+}

@@ -15,7 +15,9 @@ pub mod token;
 use crate::clock::SharedClock;
 use crate::config::SignupPolicy;
 use crate::id;
-use crate::store::{InboxRecord, NewAccount, NewToken, SharedStore, StoreError, TokenRecord};
+use crate::store::{
+    InboxRecord, InboxTarget, NewAccount, NewToken, SharedStore, StoreError, TokenRecord,
+};
 use address::AddressError;
 
 /// Local parts kept for the operator (RFC 2142 role addresses and the like).
@@ -136,6 +138,70 @@ impl Accounts {
             return Ok(true);
         }
         Ok(self.store.hosted_domain(domain).await?.is_some())
+    }
+
+    /// The postmaster's inbox (`postmaster@` the shared domain), in an account of its own made on
+    /// first start: RFC 5321 4.5.1 requires every mail domain to accept mail for postmaster, and
+    /// the operator reads it (`crabmail admin postmaster` gives a token for it).
+    pub async fn ensure_postmaster(&self) -> Result<InboxTarget, AccountError> {
+        let address = format!("postmaster@{}", self.domain);
+        if let Some(target) = self.store.find_inbox(&address).await? {
+            return Ok(target);
+        }
+        let now = self.clock.now();
+        let account_id = id::new_id(id::ACCOUNT, now);
+        // The first token's secret is thrown away: the operator mints one when needed.
+        let secret = token::mint();
+        self.store
+            .create_account(NewAccount {
+                id: account_id.clone(),
+                created_at: now,
+                first_token: NewToken {
+                    id: id::new_id(id::TOKEN, now),
+                    account_id: account_id.clone(),
+                    hash: secret.hash,
+                    inbox_id: None,
+                    name: Some("postmaster".into()),
+                    created_at: now,
+                },
+                invite_hash: None,
+            })
+            .await?;
+        let inbox = InboxRecord {
+            id: id::new_id(id::INBOX, now),
+            account_id: account_id.clone(),
+            address: address.clone(),
+            display_name: Some("Postmaster".into()),
+            created_at: now,
+        };
+        match self.store.create_inbox(inbox.clone()).await {
+            Ok(()) => Ok(InboxTarget {
+                inbox_id: inbox.id,
+                account_id,
+            }),
+            // Another node made it first.
+            Err(StoreError::Conflict) => self
+                .store
+                .find_inbox(&address)
+                .await?
+                .ok_or(AccountError::NotFound),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A new token for the postmaster's account, for the operator.
+    pub async fn postmaster_token(&self) -> Result<MintedToken, AccountError> {
+        let target = self.ensure_postmaster().await?;
+        self.mint_token(
+            &Caller {
+                account_id: target.account_id,
+                token_id: String::new(),
+                inbox_scope: None,
+            },
+            None,
+            Some("postmaster".into()),
+        )
+        .await
     }
 
     pub async fn sign_up(&self, invite: Option<&str>) -> Result<SignedUp, AccountError> {

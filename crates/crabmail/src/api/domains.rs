@@ -95,6 +95,12 @@ pub async fn create_domain(
         )
         .with_field("name")
     })?;
+    if let Some(why) = crate::domain::unclaimable(&name) {
+        return Err(
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_domain", why)
+                .with_field("name"),
+        );
+    }
     if name == state.accounts.domain() || name.ends_with(&format!(".{}", state.accounts.domain())) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

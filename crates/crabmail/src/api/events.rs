@@ -32,7 +32,15 @@ pub async fn list_events(
     caller: Caller,
     Query(query): Query<EventQuery>,
 ) -> Result<axum::Json<EventList>, ApiError> {
-    let after = query.after.unwrap_or(0).max(0);
+    let after = match query.after {
+        None => 0,
+        Some(n) if n >= 0 => n,
+        Some(_) => {
+            return Err(
+                ApiError::invalid("after: not a cursor returned by this API").with_field("after"),
+            );
+        }
+    };
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(

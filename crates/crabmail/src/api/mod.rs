@@ -10,6 +10,7 @@ mod auth;
 mod domains;
 pub mod error;
 mod events;
+mod health;
 mod inboxes;
 mod messages;
 mod sending;
@@ -98,6 +99,8 @@ impl utoipa::Modify for BearerAuth {
 pub fn router(state: ApiState, max_body_size: usize) -> Router {
     let spec = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
     Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .route(
             "/v1/openapi.json",
             get(move || async move { ([(header::CONTENT_TYPE, "application/json")], spec) }),

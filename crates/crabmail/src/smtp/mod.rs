@@ -67,6 +67,13 @@ pub struct SmtpContext {
     pub trusted_networks: Vec<policy::Network>,
 }
 
+impl SmtpContext {
+    /// The shared mail domain.
+    pub fn domain(&self) -> &str {
+        self.accounts.domain()
+    }
+}
+
 /// Accepts connections until `shutdown`; sessions run on `tracker` so the caller can wait for them.
 /// With `implicit_tls`, every connection starts with a TLS handshake (port 465).
 pub async fn serve(

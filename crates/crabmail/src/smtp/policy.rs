@@ -131,6 +131,13 @@ pub async fn inbound_recipient(ctx: &SmtpContext, address: &str) -> Result<Inbox
     }
     match ctx.store.find_inbox(&mailbox.address()).await {
         Ok(Some(target)) => Ok(target),
+        // RFC 5321 4.5.1: postmaster of every domain we host reaches the operator.
+        Ok(None) if mailbox.local.eq_ignore_ascii_case("postmaster") => {
+            ctx.accounts.ensure_postmaster().await.map_err(|e| {
+                tracing::error!(error = %e, "smtp: postmaster inbox unavailable");
+                reply::temporary_failure()
+            })
+        }
         Ok(None) => Err(reply::unknown_user()),
         Err(e) => {
             tracing::error!(error = %e, "smtp: recipient lookup failed");

@@ -127,6 +127,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     }
 
     async fn command(&mut self, line: &[u8]) -> Flow {
+        // RFC 5321 4.5.1: `RCPT TO:<Postmaster>` without a domain must be accepted; it is the
+        // postmaster of our shared domain.
+        let with_domain = bare_postmaster(line, self.ctx.domain());
+        let line = with_domain.as_deref().unwrap_or(line);
         let request = match Request::parse(&mut line.iter()) {
             Ok(request) => request,
             Err(e) => return self.reply(parse_error(e)),
@@ -134,6 +138,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         match request {
             Request::Ehlo { host } => self.ehlo(&host, true),
             Request::Helo { host } => self.ehlo(&host, false),
+            // A SIZE too large for a number is larger than any limit; the parser reads it as 0.
+            Request::Mail { .. } if declares_absurd_size(line) => {
+                self.reply(reply::message_too_big())
+            }
             Request::Mail { from } => self.mail(from).await,
             Request::Rcpt { to } => self.rcpt(to).await,
             Request::Data => self.data().await,
@@ -201,4 +209,30 @@ fn parse_error(e: smtp_proto::Error) -> Reply {
             reply::syntax("command not understood")
         }
     }
+}
+
+/// Whether a MAIL command declares `SIZE=` with more digits than any size we could accept.
+fn declares_absurd_size(line: &[u8]) -> bool {
+    let upper = line.to_ascii_uppercase();
+    let Some(at) = memchr::memmem::find(&upper, b" SIZE=") else {
+        return false;
+    };
+    let digits = upper[at + 6..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    // 20 digits already exceed u64; sizes we accept have at most 10.
+    digits > 18
+}
+
+/// `RCPT TO:<postmaster>` (any case, parameters kept) as `RCPT TO:<postmaster@domain>`.
+fn bare_postmaster(line: &[u8], domain: &str) -> Option<Vec<u8>> {
+    let upper = line.to_ascii_uppercase();
+    let rest = upper.strip_prefix(b"RCPT TO:")?;
+    let spaces = rest.iter().take_while(|b| **b == b' ').count();
+    let tail = rest[spaces..].strip_prefix(b"<POSTMASTER>")?;
+    let tail = &line[line.len() - tail.len()..];
+    let mut out = format!("RCPT TO:<postmaster@{domain}>").into_bytes();
+    out.extend_from_slice(tail);
+    Some(out)
 }
