@@ -303,3 +303,119 @@ async fn queued_mail_survives_kill_9_and_is_delivered_exactly_once() {
     want.sort();
     assert_eq!(subjects, want, "each message exactly once at the sink");
 }
+
+/// Two nodes share PostgreSQL. Node B accepts mail but cannot finish analysing it (its external
+/// classifier never answers), and is killed with SIGKILL under load. Node A, which never saw the
+/// mail, takes B's ingest jobs over once their lease ends: every message B answered with 250 is
+/// listed through A, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_accepted_mail_is_taken_over() {
+    let database_url = pg_schema_url().await;
+    let dns = Zone::new().serve().await;
+    // B's classifier: accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let classifier = format!("http://{}/score", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((tcp, _)) = silent.accept().await {
+            open.push(tcp);
+        }
+    });
+    let common = vec![
+        format!("dns.nameservers=[\"{}\"]", dns.addr),
+        "ingest.lease=\"2s\"".to_owned(),
+    ];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let node_a = spawn_with(dir_a.path(), &database_url, &common);
+    let mut b_settings = common.clone();
+    b_settings.push(format!("scoring.classifier_url=\"{classifier}\""));
+    b_settings.push("scoring.classifier_timeout=\"60s\"".to_owned());
+    let mut node_b = spawn_with(dir_b.path(), &database_url, &b_settings);
+
+    let url = format!("http://{}", node_a.api);
+    let signup = crabmail_api::client::Client::new(&url, None)
+        .create_account(None)
+        .await
+        .unwrap();
+    let client = crabmail_api::client::Client::new(&url, Some(signup.token.clone()));
+    let inbox = client
+        .create_inbox(&crabmail_api::CreateInbox {
+            name: Some("shared".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let (accepted_tx, mut accepted_rx) = mpsc::unbounded_channel::<String>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for c in 0..3 {
+        let (tx, stop, mx) = (accepted_tx.clone(), stop.clone(), node_b.mx);
+        senders.push(tokio::spawn(async move {
+            let mut smtp = Smtp::connect(mx).await;
+            smtp.cmd("EHLO client.test", "250").await;
+            for n in 0.. {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let subject = format!("c{c}n{n}");
+                smtp.write_raw(b"MAIL FROM:<a@example.test>\r\nRCPT TO:<shared@crabmail.localhost>\r\nDATA\r\n")
+                    .await;
+                for expected in [250, 250, 354] {
+                    match smtp.try_read_reply().await {
+                        Some(reply) if reply.code == expected => {}
+                        _ => return,
+                    }
+                }
+                smtp.write_raw(format!("Subject: {subject}\r\n\r\nbody\r\n.\r\n").as_bytes())
+                    .await;
+                match smtp.try_read_reply().await {
+                    Some(reply) if reply.code == 250 => {
+                        let _ = tx.send(subject);
+                    }
+                    _ => return,
+                }
+            }
+        }));
+    }
+    drop(accepted_tx);
+    let mut acknowledged = HashSet::new();
+    while acknowledged.len() < 100 {
+        acknowledged.insert(accepted_rx.recv().await.expect("senders stopped early"));
+    }
+    node_b.child.kill().expect("SIGKILL");
+    node_b.child.wait().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    while let Ok(subject) = accepted_rx.try_recv() {
+        acknowledged.insert(subject);
+    }
+
+    // Node A lists them all once B's leases end (long-polls, each up to 10 s, until all are in).
+    let mut seen = HashSet::new();
+    let mut cursor = "0".to_owned();
+    while !acknowledged.is_subset(&seen) {
+        let page = client
+            .list_messages(&inbox.id, Some(&cursor), Some(100), Some(10))
+            .await
+            .unwrap();
+        assert!(
+            !page.messages.is_empty(),
+            "node A stopped listing with {} of {} acknowledged messages",
+            acknowledged.intersection(&seen).count(),
+            acknowledged.len()
+        );
+        for m in page.messages {
+            assert!(
+                seen.insert(m.content.subject.clone().unwrap()),
+                "listed twice: {:?}",
+                m.content.subject
+            );
+        }
+        cursor = page.next_cursor;
+    }
+    held.abort();
+    drop(node_a);
+}
