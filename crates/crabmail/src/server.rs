@@ -113,6 +113,14 @@ async fn serve(
             }
         })
     };
+    // Before any worker claims anything: what this node held when it last stopped is free.
+    match store.resume_own_work().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, "resuming this node's interrupted work"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot resume this node's work; it waits out its leases")
+        }
+    }
     let ingest_stop = CancellationToken::new();
     let scoring = ingest::Scoring {
         policy: crate::risk::Policy {

@@ -4,3 +4,5 @@
 -- last claimed the job, so a restarted node resumes its own jobs at once.
 ALTER TABLE ingest_jobs ADD COLUMN lease_until BIGINT;
 ALTER TABLE ingest_jobs ADD COLUMN node TEXT;
+-- Who holds a recipient's lease, so a restarted node frees its own leases at once.
+ALTER TABLE recipients ADD COLUMN lease_node TEXT;

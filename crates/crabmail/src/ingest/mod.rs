@@ -125,13 +125,6 @@ struct Worker {
 
 impl Worker {
     async fn run(self, mut rx: mpsc::UnboundedReceiver<IngestJob>) {
-        match self.store.resume_own_ingest().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(count = n, "ingest: resuming this node's interrupted jobs"),
-            Err(e) => {
-                tracing::error!(error = %e, "ingest: cannot resume this node's jobs; they wait out their leases")
-            }
-        }
         let (order_tx, order_rx) = mpsc::channel::<oneshot::Receiver<Ingested>>(BATCH * 4);
         let committer = tokio::spawn(commit_loop(
             self.store.clone(),

@@ -530,9 +530,10 @@ pub trait Store: Send + Sync + 'static {
     // --- inbound ---
     /// Stores the bytes, a copy per delivery and an ingest job, in one transaction.
     async fn accept_inbound(&self, message: InboundMessage) -> Result<()>;
-    /// At start: the ingest jobs this node accepted or claimed in an earlier run are free now (it
-    /// died or stopped), without waiting out their leases. Returns how many.
-    async fn resume_own_ingest(&self) -> Result<u64>;
+    /// At start, before any worker: the ingest jobs and queue recipients this node held in an
+    /// earlier run are free now (it died or stopped), without waiting out their leases. Returns
+    /// how many.
+    async fn resume_own_work(&self) -> Result<u64>;
     /// Leases up to `limit` ingest jobs that nobody holds at `now`, until `now + lease`, oldest
     /// first. A claimed job is held until its lease ends, so a dead node's jobs are taken over.
     /// A job never claimed is held by the node that accepted it until `created_at + lease` on a

@@ -546,15 +546,23 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn resume_own_ingest(&self) -> Result<u64> {
+    async fn resume_own_work(&self) -> Result<u64> {
         if self.node.is_empty() {
             return Ok(0);
         }
-        let done = sqlx::query("UPDATE ingest_jobs SET lease_until = 0 WHERE node = $1")
+        let mut tx = self.begin().await?;
+        let jobs = sqlx::query("UPDATE ingest_jobs SET lease_until = 0 WHERE node = $1")
             .bind(&self.node)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected())
+        let recipients = sqlx::query(
+            "UPDATE recipients SET lease_until = NULL WHERE lease_node = $1 AND lease_until IS NOT NULL",
+        )
+        .bind(&self.node)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(jobs.rows_affected() + recipients.rows_affected())
     }
 
     async fn claim_ingest(
@@ -978,11 +986,12 @@ impl Store for PgStore {
             "WITH due AS (SELECT id FROM recipients WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $2 \
                AND (lease_until IS NULL OR lease_until <= $2) ORDER BY next_attempt_at LIMIT $3 \
                FOR UPDATE SKIP LOCKED) \
-             UPDATE recipients r SET lease_until = $1 FROM due WHERE r.id = due.id RETURNING r.id",
+             UPDATE recipients r SET lease_until = $1, lease_node = $4 FROM due WHERE r.id = due.id RETURNING r.id",
         )
         .bind(lease_until.0)
         .bind(now.0)
         .bind(limit as i64)
+        .bind(&self.node)
         .fetch_all(&mut *tx)
         .await?;
         let rows = sqlx::query(

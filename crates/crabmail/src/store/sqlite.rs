@@ -575,9 +575,22 @@ impl Store for SqliteStore {
         self.write(move |conn| insert_inbound(conn, &message)).await
     }
 
-    async fn resume_own_ingest(&self) -> Result<u64> {
-        // One node owns the file, and a job nobody leased is already free.
-        Ok(0)
+    async fn resume_own_work(&self) -> Result<u64> {
+        // One node owns the file: every lease left in it is from this node's last run.
+        self.write(|conn| {
+            let jobs = conn
+                .prepare_cached(
+                    "UPDATE ingest_jobs SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                )?
+                .execute([])?;
+            let recipients = conn
+                .prepare_cached(
+                    "UPDATE recipients SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                )?
+                .execute([])?;
+            Ok((jobs + recipients) as u64)
+        })
+        .await
     }
 
     async fn claim_ingest(
