@@ -45,8 +45,9 @@ start_server() {
   echo "server did not become ready" >&2; exit 1
 }
 
-received() { grep -h '^Subject: dup ' "$WORK"/sink/m.* 2>/dev/null | wc -l; }
-distinct() { grep -h '^Subject: dup ' "$WORK"/sink/m.* 2>/dev/null | sort -u | wc -l; }
+sink_subjects() { find "$WORK/sink" -type f -name 'm.*' -exec grep -h '^Subject: dup ' {} + 2>/dev/null || true; }
+received() { sink_subjects | wc -l; }
+distinct() { sink_subjects | sort -u | wc -l; }
 
 TOTAL_DUP=0; TOTAL_N=0; RUNS=()
 for rep in $(seq 1 "$REPS"); do
@@ -85,7 +86,7 @@ PY
   # Every acknowledged message must reach the sink; then the queue must drain.
   ACKED=$(sort -u "$WORK/acked" | wc -l)
   for _ in $(seq 1 2400); do
-    MISSING=$(sort -u "$WORK/acked" | comm -23 - <(grep -h '^Subject: dup ' "$WORK"/sink/m.* 2>/dev/null | sort -u) | wc -l)
+    MISSING=$(sort -u "$WORK/acked" | comm -23 - <(sink_subjects | sort -u) | wc -l)
     [ "$MISSING" = 0 ] && break; sleep 0.1
   done
   for _ in $(seq 1 600); do

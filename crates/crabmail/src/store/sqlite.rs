@@ -34,6 +34,9 @@ type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
 
 pub struct SqliteStore {
     writer: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Writes that go into the next batch, ahead of the queued ones: delivery outcomes, whose
+    /// delay after the remote's 250 is the window in which a crash duplicates a message.
+    urgent: Arc<Mutex<std::collections::VecDeque<Job>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Arc<ReadPool>,
 }
@@ -70,12 +73,15 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))??;
         let (tx, rx) = mpsc::channel::<Job>(max_batch * 4);
+        let urgent = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+        let writer_urgent = urgent.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(conn, rx, max_batch))
+            .spawn(move || write_loop(conn, rx, writer_urgent, max_batch))
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(SqliteStore {
             writer: Mutex::new(Some(tx)),
+            urgent,
             writer_thread: Mutex::new(Some(thread)),
             readers: Arc::new(ReadPool {
                 path,
@@ -90,25 +96,35 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let sender = self
-            .writer
+        let sender = self.sender()?;
+        let (job, done) = job(f);
+        sender.send(job).await.map_err(|_| StoreError::Closed)?;
+        done.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Like `write`, but into the very next batch, ahead of writes already queued.
+    async fn write_urgent<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let sender = self.sender()?;
+        let (job, done) = job(f);
+        self.urgent
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .push_back(job);
+        // Wakes a writer waiting on an empty channel; a busy one looks at the urgent queue first
+        // anyway, so a full channel needs no wake.
+        let _ = sender.try_send(Box::new(|_| Box::new(|_| {})));
+        done.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Job>> {
+        self.writer
             .lock()
             .map_err(|_| StoreError::Closed)?
             .clone()
-            .ok_or(StoreError::Closed)?;
-        let (done_tx, done_rx) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |conn| {
-            let outcome = in_savepoint(conn, f);
-            Box::new(move |commit| {
-                let result = match commit {
-                    Ok(()) => outcome,
-                    Err(e) => Err(StoreError::Unavailable(e)),
-                };
-                let _ = done_tx.send(result);
-            })
-        });
-        sender.send(job).await.map_err(|_| StoreError::Closed)?;
-        done_rx.await.map_err(|_| StoreError::Closed)?
+            .ok_or(StoreError::Closed)
     }
 
     async fn read<T: Send + 'static>(
@@ -183,11 +199,48 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
     outcome
 }
 
-fn write_loop(conn: Connection, mut jobs: mpsc::Receiver<Job>, max_batch: usize) {
+/// A write as a job for the writer thread, and where its result arrives after the commit.
+fn job<T: Send + 'static>(
+    f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+) -> (Job, oneshot::Receiver<Result<T>>) {
+    let (done_tx, done_rx) = oneshot::channel::<Result<T>>();
+    let job: Job = Box::new(move |conn| {
+        let outcome = in_savepoint(conn, f);
+        Box::new(move |commit| {
+            let result = match commit {
+                Ok(()) => outcome,
+                Err(e) => Err(StoreError::Unavailable(e)),
+            };
+            let _ = done_tx.send(result);
+        })
+    });
+    (job, done_rx)
+}
+
+fn write_loop(
+    conn: Connection,
+    mut jobs: mpsc::Receiver<Job>,
+    urgent: Arc<Mutex<std::collections::VecDeque<Job>>>,
+    max_batch: usize,
+) {
     let mut batch = Vec::with_capacity(max_batch);
-    while let Some(first) = jobs.blocking_recv() {
-        batch.push(first);
-        while batch.len() < max_batch {
+    loop {
+        // Urgent writes alone, in a small transaction of their own (its commit is quicker);
+        // otherwise whatever is queued, waiting only when nothing is.
+        batch.extend(
+            urgent
+                .lock()
+                .map(|mut u| std::mem::take(&mut *u))
+                .unwrap_or_default(),
+        );
+        let only_urgent = !batch.is_empty();
+        if batch.is_empty() {
+            match jobs.blocking_recv() {
+                Some(first) => batch.push(first),
+                None => break,
+            }
+        }
+        while !only_urgent && batch.len() < max_batch {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
@@ -1053,7 +1106,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_outcomes(&self, outcomes: Outcomes, now: Timestamp) -> Result<Vec<Wake>> {
-        self.write(move |conn| {
+        self.write_urgent(move |conn| {
             let mut wakes = Vec::new();
             for result in &outcomes.results {
                 let a = &result.attempt;
