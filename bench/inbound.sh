@@ -75,7 +75,7 @@ start_server() {
     --set "dns.nameservers=[\"127.0.0.1:$DNS_PORT\"]" > "$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$API_PORT/v1/openapi.json" >/dev/null && return 0
+    curl -sf "http://127.0.0.1:$API_PORT/readyz" >/dev/null && return 0
     sleep 0.1
   done
   echo "crabmail did not start" >&2; cat "$WORK/server.log" >&2; exit 1

@@ -53,7 +53,7 @@ for rep in $(seq 1 "$REPS"); do
     --set "delivery.mx_port=$SINK_PORT" --set smtp.max_connections_per_ip=200 \
     > "$WORK/server.log" 2>&1 &
   SERVER=$!; PIDS+=("$SERVER")
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$API_PORT/v1/openapi.json" >/dev/null && break; sleep 0.1; done
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$API_PORT/readyz" >/dev/null && break; sleep 0.1; done
   TOKEN=$(curl -sf -X POST "http://127.0.0.1:$API_PORT/v1/accounts" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   curl -sf -X POST "http://127.0.0.1:$API_PORT/v1/inboxes" -H "Authorization: Bearer $TOKEN" -d '{"name":"bench"}' >/dev/null
   RESULT=$("$HERE/smtp-relay-bench.sh" -q -n "$N" -l "$LEN" -s "$SESSIONS" -f bench@bench.local "127.0.0.1:$SUB_PORT" "$SINK_PORT" | grep '^RESULT')
