@@ -53,8 +53,10 @@ impl IngestQueue {
     /// After the message's commit: if the worker is gone, the job waits in the store for the next
     /// sweep or start, so nothing is lost.
     pub fn push(&self, job: IngestJob) {
-        self.in_flight.insert(&job.blob_id);
-        let _ = self.tx.send(job);
+        // A sweep may have claimed it between the commit and now: then it is on its way already.
+        if self.in_flight.insert(&job.blob_id) {
+            let _ = self.tx.send(job);
+        }
     }
 }
 
