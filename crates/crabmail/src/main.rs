@@ -385,50 +385,34 @@ fn main() -> anyhow::Result<()> {
             println!("{:#?}", options.load()?);
             Ok(())
         }
-        Command::Admin {
-            command: AdminCommand::Invite(options),
-        } => {
-            let config = options.load()?;
-            runtime.block_on(async {
-                let store = crabmail::store::open(&config).await?;
-                let clock: SharedClock = Arc::new(SystemClock);
-                let accounts = crabmail::account::Accounts::new(
-                    store.clone(),
-                    clock,
-                    &config.domain,
-                    config.signup.policy,
-                );
-                let code = accounts.create_invite().await;
-                store.close().await;
-                println!("{}", code?);
-                anyhow::Ok(())
-            })
-        }
-        Command::Admin {
-            command: AdminCommand::Postmaster(options),
-        } => {
-            let config = options.load()?;
-            runtime.block_on(async {
-                let store = crabmail::store::open(&config).await?;
-                let clock: SharedClock = Arc::new(SystemClock);
-                let accounts = crabmail::account::Accounts::new(
-                    store.clone(),
-                    clock,
-                    &config.domain,
-                    config.signup.policy,
-                );
-                let minted = accounts.postmaster_token().await;
-                store.close().await;
-                println!("{}", minted?.secret);
-                anyhow::Ok(())
-            })
-        }
+        Command::Admin { command } => runtime.block_on(admin_command(command)),
         Command::Queue { command } => runtime.block_on(queue_command(command)),
         Command::Domain { command } => runtime.block_on(domain_command(command)),
         Command::Dkim { command } => runtime.block_on(dkim_command(command)),
         Command::Check { command } => runtime.block_on(check_command(command)),
         Command::Agent(command) => runtime.block_on(cli::run(command)),
     }
+}
+
+/// Operator commands on the accounts, against the server's store (safe while it runs).
+async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
+    let (AdminCommand::Invite(options) | AdminCommand::Postmaster(options)) = &command;
+    let config = options.load()?;
+    let store = crabmail::store::open(&config).await?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let accounts = crabmail::account::Accounts::new(
+        store.clone(),
+        clock,
+        &config.domain,
+        config.signup.policy,
+    );
+    let printed = match command {
+        AdminCommand::Invite(_) => accounts.create_invite().await,
+        AdminCommand::Postmaster(_) => accounts.postmaster_token().await.map(|t| t.secret),
+    };
+    store.close().await;
+    println!("{}", printed?);
+    Ok(())
 }
 
 async fn queue_command(command: QueueCommand) -> anyhow::Result<()> {

@@ -79,6 +79,54 @@ fn spawn_with(data_dir: &std::path::Path, database_url: &str, settings: &[String
     }
 }
 
+/// `count` clients send to `rcpt` at `mx` as fast as they can, pipelined as real clients do,
+/// until `stop`; each subject answered with 250 is reported on the channel. After a kill the
+/// connection just ends, and a message without its 250 was never acknowledged.
+fn start_senders(
+    mx: SocketAddr,
+    rcpt: &'static str,
+    count: usize,
+    stop: Arc<AtomicBool>,
+) -> (
+    Vec<tokio::task::JoinHandle<()>>,
+    mpsc::UnboundedReceiver<String>,
+) {
+    let (accepted_tx, accepted_rx) = mpsc::unbounded_channel::<String>();
+    let senders = (0..count)
+        .map(|c| {
+            let (tx, stop) = (accepted_tx.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut smtp = Smtp::connect(mx).await;
+                smtp.cmd("EHLO client.test", "250").await;
+                let transaction =
+                    format!("MAIL FROM:<a@example.test>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n");
+                for n in 0.. {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let subject = format!("c{c}n{n}");
+                    smtp.write_raw(transaction.as_bytes()).await;
+                    for expected in [250, 250, 354] {
+                        match smtp.try_read_reply().await {
+                            Some(reply) if reply.code == expected => {}
+                            _ => return,
+                        }
+                    }
+                    smtp.write_raw(format!("Subject: {subject}\r\n\r\nbody\r\n.\r\n").as_bytes())
+                        .await;
+                    match smtp.try_read_reply().await {
+                        Some(reply) if reply.code == 250 => {
+                            let _ = tx.send(subject);
+                        }
+                        _ => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    (senders, accepted_rx)
+}
+
 on_both_backends!(every_250_survives_kill_9);
 
 async fn every_250_survives_kill_9(backend: Backend) {
@@ -105,41 +153,9 @@ async fn every_250_survives_kill_9(backend: Backend) {
         .unwrap();
 
     // Four clients send as fast as they can; each 250 is reported on the channel.
-    let (accepted_tx, mut accepted_rx) = mpsc::unbounded_channel::<String>();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut senders = Vec::new();
-    for c in 0..4 {
-        let (tx, stop, mx) = (accepted_tx.clone(), stop.clone(), server.mx);
-        senders.push(tokio::spawn(async move {
-            let mut smtp = Smtp::connect(mx).await;
-            smtp.cmd("EHLO client.test", "250").await;
-            for n in 0.. {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let subject = format!("c{c}n{n}");
-                // Pipelined, as real clients do; after the kill the connection just ends, and a
-                // message without its 250 was never acknowledged.
-                let transaction = b"MAIL FROM:<a@example.test>\r\nRCPT TO:<durable@crabmail.localhost>\r\nDATA\r\n";
-                smtp.write_raw(transaction).await;
-                for expected in [250, 250, 354] {
-                    match smtp.try_read_reply().await {
-                        Some(reply) if reply.code == expected => {}
-                        _ => return,
-                    }
-                }
-                smtp.write_raw(format!("Subject: {subject}\r\n\r\nbody\r\n.\r\n").as_bytes())
-                    .await;
-                match smtp.try_read_reply().await {
-                    Some(reply) if reply.code == 250 => {
-                        let _ = tx.send(subject);
-                    }
-                    _ => return,
-                }
-            }
-        }));
-    }
-    drop(accepted_tx);
+    let (senders, mut accepted_rx) =
+        start_senders(server.mx, "durable@crabmail.localhost", 4, stop.clone());
     let mut acknowledged = HashSet::new();
     while acknowledged.len() < 150 {
         acknowledged.insert(accepted_rx.recv().await.expect("senders stopped early"));
@@ -346,39 +362,9 @@ async fn a_dead_nodes_accepted_mail_is_taken_over() {
         .await
         .unwrap();
 
-    let (accepted_tx, mut accepted_rx) = mpsc::unbounded_channel::<String>();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut senders = Vec::new();
-    for c in 0..3 {
-        let (tx, stop, mx) = (accepted_tx.clone(), stop.clone(), node_b.mx);
-        senders.push(tokio::spawn(async move {
-            let mut smtp = Smtp::connect(mx).await;
-            smtp.cmd("EHLO client.test", "250").await;
-            for n in 0.. {
-                if stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                let subject = format!("c{c}n{n}");
-                smtp.write_raw(b"MAIL FROM:<a@example.test>\r\nRCPT TO:<shared@crabmail.localhost>\r\nDATA\r\n")
-                    .await;
-                for expected in [250, 250, 354] {
-                    match smtp.try_read_reply().await {
-                        Some(reply) if reply.code == expected => {}
-                        _ => return,
-                    }
-                }
-                smtp.write_raw(format!("Subject: {subject}\r\n\r\nbody\r\n.\r\n").as_bytes())
-                    .await;
-                match smtp.try_read_reply().await {
-                    Some(reply) if reply.code == 250 => {
-                        let _ = tx.send(subject);
-                    }
-                    _ => return,
-                }
-            }
-        }));
-    }
-    drop(accepted_tx);
+    let (senders, mut accepted_rx) =
+        start_senders(node_b.mx, "shared@crabmail.localhost", 3, stop.clone());
     let mut acknowledged = HashSet::new();
     while acknowledged.len() < 100 {
         acknowledged.insert(accepted_rx.recv().await.expect("senders stopped early"));
