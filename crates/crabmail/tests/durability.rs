@@ -127,6 +127,82 @@ fn start_senders(
     (senders, accepted_rx)
 }
 
+/// A new account on the server at `api` and an inbox `name` in it.
+async fn mailbox_on(
+    api: SocketAddr,
+    name: &str,
+) -> (crabmail_api::client::Client, crabmail_api::Inbox) {
+    let url = format!("http://{api}");
+    let signup = crabmail_api::client::Client::new(&url, None)
+        .create_account(None)
+        .await
+        .unwrap();
+    let client = crabmail_api::client::Client::new(&url, Some(signup.token));
+    let inbox = client
+        .create_inbox(&crabmail_api::CreateInbox {
+            name: Some(name.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    (client, inbox)
+}
+
+/// Once `at_least` messages were acknowledged, kill -9 in the middle of the stream; returns every
+/// subject acknowledged before the kill.
+async fn kill_under_load(
+    process: &mut Process,
+    at_least: usize,
+    (senders, mut accepted): (
+        Vec<tokio::task::JoinHandle<()>>,
+        mpsc::UnboundedReceiver<String>,
+    ),
+    stop: Arc<AtomicBool>,
+) -> HashSet<String> {
+    let mut acknowledged = HashSet::new();
+    while acknowledged.len() < at_least {
+        acknowledged.insert(accepted.recv().await.expect("senders stopped early"));
+    }
+    process.child.kill().expect("SIGKILL");
+    process.child.wait().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    while let Ok(subject) = accepted.try_recv() {
+        acknowledged.insert(subject);
+    }
+    acknowledged
+}
+
+/// Every subject the inbox lists, following the cursor with long-polls of `wait` seconds until
+/// one comes back empty; a subject listed twice fails the test.
+async fn listed_once(
+    client: &crabmail_api::client::Client,
+    inbox: &str,
+    wait: u32,
+) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    let mut cursor = "0".to_owned();
+    loop {
+        let page = client
+            .list_messages(inbox, Some(&cursor), Some(100), Some(wait))
+            .await
+            .unwrap();
+        if page.messages.is_empty() {
+            return seen;
+        }
+        for m in page.messages {
+            assert!(
+                seen.insert(m.content.subject.clone().unwrap()),
+                "listed twice: {:?}",
+                m.content.subject
+            );
+        }
+        cursor = page.next_cursor;
+    }
+}
+
 on_both_backends!(every_250_survives_kill_9);
 
 async fn every_250_survives_kill_9(backend: Backend) {
@@ -138,60 +214,19 @@ async fn every_250_survives_kill_9(backend: Backend) {
     let dns = Zone::new().serve().await;
     let settings = vec![format!("dns.nameservers=[\"{}\"]", dns.addr)];
     let mut server = spawn_with(dir.path(), &database_url, &settings);
-    let url = format!("http://{}", server.api);
-    let signup = crabmail_api::client::Client::new(&url, None)
-        .create_account(None)
-        .await
-        .unwrap();
-    let client = crabmail_api::client::Client::new(&url, Some(signup.token.clone()));
-    let inbox = client
-        .create_inbox(&crabmail_api::CreateInbox {
-            name: Some("durable".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let (client, inbox) = mailbox_on(server.api, "durable").await;
 
     // Four clients send as fast as they can; each 250 is reported on the channel.
     let stop = Arc::new(AtomicBool::new(false));
-    let (senders, mut accepted_rx) =
-        start_senders(server.mx, "durable@crabmail.localhost", 4, stop.clone());
-    let mut acknowledged = HashSet::new();
-    while acknowledged.len() < 150 {
-        acknowledged.insert(accepted_rx.recv().await.expect("senders stopped early"));
-    }
-    server.child.kill().expect("SIGKILL"); // kill -9, in the middle of the stream
-    server.child.wait().unwrap();
-    stop.store(true, Ordering::SeqCst);
-    for sender in senders {
-        sender.await.unwrap();
-    }
-    while let Ok(subject) = accepted_rx.try_recv() {
-        acknowledged.insert(subject);
-    }
+    let senders = start_senders(server.mx, "durable@crabmail.localhost", 4, stop.clone());
+    let acknowledged = kill_under_load(&mut server, 150, senders, stop).await;
 
     let restarted = spawn_with(dir.path(), &database_url, &settings);
-    let client =
-        crabmail_api::client::Client::new(&format!("http://{}", restarted.api), Some(signup.token));
-    let mut seen = HashSet::new();
-    let mut cursor = "0".to_owned();
-    loop {
-        let page = client
-            .list_messages(&inbox.id, Some(&cursor), Some(100), Some(5))
-            .await
-            .unwrap();
-        if page.messages.is_empty() {
-            break;
-        }
-        for m in page.messages {
-            assert!(
-                seen.insert(m.content.subject.clone().unwrap()),
-                "listed twice: {:?}",
-                m.content.subject
-            );
-        }
-        cursor = page.next_cursor;
-    }
+    let client = crabmail_api::client::Client::new(
+        &format!("http://{}", restarted.api),
+        client.token().map(str::to_owned),
+    );
+    let seen = listed_once(&client, &inbox.id, 5).await;
     let lost: Vec<_> = acknowledged.difference(&seen).collect();
     assert!(
         lost.is_empty(),
@@ -348,60 +383,18 @@ async fn a_dead_nodes_accepted_mail_is_taken_over() {
     b_settings.push("scoring.classifier_timeout=\"60s\"".to_owned());
     let mut node_b = spawn_with(dir_b.path(), &database_url, &b_settings);
 
-    let url = format!("http://{}", node_a.api);
-    let signup = crabmail_api::client::Client::new(&url, None)
-        .create_account(None)
-        .await
-        .unwrap();
-    let client = crabmail_api::client::Client::new(&url, Some(signup.token.clone()));
-    let inbox = client
-        .create_inbox(&crabmail_api::CreateInbox {
-            name: Some("shared".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-
+    let (client, inbox) = mailbox_on(node_a.api, "shared").await;
     let stop = Arc::new(AtomicBool::new(false));
-    let (senders, mut accepted_rx) =
-        start_senders(node_b.mx, "shared@crabmail.localhost", 3, stop.clone());
-    let mut acknowledged = HashSet::new();
-    while acknowledged.len() < 100 {
-        acknowledged.insert(accepted_rx.recv().await.expect("senders stopped early"));
-    }
-    node_b.child.kill().expect("SIGKILL");
-    node_b.child.wait().unwrap();
-    stop.store(true, Ordering::SeqCst);
-    for sender in senders {
-        sender.await.unwrap();
-    }
-    while let Ok(subject) = accepted_rx.try_recv() {
-        acknowledged.insert(subject);
-    }
+    let senders = start_senders(node_b.mx, "shared@crabmail.localhost", 3, stop.clone());
+    let acknowledged = kill_under_load(&mut node_b, 100, senders, stop).await;
 
-    // Node A lists them all once B's leases end (long-polls, each up to 10 s, until all are in).
-    let mut seen = HashSet::new();
-    let mut cursor = "0".to_owned();
-    while !acknowledged.is_subset(&seen) {
-        let page = client
-            .list_messages(&inbox.id, Some(&cursor), Some(100), Some(10))
-            .await
-            .unwrap();
-        assert!(
-            !page.messages.is_empty(),
-            "node A stopped listing with {} of {} acknowledged messages",
-            acknowledged.intersection(&seen).count(),
-            acknowledged.len()
-        );
-        for m in page.messages {
-            assert!(
-                seen.insert(m.content.subject.clone().unwrap()),
-                "listed twice: {:?}",
-                m.content.subject
-            );
-        }
-        cursor = page.next_cursor;
-    }
+    // Node A lists them all once B's leases end (a long-poll of up to 10 s at a time).
+    let seen = listed_once(&client, &inbox.id, 10).await;
+    let lost: Vec<_> = acknowledged.difference(&seen).collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged by the dead node, never listed by the live one: {lost:?}"
+    );
     held.abort();
     drop(node_a);
 }
