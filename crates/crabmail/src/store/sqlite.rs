@@ -265,6 +265,11 @@ fn write_loop(
             complete(committed.clone());
         }
     }
+    // Closed: urgent writes that came too late fail (their callers see Closed) instead of
+    // waiting for a writer that is gone.
+    if let Ok(mut late) = urgent.lock() {
+        late.clear();
+    }
 }
 
 fn ts(row: &Row<'_>, idx: &str) -> rusqlite::Result<Timestamp> {
