@@ -234,7 +234,7 @@ async fn the_api_survives_silent_slow_and_too_many_clients() {
         &[
             ("api.max_connections", "12"),
             ("api.max_connections_per_ip", "8"),
-            ("api.header_timeout", "\"1s\""),
+            ("api.header_timeout", "\"3s\""),
             ("api.body_timeout", "\"1s\""),
         ],
     )
