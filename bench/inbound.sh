@@ -33,11 +33,18 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { if (
 command -v smtp-source >/dev/null || "$HERE/postfix-anchor.sh" setup
 mkdir -p "$WORK"
 
-log "building crabmail (release)"
-(cd "$ROOT" && cargo build --release -q -p crabmail)
-BIN=$ROOT/target/release/crabmail
+# BIN=path: a crabmail binary to measure instead of building this tree (A/B of two builds);
+# SKIP_POSTFIX=1: crabmail alone (no ratios).
+if [ -z "${BIN:-}" ]; then
+  log "building crabmail (release)"
+  (cd "$ROOT" && cargo build --release -q -p crabmail)
+  BIN=$ROOT/target/release/crabmail
+fi
 
 # ------------------------------------------------------------------ Postfix -> Maildir
+if [ "${SKIP_POSTFIX:-0}" = 1 ]; then
+  PF_ACC=0; PF_E2E=0
+else
 log "Postfix -> Maildir: $N x ${LEN}B, $SESSIONS sessions, $REPS runs"
 rm -f /tmp/pfbench/results.tsv
 N=$N SIZES=$LEN SESSIONS=$SESSIONS REPS=$REPS "$HERE/postfix-anchor.sh" setup c stop >&2
@@ -46,6 +53,7 @@ PF_E2E=$(awk -F'\t' '$1 == "c_postfix_maildir" && $11 == 1 { printf "%s ", $5 }'
 if [ -z "$PF_ACC" ]; then   # no clean run: take all
   PF_ACC=$(awk -F'\t' '$1 == "c_postfix_maildir" { printf "%s ", $4 }' /tmp/pfbench/results.tsv | median)
   PF_E2E=$(awk -F'\t' '$1 == "c_postfix_maildir" { printf "%s ", $5 }' /tmp/pfbench/results.tsv | median)
+fi
 fi
 
 # ------------------------------------------------------------------ crabmail
