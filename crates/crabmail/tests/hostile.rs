@@ -429,24 +429,41 @@ async fn smuggling_sequences_never_reach_the_wire() {
     )
     .await;
     let (client, inbox) = server.mailbox("bot").await;
-    client
-        .send_message(
-            &inbox.id,
-            &crabmail_api::SendMessage {
-                to: crabmail_api::AddressList::One("x@remote.test".into()),
-                subject: Some("http".into()),
-                text: Some(format!(
-                    "one\r.\rMAIL FROM:<evil@remote.test>\r\n\x00.\r\ntwo\n.\nthree {}",
-                    "long ".repeat(400)
-                )),
-                ..Default::default()
-            },
+    // One send per sequence: a long line alone makes the MIME builder encode the whole body,
+    // which would hide what the others do.
+    let sends = [
+        (
+            "text",
+            Some("one\r.\rMAIL FROM:<evil@remote.test>\r\n".to_owned()),
             None,
-        )
-        .await
-        .unwrap();
-    let http = recorded.recv().await.expect("the HTTP send arrives");
-    assert_clean_wire(&http);
+        ),
+        (
+            "html",
+            None,
+            Some("<p>one\r.\rMAIL FROM:<evil@remote.test></p>".to_owned()),
+        ),
+        ("nul", Some("before\r\n\u{0}.\r\nafter".to_owned()), None),
+        ("lf", Some("two\n.\nthree".to_owned()), None),
+        ("long", Some("long ".repeat(400)), None),
+    ];
+    for (name, text, html) in sends {
+        client
+            .send_message(
+                &inbox.id,
+                &crabmail_api::SendMessage {
+                    to: crabmail_api::AddressList::One("x@remote.test".into()),
+                    subject: Some(name.into()),
+                    text,
+                    html,
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let http = recorded.recv().await.expect("the HTTP send arrives");
+        assert_clean_wire(&http);
+    }
 
     let mut smtp = Smtp::connect(server.submission).await;
     smtp.cmd("EHLO client.example.test", "250").await;
