@@ -62,26 +62,13 @@ pub async fn serve(
         },
     ));
     let connections = TaskTracker::new();
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // EMFILE and the like: back off briefly rather than spin.
-                    tracing::warn!(error = %e, "http: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => break,
-        };
+    while let Some((tcp, peer)) = crate::gate::accept(&listener, "http", &shutdown).await {
         let Some(pass) = gate.admit(peer.ip()) else {
             tracing::info!(peer = %peer.ip(), "http: connection limit reached");
             // One write into an empty send buffer; the socket closes when dropped.
             let _ = tcp.try_write(&too_many_connections());
             continue;
         };
-        let _ = tcp.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder

@@ -288,7 +288,7 @@ impl Outbound {
     ) -> Result<Accepted, SubmitError> {
         // CRLF only, no NUL, no line over 998 octets: before the signature, which then covers
         // exactly what is sent.
-        let bytes = wire::normalize(&bytes);
+        let bytes = wire::normalize(bytes);
         if bytes.len() > self.max_message_size {
             return Err(SubmitError::TooLarge {
                 size: bytes.len(),

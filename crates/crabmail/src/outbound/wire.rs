@@ -16,13 +16,30 @@ pub const MAX_LINE: usize = 998;
 /// Line length quoted-printable output keeps to (RFC 2045 6.7).
 const QP_LINE: usize = 76;
 
-/// The message as it may go on the wire.
-pub fn normalize(raw: &[u8]) -> Vec<u8> {
-    let clean = line_ends_and_nul(raw, true);
+/// The message as it may go on the wire; clean mail (nearly all of it) is returned as it is,
+/// after one read, without a copy.
+pub fn normalize(raw: Vec<u8>) -> Vec<u8> {
+    let clean = if has_bare_line_end_or_nul(&raw) {
+        line_ends_and_nul(&raw, true)
+    } else {
+        raw
+    };
     if !has_long_line(&clean) {
         return clean;
     }
     split_long_lines(&reencode_long_parts(&clean))
+}
+
+fn has_bare_line_end_or_nul(raw: &[u8]) -> bool {
+    let mut from = 0;
+    while let Some(at) = memchr::memchr3(b'\r', b'\n', 0, &raw[from..]) {
+        let i = from + at;
+        match raw[i] {
+            b'\r' if raw.get(i + 1) == Some(&b'\n') => from = i + 2,
+            _ => return true,
+        }
+    }
+    false
 }
 
 /// CRLF for every line end (bare CR, bare LF, CRLF), and no NUL when `drop_nul`.
@@ -204,7 +221,7 @@ mod tests {
     fn smuggling_sequences_become_ordinary_lines() {
         let raw =
             b"From: a@x.test\r\nSubject: s\r\n\r\nhello\r.\rMAIL FROM:<x>\n.\nbye\r\n\x00.\r\n";
-        let out = normalize(raw);
+        let out = normalize(raw.to_vec());
         lines_ok(&out);
         assert_eq!(
             out,
@@ -218,7 +235,7 @@ mod tests {
         let raw = format!(
             "From: a@x.test\r\nSubject: s\r\nContent-Transfer-Encoding: 8bit\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\nshort line = caf\u{e9}\r\n"
         );
-        let out = normalize(raw.as_bytes());
+        let out = normalize(raw.as_bytes().to_vec());
         lines_ok(&out);
         let parsed = mail_parser::MessageParser::default().parse(&out).unwrap();
         assert_eq!(
@@ -245,7 +262,7 @@ mod tests {
         let raw = format!(
             "From: a@x.test\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nshort\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>{long}</p>\r\n--b--\r\n"
         );
-        let out = normalize(raw.as_bytes());
+        let out = normalize(raw.as_bytes().to_vec());
         lines_ok(&out);
         let text = String::from_utf8_lossy(&out);
         assert!(
@@ -274,7 +291,7 @@ mod tests {
             to.join(", "),
             "QUFB".repeat(400)
         );
-        let out = normalize(raw.as_bytes());
+        let out = normalize(raw.as_bytes().to_vec());
         lines_ok(&out);
         let parsed = mail_parser::MessageParser::default().parse(&out).unwrap();
         assert_eq!(parsed.to().unwrap().iter().count(), 100);
@@ -283,7 +300,7 @@ mod tests {
     #[test]
     fn clean_mail_is_untouched() {
         let raw = b"From: a@x.test\r\nSubject: s\r\n\r\nbody\r\n";
-        assert_eq!(normalize(raw), raw);
+        assert_eq!(normalize(raw.to_vec()), raw);
     }
 
     #[test]

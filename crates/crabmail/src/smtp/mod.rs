@@ -87,21 +87,7 @@ pub async fn serve(
         ctx.limits.max_connections,
         ctx.limits.max_connections_per_ip,
     ));
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.cancelled() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(e) => {
-                // EMFILE and the like: back off briefly rather than spin.
-                tracing::warn!(error = %e, "smtp: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    while let Some((stream, peer)) = crate::gate::accept(&listener, "smtp", &shutdown).await {
         let ip = peer.ip();
         if ctx.role == Role::Submission && ctx.auth_guard.blocked(ip) {
             tracker.spawn(async move {
