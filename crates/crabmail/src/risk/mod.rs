@@ -15,6 +15,7 @@
 pub mod classifier;
 pub mod decode;
 pub mod html;
+pub mod model;
 pub mod rules;
 pub mod safe;
 pub mod sender;
@@ -31,24 +32,6 @@ pub const HIGH: f64 = 0.7;
 const MAX_EVIDENCE: usize = 24;
 /// Text scanned per part: beyond this, mail is not read by a model whole anyway.
 const MAX_SCAN: usize = 256 * 1024;
-
-/// Rules whose hits are instructions (the rest are signals that amplify them).
-const INSTRUCTION_RULES: &[&str] = &[
-    "instruction_override",
-    "role_reassignment",
-    "fake_system_message",
-    "fake_boundary",
-    "ai_addressed",
-    "tool_request",
-    "exfiltration",
-    "secrecy",
-    "prompt_leak",
-    "output_manipulation",
-    "user_manipulation",
-    "task_injection",
-    "hidden_instruction",
-    "encoded_instruction",
-];
 
 /// What the scorer reads of a message.
 #[derive(Debug, Default, Clone, Copy)]
@@ -97,8 +80,43 @@ struct Finding {
 }
 
 pub fn assess(content: &Content<'_>, policy: &Policy) -> Assessment {
+    let reading = read(content, policy);
+    let verdict = model::judge(model::embedded(), &reading.segments, reading.facts);
+    Assessment {
+        security: summarise(
+            reading.findings,
+            &verdict,
+            &reading.segments,
+            reading.amplifiers,
+        ),
+        visible_text: reading.visible_text,
+        hidden: reading.hidden,
+        links: reading.links,
+    }
+}
+
+/// What the model reads of a message: its segments and the facts about it (for training, which
+/// must see exactly what scoring sees).
+pub fn model_input(content: &Content<'_>, policy: &Policy) -> (Vec<model::Segment>, model::MessageFacts) {
+    let reading = read(content, policy);
+    (reading.segments, reading.facts)
+}
+
+/// Everything the analyses found in a message, before the model judges it.
+struct Reading {
+    findings: Vec<Finding>,
+    hidden: Vec<HiddenContent>,
+    segments: Vec<model::Segment>,
+    facts: model::MessageFacts,
+    amplifiers: f64,
+    visible_text: String,
+    links: Vec<html::Link>,
+}
+
+fn read(content: &Content<'_>, policy: &Policy) -> Reading {
     let mut findings = Vec::new();
     let mut hidden = Vec::new();
+    let mut segments: Vec<model::Segment> = Vec::new();
     let rendered = content.html.map(|h| html::render(cap(h)));
     let visible_text = match (content.text, &rendered) {
         (Some(t), _) if !t.trim().is_empty() => t.to_owned(),
@@ -110,15 +128,23 @@ pub fn assess(content: &Content<'_>, policy: &Policy) -> Assessment {
     let context = content.subject.unwrap_or("").to_owned();
 
     if let Some(subject) = content.subject {
-        scan_part(subject, "subject", None, &mut findings, &mut hidden);
+        scan_part(
+            subject,
+            ("subject", model::Kind::Subject),
+            None,
+            &mut findings,
+            &mut hidden,
+            &mut segments,
+        );
     }
     if let Some(text) = content.text {
         scan_part(
             cap(text),
-            "text",
+            ("text", model::Kind::Text),
             Some(&context),
             &mut findings,
             &mut hidden,
+            &mut segments,
         );
     }
     if let Some(rendered) = &rendered {
@@ -130,13 +156,14 @@ pub fn assess(content: &Content<'_>, policy: &Policy) -> Assessment {
         };
         scan_part(
             &html_only,
-            "html",
+            ("html", model::Kind::Html),
             Some(&context),
             &mut findings,
             &mut hidden,
+            &mut segments,
         );
         for item in &rendered.hidden {
-            scan_hidden(item, &mut findings);
+            scan_hidden(item, "hidden_html", &mut findings, &mut segments);
             hidden.push(HiddenContent {
                 location: "hidden_html".into(),
                 reason: item.reason.into(),
@@ -150,13 +177,14 @@ pub fn assess(content: &Content<'_>, policy: &Policy) -> Assessment {
             let r = html::render(cap(&attachment.text));
             scan_part(
                 &r.visible,
-                &location,
+                (&location, model::Kind::Attachment),
                 Some(&context),
                 &mut findings,
                 &mut hidden,
+                &mut segments,
             );
             for item in &r.hidden {
-                scan_hidden(item, &mut findings);
+                scan_hidden(item, &location, &mut findings, &mut segments);
                 hidden.push(HiddenContent {
                     location: location.clone(),
                     reason: item.reason.into(),
@@ -166,27 +194,38 @@ pub fn assess(content: &Content<'_>, policy: &Policy) -> Assessment {
         } else {
             scan_part(
                 cap(&attachment.text),
-                &location,
+                (&location, model::Kind::Attachment),
                 Some(&context),
                 &mut findings,
                 &mut hidden,
+                &mut segments,
             );
         }
     }
     for header in content.headers {
         let name = header.name.to_ascii_lowercase();
         if name.starts_with("x-") || name == "from" || name == "reply-to" {
+            let location = format!("header:{}", header.name);
             for hit in rules::scan_strong(&header.value) {
-                findings.push(found(hit, &format!("header:{}", header.name)));
+                findings.push(found(hit, &location));
+            }
+            if name.starts_with("x-") && header.value.split_whitespace().count() >= 4 {
+                segments.push(model::Segment {
+                    kind: model::Kind::Header,
+                    location,
+                    text: unicode::scan(&header.value).cleaned,
+                });
             }
         }
     }
+    let mut amplifiers = 0.0_f64;
     for s in sender::signals(
         content.from,
         content.auth,
         &policy.operator_names,
         &policy.operator_addresses,
     ) {
+        amplifiers = noisy_or(amplifiers, s.weight);
         findings.push(Finding {
             rule: s.rule,
             weight: s.weight,
@@ -194,23 +233,22 @@ pub fn assess(content: &Content<'_>, policy: &Policy) -> Assessment {
             location: s.location,
         });
     }
-    // Newsletters and list mail ask their readers questions and give them tips as a matter of
-    // course; a task-shaped sentence there is much weaker evidence than in a receipt.
-    if is_bulk(content, &visible_text) {
-        for f in findings.iter_mut().filter(|f| f.rule == "task_injection") {
-            f.weight *= BULK_TASK_FACTOR;
-        }
-    }
-    Assessment {
-        security: summarise(findings),
-        visible_text,
+    let facts = model::MessageFacts {
+        bulk: is_bulk(content, &visible_text),
+        invisible: findings
+            .iter()
+            .any(|f| matches!(f.rule, "invisible_unicode" | "unicode_tags")),
+    };
+    Reading {
+        findings,
         hidden,
+        segments,
+        facts,
+        amplifiers,
+        visible_text,
         links: rendered.map(|r| r.links).unwrap_or_default(),
     }
 }
-
-/// How much a task-shaped sentence counts in bulk mail.
-const BULK_TASK_FACTOR: f64 = 0.6;
 
 /// Mail sent to a list: List-Id or List-Unsubscribe (RFC 2919, 2369), Precedence bulk or list,
 /// or an unsubscribe offer in what the reader sees.
@@ -230,13 +268,19 @@ fn is_bulk(content: &Content<'_>, visible_text: &str) -> bool {
 /// One part: invisible characters, instruction rules, task requests, encoded forms.
 fn scan_part(
     raw: &str,
-    location: &str,
+    (location, kind): (&str, model::Kind),
     context: Option<&str>,
     findings: &mut Vec<Finding>,
     hidden: &mut Vec<HiddenContent>,
+    segments: &mut Vec<model::Segment>,
 ) {
     let scan = unicode::scan(raw);
     let text = scan.cleaned.as_str();
+    segments.push(model::Segment {
+        kind,
+        location: location.to_owned(),
+        text: text.to_owned(),
+    });
     if scan.invisible >= 3 || scan.selectors > 0 {
         findings.push(Finding {
             rule: "invisible_unicode",
@@ -277,6 +321,11 @@ fn scan_part(
             reason: "unicode tag characters".into(),
             text: scan.tag_text.clone(),
         });
+        segments.push(model::Segment {
+            kind: model::Kind::Hidden,
+            location: location.to_owned(),
+            text: scan.tag_text.clone(),
+        });
     }
     if !scan.mixed_words.is_empty() {
         findings.push(Finding {
@@ -303,6 +352,11 @@ fn scan_part(
         }
     }
     for decoded in decode::candidates(text) {
+        segments.push(model::Segment {
+            kind: model::Kind::Decoded,
+            location: location.to_owned(),
+            text: decoded.text.clone(),
+        });
         // Reversed and de-leeted forms keep the plain words: what the plain text already
         // showed is not news.
         for hit in rules::scan_strong(&decoded.text)
@@ -333,11 +387,21 @@ fn scan_part(
 /// Only instruction rules make hidden text an instruction: a task-shaped sentence there (a
 /// preheader asking "Why are bond prices falling?") counts as an ordinary task sentence, since
 /// newsletters hide teasers of what they say openly.
-fn scan_hidden(item: &html::Hidden, findings: &mut Vec<Finding>) {
+fn scan_hidden(
+    item: &html::Hidden,
+    location: &str,
+    findings: &mut Vec<Finding>,
+    segments: &mut Vec<model::Segment>,
+) {
     let text = unicode::scan(&item.text).cleaned;
+    segments.push(model::Segment {
+        kind: model::Kind::Hidden,
+        location: location.to_owned(),
+        text: text.clone(),
+    });
     let hits = rules::scan(&text);
     for hit in tasks::scan(&text, "") {
-        findings.push(found(hit, "hidden_html"));
+        findings.push(found(hit, location));
     }
     let words = text.split_whitespace().count();
     let weight = if words >= 30 { 0.15 } else { 0.05 };
@@ -345,14 +409,14 @@ fn scan_hidden(item: &html::Hidden, findings: &mut Vec<Finding>) {
         rule: "hidden_content",
         weight,
         excerpt: format!("{}: {}", item.reason, rules::excerpt(&item.text)),
-        location: "hidden_html".into(),
+        location: location.to_owned(),
     });
     for hit in hits {
         findings.push(Finding {
             rule: "hidden_instruction",
             weight: (hit.weight + 0.3).min(0.95),
             excerpt: format!("{} ({}): {}", item.reason, hit.rule, hit.excerpt),
-            location: "hidden_html".into(),
+            location: location.to_owned(),
         });
     }
 }
@@ -388,8 +452,15 @@ fn cap(text: &str) -> &str {
     &text[..end]
 }
 
-/// Combines findings into the score, level, flags and evidence.
-fn summarise(mut findings: Vec<Finding>) -> Security {
+/// The score is the learned model's (`model`); sender signals raise an instruction the model
+/// found, as before. Rule findings no longer add up to a score: they are features of the model and
+/// evidence a person can read, next to the window the model judged most suspicious.
+fn summarise(
+    mut findings: Vec<Finding>,
+    verdict: &model::Verdict,
+    segments: &[model::Segment],
+    amplifiers: f64,
+) -> Security {
     // The same rule in the same place counts once: the strongest instance.
     findings.sort_by(|a, b| b.weight.total_cmp(&a.weight));
     let mut kept: Vec<Finding> = Vec::new();
@@ -401,49 +472,49 @@ fn summarise(mut findings: Vec<Finding>) -> Security {
             kept.push(f);
         }
     }
-    let mut instruction = 0.0_f64;
-    let mut signals = 0.0_f64;
-    let mut seen_rules: Vec<&str> = Vec::new();
-    for f in &kept {
-        // Across locations a rule adds a little, not fully: plain and HTML bodies repeat each other.
-        let w = if seen_rules.contains(&f.rule) {
-            f.weight * 0.25
-        } else {
-            f.weight
-        };
-        seen_rules.push(f.rule);
-        if INSTRUCTION_RULES.contains(&f.rule) {
-            instruction = noisy_or(instruction, w);
-        } else {
-            signals = noisy_or(signals, w);
-        }
+    let mut risk = verdict.risk;
+    if risk >= MEDIUM {
+        // An impersonated operator or a failed-authentication sender makes an instruction more
+        // credible: up to half of the remaining distance.
+        risk += (1.0 - risk) * (amplifiers * 2.0).min(0.5);
     }
-    let risk = if instruction >= 0.3 {
-        // Signals make an instruction more credible: up to half of the remaining distance.
-        instruction + (1.0 - instruction) * (signals * 2.0).min(0.5)
-    } else {
-        noisy_or(instruction, signals)
-    };
     let risk = (risk * 1000.0).round() / 1000.0;
+    let mut evidence: Vec<Evidence> = Vec::new();
     let mut flags: Vec<String> = Vec::new();
+    if let Some(window) = &verdict.window
+        && risk >= MEDIUM
+    {
+        let words = model::top_words(model::embedded(), window, 6);
+        flags.push("model".into());
+        evidence.push(Evidence {
+            rule: "model".into(),
+            excerpt: format!(
+                "{} [{}]",
+                rules::excerpt(&window.text),
+                words.join(", ")
+            ),
+            location: segments
+                .get(window.segment)
+                .map(|s| s.location.clone())
+                .unwrap_or_default(),
+        });
+    }
     for f in &kept {
         if !flags.iter().any(|x| x == f.rule) {
             flags.push(f.rule.to_owned());
         }
     }
+    evidence.extend(kept.into_iter().map(|f| Evidence {
+        rule: f.rule.to_owned(),
+        excerpt: f.excerpt,
+        location: f.location,
+    }));
+    evidence.truncate(MAX_EVIDENCE);
     Security {
         injection_risk: risk,
         level: level(risk).to_owned(),
         flags,
-        evidence: kept
-            .into_iter()
-            .take(MAX_EVIDENCE)
-            .map(|f| Evidence {
-                rule: f.rule.to_owned(),
-                excerpt: f.excerpt,
-                location: f.location,
-            })
-            .collect(),
+        evidence,
     }
 }
 

@@ -1,0 +1,358 @@
+//! Trains the injection model from `train/injection/build_corpus.py`'s corpus, and validates it.
+//!
+//!   cargo run --release --example train_injection -- train CORPUS OUT.model [--holdout FAM,..]
+//!   cargo run --release --example train_injection -- lofo CORPUS [--holdout FAM,..]
+//!   cargo run --release --example train_injection -- eval CORPUS MODEL --families FAM,..
+//!
+//! Windows and features come from `crabmail::risk` itself, so the model is trained on what the
+//! server scores. Everything is deterministic (fixed shuffle seed, one thread): the same corpus
+//! gives the same model file, byte for byte.
+//!
+//! Benign rows whose id hashes to the calibration fifth are never trained on: the thresholds for
+//! `medium` and `high` are set on them (99th and 99.8th percentile of their scores).
+
+use crabmail::risk::{self, Content, Policy, model};
+use std::collections::{BTreeMap, HashSet};
+use std::io::BufRead;
+
+const EPOCHS: usize = 6;
+const LEARNING_RATE: f32 = 0.2;
+const L2: f32 = 1e-6;
+const MEDIUM_QUANTILE: f64 = 0.99;
+const HIGH_QUANTILE: f64 = 0.998;
+
+struct Row {
+    id: String,
+    family: String,
+    label: u8,
+    windows: Vec<model::Window>,
+    /// Per window: Some(true) holds the attack, Some(false) is carrier or benign, None unsure.
+    labels: Vec<Option<bool>>,
+}
+
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn calibration(row: &Row) -> bool {
+    row.label == 0 && fnv(&row.id) % 5 == 0
+}
+
+fn load(path: &str) -> anyhow::Result<Vec<Row>> {
+    let file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let policy = Policy::default();
+    let mut rows = Vec::new();
+    for line in file.lines() {
+        let v: serde_json::Value = serde_json::from_str(&line?)?;
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+        let (subject, text, html) = (s("subject"), s("text"), s("html"));
+        let content = Content {
+            subject: subject.as_deref(),
+            text: text.as_deref(),
+            html: html.as_deref(),
+            ..Default::default()
+        };
+        let (segments, facts) = risk::model_input(&content, &policy);
+        let windows = model::windows(&segments, facts);
+        let label = v.get("label").and_then(|x| x.as_u64()).unwrap_or(0) as u8;
+        let labels = match s("attack") {
+            Some(attack) if label == 1 => {
+                let attack: HashSet<String> = model::tokens(&attack.replace('\u{200b}', ""))
+                    .into_iter()
+                    .collect();
+                windows
+                    .iter()
+                    .map(|w| {
+                        let toks: HashSet<String> = model::tokens(&w.text).into_iter().collect();
+                        let shared = toks.intersection(&attack).count() as f64;
+                        let coverage = shared / attack.len().max(1) as f64;
+                        let purity = shared / toks.len().max(1) as f64;
+                        if coverage >= 0.7 || purity >= 0.7 {
+                            Some(true)
+                        } else if coverage < 0.15 && purity < 0.3 {
+                            Some(false)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect()
+            }
+            _ => vec![Some(false); windows.len()],
+        };
+        rows.push(Row {
+            id: s("id").unwrap_or_default(),
+            family: s("family").unwrap_or_default(),
+            label,
+            windows,
+            labels,
+        });
+    }
+    Ok(rows)
+}
+
+/// xorshift64*: a fixed, portable shuffle.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// Logistic regression by AdaGrad over every labelled window of the chosen rows, the two classes
+/// weighted to count equally.
+fn train(rows: &[Row], keep: impl Fn(&Row) -> bool) -> model::Model {
+    let dim = 1usize << model::BITS;
+    let mut w = vec![0f32; dim];
+    let mut g2 = vec![1e-6f32; dim];
+    let mut examples: Vec<(usize, usize, bool)> = Vec::new();
+    for (r, row) in rows.iter().enumerate() {
+        if !keep(row) || calibration(row) {
+            continue;
+        }
+        for (i, l) in row.labels.iter().enumerate() {
+            if let Some(l) = l {
+                examples.push((r, i, *l));
+            }
+        }
+    }
+    let pos = examples.iter().filter(|e| e.2).count().max(1) as f32;
+    let neg = examples.iter().filter(|e| !e.2).count().max(1) as f32;
+    let (wp, wn) = ((pos + neg) / (2.0 * pos), (pos + neg) / (2.0 * neg));
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..EPOCHS {
+        for i in (1..examples.len()).rev() {
+            let j = (rng.next() % (i as u64 + 1)) as usize;
+            examples.swap(i, j);
+        }
+        for &(r, i, label) in &examples {
+            let feats = &rows[r].windows[i].features;
+            let z: f32 = feats.iter().map(|&(k, v)| w[k as usize] * v).sum();
+            let p = 1.0 / (1.0 + (-z.clamp(-30.0, 30.0)).exp());
+            let y = if label { 1.0 } else { 0.0 };
+            let cw = if label { wp } else { wn };
+            let err = (p - y) * cw;
+            for &(k, v) in feats {
+                let k = k as usize;
+                let g = err * v + L2 * w[k];
+                g2[k] += g * g;
+                w[k] -= LEARNING_RATE * g / g2[k].sqrt();
+            }
+        }
+    }
+    let m = model::Model {
+        weights: w,
+        medium_at: 0.0,
+        high_at: 1.0,
+    }
+    .quantized();
+    calibrate(m, rows)
+}
+
+fn message_logit(m: &model::Model, row: &Row) -> f32 {
+    row.windows
+        .iter()
+        .map(|w| m.logit(&w.features))
+        .fold(f32::MIN, f32::max)
+}
+
+fn quantile(sorted: &[f32], q: f64) -> f32 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn calibrate(mut m: model::Model, rows: &[Row]) -> model::Model {
+    let mut benign: Vec<f32> = rows
+        .iter()
+        .filter(|r| calibration(r))
+        .map(|r| message_logit(&m, r))
+        .collect();
+    benign.sort_by(f32::total_cmp);
+    m.medium_at = quantile(&benign, MEDIUM_QUANTILE);
+    m.high_at = quantile(&benign, HIGH_QUANTILE).max(m.medium_at + 1.0);
+    m
+}
+
+/// ROC-AUC of attack scores against benign scores (ties count half).
+fn auc(attacks: &[f32], benign: &[f32]) -> f64 {
+    let mut all: Vec<(f32, bool)> = attacks
+        .iter()
+        .map(|&s| (s, true))
+        .chain(benign.iter().map(|&s| (s, false)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut rank_sum, mut i) = (0f64, 0usize);
+    while i < all.len() {
+        let mut j = i;
+        while j < all.len() && all[j].0 == all[i].0 {
+            j += 1;
+        }
+        let avg = (i + j + 1) as f64 / 2.0;
+        rank_sum += avg * all[i..j].iter().filter(|x| x.1).count() as f64;
+        i = j;
+    }
+    let (p, n) = (attacks.len() as f64, benign.len() as f64);
+    (rank_sum - p * (p + 1.0) / 2.0) / (p * n)
+}
+
+fn tpr_at_fpr(attacks: &[f32], benign: &[f32], fpr: f64) -> f64 {
+    let mut b = benign.to_vec();
+    b.sort_by(f32::total_cmp);
+    let t = quantile(&b, 1.0 - fpr);
+    attacks.iter().filter(|&&s| s > t).count() as f64 / attacks.len().max(1) as f64
+}
+
+fn parse_list(args: &[String], flag: &str) -> Vec<String> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(|s| s.split(',').map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: train_injection train CORPUS OUT.model | lofo CORPUS | eval CORPUS MODEL --families F,..";
+    let (cmd, corpus) = match (args.get(1), args.get(2)) {
+        (Some(c), Some(p)) => (c.as_str(), p.as_str()),
+        _ => anyhow::bail!(usage),
+    };
+    let holdout = parse_list(&args, "--holdout");
+    eprintln!("reading {corpus}");
+    let rows = load(corpus)?;
+    let families: Vec<String> = rows
+        .iter()
+        .filter(|r| r.label == 1)
+        .map(|r| r.family.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    eprintln!(
+        "{} rows, {} windows, {} attack families",
+        rows.len(),
+        rows.iter().map(|r| r.windows.len()).sum::<usize>(),
+        families.len()
+    );
+    match cmd {
+        "train" => {
+            let out = args.get(3).ok_or_else(|| anyhow::anyhow!(usage))?;
+            let m = train(&rows, |r| !holdout.contains(&r.family));
+            std::fs::write(out, m.to_bytes())?;
+            eprintln!(
+                "wrote {out}: medium at logit {:.3}, high at {:.3}",
+                m.medium_at, m.high_at
+            );
+        }
+        "eval" => {
+            let path = args.get(3).ok_or_else(|| anyhow::anyhow!(usage))?;
+            let m = model::Model::from_bytes(&std::fs::read(path)?)
+                .ok_or_else(|| anyhow::anyhow!("{path}: not a model"))?;
+            let wanted = parse_list(&args, "--families");
+            let benign: Vec<f32> = rows
+                .iter()
+                .filter(|r| calibration(r))
+                .map(|r| message_logit(&m, r))
+                .collect();
+            report(&m, &rows, &wanted, &benign);
+        }
+        "lofo" => {
+            // Leave one family out, then one source out (every family of a source together: a
+            // family's siblings share its goals and carriers, so this is the harder test).
+            let mut units: Vec<(String, Vec<String>)> = families
+                .iter()
+                .filter(|f| !holdout.contains(f))
+                .map(|f| (f.clone(), vec![f.clone()]))
+                .collect();
+            let mut sources: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for f in families.iter().filter(|f| !holdout.contains(f)) {
+                let source = f.split(':').next().unwrap_or(f).to_owned();
+                sources.entry(source).or_default().push(f.clone());
+            }
+            for (s, fams) in sources {
+                if fams.len() > 1 {
+                    units.push((format!("{s}:*"), fams));
+                }
+            }
+            let mut pooled: Vec<f32> = Vec::new();
+            let mut pooled_benign: Vec<f32> = Vec::new();
+            println!("{:<40} {:>6} {:>9} {:>9}", "left out", "rows", "medium+", "high");
+            for (name, fams) in &units {
+                let m = train(&rows, |r| !holdout.contains(&r.family) && !fams.contains(&r.family));
+                let scores: Vec<f32> = rows
+                    .iter()
+                    .filter(|r| fams.contains(&r.family))
+                    .map(|r| message_logit(&m, r))
+                    .collect();
+                let medium = scores.iter().filter(|&&s| s >= m.medium_at).count();
+                let high = scores.iter().filter(|&&s| s >= m.high_at).count();
+                println!(
+                    "{:<40} {:>6} {:>9.3} {:>9.3}",
+                    name,
+                    scores.len(),
+                    medium as f64 / scores.len().max(1) as f64,
+                    high as f64 / scores.len().max(1) as f64
+                );
+                if fams.len() == 1 {
+                    // Pooled over single families: each score measured by a model that never
+                    // saw its family, each against that model's own calibration benign scores
+                    // (shifted so thresholds line up).
+                    pooled.extend(scores.iter().map(|s| s - m.medium_at));
+                    pooled_benign.extend(
+                        rows.iter()
+                            .filter(|r| calibration(r))
+                            .map(|r| message_logit(&m, r) - m.medium_at),
+                    );
+                }
+            }
+            println!(
+                "pooled over left-out families: ROC-AUC {:.4}, TPR at 1% FPR {:.3} (benign: calibration fifth, never trained on)",
+                auc(&pooled, &pooled_benign),
+                tpr_at_fpr(&pooled, &pooled_benign, 0.01)
+            );
+        }
+        _ => anyhow::bail!(usage),
+    }
+    Ok(())
+}
+
+fn report(
+    m: &model::Model,
+    rows: &[Row],
+    families: &[String],
+    benign: &[f32],
+) {
+    let mut all: Vec<f32> = Vec::new();
+    println!("{:<40} {:>6} {:>9} {:>9}", "family", "rows", "medium+", "high");
+    for f in families {
+        let scores: Vec<f32> = rows
+            .iter()
+            .filter(|r| &r.family == f)
+            .map(|r| message_logit(m, r))
+            .collect();
+        let medium = scores.iter().filter(|&&s| s >= m.medium_at).count();
+        let high = scores.iter().filter(|&&s| s >= m.high_at).count();
+        println!(
+            "{:<40} {:>6} {:>9.3} {:>9.3}",
+            f,
+            scores.len(),
+            medium as f64 / scores.len().max(1) as f64,
+            high as f64 / scores.len().max(1) as f64
+        );
+        all.extend(scores);
+    }
+    println!(
+        "together: ROC-AUC {:.4}, TPR at 1% FPR {:.3} against the calibration fifth",
+        auc(&all, benign),
+        tpr_at_fpr(&all, benign, 0.01)
+    );
+}

@@ -1,0 +1,437 @@
+//! The learned injection detector (stage one): a logistic model over hashed word and character
+//! n-grams of short windows of each segment a model could read, with the rule hits and the
+//! segment's kind as features beside them.
+//!
+//! A message's logit is the highest of its windows': an injection is a few sentences somewhere in
+//! otherwise ordinary mail, and averaging over a long newsletter would hide it. The weights are
+//! trained by `train/injection` (see its README) and embedded in the binary; training reads windows
+//! through this very module, so what is trained is what is scored.
+
+use super::rules;
+use std::sync::OnceLock;
+
+/// Hash buckets: 2^BITS weights.
+pub const BITS: u32 = 18;
+const DIM: usize = 1 << BITS;
+/// Words per window at most, and sentences.
+const WINDOW_WORDS: usize = 60;
+const WINDOW_SENTENCES: usize = 3;
+/// Windows scored per message at most (a 256 KiB part is about 700): bounded work.
+const MAX_WINDOWS: usize = 2000;
+
+/// Where a segment was found; a feature of its own, since hidden or decoded text saying the same
+/// words is more suspicious than visible text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Subject,
+    Text,
+    Html,
+    Hidden,
+    Attachment,
+    Header,
+    Decoded,
+}
+
+impl Kind {
+    fn feature(self) -> &'static str {
+        match self {
+            Kind::Subject => "loc:subject",
+            Kind::Text => "loc:text",
+            Kind::Html => "loc:html",
+            Kind::Hidden => "loc:hidden",
+            Kind::Attachment => "loc:attachment",
+            Kind::Header => "loc:header",
+            Kind::Decoded => "loc:decoded",
+        }
+    }
+}
+
+/// Text a reader (or a model) of the message could take in, and where it was.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub kind: Kind,
+    pub location: String,
+    pub text: String,
+}
+
+/// Facts about the whole message, given to every window.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MessageFacts {
+    /// List or bulk mail (List-Id, List-Unsubscribe, Precedence, an unsubscribe offer).
+    pub bulk: bool,
+    /// Invisible characters, variation selectors or tag characters were removed from the text.
+    pub invisible: bool,
+}
+
+/// One window of a segment, with its features (bucket, value).
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub segment: usize,
+    pub text: String,
+    pub features: Vec<(u32, f32)>,
+}
+
+/// Cuts the segments into windows and computes their features.
+pub fn windows(segments: &[Segment], facts: MessageFacts) -> Vec<Window> {
+    let mut out = Vec::new();
+    for (i, seg) in segments.iter().enumerate() {
+        for text in window_texts(&seg.text) {
+            if out.len() >= MAX_WINDOWS {
+                return out;
+            }
+            let features = features(&text, seg.kind, facts);
+            out.push(Window {
+                segment: i,
+                text,
+                features,
+            });
+        }
+    }
+    out
+}
+
+/// Sentences grouped by up to WINDOW_SENTENCES and WINDOW_WORDS, each window starting at every
+/// other sentence, so a short injection lies whole inside at least one window.
+fn window_texts(text: &str) -> Vec<String> {
+    let mut sentences: Vec<Vec<&str>> = Vec::new();
+    for line in text.lines() {
+        let mut current: Vec<&str> = Vec::new();
+        for word in line.split_whitespace() {
+            current.push(word);
+            let ends = word.ends_with(['.', '!', '?', ':', ';']);
+            if ends || current.len() >= WINDOW_WORDS {
+                sentences.push(std::mem::take(&mut current));
+            }
+        }
+        if !current.is_empty() {
+            sentences.push(current);
+        }
+    }
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < sentences.len() {
+        let mut words: Vec<&str> = Vec::new();
+        let mut end = start;
+        while end < sentences.len()
+            && end - start < WINDOW_SENTENCES
+            && (words.is_empty() || words.len() + sentences[end].len() <= WINDOW_WORDS)
+        {
+            words.extend(&sentences[end]);
+            end += 1;
+        }
+        out.push(words.join(" "));
+        if end >= sentences.len() {
+            break;
+        }
+        start += ((end - start) / 2).max(1);
+    }
+    out
+}
+
+/// FNV-1a, 64 bit, folded into a bucket: the same in every build and on every platform.
+fn bucket(prefix: &[u8], parts: &[&[u8]]) -> u32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    eat(prefix);
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            eat(b" ");
+        }
+        eat(p);
+    }
+    ((h ^ (h >> 32)) as u32) & (DIM as u32 - 1)
+}
+
+/// Lower-case words (letters and digits) and runs of two or more punctuation characters (`###`,
+/// `</`, `-->`), which mark forged boundaries.
+pub fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut punct = String::new();
+    for c in text.chars() {
+        if c.is_alphanumeric() {
+            if punct.chars().count() >= 2 {
+                out.push(std::mem::take(&mut punct));
+            }
+            punct.clear();
+            word.extend(c.to_lowercase());
+        } else {
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            if c.is_whitespace() {
+                if punct.chars().count() >= 2 {
+                    out.push(std::mem::take(&mut punct));
+                }
+                punct.clear();
+            } else {
+                punct.push(c);
+            }
+        }
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    if punct.chars().count() >= 2 {
+        out.push(punct);
+    }
+    out
+}
+
+/// The features of one window: n-grams scaled to unit length, then the location, message facts
+/// and rule hits at full value.
+pub fn features(text: &str, kind: Kind, facts: MessageFacts) -> Vec<(u32, f32)> {
+    let toks = tokens(text);
+    let mut grams: Vec<u32> = Vec::with_capacity(toks.len() * 6);
+    for (i, t) in toks.iter().enumerate() {
+        grams.push(bucket(b"u:", &[t.as_bytes()]));
+        if let Some(next) = toks.get(i + 1) {
+            grams.push(bucket(b"b:", &[t.as_bytes(), next.as_bytes()]));
+        }
+    }
+    // Character 4-grams over the words joined by single spaces: misspelt, substituted and
+    // foreign-language forms share them where whole words do not.
+    let joined: Vec<char> = toks.join(" ").chars().collect();
+    let mut buf = [0u8; 16];
+    for w in joined.windows(4) {
+        let mut n = 0;
+        for c in w {
+            n += c.encode_utf8(&mut buf[n..]).len();
+        }
+        grams.push(bucket(b"c:", &[&buf[..n]]));
+    }
+    let mut out: Vec<(u32, f32)> = Vec::with_capacity(grams.len() + 8);
+    if !grams.is_empty() {
+        let scale = 1.0 / (grams.len() as f32).sqrt();
+        grams.sort_unstable();
+        let mut i = 0;
+        while i < grams.len() {
+            let mut j = i;
+            while j < grams.len() && grams[j] == grams[i] {
+                j += 1;
+            }
+            out.push((grams[i], (j - i) as f32 * scale));
+            i = j;
+        }
+    }
+    let mut flag = |name: &str| out.push((bucket(b"f:", &[name.as_bytes()]), 1.0));
+    flag("bias");
+    flag(kind.feature());
+    if facts.bulk {
+        flag("msg:bulk");
+    }
+    if facts.invisible {
+        flag("msg:invisible");
+    }
+    for hit in rules::scan(text) {
+        flag(&format!("rule:{}", hit.rule));
+    }
+    out
+}
+
+/// Trained weights and the calibration that maps a logit to the published risk.
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub weights: Vec<f32>,
+    /// Logits at which the risk reaches `medium` (0.4) and `high` (0.7).
+    pub medium_at: f32,
+    pub high_at: f32,
+}
+
+const MAGIC: &[u8; 8] = b"CMINJ001";
+
+impl Model {
+    pub fn logit(&self, features: &[(u32, f32)]) -> f32 {
+        features
+            .iter()
+            .map(|&(i, v)| self.weights[i as usize] * v)
+            .sum()
+    }
+
+    /// The published risk: 0.4 at `medium_at`, 0.7 at `high_at`, logistic beyond and below.
+    pub fn risk(&self, logit: f32) -> f64 {
+        let span = (self.high_at - self.medium_at).max(0.1);
+        // Logistic through both anchors: slope and offset from the two calibration points.
+        let slope = ((0.7f32 / 0.3).ln() - (0.4f32 / 0.6).ln()) / span;
+        let offset = (0.4f32 / 0.6).ln() - slope * self.medium_at;
+        let r = 1.0 / (1.0 + (-(slope * logit + offset)).exp());
+        f64::from(r)
+    }
+
+    /// Serialised as: magic, bits, medium_at, high_at, scale, then one signed byte per weight.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let scale = self.weights.iter().fold(0f32, |m, w| m.max(w.abs())) / 127.0;
+        let scale = if scale > 0.0 { scale } else { 1.0 };
+        let mut out = Vec::with_capacity(24 + self.weights.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&BITS.to_le_bytes());
+        out.extend_from_slice(&self.medium_at.to_le_bytes());
+        out.extend_from_slice(&self.high_at.to_le_bytes());
+        out.extend_from_slice(&scale.to_le_bytes());
+        out.extend(
+            self.weights
+                .iter()
+                .map(|w| (w / scale).round().clamp(-127.0, 127.0) as i8 as u8),
+        );
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Model> {
+        let header = bytes.get(..24)?;
+        if &header[..8] != MAGIC {
+            return None;
+        }
+        let word = |at: usize| -> [u8; 4] { header[at..at + 4].try_into().unwrap_or([0; 4]) };
+        if u32::from_le_bytes(word(8)) != BITS {
+            return None;
+        }
+        let medium_at = f32::from_le_bytes(word(12));
+        let high_at = f32::from_le_bytes(word(16));
+        let scale = f32::from_le_bytes(word(20));
+        let body = bytes.get(24..)?;
+        if body.len() != DIM {
+            return None;
+        }
+        Some(Model {
+            weights: body.iter().map(|&b| f32::from(b as i8) * scale).collect(),
+            medium_at,
+            high_at,
+        })
+    }
+
+    /// Round-trips the weights through the stored form, so a model being trained is calibrated
+    /// on exactly what will be shipped.
+    pub fn quantized(&self) -> Model {
+        Model::from_bytes(&self.to_bytes()).unwrap_or_else(|| self.clone())
+    }
+}
+
+static EMBEDDED: &[u8] = include_bytes!("injection.model");
+
+/// The shipped model.
+pub fn embedded() -> &'static Model {
+    static MODEL: OnceLock<Model> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        Model::from_bytes(EMBEDDED).unwrap_or_else(|| {
+            // Only a broken build gets here (the file is checked by a test): score nothing
+            // rather than refuse to start.
+            tracing::error!("risk: the embedded injection model is unreadable");
+            Model {
+                weights: vec![0.0; DIM],
+                medium_at: 1.0,
+                high_at: 2.0,
+            }
+        })
+    })
+}
+
+/// The model's verdict on a message: its logit and the window that set it.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub logit: f32,
+    pub risk: f64,
+    pub window: Option<Window>,
+}
+
+pub fn judge(model: &Model, segments: &[Segment], facts: MessageFacts) -> Verdict {
+    let mut best: Option<(f32, Window)> = None;
+    for w in windows(segments, facts) {
+        let l = model.logit(&w.features);
+        if best.as_ref().is_none_or(|(b, _)| l > *b) {
+            best = Some((l, w));
+        }
+    }
+    match best {
+        Some((logit, window)) => Verdict {
+            logit,
+            risk: model.risk(logit),
+            window: Some(window),
+        },
+        None => Verdict {
+            logit: f32::MIN,
+            risk: 0.0,
+            window: None,
+        },
+    }
+}
+
+/// The words of a window that pushed its score up the most, for the evidence.
+pub fn top_words(model: &Model, window: &Window, n: usize) -> Vec<String> {
+    let toks = tokens(&window.text);
+    let mut scored: Vec<(f32, String)> = Vec::new();
+    for (i, t) in toks.iter().enumerate() {
+        scored.push((model.weights[bucket(b"u:", &[t.as_bytes()]) as usize], t.clone()));
+        if let Some(next) = toks.get(i + 1) {
+            let w = model.weights[bucket(b"b:", &[t.as_bytes(), next.as_bytes()]) as usize];
+            scored.push((w, format!("{t} {next}")));
+        }
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut out: Vec<String> = Vec::new();
+    for (w, s) in scored {
+        if w <= 0.0 || out.len() >= n {
+            break;
+        }
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_model_loads() {
+        assert!(Model::from_bytes(EMBEDDED).is_some());
+    }
+
+    #[test]
+    fn windows_cover_every_sentence_and_stay_short() {
+        let text = (0..20)
+            .map(|i| format!("Sentence number {i} is here."))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let w = window_texts(&text);
+        for i in 0..20 {
+            assert!(w.iter().any(|t| t.contains(&format!("number {i} "))), "{i}");
+        }
+        assert!(w.iter().all(|t| t.split_whitespace().count() <= WINDOW_WORDS));
+        let long = "word ".repeat(500);
+        assert!(
+            window_texts(&long)
+                .iter()
+                .all(|t| t.split_whitespace().count() <= WINDOW_WORDS)
+        );
+    }
+
+    #[test]
+    fn tokens_keep_boundary_marks() {
+        assert_eq!(
+            tokens("###(system_message) Ignore ALL -->"),
+            vec!["###(", "system", "message", "ignore", "all", "-->"]
+        );
+    }
+
+    #[test]
+    fn weights_round_trip_through_the_stored_form() {
+        let mut weights = vec![0.0; DIM];
+        weights[7] = 2.5;
+        weights[9] = -1.0;
+        let m = Model {
+            weights,
+            medium_at: 0.5,
+            high_at: 1.5,
+        };
+        let back = Model::from_bytes(&m.to_bytes()).expect("reads back");
+        assert!((back.weights[7] - 2.5).abs() < 0.02 && (back.weights[9] + 1.0).abs() < 0.02);
+        assert!((back.risk(0.5) - 0.4).abs() < 1e-3 && (back.risk(1.5) - 0.7).abs() < 1e-3);
+    }
+}
