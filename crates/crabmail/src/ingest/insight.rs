@@ -20,21 +20,30 @@ pub fn score(
     auth: Option<&AuthResults>,
     policy: &Policy,
 ) -> risk::Assessment {
+    risk::assess(&content(parsed, auth), policy)
+}
+
+/// What the scorer reads of a parsed message.
+fn content<'a>(parsed: &'a parse::Parsed, auth: Option<&'a AuthResults>) -> risk::Content<'a> {
     let view = &parsed.view;
-    risk::assess(
-        &risk::Content {
-            subject: view.subject.as_deref(),
-            // mail-parser derives text from HTML when there is no text part, hidden parts
-            // included: the scorer reads the HTML itself instead.
-            text: view.text.as_deref().filter(|_| parsed.has_plain_text),
-            html: view.html.as_deref(),
-            attachments: &parsed.attachment_texts,
-            headers: &view.headers,
-            from: view.from.as_ref(),
-            auth,
-        },
-        policy,
-    )
+    risk::Content {
+        subject: view.subject.as_deref(),
+        // mail-parser derives text from HTML when there is no text part, hidden parts
+        // included: the scorer reads the HTML itself instead.
+        text: view.text.as_deref().filter(|_| parsed.has_plain_text),
+        html: view.html.as_deref(),
+        attachments: &parsed.attachment_texts,
+        headers: &view.headers,
+        from: view.from.as_ref(),
+        auth,
+    }
+}
+
+/// What the injection model reads of a raw message, exactly as ingest would give it (for
+/// training on whole messages).
+pub fn model_input(raw: &[u8]) -> (Vec<risk::model::Segment>, risk::model::MessageFacts) {
+    let parsed = parse::parse(raw);
+    risk::model_input(&content(&parsed, None), &Policy::default())
 }
 
 /// Flag of a message whose structure went past the parsing limits.

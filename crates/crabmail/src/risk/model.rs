@@ -52,6 +52,33 @@ pub struct Segment {
     pub kind: Kind,
     pub location: String,
     pub text: String,
+    /// What the rules found in it: features of the windows that hold them.
+    pub marks: Vec<Mark>,
+}
+
+/// A rule hit, by the start of the sentence it fired on.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub rule: &'static str,
+    start: String,
+}
+
+/// Sentences start matching from here on: enough to tell one from another, short enough to
+/// survive a window boundary.
+const MARK_CHARS: usize = 40;
+
+pub fn marks(hits: &[rules::Hit]) -> Vec<Mark> {
+    hits.iter()
+        .map(|h| Mark {
+            rule: h.rule,
+            start: h
+                .excerpt
+                .trim_end_matches('…')
+                .chars()
+                .take(MARK_CHARS)
+                .collect(),
+        })
+        .collect()
 }
 
 /// Facts about the whole message, given to every window.
@@ -79,7 +106,7 @@ pub fn windows(segments: &[Segment], facts: MessageFacts) -> Vec<Window> {
             if out.len() >= MAX_WINDOWS {
                 return out;
             }
-            let features = features(&text, seg.kind, facts);
+            let features = features(&text, seg.kind, facts, &seg.marks);
             out.push(Window {
                 segment: i,
                 text,
@@ -185,7 +212,7 @@ pub fn tokens(text: &str) -> Vec<String> {
 
 /// The features of one window: n-grams scaled to unit length, then the location, message facts
 /// and rule hits at full value.
-pub fn features(text: &str, kind: Kind, facts: MessageFacts) -> Vec<(u32, f32)> {
+pub fn features(text: &str, kind: Kind, facts: MessageFacts, marks: &[Mark]) -> Vec<(u32, f32)> {
     let toks = tokens(text);
     let mut grams: Vec<u32> = Vec::with_capacity(toks.len() * 6);
     for (i, t) in toks.iter().enumerate() {
@@ -228,8 +255,12 @@ pub fn features(text: &str, kind: Kind, facts: MessageFacts) -> Vec<(u32, f32)> 
     if facts.invisible {
         flag("msg:invisible");
     }
-    for hit in rules::scan(text) {
-        flag(&format!("rule:{}", hit.rule));
+    let lower = text.to_ascii_lowercase();
+    for m in marks {
+        // Rules report lower-cased sentences; a window is matched the same way.
+        if !m.start.is_empty() && lower.contains(&m.start.to_ascii_lowercase()) {
+            flag(&format!("rule:{}", m.rule));
+        }
     }
     out
 }
@@ -365,7 +396,10 @@ pub fn top_words(model: &Model, window: &Window, n: usize) -> Vec<String> {
     let toks = tokens(&window.text);
     let mut scored: Vec<(f32, String)> = Vec::new();
     for (i, t) in toks.iter().enumerate() {
-        scored.push((model.weights[bucket(b"u:", &[t.as_bytes()]) as usize], t.clone()));
+        scored.push((
+            model.weights[bucket(b"u:", &[t.as_bytes()]) as usize],
+            t.clone(),
+        ));
         if let Some(next) = toks.get(i + 1) {
             let w = model.weights[bucket(b"b:", &[t.as_bytes(), next.as_bytes()]) as usize];
             scored.push((w, format!("{t} {next}")));
@@ -403,7 +437,10 @@ mod tests {
         for i in 0..20 {
             assert!(w.iter().any(|t| t.contains(&format!("number {i} "))), "{i}");
         }
-        assert!(w.iter().all(|t| t.split_whitespace().count() <= WINDOW_WORDS));
+        assert!(
+            w.iter()
+                .all(|t| t.split_whitespace().count() <= WINDOW_WORDS)
+        );
         let long = "word ".repeat(500);
         assert!(
             window_texts(&long)
