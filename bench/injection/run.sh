@@ -12,7 +12,8 @@
 # probes.jsonl: 49 attacks of 15 kinds absent from the training set (task automation, sentiment
 # analysis, ciphers, base encodings, reversed text, emoji, scams, propaganda, classic overrides,
 # fake system turns...), each inserted at the start, middle and end of the 50 clean emails.
-# They were written while the rules were being developed, so they are not a blind test.
+# They were written while the rules were being developed, so they are not a blind test; the BIPIA
+# rows are in the learned model's training data, so they are not a blind test of it either.
 # Timing is per message, in-process, single-threaded, release build.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,8 +22,21 @@ SHARED=${SHARED:-$ROOT/../shared/corpora}
 OUT=${OUT:-/var/tmp/crabmail-injection}
 mkdir -p "$OUT"
 
-(cd "$ROOT" && cargo build --release -q -p crabmail)
+(cd "$ROOT" && cargo build --release -q -p crabmail --example train_injection)
 BIN=$ROOT/target/release/crabmail
+
+# The learned model (train/injection): every attack family scored by a model trained without it,
+# against benign mail never trained on; then the two families kept out of all development.
+echo "== learned model alone, leave one family (or one source) out"
+python3 -c 'import yaml' 2>/dev/null || pip install -q pyyaml
+python3 "$ROOT/train/injection/build_corpus.py" "$OUT/train" 2>/dev/null
+HOLDOUT=spikee:mailbox,pyrit:jailbreak
+"$ROOT/target/release/examples/train_injection" lofo "$OUT/train/corpus.jsonl" --holdout "$HOLDOUT" 2>/dev/null
+echo
+echo "== learned model alone, trained without $HOLDOUT, on them"
+"$ROOT/target/release/examples/train_injection" train "$OUT/train/corpus.jsonl" "$OUT/dev.model" --holdout "$HOLDOUT" 2>/dev/null
+"$ROOT/target/release/examples/train_injection" eval "$OUT/train/corpus.jsonl" "$OUT/dev.model" --families "$HOLDOUT" 2>/dev/null
+echo
 
 ROWS=$SHARED/injection/bipia-email-train.jsonl
 "$BIN" check risk --jsonl "$ROWS" > "$OUT/bipia.jsonl"

@@ -8,9 +8,11 @@
 //! Sender signals (`sender`) amplify what was found. Everything is deterministic: the same message
 //! always gets the same score and the same evidence.
 //!
-//! The score combines evidence as independent signals (noisy-or): instructions count fully;
-//! hidden content, invisible characters and sender signals count a little on their own and more
-//! when an instruction is present. An optional external classifier (`classifier`) can raise it.
+//! The score is the mean of two opinions. The rules' combines the findings as independent signals
+//! (noisy-or): instructions count fully; hidden content, invisible characters and sender signals
+//! count a little on their own and more when an instruction is present. The learned model's
+//! (`model`) reads sentence windows of every segment, with the rule hits among its features, and
+//! judges the most suspicious one. An optional external classifier (`classifier`) can raise it.
 
 pub mod classifier;
 pub mod decode;
