@@ -177,60 +177,92 @@ fn bucket(prefix: &[u8], parts: &[&[u8]]) -> u32 {
 /// Lower-case words (letters and digits) and runs of two or more punctuation characters (`###`,
 /// `</`, `-->`), which mark forged boundaries.
 pub fn tokens(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    let mut punct = String::new();
-    for c in text.chars() {
-        if c.is_alphanumeric() {
-            if punct.chars().count() >= 2 {
-                out.push(std::mem::take(&mut punct));
-            }
-            punct.clear();
-            word.extend(c.to_lowercase());
-        } else {
-            if !word.is_empty() {
-                out.push(std::mem::take(&mut word));
-            }
-            if c.is_whitespace() {
-                if punct.chars().count() >= 2 {
-                    out.push(std::mem::take(&mut punct));
+    let t = Tokens::of(text);
+    t.spans.iter().map(|&(a, b)| t.buf[a..b].to_owned()).collect()
+}
+
+/// The tokens of a text in one buffer, joined by single spaces, and where each one lies: one
+/// allocation per window instead of one per word.
+struct Tokens {
+    buf: String,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Tokens {
+    fn of(text: &str) -> Tokens {
+        let mut t = Tokens {
+            buf: String::with_capacity(text.len() + 8),
+            spans: Vec::new(),
+        };
+        // Where the token being read started in `buf`, and whether it is a word or punctuation.
+        let mut start: Option<(usize, bool)> = None;
+        let mut punct_chars = 0usize;
+        for c in text.chars() {
+            let word = c.is_alphanumeric();
+            match start {
+                Some((_, was_word)) if was_word == word && !c.is_whitespace() => {}
+                _ => {
+                    t.close(&mut start, punct_chars);
+                    punct_chars = 0;
+                    if !c.is_whitespace() {
+                        if !t.spans.is_empty() || !t.buf.is_empty() {
+                            t.buf.push(' ');
+                        }
+                        start = Some((t.buf.len(), word));
+                    }
                 }
-                punct.clear();
+            }
+            if start.is_some() {
+                if word {
+                    t.buf.extend(c.to_lowercase());
+                } else {
+                    t.buf.push(c);
+                    punct_chars += 1;
+                }
+            }
+        }
+        t.close(&mut start, punct_chars);
+        t
+    }
+
+    /// Ends the token being read: kept if a word or punctuation of two or more characters,
+    /// otherwise taken back out of the buffer (with its leading space).
+    fn close(&mut self, start: &mut Option<(usize, bool)>, punct_chars: usize) {
+        if let Some((at, word)) = start.take() {
+            if word || punct_chars >= 2 {
+                self.spans.push((at, self.buf.len()));
             } else {
-                punct.push(c);
+                self.buf.truncate(at.saturating_sub(usize::from(at > 0)));
             }
         }
     }
-    if !word.is_empty() {
-        out.push(word);
-    }
-    if punct.chars().count() >= 2 {
-        out.push(punct);
-    }
-    out
 }
 
 /// The features of one window: n-grams scaled to unit length, then the location, message facts
 /// and rule hits at full value.
 pub fn features(text: &str, kind: Kind, facts: MessageFacts, marks: &[Mark]) -> Vec<(u32, f32)> {
-    let toks = tokens(text);
-    let mut grams: Vec<u32> = Vec::with_capacity(toks.len() * 6);
-    for (i, t) in toks.iter().enumerate() {
-        grams.push(bucket(b"u:", &[t.as_bytes()]));
-        if let Some(next) = toks.get(i + 1) {
-            grams.push(bucket(b"b:", &[t.as_bytes(), next.as_bytes()]));
+    let toks = Tokens::of(text);
+    let word = |i: usize| {
+        let (a, b) = toks.spans[i];
+        toks.buf[a..b].as_bytes()
+    };
+    let mut grams: Vec<u32> = Vec::with_capacity(toks.spans.len() * 2 + toks.buf.len());
+    for i in 0..toks.spans.len() {
+        grams.push(bucket(b"u:", &[word(i)]));
+        if i + 1 < toks.spans.len() {
+            grams.push(bucket(b"b:", &[word(i), word(i + 1)]));
         }
     }
     // Character 4-grams over the words joined by single spaces: misspelt, substituted and
     // foreign-language forms share them where whole words do not.
-    let joined: Vec<char> = toks.join(" ").chars().collect();
-    let mut buf = [0u8; 16];
-    for w in joined.windows(4) {
-        let mut n = 0;
-        for c in w {
-            n += c.encode_utf8(&mut buf[n..]).len();
-        }
-        grams.push(bucket(b"c:", &[&buf[..n]]));
+    let bounds: Vec<usize> = toks
+        .buf
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(toks.buf.len()))
+        .collect();
+    for w in bounds.windows(5) {
+        grams.push(bucket(b"c:", &[toks.buf[w[0]..w[4]].as_bytes()]));
     }
     let mut out: Vec<(u32, f32)> = Vec::with_capacity(grams.len() + 8);
     if !grams.is_empty() {
@@ -255,11 +287,13 @@ pub fn features(text: &str, kind: Kind, facts: MessageFacts, marks: &[Mark]) -> 
     if facts.invisible {
         flag("msg:invisible");
     }
-    let lower = text.to_ascii_lowercase();
-    for m in marks {
-        // Rules report lower-cased sentences; a window is matched the same way.
-        if !m.start.is_empty() && lower.contains(&m.start.to_ascii_lowercase()) {
-            flag(&format!("rule:{}", m.rule));
+    if !marks.is_empty() {
+        let lower = text.to_ascii_lowercase();
+        for m in marks {
+            // Rules report sentences as written; a window is matched the same way.
+            if !m.start.is_empty() && lower.contains(&m.start.to_ascii_lowercase()) {
+                flag(&format!("rule:{}", m.rule));
+            }
         }
     }
     out
