@@ -178,7 +178,10 @@ fn bucket(prefix: &[u8], parts: &[&[u8]]) -> u32 {
 /// `</`, `-->`), which mark forged boundaries.
 pub fn tokens(text: &str) -> Vec<String> {
     let t = Tokens::of(text);
-    t.spans.iter().map(|&(a, b)| t.buf[a..b].to_owned()).collect()
+    t.spans
+        .iter()
+        .map(|&(a, b)| t.buf[a..b].to_owned())
+        .collect()
 }
 
 /// The tokens of a text in one buffer, joined by single spaces, and where each one lies: one
