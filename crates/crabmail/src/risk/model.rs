@@ -247,7 +247,7 @@ pub fn features(text: &str, kind: Kind, facts: MessageFacts, marks: &[Mark]) -> 
     let toks = Tokens::of(text);
     let word = |i: usize| {
         let (a, b) = toks.spans[i];
-        toks.buf[a..b].as_bytes()
+        &toks.buf.as_bytes()[a..b]
     };
     let mut grams: Vec<u32> = Vec::with_capacity(toks.spans.len() * 2 + toks.buf.len());
     for i in 0..toks.spans.len() {
@@ -265,7 +265,7 @@ pub fn features(text: &str, kind: Kind, facts: MessageFacts, marks: &[Mark]) -> 
         .chain(std::iter::once(toks.buf.len()))
         .collect();
     for w in bounds.windows(5) {
-        grams.push(bucket(b"c:", &[toks.buf[w[0]..w[4]].as_bytes()]));
+        grams.push(bucket(b"c:", &[&toks.buf.as_bytes()[w[0]..w[4]]]));
     }
     let mut out: Vec<(u32, f32)> = Vec::with_capacity(grams.len() + 8);
     if !grams.is_empty() {
