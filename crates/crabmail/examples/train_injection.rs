@@ -8,6 +8,11 @@
 //! server scores. Everything is deterministic (fixed shuffle seed, one thread): the same corpus
 //! gives the same model file, byte for byte.
 //!
+//! Experiments: `TRAIN_EPOCHS`, `TRAIN_RATE`, `TRAIN_L2` override the hyper-parameters;
+//! `TRAIN_DUMP=FILE` appends per-row logits (relative to the medium threshold) of the calibration
+//! rows (train), the left-out rows (lofo) or the chosen families (eval); `TRAIN_WHY=1` prints the
+//! window that put a held-out benign message at medium.
+//!
 //! Benign rows whose id hashes to the calibration fifth, and the real messages, are never trained
 //! on: the thresholds for `medium` and `high` are set on them (99th and 99.8th percentile of
 //! their scores).
@@ -275,6 +280,24 @@ fn main() -> anyhow::Result<()> {
             let out = args.get(3).ok_or_else(|| anyhow::anyhow!(usage))?;
             let m = train(&rows, |r| !holdout.contains(&r.family));
             std::fs::write(out, m.to_bytes())?;
+            if let Ok(path) = std::env::var("TRAIN_DUMP") {
+                // The calibration rows' logits, to see what sets the thresholds.
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?;
+                for r in rows.iter().filter(|r| calibration(r)) {
+                    writeln!(
+                        f,
+                        "{}\t{}\t{:.4}\t{:.4}",
+                        r.id,
+                        r.family,
+                        message_logit(&m, r) - m.medium_at,
+                        m.high_at - m.medium_at
+                    )?;
+                }
+            }
             eprintln!(
                 "wrote {out}: medium at logit {:.3}, high at {:.3}",
                 m.medium_at, m.high_at
