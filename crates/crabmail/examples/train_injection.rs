@@ -280,28 +280,8 @@ fn main() -> anyhow::Result<()> {
             let out = args.get(3).ok_or_else(|| anyhow::anyhow!(usage))?;
             let m = train(&rows, |r| !holdout.contains(&r.family));
             std::fs::write(out, m.to_bytes())?;
-            if let Ok(path) = std::env::var("TRAIN_DUMP") {
-                // The calibration rows' logits, to see what sets the thresholds.
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?;
-                for r in rows.iter().filter(|r| calibration(r)) {
-                    writeln!(
-                        f,
-                        "{}\t{}\t{:.4}\t{:.4}",
-                        r.id,
-                        r.family,
-                        message_logit(&m, r) - m.medium_at,
-                        m.high_at - m.medium_at
-                    )?;
-                }
-            }
-            eprintln!(
-                "wrote {out}: medium at logit {:.3}, high at {:.3}",
-                m.medium_at, m.high_at
-            );
+            // The calibration rows' logits, to see what sets the thresholds.
+            dump_rows(&m, rows.iter().filter(|r| calibration(r)))?;
             benign_dirs(&m, &parse_list(&args, "--benign"))?;
         }
         "eval" => {
@@ -309,23 +289,7 @@ fn main() -> anyhow::Result<()> {
             let m = model::Model::from_bytes(&std::fs::read(path)?)
                 .ok_or_else(|| anyhow::anyhow!("{path}: not a model"))?;
             let wanted = parse_list(&args, "--families");
-            if let Ok(path) = std::env::var("TRAIN_DUMP") {
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?;
-                for r in rows.iter().filter(|r| wanted.contains(&r.family)) {
-                    writeln!(
-                        f,
-                        "{}\t{}\t{:.4}\t{:.4}",
-                        r.id,
-                        r.family,
-                        message_logit(&m, r) - m.medium_at,
-                        m.high_at - m.medium_at
-                    )?;
-                }
-            }
+            dump_rows(&m, rows.iter().filter(|r| wanted.contains(&r.family)))?;
             let benign: Vec<f32> = rows
                 .iter()
                 .filter(|r| calibration(r))
@@ -366,34 +330,9 @@ fn main() -> anyhow::Result<()> {
                     .filter(|r| fams.contains(&r.family))
                     .map(|r| message_logit(&m, r))
                     .collect();
-                let medium = scores.iter().filter(|&&s| s >= m.medium_at).count();
-                let high = scores.iter().filter(|&&s| s >= m.high_at).count();
-                println!(
-                    "{:<40} {:>6} {:>9.3} {:>9.3}",
-                    name,
-                    scores.len(),
-                    medium as f64 / scores.len().max(1) as f64,
-                    high as f64 / scores.len().max(1) as f64
-                );
-                if fams.len() == 1
-                    && let Ok(path) = std::env::var("TRAIN_DUMP")
-                {
-                    // Each left-out row's logit relative to its model's medium threshold.
-                    use std::io::Write;
-                    let mut f = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)?;
-                    for r in rows.iter().filter(|r| fams.contains(&r.family)) {
-                        writeln!(
-                            f,
-                            "{}\t{}\t{:.4}\t{:.4}",
-                            r.id,
-                            r.family,
-                            message_logit(&m, r) - m.medium_at,
-                            m.high_at - m.medium_at
-                        )?;
-                    }
+                family_line(&m, name, &scores);
+                if fams.len() == 1 {
+                    dump_rows(&m, rows.iter().filter(|r| fams.contains(&r.family)))?;
                 }
                 if fams.len() == 1 {
                     // Pooled over single families: each score measured by a model that never
@@ -418,6 +357,50 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One line of a recall table: rows, and the share at medium and at high.
+fn family_line(m: &model::Model, name: &str, scores: &[f32]) {
+    let share =
+        |t: f32| scores.iter().filter(|&&s| s >= t).count() as f64 / scores.len().max(1) as f64;
+    println!(
+        "{:<40} {:>6} {:>9.3} {:>9.3}",
+        name,
+        scores.len(),
+        share(m.medium_at),
+        share(m.high_at)
+    );
+}
+
+/// With `TRAIN_DUMP=FILE`: appends `id, family, logit - medium_at, high_at - medium_at` per row.
+fn dump<'a>(
+    m: &model::Model,
+    rows: impl IntoIterator<Item = (String, &'a str, f32)>,
+) -> anyhow::Result<()> {
+    let Ok(path) = std::env::var("TRAIN_DUMP") else {
+        return Ok(());
+    };
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    for (id, family, logit) in rows {
+        writeln!(
+            f,
+            "{id}\t{family}\t{:.4}\t{:.4}",
+            logit - m.medium_at,
+            m.high_at - m.medium_at
+        )?;
+    }
+    Ok(())
+}
+
+fn dump_rows<'a>(m: &model::Model, rows: impl Iterator<Item = &'a Row>) -> anyhow::Result<()> {
+    dump(
+        m,
+        rows.map(|r| (r.id.clone(), r.family.as_str(), message_logit(m, r))),
+    )
+}
+
 /// Mail never trained on (directories of .eml or .txt messages): the share at medium or above.
 fn benign_dirs(m: &model::Model, dirs: &[String]) -> anyhow::Result<()> {
     for dir in dirs {
@@ -433,30 +416,17 @@ fn benign_dirs(m: &model::Model, dirs: &[String]) -> anyhow::Result<()> {
             let logit = verdict.logit;
             if logit >= m.medium_at
                 && std::env::var("TRAIN_WHY").is_ok()
-                && let Some(w) = &verdict.window
+                && let Some(w) = &verdict.best
             {
                 eprintln!(
                     "{}: {:.2} {:?} {:?}",
                     p.display(),
                     logit,
                     w.text,
-                    model::top_words(m, w, 8)
+                    model::top_words(m, &w.text, 8)
                 );
             }
-            if let Ok(path) = std::env::var("TRAIN_DUMP") {
-                use std::io::Write;
-                let mut f = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?;
-                writeln!(
-                    f,
-                    "{}\tbenign\t{:.4}\t{:.4}",
-                    p.display(),
-                    logit - m.medium_at,
-                    m.high_at - m.medium_at
-                )?;
-            }
+            dump(m, [(p.display().to_string(), "benign", logit)])?;
             if logit >= m.medium_at {
                 flagged.push(
                     p.file_name()
@@ -487,15 +457,7 @@ fn report(m: &model::Model, rows: &[Row], families: &[String], benign: &[f32]) {
             .filter(|r| &r.family == f)
             .map(|r| message_logit(m, r))
             .collect();
-        let medium = scores.iter().filter(|&&s| s >= m.medium_at).count();
-        let high = scores.iter().filter(|&&s| s >= m.high_at).count();
-        println!(
-            "{:<40} {:>6} {:>9.3} {:>9.3}",
-            f,
-            scores.len(),
-            medium as f64 / scores.len().max(1) as f64,
-            high as f64 / scores.len().max(1) as f64
-        );
+        family_line(m, f, &scores);
         all.extend(scores);
     }
     println!(

@@ -517,10 +517,10 @@ fn summarise(
     let mut flags: Vec<String> = Vec::new();
     // The model's own opinion, when it is at least medium: the window that set it and the words
     // that weighed most.
-    if let Some(window) = &verdict.window
+    if let Some(window) = &verdict.best
         && verdict.risk >= MEDIUM
     {
-        let words = model::top_words(model::embedded(), window, 6);
+        let words = model::top_words(model::embedded(), &window.text, 6);
         flags.push("model".into());
         evidence.push(Evidence {
             rule: "model".into(),

@@ -71,12 +71,14 @@ pub fn marks(hits: &[rules::Hit]) -> Vec<Mark> {
     hits.iter()
         .map(|h| Mark {
             rule: h.rule,
+            // Lower-cased once here; windows are matched lower-cased.
             start: h
                 .excerpt
                 .trim_end_matches('…')
                 .chars()
                 .take(MARK_CHARS)
-                .collect(),
+                .collect::<String>()
+                .to_ascii_lowercase(),
         })
         .collect()
 }
@@ -289,7 +291,7 @@ fn flags_into(text: &str, kind: Kind, facts: MessageFacts, marks: &[Mark], out: 
         let lower = text.to_ascii_lowercase();
         for m in marks {
             // Rules report sentences as written; a window is matched the same way.
-            if !m.start.is_empty() && lower.contains(&m.start.to_ascii_lowercase()) {
+            if !m.start.is_empty() && lower.contains(&m.start) {
                 flag(&format!("rule:{}", m.rule));
             }
         }
@@ -452,7 +454,14 @@ pub fn embedded() -> &'static Model {
 pub struct Verdict {
     pub logit: f32,
     pub risk: f64,
-    pub window: Option<Window>,
+    pub best: Option<Best>,
+}
+
+/// The window that set a message's logit: its segment (index) and its text.
+#[derive(Debug, Clone)]
+pub struct Best {
+    pub segment: usize,
+    pub text: String,
 }
 
 pub fn judge(model: &Model, segments: &[Segment], facts: MessageFacts) -> Verdict {
@@ -475,28 +484,19 @@ pub fn judge(model: &Model, segments: &[Segment], facts: MessageFacts) -> Verdic
         Some((logit, segment, text)) => Verdict {
             logit,
             risk: model.risk(logit),
-            window: Some(Window {
-                segment,
-                features: features(
-                    &text,
-                    segments[segment].kind,
-                    facts,
-                    &segments[segment].marks,
-                ),
-                text,
-            }),
+            best: Some(Best { segment, text }),
         },
         None => Verdict {
             logit: f32::MIN,
             risk: 0.0,
-            window: None,
+            best: None,
         },
     }
 }
 
 /// The words of a window that pushed its score up the most, for the evidence.
-pub fn top_words(model: &Model, window: &Window, n: usize) -> Vec<String> {
-    let toks = tokens(&window.text);
+pub fn top_words(model: &Model, window_text: &str, n: usize) -> Vec<String> {
+    let toks = tokens(window_text);
     let mut scored: Vec<(f32, String)> = Vec::new();
     for (i, t) in toks.iter().enumerate() {
         scored.push((
