@@ -147,8 +147,11 @@ impl HttpsServer {
                         .lines()
                         .find_map(|l| {
                             let (k, v) = l.split_once(':')?;
+                            // A client on a port other than 443 names it: `host:port`.
+                            let v = v.trim();
+                            let name = v.rsplit_once(':').map_or(v, |(name, _)| name);
                             k.eq_ignore_ascii_case("host")
-                                .then(|| v.trim().to_ascii_lowercase())
+                                .then(|| name.to_ascii_lowercase())
                         })
                         .unwrap_or_default();
                     let response = match bodies.get(&host) {

@@ -187,15 +187,31 @@ async fn enforce_delivers_only_over_verified_tls_to_listed_mx_hosts() {
     );
 }
 
-/// A policy host answering in chunks that split a two-octet character: the policy still reads,
-/// and the recipient gets an outcome (here a bounce from an MX that does not host it) instead of
-/// staying queued behind a panic.
+/// Chunked encoding in raw bytes: each chunk its own size line, whatever the bytes.
+fn chunked(parts: &[&[u8]]) -> Vec<u8> {
+    let mut raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for part in parts {
+        raw.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        raw.extend_from_slice(part);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    raw
+}
+
+/// Two hostile policy hosts. One answers in chunks that split a two-octet character: the policy
+/// still reads, and since it lists another MX the recipient is deferred with the reason (never
+/// left queued behind a panic). The other sends an otherwise valid policy padded past the size
+/// limit: it is refused, so delivery goes on as if the domain had none (RFC 8461 5) and the
+/// receiver's answer (a bounce: it does not host the domain) is recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chunked_policy_that_splits_a_character_still_reads() {
+async fn split_characters_and_oversize_policies_end_in_an_outcome() {
     let ca = TestCa::new();
     let dir = tempfile::tempdir().unwrap();
     let ca_file = ca.write(dir.path());
-    let (cert, key) = ca.issue(&["mx.chunked.test"]).write(dir.path(), "mx");
+    let (cert, key) = ca
+        .issue(&["mx.chunked.test", "mx.oversize.test"])
+        .write(dir.path(), "mx");
     let receiver = TestServer::start_with(
         Backend::Sqlite,
         &[
@@ -205,28 +221,31 @@ async fn a_chunked_policy_that_splits_a_character_still_reads() {
         ],
     )
     .await;
-    let policy = "version: STSv1\r\nmode: enforce\r\nnote: caf\u{e9}\r\nmx: mx.chunked.test\r\nmax_age: 86400\r\n";
-    let bytes = policy.as_bytes();
-    let cut = policy.find('\u{e9}').unwrap() + 1; // between the two octets of "é"
-    // Chunk sizes count octets; the response is bytes, not text.
-    let mut raw = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
-    raw.extend_from_slice(format!("{cut:x}\r\n").as_bytes());
-    raw.extend_from_slice(&bytes[..cut]);
-    raw.extend_from_slice(format!("\r\n{:x}\r\n", bytes.len() - cut).as_bytes());
-    raw.extend_from_slice(&bytes[cut..]);
-    raw.extend_from_slice(b"\r\n0\r\n\r\n");
+    let split = "version: STSv1\r\nmode: enforce\r\nnote: caf\u{e9}\r\nmx: mx.listed.test\r\nmax_age: 86400\r\n";
+    let cut = split.find('\u{e9}').unwrap() + 1; // between the two octets of "é"
+    let split = chunked(&[&split.as_bytes()[..cut], &split.as_bytes()[cut..]]);
+    let padding = format!("x-padding: {}\r\n", "a".repeat(1000)).repeat(100);
+    let oversize = format!(
+        "version: STSv1\r\nmode: enforce\r\nmx: mx.listed.test\r\nmax_age: 86400\r\n{padding}"
+    );
+    let oversize = chunked(&oversize.as_bytes().chunks(4096).collect::<Vec<_>>());
     let https = HttpsServer::start_raw(
-        &ca.issue(&["mta-sts.chunked.test"]),
-        HashMap::from([("mta-sts.chunked.test".to_owned(), raw)]),
+        &ca.issue(&["mta-sts.chunked.test", "mta-sts.oversize.test"]),
+        HashMap::from([
+            ("mta-sts.chunked.test".to_owned(), split),
+            ("mta-sts.oversize.test".to_owned(), oversize),
+        ]),
     )
     .await;
-    let dns = Zone::new()
-        .mx("chunked.test", 10, "mx.chunked.test")
-        .a("mx.chunked.test", "127.0.0.1")
-        .txt("_mta-sts.chunked.test", "v=STSv1; id=1")
-        .a("mta-sts.chunked.test", "127.0.0.1")
-        .serve()
-        .await;
+    let mut zone = Zone::new();
+    for domain in ["chunked.test", "oversize.test"] {
+        zone = zone
+            .mx(domain, 10, &format!("mx.{domain}"))
+            .a(&format!("mx.{domain}"), "127.0.0.1")
+            .txt(&format!("_mta-sts.{domain}"), "v=STSv1; id=1")
+            .a(&format!("mta-sts.{domain}"), "127.0.0.1");
+    }
+    let dns = zone.serve().await;
     let (k, v) = dns.setting();
     let sender = TestServer::start_with(
         Backend::Sqlite,
@@ -246,8 +265,8 @@ async fn a_chunked_policy_that_splits_a_character_still_reads() {
         .send_message(
             &inbox.id,
             &SendMessage {
-                to: AddressList::One("z@chunked.test".into()),
-                subject: Some("policy in chunks".into()),
+                to: AddressList::Many(vec!["z@chunked.test".into(), "z@oversize.test".into()]),
+                subject: Some("hostile policy hosts".into()),
                 text: Some("hello".into()),
                 ..Default::default()
             },
@@ -255,14 +274,25 @@ async fn a_chunked_policy_that_splits_a_character_still_reads() {
         )
         .await
         .unwrap();
-    // The receiver does not host chunked.test: a 5xx after a verified-TLS session proves the
-    // policy was read (mx.chunked.test allowed) and the attempt recorded.
-    let bounced = event_for(&client, "message.bounced", "z@chunked.test").await;
+
+    let deferred = event_for(&client, "message.deferred", "z@chunked.test").await;
+    let detail = deferred.detail.unwrap();
+    assert_eq!(detail["enhanced_code"], "4.7.5", "{detail}");
+    assert!(
+        detail["text"].as_str().unwrap().contains("MTA-STS"),
+        "{detail}"
+    );
+
+    let bounced = event_for(&client, "message.bounced", "z@oversize.test").await;
     assert!(bounced.detail.is_some());
     let message = client.get_message(&sent.id).await.unwrap();
-    let recipient = &message.delivery.expect("delivery state").recipients[0];
-    assert_eq!(recipient.status, "bounced");
-    let attempt = recipient.attempts.last().expect("an attempt recorded");
-    assert_eq!(attempt.host.as_deref(), Some("mx.chunked.test"));
-    assert!(attempt.tls.is_some(), "delivered over verified TLS");
+    let delivery = message.delivery.expect("delivery state");
+    let oversize = delivery
+        .recipients
+        .iter()
+        .find(|r| r.address == "z@oversize.test")
+        .unwrap();
+    assert_eq!(oversize.status, "bounced");
+    let attempt = oversize.attempts.last().expect("an attempt recorded");
+    assert_eq!(attempt.host.as_deref(), Some("mx.oversize.test"));
 }

@@ -87,14 +87,15 @@ impl Deliverer {
             };
             Some((relay, options))
         };
-        let mta_sts = d.mta_sts.then(|| {
-            mta_sts::MtaSts::new(
-                dns.clone(),
-                connectors.verified.clone(),
-                d.mta_sts_port,
-                clock,
+        let mta_sts = if d.mta_sts {
+            let tls = connectors.verified.config().as_ref().clone();
+            Some(
+                mta_sts::MtaSts::new(dns.clone(), tls, d.mta_sts_port, clock)
+                    .map_err(DeliveryError::Tls)?,
             )
-        });
+        } else {
+            None
+        };
         Ok(Deliverer {
             mta_sts,
             dns,

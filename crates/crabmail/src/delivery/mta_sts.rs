@@ -9,16 +9,14 @@
 
 use crate::clock::{SharedClock, Timestamp};
 use crate::dns::Dns;
-use rustls::pki_types::ServerName;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio_rustls::TlsConnector;
 
 /// RFC 8461 3.3: policy bodies are small; anything larger is refused.
 const MAX_POLICY: usize = 64 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// RFC 8461 3.2: max_age is capped at one year.
 const MAX_AGE_CAP: u64 = 31_557_600;
 
@@ -96,21 +94,38 @@ struct Cached {
 
 pub struct MtaSts {
     dns: Dns,
-    connector: TlsConnector,
+    http: reqwest::Client,
     port: u16,
     clock: SharedClock,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
 impl MtaSts {
-    pub fn new(dns: Dns, connector: TlsConnector, port: u16, clock: SharedClock) -> Self {
-        MtaSts {
+    /// `tls` is the verified client configuration delivery uses (system roots plus any CA the
+    /// operator named); `port` is 443 outside tests.
+    pub fn new(
+        dns: Dns,
+        tls: rustls::ClientConfig,
+        port: u16,
+        clock: SharedClock,
+    ) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .dns_resolver(Arc::new(PolicyHosts(dns.clone())))
+            // RFC 8461 3.3: redirects are not followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(FETCH_TIMEOUT)
+            .user_agent("crabmail")
+            .build()
+            .map_err(|e| format!("mta-sts client: {e}"))?;
+        Ok(MtaSts {
             dns,
-            connector,
+            http,
             port,
             clock,
             cache: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     /// The domain's policy in effect now, if it has one.
@@ -157,69 +172,76 @@ impl MtaSts {
         }
     }
 
-    /// GET https://mta-sts.<domain>/.well-known/mta-sts.txt, certificate verified, no redirects.
+    /// GET https://mta-sts.<domain>/.well-known/mta-sts.txt: certificate verified, no redirects,
+    /// the body read up to `MAX_POLICY` octets and refused beyond, the whole within
+    /// `FETCH_TIMEOUT`.
     async fn fetch(&self, domain: &str) -> Result<Policy, String> {
-        let host = format!("mta-sts.{domain}");
-        let addrs = self
-            .dns
-            .addresses(&host)
-            .await
-            .map_err(|e| format!("{host}: {e:?}"))?;
-        let addr = addrs
-            .first()
-            .ok_or_else(|| format!("{host} has no address"))?;
-        let name = ServerName::try_from(host.clone()).map_err(|e| e.to_string())?;
-        let fetch = async {
-            let tcp = tokio::net::TcpStream::connect((*addr, self.port))
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut tls = self
-                .connector
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS: {e}"))?;
-            let request = format!(
-                "GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: {host}\r\nUser-Agent: crabmail\r\nConnection: close\r\n\r\n"
-            );
-            tls.write_all(request.as_bytes())
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut response = Vec::new();
-            let mut chunk = [0u8; 8192];
-            loop {
-                let n = tls.read(&mut chunk).await.map_err(|e| e.to_string())?;
-                if n == 0 {
-                    break;
-                }
-                response.extend_from_slice(&chunk[..n]);
-                if response.len() > MAX_POLICY {
-                    return Err("policy too large".to_owned());
-                }
-            }
-            Ok::<_, String>(response)
-        };
-        let response = tokio::time::timeout(FETCH_TIMEOUT, fetch)
-            .await
-            .map_err(|_| "timed out".to_owned())??;
-        // Split and de-chunk as bytes: a multi-byte character may straddle a chunk boundary.
-        let split =
-            memchr::memmem::find(&response, b"\r\n\r\n").ok_or("malformed HTTP response")?;
-        let head = String::from_utf8_lossy(&response[..split]);
-        let body = &response[split + 4..];
-        let status = head.lines().next().unwrap_or("");
-        if status.split_whitespace().nth(1) != Some("200") {
-            return Err(format!("HTTP status `{status}`"));
-        }
-        let body = if head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked")
-        {
-            dechunk(body)
+        let url = if self.port == 443 {
+            format!("https://mta-sts.{domain}/.well-known/mta-sts.txt")
         } else {
-            body.to_vec()
+            format!(
+                "https://mta-sts.{domain}:{}/.well-known/mta-sts.txt",
+                self.port
+            )
         };
-        let body = String::from_utf8_lossy(&body);
-        Policy::parse(&body)
+        let mut response = self.http.get(&url).send().await.map_err(describe)?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(format!("HTTP status {}", response.status()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_POLICY as u64)
+        {
+            return Err("policy too large".to_owned());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(describe)? {
+            if body.len() + chunk.len() > MAX_POLICY {
+                return Err("policy too large".to_owned());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Policy::parse(&String::from_utf8_lossy(&body))
+    }
+}
+
+/// reqwest's error with its causes: "error sending request" alone says nothing.
+fn describe(e: reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Resolves policy hosts through crabmail's own resolver, so the configured DNS (and in tests
+/// the loopback zone) decides where `mta-sts.<domain>` is.
+struct PolicyHosts(Dns);
+
+impl reqwest::dns::Resolve for PolicyHosts {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let dns = self.0.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs = dns
+                .addresses(&host)
+                .await
+                .map_err(|e| format!("{host}: {e:?}"))?;
+            if addrs.is_empty() {
+                return Err(format!("{host} has no address").into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(
+                addrs
+                    .into_iter()
+                    .map(|ip| std::net::SocketAddr::new(ip, 0))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            );
+            Ok(addrs)
+        })
     }
 }
 
@@ -230,28 +252,6 @@ fn sts_id(record: &str) -> Option<String> {
         return None;
     }
     parts.find_map(|p| p.strip_prefix("id=").map(|id| id.trim().to_owned()))
-}
-
-/// HTTP/1.1 chunked transfer coding, for servers that use it. Works on bytes: chunk sizes count
-/// octets, not characters.
-fn dechunk(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut rest = body;
-    while let Some(eol) = memchr::memmem::find(rest, b"\r\n") {
-        let size = String::from_utf8_lossy(&rest[..eol]);
-        // Chunk extensions (`;name=value`) are allowed after the size.
-        let size = size.split(';').next().unwrap_or("").trim();
-        let Ok(n) = usize::from_str_radix(size, 16) else {
-            break;
-        };
-        let tail = &rest[eol + 2..];
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.extend_from_slice(&tail[..n]);
-        rest = tail[n..].strip_prefix(b"\r\n").unwrap_or(&tail[n..]);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -285,16 +285,5 @@ mod tests {
         );
         assert_eq!(sts_id("v=STSv1; id=2026112701"), Some("2026112701".into()));
         assert_eq!(sts_id("v=spf1 -all"), None);
-        assert_eq!(dechunk(b"5\r\nhello\r\n3\r\nabc\r\n0\r\n\r\n"), b"helloabc");
-        // "é" is two octets; a chunk boundary between them must not break anything.
-        let split = "mx: caf\u{e9}.test";
-        let bytes = split.as_bytes();
-        let cut = split.find('\u{e9}').unwrap() + 1;
-        let mut chunked = format!("{cut:x}\r\n").into_bytes();
-        chunked.extend_from_slice(&bytes[..cut]);
-        chunked.extend_from_slice(format!("\r\n{:x}\r\n", bytes.len() - cut).as_bytes());
-        chunked.extend_from_slice(&bytes[cut..]);
-        chunked.extend_from_slice(b"\r\n0\r\n\r\n");
-        assert_eq!(dechunk(&chunked), bytes);
     }
 }

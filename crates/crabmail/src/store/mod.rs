@@ -10,6 +10,7 @@
 //! Lookups scoped to an account return `None` for another account's rows, exactly as for missing ones.
 
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use crate::clock::Timestamp;

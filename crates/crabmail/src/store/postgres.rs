@@ -118,10 +118,6 @@ fn inbox_row(row: &PgRow) -> std::result::Result<InboxRecord, sqlx::Error> {
     })
 }
 
-const MESSAGE_COLUMNS: &str = "id, inbox_id, account_id, seq, received_at, size, return_path, \
-     recipient, remote_ip, helo, tls, summary, parsed, auth, quarantined, \
-     (SELECT thread_id FROM thread_members t WHERE t.message_id = messages.id) AS thread_id";
-
 fn message_row(row: &PgRow) -> std::result::Result<MessageRecord, sqlx::Error> {
     Ok(MessageRecord {
         id: row.try_get("id")?,
@@ -153,27 +149,22 @@ async fn join_thread(
 ) -> std::result::Result<String, sqlx::Error> {
     let mut thread: Option<String> = None;
     for r in join.keys.refs.iter().take(ThreadJoin::MAX_REFS) {
-        thread = sqlx::query_scalar(
-            "SELECT thread_id FROM thread_members WHERE inbox_id = $1 AND header_id = $2 LIMIT 1",
-        )
-        .bind(join.inbox_id)
-        .bind(r)
-        .fetch_optional(&mut **tx)
-        .await?;
+        thread = sqlx::query_scalar(sql::THREAD_OF_HEADER_ID)
+            .bind(join.inbox_id)
+            .bind(r)
+            .fetch_optional(&mut **tx)
+            .await?;
         if thread.is_some() {
             break;
         }
     }
     if thread.is_none() && !join.keys.subject_key.is_empty() {
-        let candidates: Vec<(String, String)> = sqlx::query_as(
-            "SELECT thread_id, participants FROM thread_members WHERE inbox_id = $1 \
-             AND subject_key = $2 AND at >= $3 ORDER BY at DESC LIMIT 20",
-        )
-        .bind(join.inbox_id)
-        .bind(&join.keys.subject_key)
-        .bind(join.window_start())
-        .fetch_all(&mut **tx)
-        .await?;
+        let candidates: Vec<(String, String)> = sqlx::query_as(sql::THREADS_BY_SUBJECT)
+            .bind(join.inbox_id)
+            .bind(&join.keys.subject_key)
+            .bind(join.window_start())
+            .fetch_all(&mut **tx)
+            .await?;
         thread = candidates
             .into_iter()
             .find(|(_, participants)| join.shares_participant(participants))
@@ -201,13 +192,10 @@ async fn join_thread(
 }
 
 async fn drop_orphan_blob(tx: &mut Transaction<'static, Postgres>, blob_id: &str) -> Result<()> {
-    sqlx::query(
-        "DELETE FROM blobs WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = $1) \
-         AND NOT EXISTS (SELECT 1 FROM ingest_jobs WHERE blob_id = $1)",
-    )
-    .bind(blob_id)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(sql::DROP_ORPHAN_BLOB)
+        .bind(blob_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -218,7 +206,7 @@ async fn insert_inbound(
     node: &str,
 ) -> Result<()> {
     let size = message.bytes.len() as i64;
-    sqlx::query("INSERT INTO blobs (id, size, bytes) VALUES ($1, $2, $3)")
+    sqlx::query(sql::INSERT_BLOB)
         .bind(&message.blob_id)
         .bind(size)
         .bind(message.bytes.as_slice())
@@ -226,26 +214,22 @@ async fn insert_inbound(
         .await?;
     let env = &message.envelope;
     for d in &message.deliveries {
-        sqlx::query(
-            "INSERT INTO messages (id, inbox_id, account_id, blob_id, received_at, size, \
-             return_path, recipient, remote_ip, helo, tls, auth, quarantined) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(&d.message_id)
-        .bind(&d.inbox_id)
-        .bind(&d.account_id)
-        .bind(&message.blob_id)
-        .bind(message.received_at.0)
-        .bind(size)
-        .bind(&env.return_path)
-        .bind(&d.recipient)
-        .bind(&env.remote_ip)
-        .bind(&env.helo)
-        .bind(env.tls)
-        .bind(&message.auth)
-        .bind(message.quarantined)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query(sql::INSERT_INBOUND)
+            .bind(&d.message_id)
+            .bind(&d.inbox_id)
+            .bind(&d.account_id)
+            .bind(&message.blob_id)
+            .bind(message.received_at.0)
+            .bind(size)
+            .bind(&env.return_path)
+            .bind(&d.recipient)
+            .bind(&env.remote_ip)
+            .bind(&env.helo)
+            .bind(env.tls)
+            .bind(&message.auth)
+            .bind(message.quarantined)
+            .execute(&mut **tx)
+            .await?;
     }
     sqlx::query("INSERT INTO ingest_jobs (blob_id, created_at, node) VALUES ($1, $2, $3)")
         .bind(&message.blob_id)
@@ -263,26 +247,21 @@ async fn insert_event(
     event: &NewEvent<'_>,
     now: Timestamp,
 ) -> Result<Wake> {
-    let seq: i64 = sqlx::query_scalar(
-        "UPDATE accounts SET last_event = last_event + 1 WHERE id = $1 RETURNING last_event",
-    )
-    .bind(event.account_id)
-    .fetch_one(&mut **tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO events (account_id, seq, kind, message_id, inbox_id, recipient, detail, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(event.account_id)
-    .bind(seq)
-    .bind(event.kind)
-    .bind(event.message_id)
-    .bind(event.inbox_id)
-    .bind(event.recipient)
-    .bind(&event.detail)
-    .bind(now.0)
-    .execute(&mut **tx)
-    .await?;
+    let seq: i64 = sqlx::query_scalar(sql::NEXT_EVENT_SEQ)
+        .bind(event.account_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    sqlx::query(sql::INSERT_EVENT)
+        .bind(event.account_id)
+        .bind(seq)
+        .bind(event.kind)
+        .bind(event.message_id)
+        .bind(event.inbox_id)
+        .bind(event.recipient)
+        .bind(&event.detail)
+        .bind(now.0)
+        .execute(&mut **tx)
+        .await?;
     let wake = Wake::events(event.account_id, seq);
     announce(tx, &wake).await?;
     Ok(wake)
@@ -307,8 +286,6 @@ fn suppression_row(r: &PgRow) -> std::result::Result<Suppression, sqlx::Error> {
     })
 }
 
-const DOMAIN_COLUMNS: &str = "id, account_id, name, created_at, verified_at";
-
 fn domain_row(r: &PgRow) -> std::result::Result<DomainRecord, sqlx::Error> {
     Ok(DomainRecord {
         id: r.try_get(0)?,
@@ -320,7 +297,7 @@ fn domain_row(r: &PgRow) -> std::result::Result<DomainRecord, sqlx::Error> {
 }
 
 async fn insert_domain(tx: &mut Transaction<'static, Postgres>, d: &DomainRecord) -> Result<()> {
-    sqlx::query("INSERT INTO domains (id, account_id, name, created_at, verified_at) VALUES ($1, $2, $3, $4, $5)")
+    sqlx::query(sql::INSERT_DOMAIN)
         .bind(&d.id)
         .bind(&d.account_id)
         .bind(&d.name)
@@ -332,35 +309,29 @@ async fn insert_domain(tx: &mut Transaction<'static, Postgres>, d: &DomainRecord
 }
 
 async fn insert_dkim_key(tx: &mut Transaction<'static, Postgres>, k: &DkimKeyRecord) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO dkim_keys (domain_id, selector, algorithm, private_key, public_key, created_at, retired_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(&k.domain_id)
-    .bind(&k.selector)
-    .bind(&k.algorithm)
-    .bind(&k.private_key)
-    .bind(&k.public_key)
-    .bind(k.created_at.0)
-    .bind(k.retired_at.map(|t| t.0))
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(sql::INSERT_DKIM_KEY)
+        .bind(&k.domain_id)
+        .bind(&k.selector)
+        .bind(&k.algorithm)
+        .bind(&k.private_key)
+        .bind(&k.public_key)
+        .bind(k.created_at.0)
+        .bind(k.retired_at.map(|t| t.0))
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
 async fn insert_token(tx: &mut Transaction<'static, Postgres>, token: &NewToken) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO tokens (id, account_id, hash, inbox_id, name, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&token.id)
-    .bind(&token.account_id)
-    .bind(&token.hash)
-    .bind(&token.inbox_id)
-    .bind(&token.name)
-    .bind(token.created_at.0)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(sql::INSERT_TOKEN)
+        .bind(&token.id)
+        .bind(&token.account_id)
+        .bind(&token.hash)
+        .bind(&token.inbox_id)
+        .bind(&token.name)
+        .bind(token.created_at.0)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -369,19 +340,17 @@ impl Store for PgStore {
     async fn create_account(&self, account: NewAccount) -> Result<()> {
         let mut tx = self.begin().await?;
         if let Some(hash) = &account.invite_hash {
-            let used = sqlx::query(
-                "UPDATE invites SET used_by = $1, used_at = $2 WHERE hash = $3 AND used_by IS NULL",
-            )
-            .bind(&account.id)
-            .bind(account.created_at.0)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
+            let used = sqlx::query(sql::USE_INVITE)
+                .bind(&account.id)
+                .bind(account.created_at.0)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
             if used.rows_affected() != 1 {
                 return Err(StoreError::InvalidInvite);
             }
         }
-        sqlx::query("INSERT INTO accounts (id, created_at) VALUES ($1, $2)")
+        sqlx::query(sql::INSERT_ACCOUNT)
             .bind(&account.id)
             .bind(account.created_at.0)
             .execute(&mut *tx)
@@ -392,7 +361,7 @@ impl Store for PgStore {
     }
 
     async fn create_invite(&self, code_hash: Vec<u8>, now: Timestamp) -> Result<()> {
-        sqlx::query("INSERT INTO invites (hash, created_at) VALUES ($1, $2)")
+        sqlx::query(sql::INSERT_INVITE)
             .bind(code_hash)
             .bind(now.0)
             .execute(&self.pool)
@@ -401,13 +370,10 @@ impl Store for PgStore {
     }
 
     async fn find_token(&self, hash: Vec<u8>) -> Result<Option<TokenRecord>> {
-        let row = sqlx::query(
-            "SELECT id, account_id, inbox_id, name, created_at FROM tokens \
-             WHERE hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sql::FIND_TOKEN)
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(token_row).transpose()?)
     }
 
@@ -419,13 +385,10 @@ impl Store for PgStore {
     }
 
     async fn list_tokens(&self, account_id: &str) -> Result<Vec<TokenRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, account_id, inbox_id, name, created_at FROM tokens \
-             WHERE account_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
-        )
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::LIST_TOKENS)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .iter()
             .map(token_row)
@@ -433,40 +396,32 @@ impl Store for PgStore {
     }
 
     async fn revoke_token(&self, account_id: &str, token_id: &str, now: Timestamp) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL",
-        )
-        .bind(now.0)
-        .bind(token_id)
-        .bind(account_id)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(sql::REVOKE_TOKEN)
+            .bind(now.0)
+            .bind(token_id)
+            .bind(account_id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn create_inbox(&self, inbox: InboxRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO inboxes (id, account_id, address, display_name, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&inbox.id)
-        .bind(&inbox.account_id)
-        .bind(&inbox.address)
-        .bind(&inbox.display_name)
-        .bind(inbox.created_at.0)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(sql::INSERT_INBOX)
+            .bind(&inbox.id)
+            .bind(&inbox.account_id)
+            .bind(&inbox.address)
+            .bind(&inbox.display_name)
+            .bind(inbox.created_at.0)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn list_inboxes(&self, account_id: &str) -> Result<Vec<InboxRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, account_id, address, display_name, created_at FROM inboxes \
-             WHERE account_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
-        )
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::LIST_INBOXES)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .iter()
             .map(inbox_row)
@@ -474,27 +429,22 @@ impl Store for PgStore {
     }
 
     async fn get_inbox(&self, account_id: &str, inbox_id: &str) -> Result<Option<InboxRecord>> {
-        let row = sqlx::query(
-            "SELECT id, account_id, address, display_name, created_at FROM inboxes \
-             WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL",
-        )
-        .bind(inbox_id)
-        .bind(account_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sql::GET_INBOX)
+            .bind(inbox_id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(inbox_row).transpose()?)
     }
 
     async fn delete_inbox(&self, account_id: &str, inbox_id: &str, now: Timestamp) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "UPDATE inboxes SET deleted_at = $1 WHERE id = $2 AND account_id = $3 AND deleted_at IS NULL",
-        )
-        .bind(now.0)
-        .bind(inbox_id)
-        .bind(account_id)
-        .execute(&mut *tx)
-        .await?;
+        let done = sqlx::query(sql::MARK_INBOX_DELETED)
+            .bind(now.0)
+            .bind(inbox_id)
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
@@ -503,11 +453,11 @@ impl Store for PgStore {
                 .bind(inbox_id)
                 .fetch_all(&mut *tx)
                 .await?;
-        sqlx::query("DELETE FROM thread_members WHERE inbox_id = $1")
+        sqlx::query(sql::DELETE_INBOX_THREAD_MEMBERS)
             .bind(inbox_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE inbox_id = $2 AND revoked_at IS NULL")
+        sqlx::query(sql::REVOKE_INBOX_TOKENS)
             .bind(now.0)
             .bind(inbox_id)
             .execute(&mut *tx)
@@ -523,12 +473,10 @@ impl Store for PgStore {
     }
 
     async fn find_inbox(&self, address: &str) -> Result<Option<InboxTarget>> {
-        let row = sqlx::query(
-            "SELECT id, account_id FROM inboxes WHERE address = $1 AND deleted_at IS NULL",
-        )
-        .bind(address)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sql::FIND_INBOX)
+            .bind(address)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(match row {
             Some(row) => Some(InboxTarget {
                 inbox_id: row.try_get(0)?,
@@ -633,24 +581,19 @@ impl Store for PgStore {
                     },
                 )
                 .await?;
-                let seq: i64 = sqlx::query_scalar(
-                    "UPDATE inboxes SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
-                )
-                .bind(&inbox_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE messages SET seq = $1, from_address = $2, subject = $3, summary = $4, \
-                     parsed = $5 WHERE id = $6",
-                )
-                .bind(seq)
-                .bind(&item.from_address)
-                .bind(&item.subject)
-                .bind(&item.summary)
-                .bind(&item.parsed)
-                .bind(&message_id)
-                .execute(&mut *tx)
-                .await?;
+                let seq: i64 = sqlx::query_scalar(sql::NEXT_INBOX_SEQ)
+                    .bind(&inbox_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(sql::MAKE_MESSAGE_READABLE)
+                    .bind(seq)
+                    .bind(&item.from_address)
+                    .bind(&item.subject)
+                    .bind(&item.summary)
+                    .bind(&item.parsed)
+                    .bind(&message_id)
+                    .execute(&mut *tx)
+                    .await?;
                 let event = NewEvent {
                     account_id: &account_id,
                     kind: "message.received",
@@ -664,7 +607,7 @@ impl Store for PgStore {
                 announce(&mut tx, &wake).await?;
                 arrivals.push(wake);
             }
-            sqlx::query("DELETE FROM ingest_jobs WHERE blob_id = $1")
+            sqlx::query(sql::DELETE_INGEST_JOB)
                 .bind(&item.blob_id)
                 .execute(&mut *tx)
                 .await?;
@@ -682,17 +625,14 @@ impl Store for PgStore {
         limit: usize,
         include_quarantined: bool,
     ) -> Result<Vec<MessageRecord>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE inbox_id = $1 AND account_id = $2 \
-             AND seq > $3 AND (NOT quarantined OR $5) ORDER BY seq LIMIT $4"
-        )))
-        .bind(inbox_id)
-        .bind(account_id)
-        .bind(after)
-        .bind(limit as i64)
-        .bind(include_quarantined)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::LIST_MESSAGES)
+            .bind(inbox_id)
+            .bind(account_id)
+            .bind(after)
+            .bind(include_quarantined)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .iter()
             .map(message_row)
@@ -704,40 +644,33 @@ impl Store for PgStore {
         account_id: &str,
         message_id: &str,
     ) -> Result<Option<MessageRecord>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND account_id = $2 AND seq IS NOT NULL"
-        )))
-        .bind(message_id)
-        .bind(account_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sql::GET_MESSAGE)
+            .bind(message_id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(message_row).transpose()?)
     }
 
     async fn get_raw(&self, account_id: &str, message_id: &str) -> Result<Option<Vec<u8>>> {
-        Ok(sqlx::query_scalar(
-            "SELECT b.bytes FROM messages m JOIN blobs b ON b.id = m.blob_id \
-             WHERE m.id = $1 AND m.account_id = $2 AND m.seq IS NOT NULL",
-        )
-        .bind(message_id)
-        .bind(account_id)
-        .fetch_optional(&self.pool)
-        .await?)
+        Ok(sqlx::query_scalar(sql::GET_RAW)
+            .bind(message_id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn delete_message(&self, account_id: &str, message_id: &str) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let blob: Option<String> = sqlx::query_scalar(
-            "DELETE FROM messages WHERE id = $1 AND account_id = $2 AND seq IS NOT NULL RETURNING blob_id",
-        )
-        .bind(message_id)
-        .bind(account_id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let blob: Option<String> = sqlx::query_scalar(sql::DELETE_MESSAGE)
+            .bind(message_id)
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(blob) = blob else {
             return Ok(false);
         };
-        sqlx::query("DELETE FROM thread_members WHERE message_id = $1")
+        sqlx::query(sql::DELETE_MESSAGE_THREAD_MEMBER)
             .bind(message_id)
             .execute(&mut *tx)
             .await?;
@@ -747,12 +680,11 @@ impl Store for PgStore {
     }
 
     async fn inbox_cursor(&self, account_id: &str, inbox_id: &str) -> Result<i64> {
-        let seq: Option<i64> =
-            sqlx::query_scalar("SELECT last_seq FROM inboxes WHERE id = $1 AND account_id = $2")
-                .bind(inbox_id)
-                .bind(account_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let seq: Option<i64> = sqlx::query_scalar(sql::INBOX_CURSOR)
+            .bind(inbox_id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(seq.unwrap_or(0))
     }
 
@@ -795,14 +727,11 @@ impl Store for PgStore {
         account_id: &str,
         thread_id: &str,
     ) -> Result<Vec<ThreadMemberRecord>> {
-        let rows = sqlx::query(
-            "SELECT message_id, inbox_id, thread_id, direction, subject, participants, at \
-             FROM thread_members WHERE thread_id = $1 AND account_id = $2 ORDER BY at, message_id",
-        )
-        .bind(thread_id)
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::THREAD_MEMBERS)
+            .bind(thread_id)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(ThreadMemberRecord {
@@ -821,41 +750,35 @@ impl Store for PgStore {
     async fn enqueue(&self, message: QueuedMessage) -> Result<()> {
         let mut tx = self.begin().await?;
         if let Some((key, hash)) = &message.idempotency {
-            sqlx::query(
-                "INSERT INTO idempotency (account_id, key, request_hash, message_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&message.account_id)
-            .bind(key)
-            .bind(hash)
-            .bind(&message.id)
-            .bind(message.created_at.0)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sql::INSERT_IDEMPOTENCY)
+                .bind(&message.account_id)
+                .bind(key)
+                .bind(hash)
+                .bind(&message.id)
+                .bind(message.created_at.0)
+                .execute(&mut *tx)
+                .await?;
         }
         let size = message.bytes.len() as i64;
-        sqlx::query("INSERT INTO blobs (id, size, bytes) VALUES ($1, $2, $3)")
+        sqlx::query(sql::INSERT_BLOB)
             .bind(&message.blob_id)
             .bind(size)
             .bind(message.bytes.as_slice())
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO outbound (id, account_id, inbox_id, blob_id, return_path, created_at, size, \
-             source, summary, parsed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&message.id)
-        .bind(&message.account_id)
-        .bind(&message.inbox_id)
-        .bind(&message.blob_id)
-        .bind(&message.return_path)
-        .bind(message.created_at.0)
-        .bind(size)
-        .bind(message.source)
-        .bind(&message.summary)
-        .bind(&message.parsed)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::INSERT_OUTBOUND)
+            .bind(&message.id)
+            .bind(&message.account_id)
+            .bind(&message.inbox_id)
+            .bind(&message.blob_id)
+            .bind(&message.return_path)
+            .bind(message.created_at.0)
+            .bind(size)
+            .bind(message.source)
+            .bind(&message.summary)
+            .bind(&message.parsed)
+            .execute(&mut *tx)
+            .await?;
         let subject: Option<String> =
             serde_json::from_str::<crabmail_api::SummaryContent>(&message.summary)
                 .ok()
@@ -875,18 +798,15 @@ impl Store for PgStore {
         )
         .await?;
         for r in &message.recipients {
-            sqlx::query(
-                "INSERT INTO recipients (id, message_id, account_id, address, domain, status, queued_at, \
-                 next_attempt_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6, $6)",
-            )
-            .bind(&r.id)
-            .bind(&message.id)
-            .bind(&message.account_id)
-            .bind(&r.address)
-            .bind(&r.domain)
-            .bind(message.created_at.0)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sql::INSERT_RECIPIENT)
+                .bind(&r.id)
+                .bind(&message.id)
+                .bind(&message.account_id)
+                .bind(&r.address)
+                .bind(&r.domain)
+                .bind(message.created_at.0)
+                .execute(&mut *tx)
+                .await?;
         }
         // DURABILITY: committed before the 202 or 250 that acknowledges the message.
         tx.commit().await?;
@@ -898,13 +818,11 @@ impl Store for PgStore {
         account_id: &str,
         key: &str,
     ) -> Result<Option<IdempotencyRecord>> {
-        let row = sqlx::query(
-            "SELECT request_hash, message_id, created_at FROM idempotency WHERE account_id = $1 AND key = $2",
-        )
-        .bind(account_id)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sql::FIND_IDEMPOTENCY)
+            .bind(account_id)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(match row {
             Some(r) => Some(IdempotencyRecord {
                 request_hash: r.try_get(0)?,
@@ -921,14 +839,12 @@ impl Store for PgStore {
         key: &str,
         before: Timestamp,
     ) -> Result<()> {
-        sqlx::query(
-            "DELETE FROM idempotency WHERE account_id = $1 AND key = $2 AND created_at < $3",
-        )
-        .bind(account_id)
-        .bind(key)
-        .bind(before.0)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(sql::EXPIRE_IDEMPOTENCY)
+            .bind(account_id)
+            .bind(key)
+            .bind(before.0)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -952,13 +868,10 @@ impl Store for PgStore {
     }
 
     async fn list_suppressions(&self, account_id: &str) -> Result<Vec<Suppression>> {
-        let rows = sqlx::query(
-            "SELECT account_id, address, reason, created_at FROM suppressions \
-             WHERE account_id = $1 ORDER BY created_at, address",
-        )
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::LIST_SUPPRESSIONS)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .iter()
             .map(suppression_row)
@@ -966,7 +879,7 @@ impl Store for PgStore {
     }
 
     async fn delete_suppression(&self, account_id: &str, address: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM suppressions WHERE account_id = $1 AND address = $2")
+        let done = sqlx::query(sql::DELETE_SUPPRESSION)
             .bind(account_id)
             .bind(address)
             .execute(&self.pool)
@@ -1032,7 +945,7 @@ impl Store for PgStore {
     }
 
     async fn load_blob(&self, blob_id: &str) -> Result<Option<Vec<u8>>> {
-        Ok(sqlx::query_scalar("SELECT bytes FROM blobs WHERE id = $1")
+        Ok(sqlx::query_scalar(sql::LOAD_BLOB)
             .bind(blob_id)
             .fetch_optional(&self.pool)
             .await?)
@@ -1043,36 +956,29 @@ impl Store for PgStore {
         let mut wakes = Vec::new();
         for result in &outcomes.results {
             let a = &result.attempt;
-            let updated = sqlx::query(
-                "UPDATE recipients SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
-                 lease_until = NULL, last_code = $3, last_enhanced = $4, last_text = $5, updated_at = $6 \
-                 WHERE id = $7 AND next_attempt_at IS NOT NULL",
-            )
-            .bind(result.status.as_str())
-            .bind(result.next_attempt_at.map(|t| t.0))
-            .bind(a.code.map(i64::from))
-            .bind(&a.enhanced)
-            .bind(&a.text)
-            .bind(now.0)
-            .bind(&result.recipient_id)
-            .execute(&mut *tx)
-            .await?;
+            let updated = sqlx::query(sql::RECORD_OUTCOME)
+                .bind(result.status.as_str())
+                .bind(result.next_attempt_at.map(|t| t.0))
+                .bind(a.code.map(i64::from))
+                .bind(&a.enhanced)
+                .bind(&a.text)
+                .bind(now.0)
+                .bind(&result.recipient_id)
+                .execute(&mut *tx)
+                .await?;
             if updated.rows_affected() == 0 {
                 continue; // cancelled while in flight
             }
-            sqlx::query(
-                "INSERT INTO attempts (recipient_id, at, host, code, enhanced, text, tls) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(&result.recipient_id)
-            .bind(a.at.0)
-            .bind(&a.host)
-            .bind(a.code.map(i64::from))
-            .bind(&a.enhanced)
-            .bind(&a.text)
-            .bind(&a.tls)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sql::INSERT_ATTEMPT)
+                .bind(&result.recipient_id)
+                .bind(a.at.0)
+                .bind(&a.host)
+                .bind(a.code.map(i64::from))
+                .bind(&a.enhanced)
+                .bind(&a.text)
+                .bind(&a.tls)
+                .execute(&mut *tx)
+                .await?;
             let event = NewEvent {
                 account_id: &result.account_id,
                 kind: event_kind(result.status),
@@ -1087,16 +993,13 @@ impl Store for PgStore {
             insert_inbound(&mut tx, message, &self.node).await?;
         }
         for s in &outcomes.suppress {
-            sqlx::query(
-                "INSERT INTO suppressions (account_id, address, reason, created_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (account_id, address) DO NOTHING",
-            )
-            .bind(&s.account_id)
-            .bind(&s.address)
-            .bind(&s.reason)
-            .bind(s.created_at.0)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(sql::INSERT_SUPPRESSION)
+                .bind(&s.account_id)
+                .bind(&s.address)
+                .bind(&s.reason)
+                .bind(s.created_at.0)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(wakes)
@@ -1107,15 +1010,11 @@ impl Store for PgStore {
         account_id: &str,
         message_id: &str,
     ) -> Result<Option<OutboundRecord>> {
-        let Some(row) = sqlx::query(
-            "SELECT id, account_id, inbox_id, return_path, created_at, size, summary, parsed, blob_id, \
-             (SELECT thread_id FROM thread_members t WHERE t.message_id = outbound.id) \
-             FROM outbound WHERE id = $1 AND account_id = $2",
-        )
-        .bind(message_id)
-        .bind(account_id)
-        .fetch_optional(&self.pool)
-        .await?
+        let Some(row) = sqlx::query(sql::GET_OUTBOUND)
+            .bind(message_id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?
         else {
             return Ok(None);
         };
@@ -1132,32 +1031,28 @@ impl Store for PgStore {
             recipients: Vec::new(),
             thread_id: row.try_get(9)?,
         };
-        let recipients = sqlx::query(
-            "SELECT id, address, status, next_attempt_at FROM recipients WHERE message_id = $1 ORDER BY id",
-        )
-        .bind(&record.id)
-        .fetch_all(&self.pool)
-        .await?;
+        let recipients = sqlx::query(sql::OUTBOUND_RECIPIENTS)
+            .bind(&record.id)
+            .fetch_all(&self.pool)
+            .await?;
         for r in recipients {
             let id: String = r.try_get(0)?;
-            let attempts = sqlx::query(
-                "SELECT at, host, code, enhanced, text, tls FROM attempts WHERE recipient_id = $1 ORDER BY id",
-            )
-            .bind(&id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|a| {
-                Ok(AttemptRecord {
-                    at: Timestamp(a.try_get(0)?),
-                    host: a.try_get(1)?,
-                    code: a.try_get::<Option<i64>, _>(2)?.map(|c| c as u16),
-                    enhanced: a.try_get(3)?,
-                    text: a.try_get(4)?,
-                    tls: a.try_get(5)?,
+            let attempts = sqlx::query(sql::RECIPIENT_ATTEMPTS)
+                .bind(&id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|a| {
+                    Ok(AttemptRecord {
+                        at: Timestamp(a.try_get(0)?),
+                        host: a.try_get(1)?,
+                        code: a.try_get::<Option<i64>, _>(2)?.map(|c| c as u16),
+                        enhanced: a.try_get(3)?,
+                        text: a.try_get(4)?,
+                        tls: a.try_get(5)?,
+                    })
                 })
-            })
-            .collect::<std::result::Result<_, sqlx::Error>>()?;
+                .collect::<std::result::Result<_, sqlx::Error>>()?;
             record.recipients.push(RecipientRecord {
                 id,
                 address: r.try_get(1)?,
@@ -1175,15 +1070,12 @@ impl Store for PgStore {
         after: i64,
         limit: usize,
     ) -> Result<Vec<EventRecord>> {
-        let rows = sqlx::query(
-            "SELECT seq, kind, message_id, inbox_id, recipient, detail, created_at FROM events \
-             WHERE account_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-        )
-        .bind(account_id)
-        .bind(after)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::LIST_EVENTS)
+            .bind(account_id)
+            .bind(after)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(EventRecord {
@@ -1200,14 +1092,10 @@ impl Store for PgStore {
     }
 
     async fn queue_entries(&self, limit: usize) -> Result<Vec<QueueEntry>> {
-        let rows = sqlx::query(
-            "SELECT r.message_id, r.account_id, o.return_path, r.address, r.status, r.attempts, \
-             r.next_attempt_at, r.last_text FROM recipients r JOIN outbound o ON o.id = r.message_id \
-             WHERE r.next_attempt_at IS NOT NULL ORDER BY r.next_attempt_at, r.id LIMIT $1",
-        )
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::QUEUE_ENTRIES)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(QueueEntry {
@@ -1225,23 +1113,18 @@ impl Store for PgStore {
     }
 
     async fn outbound_owner(&self, message_id: &str) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT account_id FROM outbound WHERE id = $1")
-                .bind(message_id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(sql::OUTBOUND_OWNER)
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn retry_now(&self, message_id: &str, now: Timestamp) -> Result<usize> {
-        let done = sqlx::query(
-            "UPDATE recipients SET next_attempt_at = $1, updated_at = $1 \
-             WHERE message_id = $2 AND next_attempt_at IS NOT NULL",
-        )
-        .bind(now.0)
-        .bind(message_id)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(sql::RETRY_NOW)
+            .bind(now.0)
+            .bind(message_id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() as usize)
     }
 
@@ -1293,12 +1176,10 @@ impl Store for PgStore {
         sqlx::query("SELECT pg_advisory_xact_lock(7283002)")
             .execute(&mut *tx)
             .await?;
-        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {DOMAIN_COLUMNS} FROM domains WHERE account_id IS NULL AND name = $1"
-        )))
-        .bind(&domain.name)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let existing = sqlx::query(sql::SHARED_DOMAIN)
+            .bind(&domain.name)
+            .fetch_optional(&mut *tx)
+            .await?;
         if let Some(row) = existing {
             return Ok(domain_row(&row)?);
         }
@@ -1311,12 +1192,10 @@ impl Store for PgStore {
     }
 
     async fn list_domains(&self, account_id: &str) -> Result<Vec<DomainRecord>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {DOMAIN_COLUMNS} FROM domains WHERE account_id = $1 ORDER BY created_at, id"
-        )))
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::LIST_DOMAINS)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .iter()
             .map(domain_row)
@@ -1324,13 +1203,11 @@ impl Store for PgStore {
     }
 
     async fn get_domain(&self, account_id: &str, domain_id: &str) -> Result<Option<DomainRecord>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {DOMAIN_COLUMNS} FROM domains WHERE id = $1 AND account_id = $2"
-        )))
-        .bind(domain_id)
-        .bind(account_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sql::GET_DOMAIN)
+            .bind(domain_id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(domain_row).transpose()?)
     }
 
@@ -1340,14 +1217,12 @@ impl Store for PgStore {
         domain_id: &str,
         now: Timestamp,
     ) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE domains SET verified_at = $1 WHERE id = $2 AND account_id = $3 AND verified_at IS NULL",
-        )
-        .bind(now.0)
-        .bind(domain_id)
-        .bind(account_id)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(sql::VERIFY_DOMAIN)
+            .bind(now.0)
+            .bind(domain_id)
+            .bind(account_id)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -1363,21 +1238,19 @@ impl Store for PgStore {
         let Some(name) = name else {
             return Ok(false);
         };
-        let live: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM inboxes WHERE account_id = $1 AND deleted_at IS NULL AND address LIKE $2",
-        )
-        .bind(account_id)
-        .bind(format!("%@{name}"))
-        .fetch_one(&mut *tx)
-        .await?;
+        let live: i64 = sqlx::query_scalar(sql::COUNT_DOMAIN_INBOXES)
+            .bind(account_id)
+            .bind(format!("%@{name}"))
+            .fetch_one(&mut *tx)
+            .await?;
         if live > 0 {
             return Err(StoreError::Conflict);
         }
-        sqlx::query("DELETE FROM dkim_keys WHERE domain_id = $1")
+        sqlx::query(sql::DELETE_DOMAIN_KEYS)
             .bind(domain_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM domains WHERE id = $1")
+        sqlx::query(sql::DELETE_DOMAIN)
             .bind(domain_id)
             .execute(&mut *tx)
             .await?;
@@ -1386,24 +1259,18 @@ impl Store for PgStore {
     }
 
     async fn hosted_domain(&self, name: &str) -> Result<Option<DomainRecord>> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {DOMAIN_COLUMNS} FROM domains WHERE name = $1 AND verified_at IS NOT NULL \
-             ORDER BY account_id IS NULL DESC LIMIT 1"
-        )))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sql::HOSTED_DOMAIN)
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(domain_row).transpose()?)
     }
 
     async fn dkim_keys(&self, domain_id: &str) -> Result<Vec<DkimKeyRecord>> {
-        let rows = sqlx::query(
-            "SELECT domain_id, selector, algorithm, private_key, public_key, created_at, retired_at \
-             FROM dkim_keys WHERE domain_id = $1 ORDER BY created_at DESC, selector",
-        )
-        .bind(domain_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sql::DKIM_KEYS)
+            .bind(domain_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(DkimKeyRecord {
@@ -1426,13 +1293,11 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> Result<()> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "UPDATE dkim_keys SET retired_at = $1 WHERE domain_id = $2 AND retired_at IS NULL",
-        )
-        .bind(now.0)
-        .bind(domain_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(sql::RETIRE_DKIM_KEYS)
+            .bind(now.0)
+            .bind(domain_id)
+            .execute(&mut *tx)
+            .await?;
         for key in &keys {
             insert_dkim_key(&mut tx, key).await?;
         }

@@ -296,10 +296,6 @@ fn inbox_row(row: &Row<'_>) -> rusqlite::Result<InboxRecord> {
     })
 }
 
-const MESSAGE_COLUMNS: &str = "id, inbox_id, account_id, seq, received_at, size, return_path, \
-     recipient, remote_ip, helo, tls, summary, parsed, auth, quarantined, \
-     (SELECT thread_id FROM thread_members t WHERE t.message_id = messages.id) AS thread_id";
-
 fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
     Ok(MessageRecord {
         id: row.get("id")?,
@@ -328,9 +324,7 @@ fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
 fn join_thread(conn: &Connection, join: &ThreadJoin<'_>) -> rusqlite::Result<String> {
     let mut thread: Option<String> = None;
     {
-        let mut by_ref = conn.prepare_cached(
-            "SELECT thread_id FROM thread_members WHERE inbox_id = $1 AND header_id = $2 LIMIT 1",
-        )?;
+        let mut by_ref = conn.prepare_cached(sql::THREAD_OF_HEADER_ID)?;
         for r in join.keys.refs.iter().take(ThreadJoin::MAX_REFS) {
             thread = by_ref
                 .query_row(params![join.inbox_id, r], |row| row.get(0))
@@ -342,10 +336,7 @@ fn join_thread(conn: &Connection, join: &ThreadJoin<'_>) -> rusqlite::Result<Str
     }
     if thread.is_none() && !join.keys.subject_key.is_empty() {
         let candidates: Vec<(String, String)> = conn
-            .prepare_cached(
-                "SELECT thread_id, participants FROM thread_members WHERE inbox_id = $1 \
-                 AND subject_key = $2 AND at >= $3 ORDER BY at DESC LIMIT 20",
-            )?
+            .prepare_cached(sql::THREADS_BY_SUBJECT)?
             .query_map(
                 params![join.inbox_id, join.keys.subject_key, join.window_start()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -397,10 +388,6 @@ fn suppression_row(r: &Row<'_>) -> rusqlite::Result<Suppression> {
     })
 }
 
-const CLAIMED_SELECT: &str = "SELECT r.id, r.message_id, r.account_id, o.inbox_id, o.return_path, o.blob_id, \
-     r.address, r.domain, r.attempts, r.queued_at FROM recipients r JOIN outbound o ON o.id = r.message_id \
-     WHERE r.id = $1";
-
 fn claimed_row(r: &Row<'_>) -> rusqlite::Result<Claimed> {
     Ok(Claimed {
         recipient_id: r.get(0)?,
@@ -416,8 +403,6 @@ fn claimed_row(r: &Row<'_>) -> rusqlite::Result<Claimed> {
     })
 }
 
-const DOMAIN_COLUMNS: &str = "id, account_id, name, created_at, verified_at";
-
 fn domain_row(r: &Row<'_>) -> rusqlite::Result<DomainRecord> {
     Ok(DomainRecord {
         id: r.get(0)?,
@@ -430,16 +415,21 @@ fn domain_row(r: &Row<'_>) -> rusqlite::Result<DomainRecord> {
 
 fn insert_domain(conn: &Connection, d: &DomainRecord) -> Result<()> {
     conn.execute(
-        "INSERT INTO domains (id, account_id, name, created_at, verified_at) VALUES ($1, $2, $3, $4, $5)",
-        params![d.id, d.account_id, d.name, d.created_at.0, d.verified_at.map(|t| t.0)],
+        sql::INSERT_DOMAIN,
+        params![
+            d.id,
+            d.account_id,
+            d.name,
+            d.created_at.0,
+            d.verified_at.map(|t| t.0)
+        ],
     )?;
     Ok(())
 }
 
 fn insert_dkim_key(conn: &Connection, k: &DkimKeyRecord) -> Result<()> {
     conn.execute(
-        "INSERT INTO dkim_keys (domain_id, selector, algorithm, private_key, public_key, created_at, retired_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        sql::INSERT_DKIM_KEY,
         params![
             k.domain_id,
             k.selector,
@@ -455,11 +445,7 @@ fn insert_dkim_key(conn: &Connection, k: &DkimKeyRecord) -> Result<()> {
 
 /// Deletes a blob once no message copy refers to it any more.
 fn drop_orphan_blob(conn: &Connection, blob_id: &str) -> Result<()> {
-    conn.execute(
-        "DELETE FROM blobs WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = $1) \
-         AND NOT EXISTS (SELECT 1 FROM ingest_jobs WHERE blob_id = $1)",
-        params![blob_id],
-    )?;
+    conn.execute(sql::DROP_ORPHAN_BLOB, params![blob_id])?;
     Ok(())
 }
 
@@ -469,7 +455,7 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             if let Some(hash) = &account.invite_hash {
                 let used = conn.execute(
-                    "UPDATE invites SET used_by = $1, used_at = $2 WHERE hash = $3 AND used_by IS NULL",
+                    sql::USE_INVITE,
                     params![account.id, account.created_at.0, hash],
                 )?;
                 if used != 1 {
@@ -477,7 +463,7 @@ impl Store for SqliteStore {
                 }
             }
             conn.execute(
-                "INSERT INTO accounts (id, created_at) VALUES ($1, $2)",
+                sql::INSERT_ACCOUNT,
                 params![account.id, account.created_at.0],
             )?;
             insert_token(conn, &account.first_token)
@@ -487,10 +473,7 @@ impl Store for SqliteStore {
 
     async fn create_invite(&self, code_hash: Vec<u8>, now: Timestamp) -> Result<()> {
         self.write(move |conn| {
-            conn.execute(
-                "INSERT INTO invites (hash, created_at) VALUES ($1, $2)",
-                params![code_hash, now.0],
-            )?;
+            conn.execute(sql::INSERT_INVITE, params![code_hash, now.0])?;
             Ok(())
         })
         .await
@@ -499,10 +482,7 @@ impl Store for SqliteStore {
     async fn find_token(&self, hash: Vec<u8>) -> Result<Option<TokenRecord>> {
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached(
-                    "SELECT id, account_id, inbox_id, name, created_at FROM tokens \
-                     WHERE hash = $1 AND revoked_at IS NULL",
-                )?
+                .prepare_cached(sql::FIND_TOKEN)?
                 .query_row(params![hash], token_row)
                 .optional()?)
         })
@@ -516,10 +496,7 @@ impl Store for SqliteStore {
     async fn list_tokens(&self, account_id: &str) -> Result<Vec<TokenRecord>> {
         let account_id = account_id.to_owned();
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, account_id, inbox_id, name, created_at FROM tokens \
-                 WHERE account_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
-            )?;
+            let mut stmt = conn.prepare_cached(sql::LIST_TOKENS)?;
             let rows = stmt.query_map(params![account_id], token_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
@@ -529,10 +506,7 @@ impl Store for SqliteStore {
     async fn revoke_token(&self, account_id: &str, token_id: &str, now: Timestamp) -> Result<bool> {
         let (account_id, token_id) = (account_id.to_owned(), token_id.to_owned());
         self.write(move |conn| {
-            let n = conn.execute(
-                "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL",
-                params![now.0, token_id, account_id],
-            )?;
+            let n = conn.execute(sql::REVOKE_TOKEN, params![now.0, token_id, account_id])?;
             Ok(n == 1)
         })
         .await
@@ -541,8 +515,7 @@ impl Store for SqliteStore {
     async fn create_inbox(&self, inbox: InboxRecord) -> Result<()> {
         self.write(move |conn| {
             conn.execute(
-                "INSERT INTO inboxes (id, account_id, address, display_name, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                sql::INSERT_INBOX,
                 params![
                     inbox.id,
                     inbox.account_id,
@@ -559,10 +532,7 @@ impl Store for SqliteStore {
     async fn list_inboxes(&self, account_id: &str) -> Result<Vec<InboxRecord>> {
         let account_id = account_id.to_owned();
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, account_id, address, display_name, created_at FROM inboxes \
-                 WHERE account_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
-            )?;
+            let mut stmt = conn.prepare_cached(sql::LIST_INBOXES)?;
             let rows = stmt.query_map(params![account_id], inbox_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
@@ -573,10 +543,7 @@ impl Store for SqliteStore {
         let (account_id, inbox_id) = (account_id.to_owned(), inbox_id.to_owned());
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached(
-                    "SELECT id, account_id, address, display_name, created_at FROM inboxes \
-                     WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL",
-                )?
+                .prepare_cached(sql::GET_INBOX)?
                 .query_row(params![inbox_id, account_id], inbox_row)
                 .optional()?)
         })
@@ -587,7 +554,7 @@ impl Store for SqliteStore {
         let (account_id, inbox_id) = (account_id.to_owned(), inbox_id.to_owned());
         self.write(move |conn| {
             let n = conn.execute(
-                "UPDATE inboxes SET deleted_at = $1 WHERE id = $2 AND account_id = $3 AND deleted_at IS NULL",
+                sql::MARK_INBOX_DELETED,
                 params![now.0, inbox_id, account_id],
             )?;
             if n == 0 {
@@ -597,12 +564,12 @@ impl Store for SqliteStore {
                 .prepare("SELECT DISTINCT blob_id FROM messages WHERE inbox_id = $1")?
                 .query_map(params![inbox_id], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
-            conn.execute("DELETE FROM messages WHERE inbox_id = $1", params![inbox_id])?;
-            conn.execute("DELETE FROM thread_members WHERE inbox_id = $1", params![inbox_id])?;
             conn.execute(
-                "UPDATE tokens SET revoked_at = $1 WHERE inbox_id = $2 AND revoked_at IS NULL",
-                params![now.0, inbox_id],
+                "DELETE FROM messages WHERE inbox_id = $1",
+                params![inbox_id],
             )?;
+            conn.execute(sql::DELETE_INBOX_THREAD_MEMBERS, params![inbox_id])?;
+            conn.execute(sql::REVOKE_INBOX_TOKENS, params![now.0, inbox_id])?;
             for blob in blobs {
                 drop_orphan_blob(conn, &blob)?;
             }
@@ -615,9 +582,7 @@ impl Store for SqliteStore {
         let address = address.to_owned();
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached(
-                    "SELECT id, account_id FROM inboxes WHERE address = $1 AND deleted_at IS NULL",
-                )?
+                .prepare_cached(sql::FIND_INBOX)?
                 .query_row(params![address], |r| {
                     Ok(InboxTarget {
                         inbox_id: r.get(0)?,
@@ -721,12 +686,11 @@ impl Store for SqliteStore {
                     // copies became readable, so a cursor never skips a late one.
                     let seq: i64 = conn
                         .prepare_cached(
-                            "UPDATE inboxes SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+                            sql::NEXT_INBOX_SEQ,
                         )?
                         .query_row(params![inbox_id], |r| r.get(0))?;
                     conn.prepare_cached(
-                        "UPDATE messages SET seq = $1, from_address = $2, subject = $3, summary = $4, \
-                         parsed = $5 WHERE id = $6",
+                        sql::MAKE_MESSAGE_READABLE,
                     )?
                     .execute(params![
                         seq,
@@ -750,7 +714,7 @@ impl Store for SqliteStore {
                     )?);
                     arrivals.push(Wake::inbox(&inbox_id, seq));
                 }
-                conn.prepare_cached("DELETE FROM ingest_jobs WHERE blob_id = $1")?
+                conn.prepare_cached(sql::DELETE_INGEST_JOB)?
                     .execute(params![item.blob_id])?;
                 // Every copy may have been deleted (with its inbox) before ingest ran.
                 drop_orphan_blob(conn, &item.blob_id)?;
@@ -770,11 +734,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<MessageRecord>> {
         let (account_id, inbox_id) = (account_id.to_owned(), inbox_id.to_owned());
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE inbox_id = $1 AND account_id = $2 \
-                 AND seq > $3 AND (quarantined = 0 OR $4) ORDER BY seq LIMIT $5"
-            ))?;
-            // rusqlite binds $N by order of first appearance: keep them in order.
+            let mut stmt = conn.prepare_cached(sql::LIST_MESSAGES)?;
             let rows = stmt.query_map(
                 params![
                     inbox_id,
@@ -798,10 +758,7 @@ impl Store for SqliteStore {
         let (account_id, message_id) = (account_id.to_owned(), message_id.to_owned());
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1 AND account_id = $2 \
-                     AND seq IS NOT NULL"
-                ))?
+                .prepare_cached(sql::GET_MESSAGE)?
                 .query_row(params![message_id, account_id], message_row)
                 .optional()?)
         })
@@ -812,10 +769,7 @@ impl Store for SqliteStore {
         let (account_id, message_id) = (account_id.to_owned(), message_id.to_owned());
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached(
-                    "SELECT b.bytes FROM messages m JOIN blobs b ON b.id = m.blob_id \
-                     WHERE m.id = $1 AND m.account_id = $2 AND m.seq IS NOT NULL",
-                )?
+                .prepare_cached(sql::GET_RAW)?
                 .query_row(params![message_id, account_id], |r| r.get(0))
                 .optional()?)
         })
@@ -826,19 +780,13 @@ impl Store for SqliteStore {
         let (account_id, message_id) = (account_id.to_owned(), message_id.to_owned());
         self.write(move |conn| {
             let blob: Option<String> = conn
-                .query_row(
-                    "DELETE FROM messages WHERE id = $1 AND account_id = $2 AND seq IS NOT NULL \
-                     RETURNING blob_id",
-                    params![message_id, account_id],
-                    |r| r.get(0),
-                )
+                .query_row(sql::DELETE_MESSAGE, params![message_id, account_id], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             match blob {
                 Some(blob) => {
-                    conn.execute(
-                        "DELETE FROM thread_members WHERE message_id = $1",
-                        params![message_id],
-                    )?;
+                    conn.execute(sql::DELETE_MESSAGE_THREAD_MEMBER, params![message_id])?;
                     drop_orphan_blob(conn, &blob)?;
                     Ok(true)
                 }
@@ -852,7 +800,7 @@ impl Store for SqliteStore {
         let (account_id, inbox_id) = (account_id.to_owned(), inbox_id.to_owned());
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached("SELECT last_seq FROM inboxes WHERE id = $1 AND account_id = $2")?
+                .prepare_cached(sql::INBOX_CURSOR)?
                 .query_row(params![inbox_id, account_id], |r| r.get(0))
                 .optional()?
                 .unwrap_or(0))
@@ -897,10 +845,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<ThreadMemberRecord>> {
         let (account_id, thread_id) = (account_id.to_owned(), thread_id.to_owned());
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT message_id, inbox_id, thread_id, direction, subject, participants, at \
-                 FROM thread_members WHERE thread_id = $1 AND account_id = $2 ORDER BY at, message_id",
-            )?;
+            let mut stmt = conn.prepare_cached(sql::THREAD_MEMBERS)?;
             let rows = stmt.query_map(params![thread_id, account_id], thread_member_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
@@ -911,19 +856,23 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             if let Some((key, hash)) = &message.idempotency {
                 conn.execute(
-                    "INSERT INTO idempotency (account_id, key, request_hash, message_id, created_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                    params![message.account_id, key, hash, message.id, message.created_at.0],
+                    sql::INSERT_IDEMPOTENCY,
+                    params![
+                        message.account_id,
+                        key,
+                        hash,
+                        message.id,
+                        message.created_at.0
+                    ],
                 )?;
             }
             let size = message.bytes.len() as i64;
-            conn.prepare_cached("INSERT INTO blobs (id, size, bytes) VALUES ($1, $2, $3)")?
-                .execute(params![message.blob_id, size, message.bytes.as_slice()])?;
-            conn.prepare_cached(
-                "INSERT INTO outbound (id, account_id, inbox_id, blob_id, return_path, created_at, size, \
-                 source, summary, parsed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )?
-            .execute(params![
+            conn.prepare_cached(sql::INSERT_BLOB)?.execute(params![
+                message.blob_id,
+                size,
+                message.bytes.as_slice()
+            ])?;
+            conn.prepare_cached(sql::INSERT_OUTBOUND)?.execute(params![
                 message.id,
                 message.account_id,
                 message.inbox_id,
@@ -935,9 +884,10 @@ impl Store for SqliteStore {
                 message.summary,
                 message.parsed
             ])?;
-            let subject: Option<String> = serde_json::from_str::<crabmail_api::SummaryContent>(&message.summary)
-                .ok()
-                .and_then(|s| s.subject);
+            let subject: Option<String> =
+                serde_json::from_str::<crabmail_api::SummaryContent>(&message.summary)
+                    .ok()
+                    .and_then(|s| s.subject);
             join_thread(
                 conn,
                 &ThreadJoin {
@@ -951,10 +901,7 @@ impl Store for SqliteStore {
                     at: message.created_at,
                 },
             )?;
-            let mut insert = conn.prepare_cached(
-                "INSERT INTO recipients (id, message_id, account_id, address, domain, status, queued_at, \
-                 next_attempt_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6, $6)",
-            )?;
+            let mut insert = conn.prepare_cached(sql::INSERT_RECIPIENT)?;
             for r in &message.recipients {
                 insert.execute(params![
                     r.id,
@@ -978,9 +925,7 @@ impl Store for SqliteStore {
         let (account_id, key) = (account_id.to_owned(), key.to_owned());
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached(
-                    "SELECT request_hash, message_id, created_at FROM idempotency WHERE account_id = $1 AND key = $2",
-                )?
+                .prepare_cached(sql::FIND_IDEMPOTENCY)?
                 .query_row(params![account_id, key], |r| {
                     Ok(IdempotencyRecord {
                         request_hash: r.get(0)?,
@@ -1001,10 +946,7 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         let (account_id, key) = (account_id.to_owned(), key.to_owned());
         self.write(move |conn| {
-            conn.execute(
-                "DELETE FROM idempotency WHERE account_id = $1 AND key = $2 AND created_at < $3",
-                params![account_id, key, before.0],
-            )?;
+            conn.execute(sql::EXPIRE_IDEMPOTENCY, params![account_id, key, before.0])?;
             Ok(())
         })
         .await
@@ -1038,10 +980,7 @@ impl Store for SqliteStore {
     async fn list_suppressions(&self, account_id: &str) -> Result<Vec<Suppression>> {
         let account_id = account_id.to_owned();
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT account_id, address, reason, created_at FROM suppressions \
-                 WHERE account_id = $1 ORDER BY created_at, address",
-            )?;
+            let mut stmt = conn.prepare_cached(sql::LIST_SUPPRESSIONS)?;
             let rows = stmt.query_map(params![account_id], suppression_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
@@ -1051,10 +990,7 @@ impl Store for SqliteStore {
     async fn delete_suppression(&self, account_id: &str, address: &str) -> Result<bool> {
         let (account_id, address) = (account_id.to_owned(), address.to_owned());
         self.write(move |conn| {
-            let n = conn.execute(
-                "DELETE FROM suppressions WHERE account_id = $1 AND address = $2",
-                params![account_id, address],
-            )?;
+            let n = conn.execute(sql::DELETE_SUPPRESSION, params![account_id, address])?;
             Ok(n == 1)
         })
         .await
@@ -1076,7 +1012,7 @@ impl Store for SqliteStore {
                 )?
                 .query_map(params![lease_until.0, now.0, limit as i64], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
-            let mut stmt = conn.prepare_cached(CLAIMED_SELECT)?;
+            let mut stmt = conn.prepare_cached(sql::CLAIMED)?;
             let mut claimed = Vec::with_capacity(ids.len());
             for id in ids {
                 claimed.push(stmt.query_row(params![id], claimed_row)?);
@@ -1103,7 +1039,7 @@ impl Store for SqliteStore {
         let blob_id = blob_id.to_owned();
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached("SELECT bytes FROM blobs WHERE id = $1")?
+                .prepare_cached(sql::LOAD_BLOB)?
                 .query_row(params![blob_id], |r| r.get(0))
                 .optional()?)
         })
@@ -1115,29 +1051,27 @@ impl Store for SqliteStore {
             let mut wakes = Vec::new();
             for result in &outcomes.results {
                 let a = &result.attempt;
-                let updated = conn
-                    .prepare_cached(
-                        "UPDATE recipients SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
-                         lease_until = NULL, last_code = $3, last_enhanced = $4, last_text = $5, updated_at = $6 \
-                         WHERE id = $7 AND next_attempt_at IS NOT NULL",
-                    )?
-                    .execute(params![
-                        result.status.as_str(),
-                        result.next_attempt_at.map(|t| t.0),
-                        a.code,
-                        a.enhanced,
-                        a.text,
-                        now.0,
-                        result.recipient_id
-                    ])?;
+                let updated = conn.prepare_cached(sql::RECORD_OUTCOME)?.execute(params![
+                    result.status.as_str(),
+                    result.next_attempt_at.map(|t| t.0),
+                    a.code,
+                    a.enhanced,
+                    a.text,
+                    now.0,
+                    result.recipient_id
+                ])?;
                 if updated == 0 {
                     continue; // cancelled while in flight
                 }
-                conn.prepare_cached(
-                    "INSERT INTO attempts (recipient_id, at, host, code, enhanced, text, tls) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )?
-                .execute(params![result.recipient_id, a.at.0, a.host, a.code, a.enhanced, a.text, a.tls])?;
+                conn.prepare_cached(sql::INSERT_ATTEMPT)?.execute(params![
+                    result.recipient_id,
+                    a.at.0,
+                    a.host,
+                    a.code,
+                    a.enhanced,
+                    a.text,
+                    a.tls
+                ])?;
                 wakes.push(insert_event(
                     conn,
                     &NewEvent {
@@ -1156,8 +1090,7 @@ impl Store for SqliteStore {
             }
             for s in &outcomes.suppress {
                 conn.execute(
-                    "INSERT INTO suppressions (account_id, address, reason, created_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (account_id, address) DO NOTHING",
+                    sql::INSERT_SUPPRESSION,
                     params![s.account_id, s.address, s.reason, s.created_at.0],
                 )?;
             }
@@ -1174,11 +1107,7 @@ impl Store for SqliteStore {
         let (account_id, message_id) = (account_id.to_owned(), message_id.to_owned());
         self.read(move |conn| {
             let Some(mut record) = conn
-                .prepare_cached(
-                    "SELECT id, account_id, inbox_id, return_path, created_at, size, summary, parsed, blob_id, \
-                     (SELECT thread_id FROM thread_members t WHERE t.message_id = outbound.id) \
-                     FROM outbound WHERE id = $1 AND account_id = $2",
-                )?
+                .prepare_cached(sql::GET_OUTBOUND)?
                 .query_row(params![message_id, account_id], |r| {
                     Ok(OutboundRecord {
                         id: r.get(0)?,
@@ -1199,14 +1128,12 @@ impl Store for SqliteStore {
                 return Ok(None);
             };
             let recipients: Vec<(String, String, String, Option<i64>)> = conn
-                .prepare_cached(
-                    "SELECT id, address, status, next_attempt_at FROM recipients WHERE message_id = $1 ORDER BY id",
-                )?
-                .query_map(params![record.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .prepare_cached(sql::OUTBOUND_RECIPIENTS)?
+                .query_map(params![record.id], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
                 .collect::<rusqlite::Result<_>>()?;
-            let mut attempts = conn.prepare_cached(
-                "SELECT at, host, code, enhanced, text, tls FROM attempts WHERE recipient_id = $1 ORDER BY id",
-            )?;
+            let mut attempts = conn.prepare_cached(sql::RECIPIENT_ATTEMPTS)?;
             for (id, address, status, next) in recipients {
                 let list = attempts
                     .query_map(params![id], |r| {
@@ -1241,10 +1168,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<EventRecord>> {
         let account_id = account_id.to_owned();
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT seq, kind, message_id, inbox_id, recipient, detail, created_at FROM events \
-                 WHERE account_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-            )?;
+            let mut stmt = conn.prepare_cached(sql::LIST_EVENTS)?;
             let rows = stmt.query_map(params![account_id, after, limit as i64], |r| {
                 Ok(EventRecord {
                     seq: r.get(0)?,
@@ -1263,11 +1187,7 @@ impl Store for SqliteStore {
 
     async fn queue_entries(&self, limit: usize) -> Result<Vec<QueueEntry>> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT r.message_id, r.account_id, o.return_path, r.address, r.status, r.attempts, \
-                 r.next_attempt_at, r.last_text FROM recipients r JOIN outbound o ON o.id = r.message_id \
-                 WHERE r.next_attempt_at IS NOT NULL ORDER BY r.next_attempt_at, r.id LIMIT $1",
-            )?;
+            let mut stmt = conn.prepare_cached(sql::QUEUE_ENTRIES)?;
             let rows = stmt.query_map(params![limit as i64], |r| {
                 Ok(QueueEntry {
                     message_id: r.get(0)?,
@@ -1289,7 +1209,7 @@ impl Store for SqliteStore {
         let message_id = message_id.to_owned();
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached("SELECT account_id FROM outbound WHERE id = $1")?
+                .prepare_cached(sql::OUTBOUND_OWNER)?
                 .query_row(params![message_id], |r| r.get(0))
                 .optional()?)
         })
@@ -1298,14 +1218,8 @@ impl Store for SqliteStore {
 
     async fn retry_now(&self, message_id: &str, now: Timestamp) -> Result<usize> {
         let message_id = message_id.to_owned();
-        self.write(move |conn| {
-            Ok(conn.execute(
-                "UPDATE recipients SET next_attempt_at = $1, updated_at = $1 \
-                 WHERE message_id = $2 AND next_attempt_at IS NOT NULL",
-                params![now.0, message_id],
-            )?)
-        })
-        .await
+        self.write(move |conn| Ok(conn.execute(sql::RETRY_NOW, params![now.0, message_id])?))
+            .await
     }
 
     async fn cancel(&self, message_id: &str, now: Timestamp) -> Result<usize> {
@@ -1356,9 +1270,7 @@ impl Store for SqliteStore {
     ) -> Result<DomainRecord> {
         self.write(move |conn| {
             let existing = conn
-                .prepare_cached(&format!(
-                    "SELECT {DOMAIN_COLUMNS} FROM domains WHERE account_id IS NULL AND name = $1"
-                ))?
+                .prepare_cached(sql::SHARED_DOMAIN)?
                 .query_row(params![domain.name], domain_row)
                 .optional()?;
             if let Some(existing) = existing {
@@ -1376,9 +1288,7 @@ impl Store for SqliteStore {
     async fn list_domains(&self, account_id: &str) -> Result<Vec<DomainRecord>> {
         let account_id = account_id.to_owned();
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {DOMAIN_COLUMNS} FROM domains WHERE account_id = $1 ORDER BY created_at, id"
-            ))?;
+            let mut stmt = conn.prepare_cached(sql::LIST_DOMAINS)?;
             let rows = stmt.query_map(params![account_id], domain_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
@@ -1389,9 +1299,7 @@ impl Store for SqliteStore {
         let (account_id, domain_id) = (account_id.to_owned(), domain_id.to_owned());
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached(&format!(
-                    "SELECT {DOMAIN_COLUMNS} FROM domains WHERE id = $1 AND account_id = $2"
-                ))?
+                .prepare_cached(sql::GET_DOMAIN)?
                 .query_row(params![domain_id, account_id], domain_row)
                 .optional()?)
         })
@@ -1406,10 +1314,7 @@ impl Store for SqliteStore {
     ) -> Result<bool> {
         let (account_id, domain_id) = (account_id.to_owned(), domain_id.to_owned());
         self.write(move |conn| {
-            let n = conn.execute(
-                "UPDATE domains SET verified_at = $1 WHERE id = $2 AND account_id = $3 AND verified_at IS NULL",
-                params![now.0, domain_id, account_id],
-            )?;
+            let n = conn.execute(sql::VERIFY_DOMAIN, params![now.0, domain_id, account_id])?;
             Ok(n == 1)
         })
         .await
@@ -1429,15 +1334,15 @@ impl Store for SqliteStore {
                 return Ok(false);
             };
             let live: i64 = conn.query_row(
-                "SELECT count(*) FROM inboxes WHERE account_id = $1 AND deleted_at IS NULL AND address LIKE $2",
+                sql::COUNT_DOMAIN_INBOXES,
                 params![account_id, format!("%@{name}")],
                 |r| r.get(0),
             )?;
             if live > 0 {
                 return Err(StoreError::Conflict);
             }
-            conn.execute("DELETE FROM dkim_keys WHERE domain_id = $1", params![domain_id])?;
-            conn.execute("DELETE FROM domains WHERE id = $1", params![domain_id])?;
+            conn.execute(sql::DELETE_DOMAIN_KEYS, params![domain_id])?;
+            conn.execute(sql::DELETE_DOMAIN, params![domain_id])?;
             Ok(true)
         })
         .await
@@ -1447,10 +1352,7 @@ impl Store for SqliteStore {
         let name = name.to_owned();
         self.read(move |conn| {
             Ok(conn
-                .prepare_cached(&format!(
-                    "SELECT {DOMAIN_COLUMNS} FROM domains WHERE name = $1 AND verified_at IS NOT NULL \
-                     ORDER BY account_id IS NULL DESC LIMIT 1"
-                ))?
+                .prepare_cached(sql::HOSTED_DOMAIN)?
                 .query_row(params![name], domain_row)
                 .optional()?)
         })
@@ -1460,10 +1362,7 @@ impl Store for SqliteStore {
     async fn dkim_keys(&self, domain_id: &str) -> Result<Vec<DkimKeyRecord>> {
         let domain_id = domain_id.to_owned();
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT domain_id, selector, algorithm, private_key, public_key, created_at, retired_at \
-                 FROM dkim_keys WHERE domain_id = $1 ORDER BY created_at DESC, selector",
-            )?;
+            let mut stmt = conn.prepare_cached(sql::DKIM_KEYS)?;
             let rows = stmt.query_map(params![domain_id], |r| {
                 Ok(DkimKeyRecord {
                     domain_id: r.get(0)?,
@@ -1488,10 +1387,7 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         let domain_id = domain_id.to_owned();
         self.write(move |conn| {
-            conn.execute(
-                "UPDATE dkim_keys SET retired_at = $1 WHERE domain_id = $2 AND retired_at IS NULL",
-                params![now.0, domain_id],
-            )?;
+            conn.execute(sql::RETIRE_DKIM_KEYS, params![now.0, domain_id])?;
             for key in &keys {
                 insert_dkim_key(conn, key)?;
             }
@@ -1518,13 +1414,12 @@ impl Store for SqliteStore {
 /// The bytes, a copy per delivery and an ingest job (`accept_inbound`, local delivery, bounces).
 fn insert_inbound(conn: &Connection, message: &InboundMessage) -> Result<()> {
     let size = message.bytes.len() as i64;
-    conn.prepare_cached("INSERT INTO blobs (id, size, bytes) VALUES ($1, $2, $3)")?
-        .execute(params![message.blob_id, size, message.bytes.as_slice()])?;
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO messages (id, inbox_id, account_id, blob_id, received_at, size, \
-         return_path, recipient, remote_ip, helo, tls, auth, quarantined) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )?;
+    conn.prepare_cached(sql::INSERT_BLOB)?.execute(params![
+        message.blob_id,
+        size,
+        message.bytes.as_slice()
+    ])?;
+    let mut insert = conn.prepare_cached(sql::INSERT_INBOUND)?;
     let env = &message.envelope;
     for d in &message.deliveries {
         insert.execute(params![
@@ -1551,15 +1446,9 @@ fn insert_inbound(conn: &Connection, message: &InboundMessage) -> Result<()> {
 /// Appends to an account's event log; the account row is the sequence.
 fn insert_event(conn: &Connection, event: &NewEvent<'_>, now: Timestamp) -> Result<Wake> {
     let seq: i64 = conn
-        .prepare_cached(
-            "UPDATE accounts SET last_event = last_event + 1 WHERE id = $1 RETURNING last_event",
-        )?
+        .prepare_cached(sql::NEXT_EVENT_SEQ)?
         .query_row(params![event.account_id], |r| r.get(0))?;
-    conn.prepare_cached(
-        "INSERT INTO events (account_id, seq, kind, message_id, inbox_id, recipient, detail, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )?
-    .execute(params![
+    conn.prepare_cached(sql::INSERT_EVENT)?.execute(params![
         event.account_id,
         seq,
         event.kind,
@@ -1574,8 +1463,7 @@ fn insert_event(conn: &Connection, event: &NewEvent<'_>, now: Timestamp) -> Resu
 
 fn insert_token(conn: &Connection, token: &NewToken) -> Result<()> {
     conn.execute(
-        "INSERT INTO tokens (id, account_id, hash, inbox_id, name, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        sql::INSERT_TOKEN,
         params![
             token.id,
             token.account_id,

@@ -1,0 +1,157 @@
+//! SQL both backends run as written: SQLite and PostgreSQL read `$n` parameters alike
+//! (SQLite numbers them by first appearance, so each statement uses them in order).
+
+/// The columns `MessageRecord` is read from.
+macro_rules! message_columns {
+    () => {
+        "id, inbox_id, account_id, seq, received_at, size, return_path, recipient, remote_ip, helo, \
+         tls, summary, parsed, auth, quarantined, \
+         (SELECT thread_id FROM thread_members t WHERE t.message_id = messages.id) AS thread_id"
+    };
+}
+
+/// The columns `DomainRecord` is read from.
+macro_rules! domain_columns {
+    () => {
+        "id, account_id, name, created_at, verified_at"
+    };
+}
+
+pub const LIST_MESSAGES: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages WHERE inbox_id = $1 AND account_id = $2 AND seq > $3 \
+     AND (NOT quarantined OR $4) ORDER BY seq LIMIT $5"
+);
+pub const GET_MESSAGE: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages WHERE id = $1 AND account_id = $2 AND seq IS NOT NULL"
+);
+pub const SHARED_DOMAIN: &str = concat!(
+    "SELECT ",
+    domain_columns!(),
+    " FROM domains WHERE account_id IS NULL AND name = $1"
+);
+pub const LIST_DOMAINS: &str = concat!(
+    "SELECT ",
+    domain_columns!(),
+    " FROM domains WHERE account_id = $1 ORDER BY created_at, id"
+);
+pub const GET_DOMAIN: &str = concat!(
+    "SELECT ",
+    domain_columns!(),
+    " FROM domains WHERE id = $1 AND account_id = $2"
+);
+/// An account's own verified domain wins over the shared one of the same name.
+pub const HOSTED_DOMAIN: &str = concat!(
+    "SELECT ",
+    domain_columns!(),
+    " FROM domains WHERE name = $1 AND verified_at IS NOT NULL ORDER BY account_id IS NULL DESC LIMIT 1"
+);
+/// A leased recipient with what delivery needs of its message (SQLite: one id per statement).
+pub const CLAIMED: &str = "SELECT r.id, r.message_id, r.account_id, o.inbox_id, o.return_path, o.blob_id, \
+     r.address, r.domain, r.attempts, r.queued_at FROM recipients r JOIN outbound o ON o.id = r.message_id \
+     WHERE r.id = $1";
+
+pub const THREAD_OF_HEADER_ID: &str =
+    "SELECT thread_id FROM thread_members WHERE inbox_id = $1 AND header_id = $2 LIMIT 1";
+pub const THREADS_BY_SUBJECT: &str = "SELECT thread_id, participants FROM thread_members WHERE inbox_id = $1 \
+                 AND subject_key = $2 AND at >= $3 ORDER BY at DESC LIMIT 20";
+pub const INSERT_DOMAIN: &str = "INSERT INTO domains (id, account_id, name, created_at, verified_at) VALUES ($1, $2, $3, $4, $5)";
+pub const INSERT_DKIM_KEY: &str = "INSERT INTO dkim_keys (domain_id, selector, algorithm, private_key, public_key, created_at, retired_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub const DROP_ORPHAN_BLOB: &str = "DELETE FROM blobs WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = $1) \
+         AND NOT EXISTS (SELECT 1 FROM ingest_jobs WHERE blob_id = $1)";
+pub const USE_INVITE: &str =
+    "UPDATE invites SET used_by = $1, used_at = $2 WHERE hash = $3 AND used_by IS NULL";
+pub const INSERT_ACCOUNT: &str = "INSERT INTO accounts (id, created_at) VALUES ($1, $2)";
+pub const INSERT_INVITE: &str = "INSERT INTO invites (hash, created_at) VALUES ($1, $2)";
+pub const FIND_TOKEN: &str = "SELECT id, account_id, inbox_id, name, created_at FROM tokens \
+                     WHERE hash = $1 AND revoked_at IS NULL";
+pub const LIST_TOKENS: &str = "SELECT id, account_id, inbox_id, name, created_at FROM tokens \
+                 WHERE account_id = $1 AND revoked_at IS NULL ORDER BY created_at, id";
+pub const REVOKE_TOKEN: &str =
+    "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL";
+pub const INSERT_INBOX: &str = "INSERT INTO inboxes (id, account_id, address, display_name, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)";
+pub const LIST_INBOXES: &str = "SELECT id, account_id, address, display_name, created_at FROM inboxes \
+                 WHERE account_id = $1 AND deleted_at IS NULL ORDER BY created_at, id";
+pub const GET_INBOX: &str = "SELECT id, account_id, address, display_name, created_at FROM inboxes \
+                     WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL";
+pub const MARK_INBOX_DELETED: &str =
+    "UPDATE inboxes SET deleted_at = $1 WHERE id = $2 AND account_id = $3 AND deleted_at IS NULL";
+pub const DELETE_INBOX_THREAD_MEMBERS: &str = "DELETE FROM thread_members WHERE inbox_id = $1";
+pub const REVOKE_INBOX_TOKENS: &str =
+    "UPDATE tokens SET revoked_at = $1 WHERE inbox_id = $2 AND revoked_at IS NULL";
+pub const FIND_INBOX: &str =
+    "SELECT id, account_id FROM inboxes WHERE address = $1 AND deleted_at IS NULL";
+pub const NEXT_INBOX_SEQ: &str =
+    "UPDATE inboxes SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq";
+pub const MAKE_MESSAGE_READABLE: &str = "UPDATE messages SET seq = $1, from_address = $2, subject = $3, summary = $4, \
+                         parsed = $5 WHERE id = $6";
+pub const DELETE_INGEST_JOB: &str = "DELETE FROM ingest_jobs WHERE blob_id = $1";
+pub const GET_RAW: &str = "SELECT b.bytes FROM messages m JOIN blobs b ON b.id = m.blob_id \
+                     WHERE m.id = $1 AND m.account_id = $2 AND m.seq IS NOT NULL";
+pub const DELETE_MESSAGE: &str = "DELETE FROM messages WHERE id = $1 AND account_id = $2 AND seq IS NOT NULL \
+                     RETURNING blob_id";
+pub const DELETE_MESSAGE_THREAD_MEMBER: &str = "DELETE FROM thread_members WHERE message_id = $1";
+pub const INBOX_CURSOR: &str = "SELECT last_seq FROM inboxes WHERE id = $1 AND account_id = $2";
+pub const THREAD_MEMBERS: &str = "SELECT message_id, inbox_id, thread_id, direction, subject, participants, at \
+                 FROM thread_members WHERE thread_id = $1 AND account_id = $2 ORDER BY at, message_id";
+pub const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency (account_id, key, request_hash, message_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)";
+pub const INSERT_BLOB: &str = "INSERT INTO blobs (id, size, bytes) VALUES ($1, $2, $3)";
+pub const INSERT_OUTBOUND: &str = "INSERT INTO outbound (id, account_id, inbox_id, blob_id, return_path, created_at, size, \
+                 source, summary, parsed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+pub const INSERT_RECIPIENT: &str = "INSERT INTO recipients (id, message_id, account_id, address, domain, status, queued_at, \
+                 next_attempt_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6, $6)";
+pub const FIND_IDEMPOTENCY: &str = "SELECT request_hash, message_id, created_at FROM idempotency WHERE account_id = $1 AND key = $2";
+pub const EXPIRE_IDEMPOTENCY: &str =
+    "DELETE FROM idempotency WHERE account_id = $1 AND key = $2 AND created_at < $3";
+pub const LIST_SUPPRESSIONS: &str = "SELECT account_id, address, reason, created_at FROM suppressions \
+                 WHERE account_id = $1 ORDER BY created_at, address";
+pub const DELETE_SUPPRESSION: &str =
+    "DELETE FROM suppressions WHERE account_id = $1 AND address = $2";
+pub const LOAD_BLOB: &str = "SELECT bytes FROM blobs WHERE id = $1";
+pub const RECORD_OUTCOME: &str = "UPDATE recipients SET status = $1, attempts = attempts + 1, next_attempt_at = $2, \
+                         lease_until = NULL, last_code = $3, last_enhanced = $4, last_text = $5, updated_at = $6 \
+                         WHERE id = $7 AND next_attempt_at IS NOT NULL";
+pub const INSERT_ATTEMPT: &str = "INSERT INTO attempts (recipient_id, at, host, code, enhanced, text, tls) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub const INSERT_SUPPRESSION: &str = "INSERT INTO suppressions (account_id, address, reason, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (account_id, address) DO NOTHING";
+pub const GET_OUTBOUND: &str = "SELECT id, account_id, inbox_id, return_path, created_at, size, summary, parsed, blob_id, \
+                     (SELECT thread_id FROM thread_members t WHERE t.message_id = outbound.id) \
+                     FROM outbound WHERE id = $1 AND account_id = $2";
+pub const OUTBOUND_RECIPIENTS: &str =
+    "SELECT id, address, status, next_attempt_at FROM recipients WHERE message_id = $1 ORDER BY id";
+pub const RECIPIENT_ATTEMPTS: &str =
+    "SELECT at, host, code, enhanced, text, tls FROM attempts WHERE recipient_id = $1 ORDER BY id";
+pub const LIST_EVENTS: &str = "SELECT seq, kind, message_id, inbox_id, recipient, detail, created_at FROM events \
+                 WHERE account_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+pub const QUEUE_ENTRIES: &str = "SELECT r.message_id, r.account_id, o.return_path, r.address, r.status, r.attempts, \
+                 r.next_attempt_at, r.last_text FROM recipients r JOIN outbound o ON o.id = r.message_id \
+                 WHERE r.next_attempt_at IS NOT NULL ORDER BY r.next_attempt_at, r.id LIMIT $1";
+pub const OUTBOUND_OWNER: &str = "SELECT account_id FROM outbound WHERE id = $1";
+pub const RETRY_NOW: &str = "UPDATE recipients SET next_attempt_at = $1, updated_at = $1 \
+                 WHERE message_id = $2 AND next_attempt_at IS NOT NULL";
+pub const VERIFY_DOMAIN: &str =
+    "UPDATE domains SET verified_at = $1 WHERE id = $2 AND account_id = $3 AND verified_at IS NULL";
+pub const COUNT_DOMAIN_INBOXES: &str =
+    "SELECT count(*) FROM inboxes WHERE account_id = $1 AND deleted_at IS NULL AND address LIKE $2";
+pub const DELETE_DOMAIN_KEYS: &str = "DELETE FROM dkim_keys WHERE domain_id = $1";
+pub const DELETE_DOMAIN: &str = "DELETE FROM domains WHERE id = $1";
+pub const DKIM_KEYS: &str = "SELECT domain_id, selector, algorithm, private_key, public_key, created_at, retired_at \
+                 FROM dkim_keys WHERE domain_id = $1 ORDER BY created_at DESC, selector";
+pub const RETIRE_DKIM_KEYS: &str =
+    "UPDATE dkim_keys SET retired_at = $1 WHERE domain_id = $2 AND retired_at IS NULL";
+pub const INSERT_INBOUND: &str = "INSERT INTO messages (id, inbox_id, account_id, blob_id, received_at, size, \
+         return_path, recipient, remote_ip, helo, tls, auth, quarantined) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+pub const NEXT_EVENT_SEQ: &str =
+    "UPDATE accounts SET last_event = last_event + 1 WHERE id = $1 RETURNING last_event";
+pub const INSERT_EVENT: &str = "INSERT INTO events (account_id, seq, kind, message_id, inbox_id, recipient, detail, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub const INSERT_TOKEN: &str = "INSERT INTO tokens (id, account_id, hash, inbox_id, name, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)";
