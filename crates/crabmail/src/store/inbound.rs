@@ -1,0 +1,82 @@
+//! Mail accepted into inboxes: stored before the 250, made readable by ingest jobs that any node may lease.
+
+use super::*;
+
+/// The SMTP envelope and connection facts of an inbound message, kept with every copy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Envelope {
+    pub return_path: String,
+    pub remote_ip: String,
+    pub helo: String,
+    pub tls: bool,
+}
+
+/// One copy of an inbound message for one inbox.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message_id: String,
+    pub inbox_id: String,
+    pub account_id: String,
+    /// The RCPT TO address as the client gave it.
+    pub recipient: String,
+}
+
+/// A message accepted from the network: its bytes (stored once) and a copy per inbox.
+#[derive(Debug, Clone)]
+pub struct InboundMessage {
+    pub blob_id: String,
+    pub bytes: Arc<Vec<u8>>,
+    pub received_at: Timestamp,
+    pub envelope: Envelope,
+    pub deliveries: Vec<Delivery>,
+    /// JSON of `crabmail_api::AuthResults`: what SPF, DKIM, DMARC and ARC said (none for mail
+    /// that never crossed the network).
+    pub auth: Option<String>,
+    /// Held out of the default list (DMARC p=quarantine failed).
+    pub quarantined: bool,
+}
+
+/// A stored message whose parsed view is still to be made (after a crash, or queued).
+#[derive(Debug, Clone)]
+pub struct IngestJob {
+    pub blob_id: String,
+    pub bytes: Arc<Vec<u8>>,
+    /// JSON of `crabmail_api::AuthResults` as verified on arrival (none for local mail).
+    pub auth: Option<String>,
+}
+
+/// The parsed view of one blob, applied to every copy of it.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub blob_id: String,
+    pub from_address: Option<String>,
+    pub subject: Option<String>,
+    /// JSON of `crabmail_api::MessageSummary`'s content fields.
+    pub summary: String,
+    /// JSON of `crabmail_api::ParsedMessage`.
+    pub parsed: String,
+    /// Where the message joins a conversation.
+    pub thread: crate::thread::ThreadKeys,
+}
+
+#[async_trait]
+pub trait Inbound: Send + Sync {
+    /// Stores the bytes, a copy per delivery and an ingest job, in one transaction.
+    async fn accept_inbound(&self, message: InboundMessage) -> Result<()>;
+    /// At start, before any worker: the ingest jobs and queue recipients this node held in an
+    /// earlier run are free now (it died or stopped), without waiting out their leases. Returns
+    /// how many.
+    async fn resume_own_work(&self) -> Result<u64>;
+    /// Leases up to `limit` ingest jobs that nobody holds at `now`, until `now + lease`, oldest
+    /// first. A claimed job is held until its lease ends, so a dead node's jobs are taken over.
+    /// A job never claimed is held by the node that accepted it until `created_at + lease` on a
+    /// store several nodes share (PostgreSQL); on one a single node opens (SQLite) it is free.
+    async fn claim_ingest(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<IngestJob>>;
+    /// Makes the copies of each blob readable, in one transaction; returns the inboxes that grew.
+    async fn complete_ingest(&self, done: Vec<Ingested>, now: Timestamp) -> Result<Vec<Wake>>;
+}

@@ -1,0 +1,135 @@
+use super::*;
+
+#[async_trait]
+impl Inbound for PgStore {
+    async fn accept_inbound(&self, message: InboundMessage) -> Result<()> {
+        let mut tx = self.begin().await?;
+        insert_inbound(&mut tx, &message, &self.node).await?;
+        // DURABILITY: the PostgreSQL commit (WAL flushed) precedes the 250 reply.
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn resume_own_work(&self) -> Result<u64> {
+        if self.node.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin().await?;
+        let jobs = sqlx::query("UPDATE ingest_jobs SET lease_until = 0 WHERE node = $1")
+            .bind(&self.node)
+            .execute(&mut *tx)
+            .await?;
+        let recipients = sqlx::query(
+            "UPDATE recipients SET lease_until = NULL WHERE lease_node = $1 AND lease_until IS NOT NULL",
+        )
+        .bind(&self.node)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(jobs.rows_affected() + recipients.rows_affected())
+    }
+
+    async fn claim_ingest(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<IngestJob>> {
+        let lease_ms = lease.as_millis() as i64;
+        // SKIP LOCKED: nodes sweeping at once take different jobs instead of waiting.
+        let rows = sqlx::query(
+            "WITH due AS (SELECT blob_id FROM ingest_jobs \
+               WHERE COALESCE(lease_until, created_at + $3) <= $2 ORDER BY created_at, blob_id LIMIT $4 \
+               FOR UPDATE SKIP LOCKED), \
+             claimed AS (UPDATE ingest_jobs j SET lease_until = $1, node = $5 FROM due WHERE j.blob_id = due.blob_id \
+               RETURNING j.blob_id, j.created_at) \
+             SELECT c.blob_id, b.bytes, (SELECT auth FROM messages m WHERE m.blob_id = c.blob_id LIMIT 1) \
+             FROM claimed c JOIN blobs b ON b.id = c.blob_id ORDER BY c.created_at, c.blob_id",
+        )
+        .bind(now.0 + lease_ms)
+        .bind(now.0)
+        .bind(lease_ms)
+        .bind(limit as i64)
+        .bind(&self.node)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(IngestJob {
+                    blob_id: r.try_get(0)?,
+                    bytes: Arc::new(r.try_get(1)?),
+                    auth: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn complete_ingest(&self, done: Vec<Ingested>, now: Timestamp) -> Result<Vec<Wake>> {
+        let mut tx = self.begin().await?;
+        let mut arrivals = Vec::new();
+        for item in &done {
+            // FOR UPDATE re-checks `seq IS NULL` after waiting for another node's ingest of
+            // the same blob, so each copy gets exactly one sequence number.
+            let copies = sqlx::query(
+                "SELECT m.id, m.inbox_id, m.account_id, m.received_at, i.address FROM messages m \
+                 JOIN inboxes i ON i.id = m.inbox_id WHERE m.blob_id = $1 AND m.seq IS NULL ORDER BY m.id FOR UPDATE OF m",
+            )
+            .bind(&item.blob_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for copy in copies {
+                let message_id: String = copy.try_get(0)?;
+                let inbox_id: String = copy.try_get(1)?;
+                let account_id: String = copy.try_get(2)?;
+                let received_at: i64 = copy.try_get(3)?;
+                let own_address: String = copy.try_get(4)?;
+                join_thread(
+                    &mut tx,
+                    &ThreadJoin {
+                        message_id: &message_id,
+                        account_id: &account_id,
+                        inbox_id: &inbox_id,
+                        direction: "inbound",
+                        subject: item.subject.as_deref(),
+                        keys: &item.thread,
+                        own_address: &own_address,
+                        at: Timestamp(received_at),
+                    },
+                )
+                .await?;
+                let seq: i64 = sqlx::query_scalar(sql::NEXT_INBOX_SEQ)
+                    .bind(&inbox_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(sql::MAKE_MESSAGE_READABLE)
+                    .bind(seq)
+                    .bind(&item.from_address)
+                    .bind(&item.subject)
+                    .bind(&item.summary)
+                    .bind(&item.parsed)
+                    .bind(&message_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let event = NewEvent {
+                    account_id: &account_id,
+                    kind: "message.received",
+                    message_id: Some(&message_id),
+                    inbox_id: Some(&inbox_id),
+                    recipient: None,
+                    detail: None,
+                };
+                arrivals.push(insert_event(&mut tx, &event, now).await?);
+                let wake = Wake::inbox(&inbox_id, seq);
+                announce(&mut tx, &wake).await?;
+                arrivals.push(wake);
+            }
+            sqlx::query(sql::DELETE_INGEST_JOB)
+                .bind(&item.blob_id)
+                .execute(&mut *tx)
+                .await?;
+            drop_orphan_blob(&mut tx, &item.blob_id).await?;
+        }
+        tx.commit().await?;
+        Ok(arrivals)
+    }
+}

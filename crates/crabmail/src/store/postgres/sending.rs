@@ -1,0 +1,203 @@
+use super::*;
+
+#[async_trait]
+impl Sending for PgStore {
+    async fn enqueue(&self, message: QueuedMessage) -> Result<()> {
+        let mut tx = self.begin().await?;
+        if let Some((key, hash)) = &message.idempotency {
+            sqlx::query(sql::INSERT_IDEMPOTENCY)
+                .bind(&message.account_id)
+                .bind(key)
+                .bind(hash)
+                .bind(&message.id)
+                .bind(message.created_at.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let size = message.bytes.len() as i64;
+        sqlx::query(sql::INSERT_BLOB)
+            .bind(&message.blob_id)
+            .bind(size)
+            .bind(message.bytes.as_slice())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::INSERT_OUTBOUND)
+            .bind(&message.id)
+            .bind(&message.account_id)
+            .bind(&message.inbox_id)
+            .bind(&message.blob_id)
+            .bind(&message.return_path)
+            .bind(message.created_at.0)
+            .bind(size)
+            .bind(message.source)
+            .bind(&message.summary)
+            .bind(&message.parsed)
+            .execute(&mut *tx)
+            .await?;
+        let subject: Option<String> =
+            serde_json::from_str::<crabmail_api::SummaryContent>(&message.summary)
+                .ok()
+                .and_then(|s| s.subject);
+        join_thread(
+            &mut tx,
+            &ThreadJoin {
+                message_id: &message.id,
+                account_id: &message.account_id,
+                inbox_id: &message.inbox_id,
+                direction: "outbound",
+                subject: subject.as_deref(),
+                keys: &message.thread,
+                own_address: &message.return_path,
+                at: message.created_at,
+            },
+        )
+        .await?;
+        for r in &message.recipients {
+            sqlx::query(sql::INSERT_RECIPIENT)
+                .bind(&r.id)
+                .bind(&message.id)
+                .bind(&message.account_id)
+                .bind(&r.address)
+                .bind(&r.domain)
+                .bind(message.created_at.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // DURABILITY: committed before the 202 or 250 that acknowledges the message.
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_idempotency(
+        &self,
+        account_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>> {
+        let row = sqlx::query(sql::FIND_IDEMPOTENCY)
+            .bind(account_id)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(IdempotencyRecord {
+                request_hash: r.try_get(0)?,
+                message_id: r.try_get(1)?,
+                created_at: Timestamp(r.try_get(2)?),
+            }),
+            None => None,
+        })
+    }
+
+    async fn expire_idempotency(
+        &self,
+        account_id: &str,
+        key: &str,
+        before: Timestamp,
+    ) -> Result<()> {
+        sqlx::query(sql::EXPIRE_IDEMPOTENCY)
+            .bind(account_id)
+            .bind(key)
+            .bind(before.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn suppressed(
+        &self,
+        account_id: &str,
+        addresses: Vec<String>,
+    ) -> Result<Vec<Suppression>> {
+        let rows = sqlx::query(
+            "SELECT account_id, address, reason, created_at FROM suppressions \
+             WHERE account_id = $1 AND address = ANY($2)",
+        )
+        .bind(account_id)
+        .bind(&addresses)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(suppression_row)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    async fn list_suppressions(&self, account_id: &str) -> Result<Vec<Suppression>> {
+        let rows = sqlx::query(sql::LIST_SUPPRESSIONS)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(suppression_row)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    async fn delete_suppression(&self, account_id: &str, address: &str) -> Result<bool> {
+        let done = sqlx::query(sql::DELETE_SUPPRESSION)
+            .bind(account_id)
+            .bind(address)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn get_outbound(
+        &self,
+        account_id: &str,
+        message_id: &str,
+    ) -> Result<Option<OutboundRecord>> {
+        let Some(row) = sqlx::query(sql::GET_OUTBOUND)
+            .bind(message_id)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut record = OutboundRecord {
+            id: row.try_get(0)?,
+            account_id: row.try_get(1)?,
+            inbox_id: row.try_get(2)?,
+            return_path: row.try_get(3)?,
+            created_at: Timestamp(row.try_get(4)?),
+            size: row.try_get(5)?,
+            summary: row.try_get(6)?,
+            parsed: row.try_get(7)?,
+            blob_id: row.try_get(8)?,
+            recipients: Vec::new(),
+            thread_id: row.try_get(9)?,
+        };
+        let recipients = sqlx::query(sql::OUTBOUND_RECIPIENTS)
+            .bind(&record.id)
+            .fetch_all(&self.pool)
+            .await?;
+        for r in recipients {
+            let id: String = r.try_get(0)?;
+            let attempts = sqlx::query(sql::RECIPIENT_ATTEMPTS)
+                .bind(&id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|a| {
+                    Ok(AttemptRecord {
+                        at: Timestamp(a.try_get(0)?),
+                        host: a.try_get(1)?,
+                        code: a.try_get::<Option<i64>, _>(2)?.map(|c| c as u16),
+                        enhanced: a.try_get(3)?,
+                        text: a.try_get(4)?,
+                        tls: a.try_get(5)?,
+                    })
+                })
+                .collect::<std::result::Result<_, sqlx::Error>>()?;
+            record.recipients.push(RecipientRecord {
+                id,
+                address: r.try_get(1)?,
+                status: Status::parse(&r.try_get::<String, _>(2)?),
+                attempts,
+                next_attempt_at: r.try_get::<Option<i64>, _>(3)?.map(Timestamp),
+            });
+        }
+        Ok(Some(record))
+    }
+}

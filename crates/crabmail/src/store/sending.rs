@@ -1,0 +1,101 @@
+//! Mail an agent sends, committed before it is acknowledged, and the suppression list it checks.
+
+use super::*;
+
+#[derive(Debug, Clone)]
+pub struct NewRecipient {
+    pub id: String,
+    pub address: String,
+    pub domain: String,
+}
+
+/// A message to send, as committed before the 202 or 250 that acknowledges it.
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    pub id: String,
+    pub account_id: String,
+    pub inbox_id: String,
+    pub blob_id: String,
+    pub bytes: Arc<Vec<u8>>,
+    pub return_path: String,
+    pub created_at: Timestamp,
+    /// `api` or `smtp`.
+    pub source: &'static str,
+    pub summary: String,
+    pub parsed: String,
+    /// Where the message joins a conversation of its inbox.
+    pub thread: crate::thread::ThreadKeys,
+    pub recipients: Vec<NewRecipient>,
+    /// (key, hash of the request): the enqueue fails with `Conflict` if the key is taken.
+    pub idempotency: Option<(String, Vec<u8>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub request_hash: Vec<u8>,
+    pub message_id: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    pub account_id: String,
+    pub address: String,
+    pub reason: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientRecord {
+    pub id: String,
+    pub address: String,
+    pub status: Status,
+    pub attempts: Vec<AttemptRecord>,
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRecord {
+    pub id: String,
+    pub account_id: String,
+    pub inbox_id: String,
+    pub blob_id: String,
+    pub return_path: String,
+    pub created_at: Timestamp,
+    pub size: i64,
+    pub summary: String,
+    pub parsed: String,
+    pub recipients: Vec<RecipientRecord>,
+    pub thread_id: Option<String>,
+}
+
+#[async_trait]
+pub trait Sending: Send + Sync {
+    /// Bytes, message, its recipients (and its idempotency key), in one transaction.
+    async fn enqueue(&self, message: QueuedMessage) -> Result<()>;
+    async fn find_idempotency(
+        &self,
+        account_id: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>>;
+    /// Drops an idempotency key older than `before` so it can be used again.
+    async fn expire_idempotency(
+        &self,
+        account_id: &str,
+        key: &str,
+        before: Timestamp,
+    ) -> Result<()>;
+    /// Which of `addresses` the account has suppressed.
+    async fn suppressed(
+        &self,
+        account_id: &str,
+        addresses: Vec<String>,
+    ) -> Result<Vec<Suppression>>;
+    async fn list_suppressions(&self, account_id: &str) -> Result<Vec<Suppression>>;
+    async fn delete_suppression(&self, account_id: &str, address: &str) -> Result<bool>;
+    async fn get_outbound(
+        &self,
+        account_id: &str,
+        message_id: &str,
+    ) -> Result<Option<OutboundRecord>>;
+}

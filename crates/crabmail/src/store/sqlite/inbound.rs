@@ -1,0 +1,134 @@
+use super::*;
+
+#[async_trait]
+impl Inbound for SqliteStore {
+    async fn accept_inbound(&self, message: InboundMessage) -> Result<()> {
+        self.write(move |conn| insert_inbound(conn, &message)).await
+    }
+
+    async fn resume_own_work(&self) -> Result<u64> {
+        // One node owns the file: every lease left in it is from this node's last run.
+        self.write(|conn| {
+            let jobs = conn
+                .prepare_cached(
+                    "UPDATE ingest_jobs SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                )?
+                .execute([])?;
+            let recipients = conn
+                .prepare_cached(
+                    "UPDATE recipients SET lease_until = NULL WHERE lease_until IS NOT NULL",
+                )?
+                .execute([])?;
+            Ok((jobs + recipients) as u64)
+        })
+        .await
+    }
+
+    async fn claim_ingest(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<IngestJob>> {
+        let lease_ms = lease.as_millis() as i64;
+        self.write(move |conn| {
+            let ids: Vec<String> = conn
+                .prepare_cached(
+                    // One node owns this file: a job nobody leased is free (the node's own
+                    // in-flight jobs are kept apart by the worker).
+                    "UPDATE ingest_jobs SET lease_until = $1 WHERE blob_id IN (\
+                       SELECT blob_id FROM ingest_jobs WHERE coalesce(lease_until, 0) <= $2 \
+                       ORDER BY created_at, blob_id LIMIT $3) \
+                     RETURNING blob_id",
+                )?
+                .query_map(params![now.0 + lease_ms, now.0, limit as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT b.bytes, (SELECT auth FROM messages m WHERE m.blob_id = b.id LIMIT 1) \
+                 FROM blobs b WHERE b.id = $1",
+            )?;
+            let mut jobs = Vec::with_capacity(ids.len());
+            for blob_id in ids {
+                let (bytes, auth) = stmt.query_row(params![blob_id], |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<String>>(1)?))
+                })?;
+                jobs.push(IngestJob {
+                    blob_id,
+                    bytes: Arc::new(bytes),
+                    auth,
+                });
+            }
+            Ok(jobs)
+        })
+        .await
+    }
+
+    async fn complete_ingest(&self, done: Vec<Ingested>, now: Timestamp) -> Result<Vec<Wake>> {
+        self.write(move |conn| {
+            let mut arrivals = Vec::new();
+            for item in &done {
+                let copies: Vec<(String, String, String, i64, String)> = conn
+                    .prepare_cached(
+                        "SELECT m.id, m.inbox_id, m.account_id, m.received_at, i.address FROM messages m \
+                         JOIN inboxes i ON i.id = m.inbox_id WHERE m.blob_id = $1 AND m.seq IS NULL ORDER BY m.id",
+                    )?
+                    .query_map(params![item.blob_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                for (message_id, inbox_id, account_id, received_at, own_address) in copies {
+                    join_thread(
+                        conn,
+                        &ThreadJoin {
+                            message_id: &message_id,
+                            account_id: &account_id,
+                            inbox_id: &inbox_id,
+                            direction: "inbound",
+                            subject: item.subject.as_deref(),
+                            keys: &item.thread,
+                            own_address: &own_address,
+                            at: Timestamp(received_at),
+                        },
+                    )?;
+                    // The inbox row is the per-inbox sequence: list order is the order in which
+                    // copies became readable, so a cursor never skips a late one.
+                    let seq: i64 = conn
+                        .prepare_cached(
+                            sql::NEXT_INBOX_SEQ,
+                        )?
+                        .query_row(params![inbox_id], |r| r.get(0))?;
+                    conn.prepare_cached(
+                        sql::MAKE_MESSAGE_READABLE,
+                    )?
+                    .execute(params![
+                        seq,
+                        item.from_address,
+                        item.subject,
+                        item.summary,
+                        item.parsed,
+                        message_id
+                    ])?;
+                    arrivals.push(insert_event(
+                        conn,
+                        &NewEvent {
+                            account_id: &account_id,
+                            kind: "message.received",
+                            message_id: Some(&message_id),
+                            inbox_id: Some(&inbox_id),
+                            recipient: None,
+                            detail: None,
+                        },
+                        now,
+                    )?);
+                    arrivals.push(Wake::inbox(&inbox_id, seq));
+                }
+                conn.prepare_cached(sql::DELETE_INGEST_JOB)?
+                    .execute(params![item.blob_id])?;
+                // Every copy may have been deleted (with its inbox) before ingest ran.
+                drop_orphan_blob(conn, &item.blob_id)?;
+            }
+            Ok(arrivals)
+        })
+        .await
+    }
+}

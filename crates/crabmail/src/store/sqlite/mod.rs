@@ -1,0 +1,542 @@
+//! The embedded store: one SQLite file in WAL mode with `synchronous=FULL`.
+//!
+//! Writes go through one writer thread that owns the only write connection. It drains whatever
+//! writes have gathered, runs each in its own savepoint, and commits them together: one fsync
+//! covers many accepted messages under load (group commit), and an idle server still commits each
+//! write at once. A write's future resolves only after its batch's COMMIT returned.
+//!
+//! Reads use a small pool of read connections on blocking threads; WAL lets them run beside the
+//! writer. If the writer thread dies, every later write fails with `Closed`, never with success.
+
+mod accounts;
+mod domains;
+mod events;
+mod inbound;
+mod queue;
+mod reading;
+mod sending;
+
+use super::*;
+use crate::config::StoreConfig;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../../migrations/sqlite/0001_core.sql")),
+    (
+        2,
+        include_str!("../../../migrations/sqlite/0002_outbound.sql"),
+    ),
+    (3, include_str!("../../../migrations/sqlite/0003_trust.sql")),
+    (
+        4,
+        include_str!("../../../migrations/sqlite/0004_threads.sql"),
+    ),
+    (
+        5,
+        include_str!("../../../migrations/sqlite/0005_ingest_leases.sql"),
+    ),
+];
+
+/// A write: runs inside the batch transaction and returns what to do once the batch committed.
+type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+
+pub struct SqliteStore {
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
+    /// Writes that go into the next batch, ahead of the queued ones: delivery outcomes, whose
+    /// delay after the remote's 250 is the window in which a crash duplicates a message.
+    urgent: Arc<Mutex<std::collections::VecDeque<Job>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<ReadPool>,
+}
+
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                StoreError::Conflict
+            }
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path, config: &StoreConfig) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+        }
+        let path = path.to_owned();
+        let max_batch = config.max_batch.max(1);
+        let writer_path = path.clone();
+        let conn = tokio::task::spawn_blocking(move || open_writer(&writer_path))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))??;
+        let (tx, rx) = mpsc::channel::<Job>(max_batch * 4);
+        let urgent = Arc::new(Mutex::new(std::collections::VecDeque::new()));
+        let writer_urgent = urgent.clone();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(conn, rx, writer_urgent, max_batch))
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(SqliteStore {
+            writer: Mutex::new(Some(tx)),
+            urgent,
+            writer_thread: Mutex::new(Some(thread)),
+            readers: Arc::new(ReadPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+                permits: Semaphore::new(config.sqlite_readers.max(1)),
+            }),
+        })
+    }
+
+    /// Runs `f` in the next group-committed transaction; resolves after the COMMIT.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let sender = self.sender()?;
+        let (job, done) = job(f);
+        sender.send(job).await.map_err(|_| StoreError::Closed)?;
+        done.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Like `write`, but into the very next batch, ahead of writes already queued.
+    async fn write_urgent<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let sender = self.sender()?;
+        let (job, done) = job(f);
+        self.urgent
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .push_back(job);
+        // Wakes a writer waiting on an empty channel; a busy one looks at the urgent queue first
+        // anyway, so a full channel needs no wake.
+        let _ = sender.try_send(Box::new(|_| Box::new(|_| {})));
+        done.await.map_err(|_| StoreError::Closed)?
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Job>> {
+        self.writer
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .clone()
+            .ok_or(StoreError::Closed)
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let pool = self.readers.clone();
+        let _permit = pool
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let pool2 = pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match pool2.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+                Some(conn) => conn,
+                None => open_reader(&pool2.path)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut idle) = pool2.idle.lock() {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+}
+
+fn open_writer(path: &Path) -> Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // WAL: readers never block the writer. FULL: the WAL is fsynced at every COMMIT, so a
+    // committed message survives power loss, not only a process crash.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::Migration(format!("sqlite migration {version}: {e}")))?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("SAVEPOINT job")?;
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| f(conn)))
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("write panicked".into())));
+    if outcome.is_ok() {
+        conn.execute_batch("RELEASE job")?;
+    } else {
+        conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+    }
+    outcome
+}
+
+/// A write as a job for the writer thread, and where its result arrives after the commit.
+fn job<T: Send + 'static>(
+    f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+) -> (Job, oneshot::Receiver<Result<T>>) {
+    let (done_tx, done_rx) = oneshot::channel::<Result<T>>();
+    let job: Job = Box::new(move |conn| {
+        let outcome = in_savepoint(conn, f);
+        Box::new(move |commit| {
+            let result = match commit {
+                Ok(()) => outcome,
+                Err(e) => Err(StoreError::Unavailable(e)),
+            };
+            let _ = done_tx.send(result);
+        })
+    });
+    (job, done_rx)
+}
+
+fn write_loop(
+    conn: Connection,
+    mut jobs: mpsc::Receiver<Job>,
+    urgent: Arc<Mutex<std::collections::VecDeque<Job>>>,
+    max_batch: usize,
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    loop {
+        // Urgent writes alone, in a small transaction of their own (its commit is quicker);
+        // otherwise whatever is queued, waiting only when nothing is.
+        batch.extend(
+            urgent
+                .lock()
+                .map(|mut u| std::mem::take(&mut *u))
+                .unwrap_or_default(),
+        );
+        let only_urgent = !batch.is_empty();
+        if batch.is_empty() {
+            match jobs.blocking_recv() {
+                Some(first) => batch.push(first),
+                None => break,
+            }
+        }
+        while !only_urgent && batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "sqlite: cannot begin a write transaction");
+            for job in batch.drain(..) {
+                drop(job); // dropping the job drops its reply sender: the caller sees Closed
+            }
+            continue;
+        }
+        let completions: Vec<Completion> = batch.drain(..).map(|job| job(&conn)).collect();
+        // DURABILITY: this COMMIT (fsync of the WAL, synchronous=FULL) is what every write in the
+        // batch waits for before its caller replies 250 or 2xx.
+        let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, "sqlite: commit failed; batch rolled back");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for complete in completions {
+            complete(committed.clone());
+        }
+    }
+    // Closed: urgent writes that came too late fail (their callers see Closed) instead of
+    // waiting for a writer that is gone.
+    if let Ok(mut late) = urgent.lock() {
+        late.clear();
+    }
+}
+
+fn ts(row: &Row<'_>, idx: &str) -> rusqlite::Result<Timestamp> {
+    Ok(Timestamp(row.get(idx)?))
+}
+
+fn token_row(row: &Row<'_>) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: row.get("id")?,
+        account_id: row.get("account_id")?,
+        inbox_id: row.get("inbox_id")?,
+        name: row.get("name")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+fn inbox_row(row: &Row<'_>) -> rusqlite::Result<InboxRecord> {
+    Ok(InboxRecord {
+        id: row.get("id")?,
+        account_id: row.get("account_id")?,
+        address: row.get("address")?,
+        display_name: row.get("display_name")?,
+        created_at: ts(row, "created_at")?,
+    })
+}
+
+fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
+    Ok(MessageRecord {
+        id: row.get("id")?,
+        inbox_id: row.get("inbox_id")?,
+        account_id: row.get("account_id")?,
+        seq: row.get("seq")?,
+        received_at: ts(row, "received_at")?,
+        size: row.get("size")?,
+        envelope: Envelope {
+            return_path: row.get("return_path")?,
+            remote_ip: row.get("remote_ip")?,
+            helo: row.get("helo")?,
+            tls: row.get("tls")?,
+        },
+        recipient: row.get("recipient")?,
+        summary: row.get("summary")?,
+        parsed: row.get("parsed")?,
+        auth: row.get("auth")?,
+        quarantined: row.get("quarantined")?,
+        thread_id: row.get("thread_id")?,
+    })
+}
+
+/// Places a message in a conversation: the thread of a message it refers to, else of a recent
+/// message with the same subject and a shared participant, else a new one.
+fn join_thread(conn: &Connection, join: &ThreadJoin<'_>) -> rusqlite::Result<String> {
+    let mut thread: Option<String> = None;
+    {
+        let mut by_ref = conn.prepare_cached(sql::THREAD_OF_HEADER_ID)?;
+        for r in join.keys.refs.iter().take(ThreadJoin::MAX_REFS) {
+            thread = by_ref
+                .query_row(params![join.inbox_id, r], |row| row.get(0))
+                .optional()?;
+            if thread.is_some() {
+                break;
+            }
+        }
+    }
+    if thread.is_none() && !join.keys.subject_key.is_empty() {
+        let candidates: Vec<(String, String)> = conn
+            .prepare_cached(sql::THREADS_BY_SUBJECT)?
+            .query_map(
+                params![join.inbox_id, join.keys.subject_key, join.window_start()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        thread = candidates
+            .into_iter()
+            .find(|(_, participants)| join.shares_participant(participants))
+            .map(|(t, _)| t);
+    }
+    let thread = thread.unwrap_or_else(|| crate::id::new_id(crate::id::THREAD, join.at));
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO thread_members (message_id, account_id, inbox_id, thread_id, direction, \
+         header_id, subject, subject_key, participants, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )?
+    .execute(params![
+        join.message_id,
+        join.account_id,
+        join.inbox_id,
+        thread,
+        join.direction,
+        join.keys.message_id,
+        join.subject,
+        join.keys.subject_key,
+        join.participants(),
+        join.at.0
+    ])?;
+    Ok(thread)
+}
+
+fn thread_member_row(r: &Row<'_>) -> rusqlite::Result<ThreadMemberRecord> {
+    Ok(ThreadMemberRecord {
+        message_id: r.get(0)?,
+        inbox_id: r.get(1)?,
+        thread_id: r.get(2)?,
+        direction: r.get(3)?,
+        subject: r.get(4)?,
+        participants: split_participants(&r.get::<_, String>(5)?),
+        at: Timestamp(r.get(6)?),
+    })
+}
+
+fn suppression_row(r: &Row<'_>) -> rusqlite::Result<Suppression> {
+    Ok(Suppression {
+        account_id: r.get(0)?,
+        address: r.get(1)?,
+        reason: r.get(2)?,
+        created_at: Timestamp(r.get(3)?),
+    })
+}
+
+fn claimed_row(r: &Row<'_>) -> rusqlite::Result<Claimed> {
+    Ok(Claimed {
+        recipient_id: r.get(0)?,
+        message_id: r.get(1)?,
+        account_id: r.get(2)?,
+        inbox_id: r.get(3)?,
+        return_path: r.get(4)?,
+        blob_id: r.get(5)?,
+        address: r.get(6)?,
+        domain: r.get(7)?,
+        attempts: r.get(8)?,
+        queued_at: Timestamp(r.get(9)?),
+    })
+}
+
+fn domain_row(r: &Row<'_>) -> rusqlite::Result<DomainRecord> {
+    Ok(DomainRecord {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        name: r.get(2)?,
+        created_at: Timestamp(r.get(3)?),
+        verified_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
+    })
+}
+
+fn insert_domain(conn: &Connection, d: &DomainRecord) -> Result<()> {
+    conn.execute(
+        sql::INSERT_DOMAIN,
+        params![
+            d.id,
+            d.account_id,
+            d.name,
+            d.created_at.0,
+            d.verified_at.map(|t| t.0)
+        ],
+    )?;
+    Ok(())
+}
+
+fn insert_dkim_key(conn: &Connection, k: &DkimKeyRecord) -> Result<()> {
+    conn.execute(
+        sql::INSERT_DKIM_KEY,
+        params![
+            k.domain_id,
+            k.selector,
+            k.algorithm,
+            k.private_key,
+            k.public_key,
+            k.created_at.0,
+            k.retired_at.map(|t| t.0)
+        ],
+    )?;
+    Ok(())
+}
+
+/// Deletes a blob once no message copy refers to it any more.
+fn drop_orphan_blob(conn: &Connection, blob_id: &str) -> Result<()> {
+    conn.execute(sql::DROP_ORPHAN_BLOB, params![blob_id])?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn close(&self) {
+        let sender = self.writer.lock().ok().and_then(|mut w| w.take());
+        drop(sender);
+        let thread = self.writer_thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            // The writer finishes the batches already queued, then exits.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// The bytes, a copy per delivery and an ingest job (`accept_inbound`, local delivery, bounces).
+fn insert_inbound(conn: &Connection, message: &InboundMessage) -> Result<()> {
+    let size = message.bytes.len() as i64;
+    conn.prepare_cached(sql::INSERT_BLOB)?.execute(params![
+        message.blob_id,
+        size,
+        message.bytes.as_slice()
+    ])?;
+    let mut insert = conn.prepare_cached(sql::INSERT_INBOUND)?;
+    let env = &message.envelope;
+    for d in &message.deliveries {
+        insert.execute(params![
+            d.message_id,
+            d.inbox_id,
+            d.account_id,
+            message.blob_id,
+            message.received_at.0,
+            size,
+            env.return_path,
+            d.recipient,
+            env.remote_ip,
+            env.helo,
+            env.tls,
+            message.auth,
+            message.quarantined
+        ])?;
+    }
+    conn.prepare_cached("INSERT INTO ingest_jobs (blob_id, created_at) VALUES ($1, $2)")?
+        .execute(params![message.blob_id, message.received_at.0])?;
+    Ok(())
+}
+
+/// Appends to an account's event log; the account row is the sequence.
+fn insert_event(conn: &Connection, event: &NewEvent<'_>, now: Timestamp) -> Result<Wake> {
+    let seq: i64 = conn
+        .prepare_cached(sql::NEXT_EVENT_SEQ)?
+        .query_row(params![event.account_id], |r| r.get(0))?;
+    conn.prepare_cached(sql::INSERT_EVENT)?.execute(params![
+        event.account_id,
+        seq,
+        event.kind,
+        event.message_id,
+        event.inbox_id,
+        event.recipient,
+        event.detail,
+        now.0
+    ])?;
+    Ok(Wake::events(event.account_id, seq))
+}
+
+fn insert_token(conn: &Connection, token: &NewToken) -> Result<()> {
+    conn.execute(
+        sql::INSERT_TOKEN,
+        params![
+            token.id,
+            token.account_id,
+            token.hash,
+            token.inbox_id,
+            token.name,
+            token.created_at.0
+        ],
+    )?;
+    Ok(())
+}
