@@ -1,8 +1,9 @@
 //! Conversations. A message joins the thread of any message it names in References or
 //! In-Reply-To (RFC 5322 3.6.4); failing that, the thread of a message in the same inbox with the
 //! same normalised subject and a shared participant within `SUBJECT_WINDOW`; failing that, it
-//! starts a thread of its own. The store applies these rules (it holds the other messages); this
-//! module computes the keys they need and the new part of a reply.
+//! starts a thread of its own. The store fetches the candidates (it holds the other messages) and
+//! `choose` applies the rule; this module also computes the keys they need and the new part of a
+//! reply.
 
 use crabmail_api::ParsedMessage;
 use regex::Regex;
@@ -30,6 +31,80 @@ static PREFIX: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)^\s*((re|fw|fwd|aw|wg|sv|vs|antw|rif|r|tr|ref|odp|res|enc|回复|回覆|答复|転送)\s*(\[\d+\]|\(\d+\))?\s*[:：]|\[[^\]]{1,40}\])\s*")
         .expect("subject prefix pattern")
 });
+
+/// A message about to join a thread, with what the rules need of it.
+pub struct ThreadJoin<'a> {
+    pub message_id: &'a str,
+    pub account_id: &'a str,
+    pub inbox_id: &'a str,
+    pub direction: &'static str,
+    pub subject: Option<&'a str>,
+    pub keys: &'a ThreadKeys,
+    /// The inbox's address: left out of participants, since every message has it.
+    pub own_address: &'a str,
+    pub at: crate::clock::Timestamp,
+}
+
+impl ThreadJoin<'_> {
+    /// References tried, at most: a long References list cannot make a join slow.
+    pub const MAX_REFS: usize = 20;
+
+    pub fn participants(&self) -> String {
+        others(&self.keys.participants, self.own_address)
+    }
+
+    /// The oldest time a subject match may have.
+    pub fn window_start(&self) -> i64 {
+        self.at.0 - SUBJECT_WINDOW.as_millis() as i64
+    }
+
+    /// Whether a candidate found by subject shares a participant.
+    pub fn shares_participant(&self, candidate: &str) -> bool {
+        let mine = self.participants();
+        let mine: Vec<&str> = mine.split_whitespace().collect();
+        candidate.split_whitespace().any(|p| mine.contains(&p))
+    }
+}
+
+/// The thread a message joins, given what the store found: `by_reference` is the thread of the
+/// first message it refers to (None if none is known), `by_subject` the recent threads of its
+/// subject key with their participants, newest first (empty if a reference matched or the subject
+/// is empty). A new thread id when nothing fits.
+pub fn choose(
+    join: &ThreadJoin<'_>,
+    by_reference: Option<String>,
+    by_subject: Vec<(String, String)>,
+) -> String {
+    by_reference
+        .or_else(|| {
+            by_subject
+                .into_iter()
+                .find(|(_, participants)| join.shares_participant(participants))
+                .map(|(thread, _)| thread)
+        })
+        .unwrap_or_else(|| crate::id::new_id(crate::id::THREAD, join.at))
+}
+
+/// The participants column: space-separated addresses, deduplicated in first-seen order.
+pub fn split_participants(joined: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in joined.split_whitespace() {
+        if !out.iter().any(|o| o == p) {
+            out.push(p.to_owned());
+        }
+    }
+    out
+}
+
+/// Participants worth matching on: everyone but the inbox itself.
+fn others(participants: &[String], own_address: &str) -> String {
+    participants
+        .iter()
+        .filter(|p| !p.eq_ignore_ascii_case(own_address))
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
 
 /// The subject without its reply and forward prefixes and list tags, case kept.
 pub fn strip_prefixes(subject: &str) -> &str {
@@ -205,6 +280,57 @@ pub fn reply_text(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn keys_with(participants: &[&str]) -> ThreadKeys {
+        ThreadKeys {
+            message_id: Some("<new@x>".into()),
+            refs: vec![],
+            subject_key: "plans".into(),
+            participants: participants.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    fn join<'a>(keys: &'a ThreadKeys) -> ThreadJoin<'a> {
+        ThreadJoin {
+            message_id: "msg_1",
+            account_id: "acc_1",
+            inbox_id: "inb_1",
+            direction: "inbound",
+            subject: Some("Re: plans"),
+            keys,
+            own_address: "agent@example.com",
+            at: crate::clock::Timestamp(1_800_000_000_000),
+        }
+    }
+
+    #[test]
+    fn a_reference_wins_then_a_subject_shared_with_someone_then_a_new_thread() {
+        let keys = keys_with(&["bob@example.org", "agent@example.com"]);
+        let join = join(&keys);
+        let by_subject = || {
+            vec![
+                ("thr_strangers".to_owned(), "eve@example.net".to_owned()),
+                (
+                    "thr_bob".to_owned(),
+                    "carol@example.org bob@example.org".to_owned(),
+                ),
+            ]
+        };
+        assert_eq!(
+            choose(&join, Some("thr_ref".into()), by_subject()),
+            "thr_ref"
+        );
+        assert_eq!(choose(&join, None, by_subject()), "thr_bob");
+        // The inbox itself is every message's participant: sharing only it is no match.
+        let only_us = vec![("thr_us".to_owned(), "agent@example.com".to_owned())];
+        let fresh = choose(&join, None, only_us);
+        assert!(
+            fresh.starts_with(crate::id::THREAD) && fresh != "thr_us",
+            "{fresh}"
+        );
+        assert_eq!(join.participants(), "bob@example.org");
+        assert_eq!(split_participants("a b a c b"), vec!["a", "b", "c"]);
+    }
     use crabmail_api::Mailbox;
 
     #[test]

@@ -16,6 +16,7 @@ mod inbound;
 pub mod postgres;
 mod queue;
 mod reading;
+mod rows;
 mod sending;
 mod sql;
 pub mod sqlite;
@@ -49,61 +50,6 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 // --- threads ---
-
-/// A message about to join a thread (see `crate::thread` for the rules).
-pub(crate) struct ThreadJoin<'a> {
-    pub message_id: &'a str,
-    pub account_id: &'a str,
-    pub inbox_id: &'a str,
-    pub direction: &'static str,
-    pub subject: Option<&'a str>,
-    pub keys: &'a crate::thread::ThreadKeys,
-    /// The inbox's address: left out of participants, since every message has it.
-    pub own_address: &'a str,
-    pub at: Timestamp,
-}
-
-impl ThreadJoin<'_> {
-    /// References tried, at most: a long References list cannot make a join slow.
-    pub const MAX_REFS: usize = 20;
-
-    pub fn participants(&self) -> String {
-        others(&self.keys.participants, self.own_address)
-    }
-
-    /// The oldest time a subject match may have.
-    pub fn window_start(&self) -> i64 {
-        self.at.0 - crate::thread::SUBJECT_WINDOW.as_millis() as i64
-    }
-
-    /// Whether a candidate found by subject shares a participant.
-    pub fn shares_participant(&self, candidate: &str) -> bool {
-        let mine = self.participants();
-        let mine: Vec<&str> = mine.split_whitespace().collect();
-        candidate.split_whitespace().any(|p| mine.contains(&p))
-    }
-}
-
-/// The participants column: space-separated addresses, deduplicated in first-seen order.
-pub(crate) fn split_participants(joined: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for p in joined.split_whitespace() {
-        if !out.iter().any(|o| o == p) {
-            out.push(p.to_owned());
-        }
-    }
-    out
-}
-
-/// Participants worth matching on: everyone but the inbox itself.
-pub(crate) fn others(participants: &[String], own_address: &str) -> String {
-    participants
-        .iter()
-        .filter(|p| !p.eq_ignore_ascii_case(own_address))
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 // --- sending ---
 

@@ -25,15 +25,17 @@ impl Status {
         }
     }
 
-    pub fn parse(text: &str) -> Status {
-        match text {
+    /// The status `as_str` wrote; None for anything else.
+    pub fn parse(text: &str) -> Option<Status> {
+        Some(match text {
             "queued" => Status::Queued,
             "deferred" => Status::Deferred,
             "delivered" => Status::Delivered,
             "bounced" => Status::Bounced,
             "expired" => Status::Expired,
-            _ => Status::Cancelled,
-        }
+            "cancelled" => Status::Cancelled,
+            _ => return None,
+        })
     }
 
     pub fn is_final(self) -> bool {

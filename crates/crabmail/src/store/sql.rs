@@ -155,3 +155,7 @@ pub const INSERT_EVENT: &str = "INSERT INTO events (account_id, seq, kind, messa
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 pub const INSERT_TOKEN: &str = "INSERT INTO tokens (id, account_id, hash, inbox_id, name, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6)";
+/// A message's place in a thread; a message already placed keeps its place.
+pub const INSERT_THREAD_MEMBER: &str = "INSERT INTO thread_members (message_id, account_id, inbox_id, \
+     thread_id, direction, header_id, subject, subject_key, participants, at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (message_id) DO NOTHING";

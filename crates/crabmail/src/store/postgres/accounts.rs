@@ -39,7 +39,7 @@ impl Accounts for PgStore {
             .bind(hash)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(token_row).transpose()?)
+        Ok(row.as_ref().map(rows::token).transpose()?)
     }
 
     async fn create_token(&self, token: NewToken) -> Result<()> {
@@ -56,7 +56,7 @@ impl Accounts for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(token_row)
+            .map(rows::token)
             .collect::<std::result::Result<_, _>>()?)
     }
 
@@ -89,7 +89,7 @@ impl Accounts for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(inbox_row)
+            .map(rows::inbox)
             .collect::<std::result::Result<_, _>>()?)
     }
 
@@ -99,7 +99,7 @@ impl Accounts for PgStore {
             .bind(account_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(inbox_row).transpose()?)
+        Ok(row.as_ref().map(rows::inbox).transpose()?)
     }
 
     async fn delete_inbox(&self, account_id: &str, inbox_id: &str, now: Timestamp) -> Result<bool> {

@@ -27,7 +27,7 @@ impl Domains for PgStore {
             .fetch_optional(&mut *tx)
             .await?;
         if let Some(row) = existing {
-            return Ok(domain_row(&row)?);
+            return Ok(rows::domain(&row)?);
         }
         insert_domain(&mut tx, &domain).await?;
         for key in &keys {
@@ -44,7 +44,7 @@ impl Domains for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(domain_row)
+            .map(rows::domain)
             .collect::<std::result::Result<_, _>>()?)
     }
 
@@ -54,7 +54,7 @@ impl Domains for PgStore {
             .bind(account_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(domain_row).transpose()?)
+        Ok(row.as_ref().map(rows::domain).transpose()?)
     }
 
     async fn verify_domain(
@@ -109,7 +109,7 @@ impl Domains for PgStore {
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(domain_row).transpose()?)
+        Ok(row.as_ref().map(rows::domain).transpose()?)
     }
 
     async fn dkim_keys(&self, domain_id: &str) -> Result<Vec<DkimKeyRecord>> {
@@ -117,19 +117,10 @@ impl Domains for PgStore {
             .bind(domain_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DkimKeyRecord {
-                    domain_id: r.try_get(0)?,
-                    selector: r.try_get(1)?,
-                    algorithm: r.try_get(2)?,
-                    private_key: r.try_get(3)?,
-                    public_key: r.try_get(4)?,
-                    created_at: Timestamp(r.try_get(5)?),
-                    retired_at: r.try_get::<Option<i64>, _>(6)?.map(Timestamp),
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(rows::dkim_key)
+            .collect::<std::result::Result<_, _>>()?)
     }
 
     async fn rotate_dkim_keys(

@@ -14,19 +14,10 @@ impl Events for PgStore {
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(EventRecord {
-                    seq: r.try_get(0)?,
-                    kind: r.try_get(1)?,
-                    message_id: r.try_get(2)?,
-                    inbox_id: r.try_get(3)?,
-                    recipient: r.try_get(4)?,
-                    detail: r.try_get(5)?,
-                    created_at: Timestamp(r.try_get(6)?),
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(rows::event)
+            .collect::<std::result::Result<_, _>>()?)
     }
 
     async fn follow_arrivals(&self, notify: Arc<dyn Fn(Wake) + Send + Sync>) -> Result<()> {

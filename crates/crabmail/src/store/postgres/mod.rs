@@ -18,7 +18,8 @@ mod sending;
 
 use super::*;
 use crate::config::StoreConfig;
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
+use crate::thread::ThreadJoin;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{Executor, Postgres, Row, Transaction};
 
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -112,96 +113,45 @@ async fn migrate(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
-fn token_row(row: &PgRow) -> std::result::Result<TokenRecord, sqlx::Error> {
-    Ok(TokenRecord {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        inbox_id: row.try_get("inbox_id")?,
-        name: row.try_get("name")?,
-        created_at: Timestamp(row.try_get("created_at")?),
-    })
-}
-
-fn inbox_row(row: &PgRow) -> std::result::Result<InboxRecord, sqlx::Error> {
-    Ok(InboxRecord {
-        id: row.try_get("id")?,
-        account_id: row.try_get("account_id")?,
-        address: row.try_get("address")?,
-        display_name: row.try_get("display_name")?,
-        created_at: Timestamp(row.try_get("created_at")?),
-    })
-}
-
-fn message_row(row: &PgRow) -> std::result::Result<MessageRecord, sqlx::Error> {
-    Ok(MessageRecord {
-        id: row.try_get("id")?,
-        inbox_id: row.try_get("inbox_id")?,
-        account_id: row.try_get("account_id")?,
-        seq: row.try_get("seq")?,
-        received_at: Timestamp(row.try_get("received_at")?),
-        size: row.try_get("size")?,
-        envelope: Envelope {
-            return_path: row.try_get("return_path")?,
-            remote_ip: row.try_get("remote_ip")?,
-            helo: row.try_get("helo")?,
-            tls: row.try_get("tls")?,
-        },
-        recipient: row.try_get("recipient")?,
-        summary: row.try_get("summary")?,
-        parsed: row.try_get("parsed")?,
-        auth: row.try_get("auth")?,
-        quarantined: row.try_get("quarantined")?,
-        thread_id: row.try_get("thread_id")?,
-    })
-}
-
-/// Places a message in a conversation: the thread of a message it refers to, else of a recent
-/// message with the same subject and a shared participant, else a new one.
+/// Places a message in a conversation (`thread::choose` decides which).
 async fn join_thread(
     tx: &mut Transaction<'static, Postgres>,
     join: &ThreadJoin<'_>,
 ) -> std::result::Result<String, sqlx::Error> {
-    let mut thread: Option<String> = None;
+    let mut by_reference: Option<String> = None;
     for r in join.keys.refs.iter().take(ThreadJoin::MAX_REFS) {
-        thread = sqlx::query_scalar(sql::THREAD_OF_HEADER_ID)
+        by_reference = sqlx::query_scalar(sql::THREAD_OF_HEADER_ID)
             .bind(join.inbox_id)
             .bind(r)
             .fetch_optional(&mut **tx)
             .await?;
-        if thread.is_some() {
+        if by_reference.is_some() {
             break;
         }
     }
-    if thread.is_none() && !join.keys.subject_key.is_empty() {
-        let candidates: Vec<(String, String)> = sqlx::query_as(sql::THREADS_BY_SUBJECT)
+    let mut by_subject = Vec::new();
+    if by_reference.is_none() && !join.keys.subject_key.is_empty() {
+        by_subject = sqlx::query_as(sql::THREADS_BY_SUBJECT)
             .bind(join.inbox_id)
             .bind(&join.keys.subject_key)
             .bind(join.window_start())
             .fetch_all(&mut **tx)
             .await?;
-        thread = candidates
-            .into_iter()
-            .find(|(_, participants)| join.shares_participant(participants))
-            .map(|(t, _)| t);
     }
-    let thread = thread.unwrap_or_else(|| crate::id::new_id(crate::id::THREAD, join.at));
-    sqlx::query(
-        "INSERT INTO thread_members (message_id, account_id, inbox_id, thread_id, direction, \
-         header_id, subject, subject_key, participants, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (message_id) DO NOTHING",
-    )
-    .bind(join.message_id)
-    .bind(join.account_id)
-    .bind(join.inbox_id)
-    .bind(&thread)
-    .bind(join.direction)
-    .bind(&join.keys.message_id)
-    .bind(join.subject)
-    .bind(&join.keys.subject_key)
-    .bind(join.participants())
-    .bind(join.at.0)
-    .execute(&mut **tx)
-    .await?;
+    let thread = crate::thread::choose(join, by_reference, by_subject);
+    sqlx::query(sql::INSERT_THREAD_MEMBER)
+        .bind(join.message_id)
+        .bind(join.account_id)
+        .bind(join.inbox_id)
+        .bind(&thread)
+        .bind(join.direction)
+        .bind(&join.keys.message_id)
+        .bind(join.subject)
+        .bind(&join.keys.subject_key)
+        .bind(join.participants())
+        .bind(join.at.0)
+        .execute(&mut **tx)
+        .await?;
     Ok(thread)
 }
 
@@ -289,25 +239,6 @@ async fn announce(tx: &mut Transaction<'static, Postgres>, wake: &Wake) -> Resul
         .execute(&mut **tx)
         .await?;
     Ok(())
-}
-
-fn suppression_row(r: &PgRow) -> std::result::Result<Suppression, sqlx::Error> {
-    Ok(Suppression {
-        account_id: r.try_get(0)?,
-        address: r.try_get(1)?,
-        reason: r.try_get(2)?,
-        created_at: Timestamp(r.try_get(3)?),
-    })
-}
-
-fn domain_row(r: &PgRow) -> std::result::Result<DomainRecord, sqlx::Error> {
-    Ok(DomainRecord {
-        id: r.try_get(0)?,
-        account_id: r.try_get(1)?,
-        name: r.try_get(2)?,
-        created_at: Timestamp(r.try_get(3)?),
-        verified_at: r.try_get::<Option<i64>, _>(4)?.map(Timestamp),
-    })
 }
 
 async fn insert_domain(tx: &mut Transaction<'static, Postgres>, d: &DomainRecord) -> Result<()> {

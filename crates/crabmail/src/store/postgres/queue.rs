@@ -31,22 +31,10 @@ impl Queue for PgStore {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Claimed {
-                    recipient_id: r.try_get(0)?,
-                    message_id: r.try_get(1)?,
-                    account_id: r.try_get(2)?,
-                    inbox_id: r.try_get(3)?,
-                    return_path: r.try_get(4)?,
-                    blob_id: r.try_get(5)?,
-                    address: r.try_get(6)?,
-                    domain: r.try_get(7)?,
-                    attempts: r.try_get::<i64, _>(8)? as u32,
-                    queued_at: Timestamp(r.try_get(9)?),
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(rows::claimed)
+            .collect::<std::result::Result<_, _>>()?)
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>> {
@@ -125,20 +113,10 @@ impl Queue for PgStore {
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(QueueEntry {
-                    message_id: r.try_get(0)?,
-                    account_id: r.try_get(1)?,
-                    return_path: r.try_get(2)?,
-                    address: r.try_get(3)?,
-                    status: Status::parse(&r.try_get::<String, _>(4)?),
-                    attempts: r.try_get::<i64, _>(5)? as u32,
-                    next_attempt_at: r.try_get::<Option<i64>, _>(6)?.map(Timestamp),
-                    last_text: r.try_get(7)?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(rows::queue_entry)
+            .collect::<std::result::Result<_, _>>()?)
     }
 
     async fn outbound_owner(&self, message_id: &str) -> Result<Option<String>> {

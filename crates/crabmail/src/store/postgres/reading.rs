@@ -20,7 +20,7 @@ impl Reading for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(message_row)
+            .map(rows::message)
             .collect::<std::result::Result<_, _>>()?)
     }
 
@@ -34,7 +34,7 @@ impl Reading for PgStore {
             .bind(account_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(message_row).transpose()?)
+        Ok(row.as_ref().map(rows::message).transpose()?)
     }
 
     async fn get_raw(&self, account_id: &str, message_id: &str) -> Result<Option<Vec<u8>>> {
@@ -90,21 +90,10 @@ impl Reading for PgStore {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ThreadRecord {
-                    thread_id: r.try_get(0)?,
-                    inbox_id: r.try_get(1)?,
-                    message_count: r.try_get(2)?,
-                    first_at: Timestamp(r.try_get(3)?),
-                    last_at: Timestamp(r.try_get(4)?),
-                    participants: split_participants(
-                        &r.try_get::<Option<String>, _>(5)?.unwrap_or_default(),
-                    ),
-                    subject: r.try_get(6)?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(rows::thread)
+            .collect::<std::result::Result<_, _>>()?)
     }
 
     async fn thread_members(
@@ -117,18 +106,9 @@ impl Reading for PgStore {
             .bind(account_id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ThreadMemberRecord {
-                    message_id: r.try_get(0)?,
-                    inbox_id: r.try_get(1)?,
-                    thread_id: r.try_get(2)?,
-                    direction: r.try_get(3)?,
-                    subject: r.try_get(4)?,
-                    participants: split_participants(&r.try_get::<String, _>(5)?),
-                    at: Timestamp(r.try_get(6)?),
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(rows::thread_member)
+            .collect::<std::result::Result<_, _>>()?)
     }
 }

@@ -78,14 +78,7 @@ impl Sending for PgStore {
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(r) => Some(IdempotencyRecord {
-                request_hash: r.try_get(0)?,
-                message_id: r.try_get(1)?,
-                created_at: Timestamp(r.try_get(2)?),
-            }),
-            None => None,
-        })
+        Ok(row.as_ref().map(rows::idempotency).transpose()?)
     }
 
     async fn expire_idempotency(
@@ -118,7 +111,7 @@ impl Sending for PgStore {
         .await?;
         Ok(rows
             .iter()
-            .map(suppression_row)
+            .map(rows::suppression)
             .collect::<std::result::Result<_, _>>()?)
     }
 
@@ -129,7 +122,7 @@ impl Sending for PgStore {
             .await?;
         Ok(rows
             .iter()
-            .map(suppression_row)
+            .map(rows::suppression)
             .collect::<std::result::Result<_, _>>()?)
     }
 
@@ -155,48 +148,21 @@ impl Sending for PgStore {
         else {
             return Ok(None);
         };
-        let mut record = OutboundRecord {
-            id: row.try_get(0)?,
-            account_id: row.try_get(1)?,
-            inbox_id: row.try_get(2)?,
-            return_path: row.try_get(3)?,
-            created_at: Timestamp(row.try_get(4)?),
-            size: row.try_get(5)?,
-            summary: row.try_get(6)?,
-            parsed: row.try_get(7)?,
-            blob_id: row.try_get(8)?,
-            recipients: Vec::new(),
-            thread_id: row.try_get(9)?,
-        };
+        let mut record = rows::outbound(&row)?;
         let recipients = sqlx::query(sql::OUTBOUND_RECIPIENTS)
             .bind(&record.id)
             .fetch_all(&self.pool)
             .await?;
         for r in recipients {
-            let id: String = r.try_get(0)?;
-            let attempts = sqlx::query(sql::RECIPIENT_ATTEMPTS)
-                .bind(&id)
+            let mut recipient = rows::recipient(&r)?;
+            recipient.attempts = sqlx::query(sql::RECIPIENT_ATTEMPTS)
+                .bind(&recipient.id)
                 .fetch_all(&self.pool)
                 .await?
                 .iter()
-                .map(|a| {
-                    Ok(AttemptRecord {
-                        at: Timestamp(a.try_get(0)?),
-                        host: a.try_get(1)?,
-                        code: a.try_get::<Option<i64>, _>(2)?.map(|c| c as u16),
-                        enhanced: a.try_get(3)?,
-                        text: a.try_get(4)?,
-                        tls: a.try_get(5)?,
-                    })
-                })
-                .collect::<std::result::Result<_, sqlx::Error>>()?;
-            record.recipients.push(RecipientRecord {
-                id,
-                address: r.try_get(1)?,
-                status: Status::parse(&r.try_get::<String, _>(2)?),
-                attempts,
-                next_attempt_at: r.try_get::<Option<i64>, _>(3)?.map(Timestamp),
-            });
+                .map(rows::attempt)
+                .collect::<std::result::Result<_, _>>()?;
+            record.recipients.push(recipient);
         }
         Ok(Some(record))
     }

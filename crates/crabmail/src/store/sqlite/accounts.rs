@@ -34,7 +34,7 @@ impl Accounts for SqliteStore {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(sql::FIND_TOKEN)?
-                .query_row(params![hash], token_row)
+                .query_row(params![hash], |r| rows::token(r))
                 .optional()?)
         })
         .await
@@ -48,7 +48,7 @@ impl Accounts for SqliteStore {
         let account_id = account_id.to_owned();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(sql::LIST_TOKENS)?;
-            let rows = stmt.query_map(params![account_id], token_row)?;
+            let rows = stmt.query_map(params![account_id], |r| rows::token(r))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
@@ -84,7 +84,7 @@ impl Accounts for SqliteStore {
         let account_id = account_id.to_owned();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(sql::LIST_INBOXES)?;
-            let rows = stmt.query_map(params![account_id], inbox_row)?;
+            let rows = stmt.query_map(params![account_id], |r| rows::inbox(r))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
@@ -95,7 +95,7 @@ impl Accounts for SqliteStore {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(sql::GET_INBOX)?
-                .query_row(params![inbox_id, account_id], inbox_row)
+                .query_row(params![inbox_id, account_id], |r| rows::inbox(r))
                 .optional()?)
         })
         .await

@@ -21,7 +21,7 @@ impl Domains for SqliteStore {
         self.write(move |conn| {
             let existing = conn
                 .prepare_cached(sql::SHARED_DOMAIN)?
-                .query_row(params![domain.name], domain_row)
+                .query_row(params![domain.name], |r| rows::domain(r))
                 .optional()?;
             if let Some(existing) = existing {
                 return Ok(existing);
@@ -39,7 +39,7 @@ impl Domains for SqliteStore {
         let account_id = account_id.to_owned();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(sql::LIST_DOMAINS)?;
-            let rows = stmt.query_map(params![account_id], domain_row)?;
+            let rows = stmt.query_map(params![account_id], |r| rows::domain(r))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
@@ -50,7 +50,7 @@ impl Domains for SqliteStore {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(sql::GET_DOMAIN)?
-                .query_row(params![domain_id, account_id], domain_row)
+                .query_row(params![domain_id, account_id], |r| rows::domain(r))
                 .optional()?)
         })
         .await
@@ -103,7 +103,7 @@ impl Domains for SqliteStore {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(sql::HOSTED_DOMAIN)?
-                .query_row(params![name], domain_row)
+                .query_row(params![name], |r| rows::domain(r))
                 .optional()?)
         })
         .await
@@ -113,17 +113,7 @@ impl Domains for SqliteStore {
         let domain_id = domain_id.to_owned();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(sql::DKIM_KEYS)?;
-            let rows = stmt.query_map(params![domain_id], |r| {
-                Ok(DkimKeyRecord {
-                    domain_id: r.get(0)?,
-                    selector: r.get(1)?,
-                    algorithm: r.get(2)?,
-                    private_key: r.get(3)?,
-                    public_key: r.get(4)?,
-                    created_at: Timestamp(r.get(5)?),
-                    retired_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
-                })
-            })?;
+            let rows = stmt.query_map(params![domain_id], |r| rows::dkim_key(r))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await

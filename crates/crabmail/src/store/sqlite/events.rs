@@ -11,17 +11,8 @@ impl Events for SqliteStore {
         let account_id = account_id.to_owned();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(sql::LIST_EVENTS)?;
-            let rows = stmt.query_map(params![account_id, after, limit as i64], |r| {
-                Ok(EventRecord {
-                    seq: r.get(0)?,
-                    kind: r.get(1)?,
-                    message_id: r.get(2)?,
-                    inbox_id: r.get(3)?,
-                    recipient: r.get(4)?,
-                    detail: r.get(5)?,
-                    created_at: Timestamp(r.get(6)?),
-                })
-            })?;
+            let rows =
+                stmt.query_map(params![account_id, after, limit as i64], |r| rows::event(r))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await

@@ -18,7 +18,8 @@ mod sending;
 
 use super::*;
 use crate::config::StoreConfig;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use crate::thread::ThreadJoin;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -286,145 +287,43 @@ fn write_loop(
     }
 }
 
-fn ts(row: &Row<'_>, idx: &str) -> rusqlite::Result<Timestamp> {
-    Ok(Timestamp(row.get(idx)?))
-}
-
-fn token_row(row: &Row<'_>) -> rusqlite::Result<TokenRecord> {
-    Ok(TokenRecord {
-        id: row.get("id")?,
-        account_id: row.get("account_id")?,
-        inbox_id: row.get("inbox_id")?,
-        name: row.get("name")?,
-        created_at: ts(row, "created_at")?,
-    })
-}
-
-fn inbox_row(row: &Row<'_>) -> rusqlite::Result<InboxRecord> {
-    Ok(InboxRecord {
-        id: row.get("id")?,
-        account_id: row.get("account_id")?,
-        address: row.get("address")?,
-        display_name: row.get("display_name")?,
-        created_at: ts(row, "created_at")?,
-    })
-}
-
-fn message_row(row: &Row<'_>) -> rusqlite::Result<MessageRecord> {
-    Ok(MessageRecord {
-        id: row.get("id")?,
-        inbox_id: row.get("inbox_id")?,
-        account_id: row.get("account_id")?,
-        seq: row.get("seq")?,
-        received_at: ts(row, "received_at")?,
-        size: row.get("size")?,
-        envelope: Envelope {
-            return_path: row.get("return_path")?,
-            remote_ip: row.get("remote_ip")?,
-            helo: row.get("helo")?,
-            tls: row.get("tls")?,
-        },
-        recipient: row.get("recipient")?,
-        summary: row.get("summary")?,
-        parsed: row.get("parsed")?,
-        auth: row.get("auth")?,
-        quarantined: row.get("quarantined")?,
-        thread_id: row.get("thread_id")?,
-    })
-}
-
-/// Places a message in a conversation: the thread of a message it refers to, else of a recent
-/// message with the same subject and a shared participant, else a new one.
+/// Places a message in a conversation (`thread::choose` decides which).
 fn join_thread(conn: &Connection, join: &ThreadJoin<'_>) -> rusqlite::Result<String> {
-    let mut thread: Option<String> = None;
-    {
-        let mut by_ref = conn.prepare_cached(sql::THREAD_OF_HEADER_ID)?;
-        for r in join.keys.refs.iter().take(ThreadJoin::MAX_REFS) {
-            thread = by_ref
-                .query_row(params![join.inbox_id, r], |row| row.get(0))
-                .optional()?;
-            if thread.is_some() {
-                break;
-            }
+    let mut by_reference: Option<String> = None;
+    let mut by_ref = conn.prepare_cached(sql::THREAD_OF_HEADER_ID)?;
+    for r in join.keys.refs.iter().take(ThreadJoin::MAX_REFS) {
+        by_reference = by_ref
+            .query_row(params![join.inbox_id, r], |row| row.get(0))
+            .optional()?;
+        if by_reference.is_some() {
+            break;
         }
     }
-    if thread.is_none() && !join.keys.subject_key.is_empty() {
-        let candidates: Vec<(String, String)> = conn
+    let mut by_subject = Vec::new();
+    if by_reference.is_none() && !join.keys.subject_key.is_empty() {
+        by_subject = conn
             .prepare_cached(sql::THREADS_BY_SUBJECT)?
             .query_map(
                 params![join.inbox_id, join.keys.subject_key, join.window_start()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?
             .collect::<rusqlite::Result<_>>()?;
-        thread = candidates
-            .into_iter()
-            .find(|(_, participants)| join.shares_participant(participants))
-            .map(|(t, _)| t);
     }
-    let thread = thread.unwrap_or_else(|| crate::id::new_id(crate::id::THREAD, join.at));
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO thread_members (message_id, account_id, inbox_id, thread_id, direction, \
-         header_id, subject, subject_key, participants, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )?
-    .execute(params![
-        join.message_id,
-        join.account_id,
-        join.inbox_id,
-        thread,
-        join.direction,
-        join.keys.message_id,
-        join.subject,
-        join.keys.subject_key,
-        join.participants(),
-        join.at.0
-    ])?;
+    let thread = crate::thread::choose(join, by_reference, by_subject);
+    conn.prepare_cached(sql::INSERT_THREAD_MEMBER)?
+        .execute(params![
+            join.message_id,
+            join.account_id,
+            join.inbox_id,
+            thread,
+            join.direction,
+            join.keys.message_id,
+            join.subject,
+            join.keys.subject_key,
+            join.participants(),
+            join.at.0
+        ])?;
     Ok(thread)
-}
-
-fn thread_member_row(r: &Row<'_>) -> rusqlite::Result<ThreadMemberRecord> {
-    Ok(ThreadMemberRecord {
-        message_id: r.get(0)?,
-        inbox_id: r.get(1)?,
-        thread_id: r.get(2)?,
-        direction: r.get(3)?,
-        subject: r.get(4)?,
-        participants: split_participants(&r.get::<_, String>(5)?),
-        at: Timestamp(r.get(6)?),
-    })
-}
-
-fn suppression_row(r: &Row<'_>) -> rusqlite::Result<Suppression> {
-    Ok(Suppression {
-        account_id: r.get(0)?,
-        address: r.get(1)?,
-        reason: r.get(2)?,
-        created_at: Timestamp(r.get(3)?),
-    })
-}
-
-fn claimed_row(r: &Row<'_>) -> rusqlite::Result<Claimed> {
-    Ok(Claimed {
-        recipient_id: r.get(0)?,
-        message_id: r.get(1)?,
-        account_id: r.get(2)?,
-        inbox_id: r.get(3)?,
-        return_path: r.get(4)?,
-        blob_id: r.get(5)?,
-        address: r.get(6)?,
-        domain: r.get(7)?,
-        attempts: r.get(8)?,
-        queued_at: Timestamp(r.get(9)?),
-    })
-}
-
-fn domain_row(r: &Row<'_>) -> rusqlite::Result<DomainRecord> {
-    Ok(DomainRecord {
-        id: r.get(0)?,
-        account_id: r.get(1)?,
-        name: r.get(2)?,
-        created_at: Timestamp(r.get(3)?),
-        verified_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
-    })
 }
 
 fn insert_domain(conn: &Connection, d: &DomainRecord) -> Result<()> {

@@ -21,7 +21,7 @@ impl Queue for SqliteStore {
             let mut stmt = conn.prepare_cached(sql::CLAIMED)?;
             let mut claimed = Vec::with_capacity(ids.len());
             for id in ids {
-                claimed.push(stmt.query_row(params![id], claimed_row)?);
+                claimed.push(stmt.query_row(params![id], |r| rows::claimed(r))?);
             }
             Ok(claimed)
         })
@@ -108,18 +108,7 @@ impl Queue for SqliteStore {
     async fn queue_entries(&self, limit: usize) -> Result<Vec<QueueEntry>> {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(sql::QUEUE_ENTRIES)?;
-            let rows = stmt.query_map(params![limit as i64], |r| {
-                Ok(QueueEntry {
-                    message_id: r.get(0)?,
-                    account_id: r.get(1)?,
-                    return_path: r.get(2)?,
-                    address: r.get(3)?,
-                    status: Status::parse(&r.get::<_, String>(4)?),
-                    attempts: r.get(5)?,
-                    next_attempt_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
-                    last_text: r.get(7)?,
-                })
-            })?;
+            let rows = stmt.query_map(params![limit as i64], |r| rows::queue_entry(r))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await

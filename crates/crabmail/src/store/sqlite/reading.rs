@@ -21,7 +21,7 @@ impl Reading for SqliteStore {
                     include_quarantined,
                     limit as i64
                 ],
-                message_row,
+                |r| rows::message(r),
             )?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
@@ -37,7 +37,7 @@ impl Reading for SqliteStore {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(sql::GET_MESSAGE)?
-                .query_row(params![message_id, account_id], message_row)
+                .query_row(params![message_id, account_id], |r| rows::message(r))
                 .optional()?)
         })
         .await
@@ -100,17 +100,7 @@ impl Reading for SqliteStore {
                  FROM thread_members t WHERE account_id = $1 AND inbox_id = $2 \
                  GROUP BY thread_id, inbox_id ORDER BY MAX(at) DESC LIMIT $3",
             )?;
-            let rows = stmt.query_map(params![account_id, inbox_id, limit as i64], |r| {
-                Ok(ThreadRecord {
-                    thread_id: r.get(0)?,
-                    inbox_id: r.get(1)?,
-                    message_count: r.get(2)?,
-                    first_at: Timestamp(r.get(3)?),
-                    last_at: Timestamp(r.get(4)?),
-                    participants: split_participants(&r.get::<_, Option<String>>(5)?.unwrap_or_default()),
-                    subject: r.get(6)?,
-                })
-            })?;
+            let rows = stmt.query_map(params![account_id, inbox_id, limit as i64], |r| rows::thread(r))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
@@ -124,7 +114,8 @@ impl Reading for SqliteStore {
         let (account_id, thread_id) = (account_id.to_owned(), thread_id.to_owned());
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(sql::THREAD_MEMBERS)?;
-            let rows = stmt.query_map(params![thread_id, account_id], thread_member_row)?;
+            let rows =
+                stmt.query_map(params![thread_id, account_id], |r| rows::thread_member(r))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await

@@ -76,13 +76,7 @@ impl Sending for SqliteStore {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(sql::FIND_IDEMPOTENCY)?
-                .query_row(params![account_id, key], |r| {
-                    Ok(IdempotencyRecord {
-                        request_hash: r.get(0)?,
-                        message_id: r.get(1)?,
-                        created_at: Timestamp(r.get(2)?),
-                    })
-                })
+                .query_row(params![account_id, key], |r| rows::idempotency(r))
                 .optional()?)
         })
         .await
@@ -116,7 +110,7 @@ impl Sending for SqliteStore {
             let mut found = Vec::new();
             for address in addresses {
                 if let Some(s) = stmt
-                    .query_row(params![account_id, address], suppression_row)
+                    .query_row(params![account_id, address], |r| rows::suppression(r))
                     .optional()?
                 {
                     found.push(s);
@@ -131,7 +125,7 @@ impl Sending for SqliteStore {
         let account_id = account_id.to_owned();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(sql::LIST_SUPPRESSIONS)?;
-            let rows = stmt.query_map(params![account_id], suppression_row)?;
+            let rows = stmt.query_map(params![account_id], |r| rows::suppression(r))?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
@@ -155,53 +149,22 @@ impl Sending for SqliteStore {
         self.read(move |conn| {
             let Some(mut record) = conn
                 .prepare_cached(sql::GET_OUTBOUND)?
-                .query_row(params![message_id, account_id], |r| {
-                    Ok(OutboundRecord {
-                        id: r.get(0)?,
-                        account_id: r.get(1)?,
-                        inbox_id: r.get(2)?,
-                        return_path: r.get(3)?,
-                        created_at: Timestamp(r.get(4)?),
-                        size: r.get(5)?,
-                        summary: r.get(6)?,
-                        parsed: r.get(7)?,
-                        blob_id: r.get(8)?,
-                        recipients: Vec::new(),
-                        thread_id: r.get(9)?,
-                    })
-                })
+                .query_row(params![message_id, account_id], |r| rows::outbound(r))
                 .optional()?
             else {
                 return Ok(None);
             };
-            let recipients: Vec<(String, String, String, Option<i64>)> = conn
+            let mut recipients: Vec<RecipientRecord> = conn
                 .prepare_cached(sql::OUTBOUND_RECIPIENTS)?
-                .query_map(params![record.id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })?
+                .query_map(params![record.id], |r| rows::recipient(r))?
                 .collect::<rusqlite::Result<_>>()?;
             let mut attempts = conn.prepare_cached(sql::RECIPIENT_ATTEMPTS)?;
-            for (id, address, status, next) in recipients {
-                let list = attempts
-                    .query_map(params![id], |r| {
-                        Ok(AttemptRecord {
-                            at: Timestamp(r.get(0)?),
-                            host: r.get(1)?,
-                            code: r.get(2)?,
-                            enhanced: r.get(3)?,
-                            text: r.get(4)?,
-                            tls: r.get(5)?,
-                        })
-                    })?
+            for recipient in &mut recipients {
+                recipient.attempts = attempts
+                    .query_map(params![recipient.id], |r| rows::attempt(r))?
                     .collect::<rusqlite::Result<_>>()?;
-                record.recipients.push(RecipientRecord {
-                    id,
-                    address,
-                    status: Status::parse(&status),
-                    attempts: list,
-                    next_attempt_at: next.map(Timestamp),
-                });
             }
+            record.recipients = recipients;
             Ok(Some(record))
         })
         .await

@@ -1,0 +1,320 @@
+//! Row mapping both backends share: each record is read from a result row once, here, whatever
+//! the driver. `Cells` is the little a mapper needs of a row (a typed column by index or name);
+//! rusqlite's `Row` and sqlx's `PgRow` provide it.
+//!
+//! A stored value that does not parse (an unknown status, a count out of range) is an error, not a
+//! default: it means the database holds something this version did not write.
+
+use super::*;
+use crate::thread::split_participants;
+use sqlx::Postgres;
+use sqlx::postgres::PgRow;
+
+/// A column position or name, as both drivers understand it.
+pub(super) trait Col:
+    rusqlite::RowIndex + sqlx::ColumnIndex<PgRow> + Copy + std::fmt::Debug
+{
+}
+impl Col for usize {}
+impl Col for &str {}
+
+/// A value both drivers can decode.
+pub(super) trait Cell:
+    rusqlite::types::FromSql + for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
+{
+}
+impl<T> Cell for T where
+    T: rusqlite::types::FromSql + for<'r> sqlx::Decode<'r, Postgres> + sqlx::Type<Postgres>
+{
+}
+
+/// What a row mapper reads from a row.
+pub(super) trait Cells {
+    type Error;
+    fn cell<T: Cell, C: Col>(&self, col: C) -> std::result::Result<T, Self::Error>;
+    /// The error for a value that decoded but means nothing to us.
+    fn invalid(&self, col: impl Col, what: String) -> Self::Error;
+}
+
+impl Cells for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+
+    fn cell<T: Cell, C: Col>(&self, col: C) -> rusqlite::Result<T> {
+        self.get(col)
+    }
+
+    fn invalid(&self, col: impl Col, what: String) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("column {col:?}: {what}").into(),
+        )
+    }
+}
+
+impl Cells for PgRow {
+    type Error = sqlx::Error;
+
+    fn cell<T: Cell, C: Col>(&self, col: C) -> std::result::Result<T, sqlx::Error> {
+        sqlx::Row::try_get(self, col)
+    }
+
+    fn invalid(&self, col: impl Col, what: String) -> sqlx::Error {
+        sqlx::Error::Decode(format!("column {col:?}: {what}").into())
+    }
+}
+
+type Mapped<T, R> = std::result::Result<T, <R as Cells>::Error>;
+
+fn ts<R: Cells>(r: &R, col: impl Col) -> Mapped<Timestamp, R> {
+    Ok(Timestamp(r.cell(col)?))
+}
+
+fn opt_ts<R: Cells>(r: &R, col: impl Col) -> Mapped<Option<Timestamp>, R> {
+    Ok(r.cell::<Option<i64>, _>(col)?.map(Timestamp))
+}
+
+fn status<R: Cells>(r: &R, col: impl Col) -> Mapped<Status, R> {
+    let text: String = r.cell(col)?;
+    Status::parse(&text).ok_or_else(|| r.invalid(col, format!("unknown status `{text}`")))
+}
+
+fn count<R: Cells>(r: &R, col: impl Col) -> Mapped<u32, R> {
+    let n: i64 = r.cell(col)?;
+    u32::try_from(n).map_err(|_| r.invalid(col, format!("count {n} out of range")))
+}
+
+pub(super) fn token<R: Cells>(r: &R) -> Mapped<TokenRecord, R> {
+    Ok(TokenRecord {
+        id: r.cell("id")?,
+        account_id: r.cell("account_id")?,
+        inbox_id: r.cell("inbox_id")?,
+        name: r.cell("name")?,
+        created_at: ts(r, "created_at")?,
+    })
+}
+
+pub(super) fn inbox<R: Cells>(r: &R) -> Mapped<InboxRecord, R> {
+    Ok(InboxRecord {
+        id: r.cell("id")?,
+        account_id: r.cell("account_id")?,
+        address: r.cell("address")?,
+        display_name: r.cell("display_name")?,
+        created_at: ts(r, "created_at")?,
+    })
+}
+
+/// From `sql::LIST_MESSAGES` and `sql::GET_MESSAGE`.
+pub(super) fn message<R: Cells>(r: &R) -> Mapped<MessageRecord, R> {
+    Ok(MessageRecord {
+        id: r.cell("id")?,
+        inbox_id: r.cell("inbox_id")?,
+        account_id: r.cell("account_id")?,
+        seq: r.cell("seq")?,
+        received_at: ts(r, "received_at")?,
+        size: r.cell("size")?,
+        envelope: Envelope {
+            return_path: r.cell("return_path")?,
+            remote_ip: r.cell("remote_ip")?,
+            helo: r.cell("helo")?,
+            tls: r.cell("tls")?,
+        },
+        recipient: r.cell("recipient")?,
+        summary: r.cell("summary")?,
+        parsed: r.cell("parsed")?,
+        auth: r.cell("auth")?,
+        quarantined: r.cell("quarantined")?,
+        thread_id: r.cell("thread_id")?,
+    })
+}
+
+/// From `sql::THREAD_MEMBERS`.
+pub(super) fn thread_member<R: Cells>(r: &R) -> Mapped<ThreadMemberRecord, R> {
+    Ok(ThreadMemberRecord {
+        message_id: r.cell(0)?,
+        inbox_id: r.cell(1)?,
+        thread_id: r.cell(2)?,
+        direction: r.cell(3)?,
+        subject: r.cell(4)?,
+        participants: split_participants(&r.cell::<String, _>(5)?),
+        at: ts(r, 6)?,
+    })
+}
+
+/// From each backend's thread listing (they aggregate participants differently).
+pub(super) fn thread<R: Cells>(r: &R) -> Mapped<ThreadRecord, R> {
+    Ok(ThreadRecord {
+        thread_id: r.cell(0)?,
+        inbox_id: r.cell(1)?,
+        message_count: r.cell(2)?,
+        first_at: ts(r, 3)?,
+        last_at: ts(r, 4)?,
+        participants: split_participants(&r.cell::<Option<String>, _>(5)?.unwrap_or_default()),
+        subject: r.cell(6)?,
+    })
+}
+
+/// From `sql::LIST_SUPPRESSIONS` and the backends' lookups.
+pub(super) fn suppression<R: Cells>(r: &R) -> Mapped<Suppression, R> {
+    Ok(Suppression {
+        account_id: r.cell(0)?,
+        address: r.cell(1)?,
+        reason: r.cell(2)?,
+        created_at: ts(r, 3)?,
+    })
+}
+
+/// From `sql::CLAIMED` (and PostgreSQL's many-at-once form of it).
+pub(super) fn claimed<R: Cells>(r: &R) -> Mapped<Claimed, R> {
+    Ok(Claimed {
+        recipient_id: r.cell(0)?,
+        message_id: r.cell(1)?,
+        account_id: r.cell(2)?,
+        inbox_id: r.cell(3)?,
+        return_path: r.cell(4)?,
+        blob_id: r.cell(5)?,
+        address: r.cell(6)?,
+        domain: r.cell(7)?,
+        attempts: count(r, 8)?,
+        queued_at: ts(r, 9)?,
+    })
+}
+
+/// From `sql::QUEUE_ENTRIES`.
+pub(super) fn queue_entry<R: Cells>(r: &R) -> Mapped<QueueEntry, R> {
+    Ok(QueueEntry {
+        message_id: r.cell(0)?,
+        account_id: r.cell(1)?,
+        return_path: r.cell(2)?,
+        address: r.cell(3)?,
+        status: status(r, 4)?,
+        attempts: count(r, 5)?,
+        next_attempt_at: opt_ts(r, 6)?,
+        last_text: r.cell(7)?,
+    })
+}
+
+/// From `sql::FIND_IDEMPOTENCY`.
+pub(super) fn idempotency<R: Cells>(r: &R) -> Mapped<IdempotencyRecord, R> {
+    Ok(IdempotencyRecord {
+        request_hash: r.cell(0)?,
+        message_id: r.cell(1)?,
+        created_at: ts(r, 2)?,
+    })
+}
+
+/// From `sql::GET_OUTBOUND`; the recipients are read separately.
+pub(super) fn outbound<R: Cells>(r: &R) -> Mapped<OutboundRecord, R> {
+    Ok(OutboundRecord {
+        id: r.cell(0)?,
+        account_id: r.cell(1)?,
+        inbox_id: r.cell(2)?,
+        return_path: r.cell(3)?,
+        created_at: ts(r, 4)?,
+        size: r.cell(5)?,
+        summary: r.cell(6)?,
+        parsed: r.cell(7)?,
+        blob_id: r.cell(8)?,
+        recipients: Vec::new(),
+        thread_id: r.cell(9)?,
+    })
+}
+
+/// From `sql::OUTBOUND_RECIPIENTS`; the attempts are read separately.
+pub(super) fn recipient<R: Cells>(r: &R) -> Mapped<RecipientRecord, R> {
+    Ok(RecipientRecord {
+        id: r.cell(0)?,
+        address: r.cell(1)?,
+        status: status(r, 2)?,
+        attempts: Vec::new(),
+        next_attempt_at: opt_ts(r, 3)?,
+    })
+}
+
+/// From `sql::RECIPIENT_ATTEMPTS`.
+pub(super) fn attempt<R: Cells>(r: &R) -> Mapped<AttemptRecord, R> {
+    let code = r
+        .cell::<Option<i64>, _>(2)?
+        .map(|c| u16::try_from(c).map_err(|_| r.invalid(2, format!("reply code {c}"))))
+        .transpose()?;
+    Ok(AttemptRecord {
+        at: ts(r, 0)?,
+        host: r.cell(1)?,
+        code,
+        enhanced: r.cell(3)?,
+        text: r.cell(4)?,
+        tls: r.cell(5)?,
+    })
+}
+
+/// From `sql::LIST_EVENTS`.
+pub(super) fn event<R: Cells>(r: &R) -> Mapped<EventRecord, R> {
+    Ok(EventRecord {
+        seq: r.cell(0)?,
+        kind: r.cell(1)?,
+        message_id: r.cell(2)?,
+        inbox_id: r.cell(3)?,
+        recipient: r.cell(4)?,
+        detail: r.cell(5)?,
+        created_at: ts(r, 6)?,
+    })
+}
+
+/// From the domain statements of `sql` (`domain_columns!`).
+pub(super) fn domain<R: Cells>(r: &R) -> Mapped<DomainRecord, R> {
+    Ok(DomainRecord {
+        id: r.cell(0)?,
+        account_id: r.cell(1)?,
+        name: r.cell(2)?,
+        created_at: ts(r, 3)?,
+        verified_at: opt_ts(r, 4)?,
+    })
+}
+
+/// From `sql::DKIM_KEYS`.
+pub(super) fn dkim_key<R: Cells>(r: &R) -> Mapped<DkimKeyRecord, R> {
+    Ok(DkimKeyRecord {
+        domain_id: r.cell(0)?,
+        selector: r.cell(1)?,
+        algorithm: r.cell(2)?,
+        private_key: r.cell(3)?,
+        public_key: r.cell(4)?,
+        created_at: ts(r, 5)?,
+        retired_at: opt_ts(r, 6)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read<T>(
+        select: &str,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let conn = rusqlite::Connection::open_in_memory().expect("sqlite in memory");
+        conn.query_row(select, [], f)
+    }
+
+    #[test]
+    fn a_stored_value_we_never_write_is_an_error_not_a_default() {
+        assert_eq!(
+            read("SELECT 'bounced'", |r| status(r, 0)).ok(),
+            Some(Status::Bounced)
+        );
+        // An unknown status once read as "cancelled" and silently stopped deliveries.
+        assert!(read("SELECT 'frozen'", |r| status(r, 0)).is_err());
+        assert!(read("SELECT -1", |r| count(r, 0)).is_err());
+        assert!(read("SELECT 70000", |r| count(r, 0)).is_ok());
+        let attempt_row = "SELECT 1, 'mx', 70000, NULL, 'text', NULL";
+        assert!(
+            read(attempt_row, |r| attempt(r)).is_err(),
+            "a reply code above 65535"
+        );
+        let attempt_row = "SELECT 1, 'mx', 250, '2.0.0', 'ok', NULL";
+        assert_eq!(
+            read(attempt_row, |r| attempt(r)).map(|a| a.code).ok(),
+            Some(Some(250))
+        );
+    }
+}
