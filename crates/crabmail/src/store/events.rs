@@ -50,6 +50,49 @@ pub struct NewEvent<'a> {
     pub detail: Option<String>,
 }
 
+impl<'a> NewEvent<'a> {
+    /// A message became readable in an inbox.
+    pub fn received(account_id: &'a str, message_id: &'a str, inbox_id: &'a str) -> Self {
+        NewEvent {
+            account_id,
+            kind: "message.received",
+            message_id: Some(message_id),
+            inbox_id: Some(inbox_id),
+            recipient: None,
+            detail: None,
+        }
+    }
+
+    /// What the sender is told about one recipient's delivery attempt.
+    pub fn outcome(result: &'a RecipientResult) -> Self {
+        NewEvent {
+            account_id: &result.account_id,
+            kind: event_kind(result.status),
+            message_id: Some(&result.message_id),
+            inbox_id: Some(&result.inbox_id),
+            recipient: Some(&result.address),
+            detail: Some(attempt_detail(result.status, &result.attempt)),
+        }
+    }
+
+    /// A recipient the operator or the sender cancelled before delivery.
+    pub fn cancelled(
+        account_id: &'a str,
+        message_id: &'a str,
+        inbox_id: &'a str,
+        recipient: &'a str,
+    ) -> Self {
+        NewEvent {
+            account_id,
+            kind: "message.cancelled",
+            message_id: Some(message_id),
+            inbox_id: Some(inbox_id),
+            recipient: Some(recipient),
+            detail: None,
+        }
+    }
+}
+
 /// The event a recipient's new status is reported as.
 pub fn event_kind(status: Status) -> &'static str {
     match status {
@@ -84,4 +127,39 @@ pub trait Events: Send + Sync {
     /// Waits for arrivals committed by other nodes sharing this store and passes each to `notify`.
     /// Single-node stores return at once.
     async fn follow_arrivals(&self, notify: Arc<dyn Fn(Wake) + Send + Sync>) -> Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outcome_is_reported_as_the_event_its_status_means() {
+        let result = RecipientResult {
+            recipient_id: "rcp_1".into(),
+            account_id: "acc_1".into(),
+            message_id: "msg_1".into(),
+            inbox_id: "inb_1".into(),
+            address: "bob@example.org".into(),
+            status: Status::Expired,
+            next_attempt_at: None,
+            attempt: AttemptRecord {
+                at: Timestamp(1),
+                host: Some("mx.example.org".into()),
+                code: Some(451),
+                enhanced: Some("4.4.1".into()),
+                text: "no answer".into(),
+                tls: None,
+            },
+        };
+        let event = NewEvent::outcome(&result);
+        // Expiry is final: the sender hears "bounced", with the last attempt as the reason.
+        assert_eq!(event.kind, "message.bounced");
+        assert_eq!(event.recipient, Some("bob@example.org"));
+        let detail: serde_json::Value =
+            serde_json::from_str(event.detail.as_deref().unwrap_or("")).unwrap_or_default();
+        assert_eq!(detail["status"], "expired");
+        assert_eq!(detail["enhanced_code"], "4.4.1");
+        assert_eq!(detail["host"], "mx.example.org");
+    }
 }

@@ -110,14 +110,7 @@ impl Inbound for PgStore {
                     .bind(&message_id)
                     .execute(&mut *tx)
                     .await?;
-                let event = NewEvent {
-                    account_id: &account_id,
-                    kind: "message.received",
-                    message_id: Some(&message_id),
-                    inbox_id: Some(&inbox_id),
-                    recipient: None,
-                    detail: None,
-                };
+                let event = NewEvent::received(&account_id, &message_id, &inbox_id);
                 arrivals.push(insert_event(&mut tx, &event, now).await?);
                 let wake = Wake::inbox(&inbox_id, seq);
                 announce(&mut tx, &wake).await?;

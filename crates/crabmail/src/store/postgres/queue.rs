@@ -82,14 +82,7 @@ impl Queue for PgStore {
                 .bind(&a.tls)
                 .execute(&mut *tx)
                 .await?;
-            let event = NewEvent {
-                account_id: &result.account_id,
-                kind: event_kind(result.status),
-                message_id: Some(&result.message_id),
-                inbox_id: Some(&result.inbox_id),
-                recipient: Some(&result.address),
-                detail: Some(attempt_detail(result.status, a)),
-            };
+            let event = NewEvent::outcome(result);
             wakes.push(insert_event(&mut tx, &event, now).await?);
         }
         for message in &outcomes.inbound {
@@ -149,14 +142,7 @@ impl Queue for PgStore {
         for row in &cancelled {
             let (account_id, address, inbox_id): (String, String, String) =
                 (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-            let event = NewEvent {
-                account_id: &account_id,
-                kind: "message.cancelled",
-                message_id: Some(message_id),
-                inbox_id: Some(&inbox_id),
-                recipient: Some(&address),
-                detail: None,
-            };
+            let event = NewEvent::cancelled(&account_id, message_id, &inbox_id, &address);
             insert_event(&mut tx, &event, now).await?;
         }
         tx.commit().await?;

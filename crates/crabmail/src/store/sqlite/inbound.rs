@@ -110,14 +110,7 @@ impl Inbound for SqliteStore {
                     ])?;
                     arrivals.push(insert_event(
                         conn,
-                        &NewEvent {
-                            account_id: &account_id,
-                            kind: "message.received",
-                            message_id: Some(&message_id),
-                            inbox_id: Some(&inbox_id),
-                            recipient: None,
-                            detail: None,
-                        },
+                        &NewEvent::received(&account_id, &message_id, &inbox_id),
                         now,
                     )?);
                     arrivals.push(Wake::inbox(&inbox_id, seq));

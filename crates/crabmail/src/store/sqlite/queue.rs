@@ -78,18 +78,7 @@ impl Queue for SqliteStore {
                     a.text,
                     a.tls
                 ])?;
-                wakes.push(insert_event(
-                    conn,
-                    &NewEvent {
-                        account_id: &result.account_id,
-                        kind: event_kind(result.status),
-                        message_id: Some(&result.message_id),
-                        inbox_id: Some(&result.inbox_id),
-                        recipient: Some(&result.address),
-                        detail: Some(attempt_detail(result.status, a)),
-                    },
-                    now,
-                )?);
+                wakes.push(insert_event(conn, &NewEvent::outcome(result), now)?);
             }
             for message in &outcomes.inbound {
                 insert_inbound(conn, message)?;
@@ -145,14 +134,7 @@ impl Queue for SqliteStore {
             for (account_id, address, inbox_id) in &cancelled {
                 insert_event(
                     conn,
-                    &NewEvent {
-                        account_id,
-                        kind: "message.cancelled",
-                        message_id: Some(&message_id),
-                        inbox_id: Some(inbox_id),
-                        recipient: Some(address),
-                        detail: None,
-                    },
+                    &NewEvent::cancelled(account_id, &message_id, inbox_id, address),
                     now,
                 )?;
             }
