@@ -18,7 +18,7 @@ use crate::id;
 use crate::store::{
     InboxRecord, InboxTarget, NewAccount, NewToken, SharedStore, StoreError, TokenRecord,
 };
-use address::AddressError;
+use address::{AddressError, Mailbox};
 
 /// Local parts kept for the operator (RFC 2142 role addresses and the like).
 const RESERVED: &[&str] = &[
@@ -108,6 +108,18 @@ pub struct MintedToken {
     pub secret: String,
 }
 
+/// What an address leads to (`Accounts::resolve`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    Inbox(InboxTarget),
+    /// A domain we host, but no inbox of that name.
+    NoSuchInbox,
+    /// A domain we do not host.
+    NotHosted,
+    /// Not an address at all.
+    Invalid,
+}
+
 #[derive(Clone)]
 pub struct Accounts {
     store: SharedStore,
@@ -130,7 +142,6 @@ impl Accounts {
         &self.domain
     }
 
-    /// Whether mail for this (lowercase) domain is ours to accept.
     /// Whether mail for this (lowercase) domain is ours to accept: the shared domain, or a
     /// custom domain some account has verified.
     pub async fn hosts_domain(&self, domain: &str) -> Result<bool, StoreError> {
@@ -138,6 +149,25 @@ impl Accounts {
             return Ok(true);
         }
         Ok(self.store.hosted_domain(domain).await?.is_some())
+    }
+
+    /// Where an address leads, the one answer RCPT TO, the sender check and local delivery share:
+    /// the inbox (postmaster of any hosted domain reaching the operator's), or why none.
+    pub async fn resolve(&self, address: &str) -> Result<Resolved, AccountError> {
+        let Ok(mailbox) = Mailbox::parse(address) else {
+            return Ok(Resolved::Invalid);
+        };
+        if !self.hosts_domain(&mailbox.domain).await? {
+            return Ok(Resolved::NotHosted);
+        }
+        match self.store.find_inbox(&mailbox.address()).await? {
+            Some(target) => Ok(Resolved::Inbox(target)),
+            // RFC 5321 4.5.1: postmaster of every domain we host reaches the operator.
+            None if mailbox.local.eq_ignore_ascii_case("postmaster") => {
+                Ok(Resolved::Inbox(self.ensure_postmaster().await?))
+            }
+            None => Ok(Resolved::NoSuchInbox),
+        }
     }
 
     /// The postmaster's inbox (`postmaster@` the shared domain), in an account of its own made on

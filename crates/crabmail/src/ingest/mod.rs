@@ -14,6 +14,7 @@
 //! analysed after a second steps out of line: it delays only itself. If the store fails, the
 //! batch is retried while the jobs stay durable. An external classifier, when configured, is never waited on past its timeout.
 
+pub mod accept;
 pub mod insight;
 pub mod parse;
 

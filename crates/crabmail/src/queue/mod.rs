@@ -9,8 +9,7 @@
 
 pub mod schedule;
 
-use crate::account::Accounts;
-use crate::account::address::Mailbox;
+use crate::account::{Accounts, Resolved};
 use crate::clock::{SharedClock, Timestamp};
 use crate::config::Config;
 use crate::delivery::Deliverer;
@@ -20,9 +19,10 @@ use crate::delivery::route::Route;
 use crate::events::Wakeups;
 use crate::id;
 use crate::ingest::IngestQueue;
+use crate::ingest::accept::{self, Copies};
 use crate::store::{
-    AttemptRecord, Claimed, Delivery, Envelope, InboundMessage, IngestJob, Outcomes,
-    RecipientResult, SharedStore, Status, Suppression,
+    AttemptRecord, Claimed, InboundMessage, InboxTarget, IngestJob, Outcomes, RecipientResult,
+    SharedStore, Status, Suppression,
 };
 use schedule::{Next, Schedule};
 use std::collections::BTreeMap;
@@ -322,26 +322,15 @@ impl Queue {
         outcomes: &mut Outcomes,
     ) -> Vec<Outcome> {
         let now = self.clock.now();
-        let mut deliveries: Vec<Delivery> = Vec::new();
+        let mut copies = Copies::default();
         let mut results = Vec::with_capacity(recipients.len());
         for recipient in recipients {
-            let target = match Mailbox::parse(&recipient.address) {
-                Ok(mailbox) => self.store.find_inbox(&mailbox.address()).await,
-                Err(_) => Ok(None),
-            };
-            results.push(match target {
-                Ok(Some(target)) => {
-                    if !deliveries.iter().any(|d| d.inbox_id == target.inbox_id) {
-                        deliveries.push(Delivery {
-                            message_id: id::new_id(id::MESSAGE, now),
-                            inbox_id: target.inbox_id,
-                            account_id: target.account_id,
-                            recipient: recipient.address.clone(),
-                        });
-                    }
+            results.push(match self.accounts.resolve(&recipient.address).await {
+                Ok(Resolved::Inbox(target)) => {
+                    copies.add(target, &recipient.address, now);
                     Outcome::delivered_locally("delivered to a local inbox").at_host(&self.hostname)
                 }
-                Ok(None) => Outcome::bounced(
+                Ok(_) => Outcome::bounced(
                     "5.1.1",
                     format!("<{}>: no such mailbox here", recipient.address),
                 )
@@ -349,21 +338,16 @@ impl Queue {
                 Err(e) => Outcome::deferred("4.3.0", format!("local store unavailable: {e}")),
             });
         }
-        if !deliveries.is_empty() {
-            outcomes.inbound.push(InboundMessage {
-                auth: None,
-                quarantined: false,
-                blob_id: id::new_id(id::BLOB, now),
-                bytes: Arc::new(body.to_vec()),
-                received_at: now,
-                envelope: Envelope {
-                    return_path: recipients[0].return_path.clone(),
-                    remote_ip: "local".into(),
-                    helo: self.hostname.clone(),
-                    tls: true,
-                },
-                deliveries,
-            });
+        if !copies.is_empty() {
+            let envelope = accept::local_envelope(&recipients[0].return_path, &self.hostname);
+            outcomes.inbound.push(accept::accept(
+                body.to_vec(),
+                envelope,
+                copies,
+                None,
+                false,
+                now,
+            ));
         }
         results
     }
@@ -402,38 +386,20 @@ impl Queue {
             .sign(&domain, bytes.clone())
             .await
             .unwrap_or(bytes);
-        Some(InboundMessage {
-            auth: None,
-            quarantined: false,
-            blob_id: report_id,
-            bytes: Arc::new(bytes),
-            received_at: now,
-            envelope: Envelope {
-                return_path: String::new(),
-                remote_ip: "local".into(),
-                helo: self.hostname.clone(),
-                tls: true,
-            },
-            deliveries: vec![Delivery {
-                message_id: id::new_id(id::MESSAGE, now),
-                inbox_id: sent.inbox_id.clone(),
-                account_id: sent.account_id.clone(),
-                recipient: sent.return_path.clone(),
-            }],
-        })
+        let mut copies = Copies::default();
+        let sender = InboxTarget {
+            inbox_id: sent.inbox_id.clone(),
+            account_id: sent.account_id.clone(),
+        };
+        copies.add(sender, &sent.return_path, now);
+        // A report has a null return path: nothing ever answers it.
+        let envelope = accept::local_envelope("", &self.hostname);
+        Some(accept::accept(bytes, envelope, copies, None, false, now))
     }
 
     /// Commits a round; new local messages go to ingest and waiting long-polls wake.
     async fn record(&self, outcomes: Outcomes) {
-        let jobs: Vec<IngestJob> = outcomes
-            .inbound
-            .iter()
-            .map(|m| IngestJob {
-                blob_id: m.blob_id.clone(),
-                bytes: m.bytes.clone(),
-                auth: m.auth.clone(),
-            })
-            .collect();
+        let jobs: Vec<IngestJob> = outcomes.inbound.iter().map(accept::job).collect();
         for _ in 0..RECORD_ATTEMPTS {
             match self
                 .store

@@ -14,10 +14,10 @@ use super::policy;
 use super::reply::{self, Reply};
 use super::session::{Chunks, Flow, Session, Transaction};
 use crate::id;
+use crate::ingest::accept::{self, Copies};
 use crate::outbound::SubmitError;
-use crate::store::{Delivery, Envelope, InboundMessage, IngestJob};
+use crate::store::Envelope;
 use crate::verify::Action;
-use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
@@ -227,52 +227,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Some(v) => {
                 let mut stored = v.header.into_bytes();
                 stored.extend_from_slice(&body);
-                let auth = serde_json::to_string(&v.results).ok();
-                (stored, auth, v.action == Action::Quarantine)
+                (stored, Some(v.results), v.action == Action::Quarantine)
             }
             None => (body, None, false),
         };
         let now = self.ctx.clock.now();
-        let blob_id = id::new_id(id::BLOB, now);
-        let mut deliveries: Vec<Delivery> = Vec::with_capacity(tx.recipients.len());
+        let mut copies = Copies::default();
         for rcpt in tx.recipients {
-            let Some(target) = rcpt.target else {
-                continue;
-            };
-            // support@ and support+x@ are one inbox: one copy.
-            if deliveries.iter().any(|d| d.inbox_id == target.inbox_id) {
-                continue;
+            if let Some(target) = rcpt.target {
+                copies.add(target, &rcpt.address, now);
             }
-            deliveries.push(Delivery {
-                message_id: id::new_id(id::MESSAGE, now),
-                inbox_id: target.inbox_id,
-                account_id: target.account_id,
-                recipient: rcpt.address,
-            });
         }
-        let bytes = Arc::new(body);
-        let message = InboundMessage {
-            blob_id: blob_id.clone(),
-            bytes: bytes.clone(),
-            received_at: now,
-            envelope: Envelope {
-                return_path: tx.return_path,
-                remote_ip: self.peer.to_string(),
-                helo,
-                tls: self.tls,
-            },
-            deliveries,
-            auth: auth.clone(),
-            quarantined,
+        let envelope = Envelope {
+            return_path: tx.return_path,
+            remote_ip: self.peer.to_string(),
+            helo,
+            tls: self.tls,
         };
+        let message = accept::accept(body, envelope, copies, auth.as_ref(), quarantined, now);
+        let job = accept::job(&message);
+        let blob_id = message.blob_id.clone();
         match self.ctx.store.accept_inbound(message).await {
             Ok(()) => {
                 // DURABILITY: committed before the 250 reply.
-                self.ctx.ingest.push(IngestJob {
-                    blob_id: blob_id.clone(),
-                    bytes,
-                    auth,
-                });
+                self.ctx.ingest.push(job);
                 tracing::debug!(peer = %self.peer, blob = %blob_id, "smtp: message accepted");
                 reply::queued(&blob_id)
             }

@@ -5,7 +5,7 @@
 
 use super::SmtpContext;
 use super::reply::{self, Reply};
-use crate::account::address::Mailbox;
+use crate::account::Resolved;
 use crate::store::InboxTarget;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -47,17 +47,8 @@ pub async fn sending_inbox(
     sender: &Sender,
     address: &str,
 ) -> Result<InboxTarget, Reply> {
-    let mailbox = Mailbox::parse(address).map_err(|_| reply::sender_not_owned())?;
-    match ctx.accounts.hosts_domain(&mailbox.domain).await {
-        Ok(true) => {}
-        Ok(false) => return Err(reply::sender_not_owned()),
-        Err(e) => {
-            tracing::error!(error = %e, "smtp: domain lookup failed");
-            return Err(reply::temporary_failure());
-        }
-    }
-    match ctx.store.find_inbox(&mailbox.address()).await {
-        Ok(Some(target)) if sender.may_send_as(&target) => Ok(target),
+    match ctx.accounts.resolve(address).await {
+        Ok(Resolved::Inbox(target)) if sender.may_send_as(&target) => Ok(target),
         Ok(_) => Err(reply::sender_not_owned()),
         Err(e) => {
             tracing::error!(error = %e, "smtp: sender lookup failed");
@@ -120,25 +111,11 @@ impl AuthGuard {
 
 /// The inbox a RCPT TO address leads to, or the refusal to send.
 pub async fn inbound_recipient(ctx: &SmtpContext, address: &str) -> Result<InboxTarget, Reply> {
-    let mailbox = Mailbox::parse(address).map_err(|_| reply::bad_recipient_address())?;
-    match ctx.accounts.hosts_domain(&mailbox.domain).await {
-        Ok(true) => {}
-        Ok(false) => return Err(reply::relay_denied()),
-        Err(e) => {
-            tracing::error!(error = %e, "smtp: domain lookup failed");
-            return Err(reply::temporary_failure());
-        }
-    }
-    match ctx.store.find_inbox(&mailbox.address()).await {
-        Ok(Some(target)) => Ok(target),
-        // RFC 5321 4.5.1: postmaster of every domain we host reaches the operator.
-        Ok(None) if mailbox.local.eq_ignore_ascii_case("postmaster") => {
-            ctx.accounts.ensure_postmaster().await.map_err(|e| {
-                tracing::error!(error = %e, "smtp: postmaster inbox unavailable");
-                reply::temporary_failure()
-            })
-        }
-        Ok(None) => Err(reply::unknown_user()),
+    match ctx.accounts.resolve(address).await {
+        Ok(Resolved::Inbox(target)) => Ok(target),
+        Ok(Resolved::NoSuchInbox) => Err(reply::unknown_user()),
+        Ok(Resolved::NotHosted) => Err(reply::relay_denied()),
+        Ok(Resolved::Invalid) => Err(reply::bad_recipient_address()),
         Err(e) => {
             tracing::error!(error = %e, "smtp: recipient lookup failed");
             Err(reply::temporary_failure())
