@@ -6,6 +6,7 @@ use crabmail::clock::Timestamp;
 use crabmail::config::Config;
 use crabmail::store::*;
 use crabmail::thread::ThreadKeys;
+use crabmail_api::SummaryContent;
 use crabmail_testkit::pg_schema_url;
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,8 +156,11 @@ fn ingested(blob: &str, subject: &str) -> Ingested {
         blob_id: blob.into(),
         from_address: Some("sender@example.test".into()),
         subject: Some(subject.into()),
-        summary: format!("{{\"subject\":\"{subject}\"}}"),
-        parsed: "{}".into(),
+        summary: SummaryContent {
+            subject: Some(subject.to_owned()),
+            ..Default::default()
+        },
+        parsed: Default::default(),
         thread: ThreadKeys::default(),
     }
 }
@@ -345,7 +349,7 @@ async fn inbound_messages_become_readable_in_order(b: Backend) {
     assert_eq!(all[0].envelope.remote_ip, "192.0.2.1");
     assert!(all[0].envelope.tls);
     assert_eq!(all[0].size, raw.len() as i64);
-    assert_eq!(all[1].summary, "{\"subject\":\"s2\"}");
+    assert_eq!(all[1].summary.subject.as_deref(), Some("s2"));
     let page = s
         .list_messages("acc_a", "inb_a", 2, 1, false)
         .await
@@ -507,8 +511,11 @@ fn queued(id: &str, rcpts: &[&str], key: Option<(&str, &[u8])>) -> QueuedMessage
         return_path: "a@d.test".into(),
         created_at: T0,
         source: "api",
-        summary: "{\"subject\":\"out\"}".into(),
-        parsed: "{}".into(),
+        summary: SummaryContent {
+            subject: Some("out".into()),
+            ..Default::default()
+        },
+        parsed: Default::default(),
         thread: ThreadKeys::default(),
         recipients: rcpts
             .iter()

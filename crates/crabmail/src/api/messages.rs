@@ -13,7 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use crabmail_api::{
     DeliveryAttempt, DeliveryState, Envelope, ErrorBody, Message, MessageList, MessageSummary,
-    ParsedMessage, RecipientState, SafeView, SummaryContent,
+    ParsedMessage, RecipientState, SafeView,
 };
 use serde::Deserialize;
 use std::time::Duration;
@@ -45,7 +45,7 @@ impl ListQuery {
 pub(crate) fn summary_json(record: MessageRecord) -> MessageSummary {
     MessageSummary {
         thread_id: record.thread_id,
-        content: serde_json::from_str::<SummaryContent>(&record.summary).unwrap_or_default(),
+        content: record.summary,
         id: record.id,
         inbox_id: record.inbox_id,
         received_at: record.received_at.to_rfc3339(),
@@ -57,14 +57,11 @@ pub(crate) fn summary_json(record: MessageRecord) -> MessageSummary {
 pub(crate) fn message_json(record: MessageRecord) -> Message {
     Message {
         thread_id: record.thread_id,
-        auth: record
-            .auth
-            .as_deref()
-            .and_then(|a| serde_json::from_str(a).ok()),
+        auth: record.auth,
         quarantined: record.quarantined,
         direction: "inbound".into(),
         delivery: None,
-        parsed: serde_json::from_str::<ParsedMessage>(&record.parsed).unwrap_or_default(),
+        parsed: record.parsed,
         envelope: Envelope {
             return_path: record.envelope.return_path,
             recipient: record.recipient,
@@ -196,7 +193,7 @@ pub(crate) fn outbound_json(record: OutboundRecord) -> Message {
                 })
                 .collect(),
         }),
-        parsed: serde_json::from_str::<ParsedMessage>(&record.parsed).unwrap_or_default(),
+        parsed: record.parsed,
     }
 }
 
@@ -316,7 +313,7 @@ async fn raw_and_parsed(
     state: &ApiState,
     caller: &Caller,
     message_id: &str,
-) -> Result<(Vec<u8>, String), ApiError> {
+) -> Result<(Vec<u8>, ParsedMessage), ApiError> {
     let found = match owned_message(state, caller, message_id).await {
         Ok(record) => state
             .store
@@ -355,9 +352,10 @@ pub async fn get_attachment(
     let (raw, parsed) = raw_and_parsed(&state, &caller, &message_id).await?;
     let (content_type, bytes) =
         parse::attachment(&raw, index).ok_or_else(|| ApiError::not_found("attachment"))?;
-    let filename = serde_json::from_str::<ParsedMessage>(&parsed)
-        .ok()
-        .and_then(|p| p.attachments.get(index).and_then(|a| a.filename.clone()));
+    let filename = parsed
+        .attachments
+        .get(index)
+        .and_then(|a| a.filename.clone());
     let mut response = ([(header::CONTENT_TYPE, content_type)], bytes).into_response();
     if let Some(name) = filename {
         let safe: String = name

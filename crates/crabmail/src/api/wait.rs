@@ -156,9 +156,7 @@ pub async fn wait(
             let full = page.len() == PAGE;
             for record in page {
                 cursor = cursor.max(record.seq);
-                let parsed: ParsedMessage =
-                    serde_json::from_str(&record.parsed).unwrap_or_default();
-                if filter.matches(&record, &parsed) {
+                if filter.matches(&record, &record.parsed) {
                     let message: Message = message_json(record);
                     return Ok(axum::Json(WaitResult::Message(Box::new(message))));
                 }

@@ -55,7 +55,7 @@ pub fn accept(
     bytes: Vec<u8>,
     envelope: Envelope,
     copies: Copies,
-    auth: Option<&AuthResults>,
+    auth: Option<AuthResults>,
     quarantined: bool,
     now: Timestamp,
 ) -> InboundMessage {
@@ -65,7 +65,7 @@ pub fn accept(
         received_at: now,
         envelope,
         deliveries: copies.deliveries,
-        auth: auth.and_then(|a| serde_json::to_string(a).ok()),
+        auth,
         quarantined,
     }
 }

@@ -87,11 +87,7 @@ pub fn unanalysed(job: &IngestJob, why: &str) -> Prepared {
 
 pub fn prepare(job: &IngestJob, policy: &Policy) -> Prepared {
     let parsed = parse::parse(&job.bytes);
-    let auth: Option<AuthResults> = job
-        .auth
-        .as_deref()
-        .and_then(|a| serde_json::from_str(a).ok());
-    let mut assessment = score(&parsed, auth.as_ref(), policy);
+    let mut assessment = score(&parsed, job.auth.as_ref(), policy);
     if let Some(why) = &parsed.limited {
         // What lies past the limit was not read, so not scored either: the agent is told.
         note(&mut assessment.security, MIME_LIMIT, why);
@@ -159,8 +155,8 @@ impl Prepared {
                 .and_then(|f| f.address.as_ref())
                 .map(|a| a.to_ascii_lowercase()),
             subject: view.subject.clone(),
-            summary: serde_json::to_string(&summary).unwrap_or_else(|_| "{}".into()),
-            parsed: serde_json::to_string(&view).unwrap_or_else(|_| "{}".into()),
+            summary,
+            parsed: view,
             thread: self.thread,
         }
     }

@@ -312,9 +312,9 @@ impl Outbound {
             return_path: return_path.to_owned(),
             created_at: now,
             source,
-            summary: serde_json::to_string(&parsed.summary).unwrap_or_else(|_| "{}".into()),
-            parsed: serde_json::to_string(&parsed.view).unwrap_or_else(|_| "{}".into()),
             thread: crate::thread::keys(&parsed.view),
+            summary: parsed.summary,
+            parsed: parsed.view,
             recipients: recipients
                 .into_iter()
                 .map(|address| NewRecipient {
@@ -375,7 +375,7 @@ impl Outbound {
             .await?
             .filter(|m| m.inbox_id == inbox_id)
             .ok_or_else(not_found)?;
-        Ok(serde_json::from_str(&record.parsed).unwrap_or_default())
+        Ok(record.parsed)
     }
 
     async fn check_suppressions(

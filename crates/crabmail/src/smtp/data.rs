@@ -244,7 +244,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             helo,
             tls: self.tls,
         };
-        let message = accept::accept(body, envelope, copies, auth.as_ref(), quarantined, now);
+        let message = accept::accept(body, envelope, copies, auth, quarantined, now);
         let job = accept::job(&message);
         let blob_id = message.blob_id.clone();
         match self.ctx.store.accept_inbound(message).await {

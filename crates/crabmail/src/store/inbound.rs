@@ -1,6 +1,7 @@
 //! Mail accepted into inboxes: stored before the 250, made readable by ingest jobs that any node may lease.
 
 use super::*;
+use crabmail_api::AuthResults;
 
 /// The SMTP envelope and connection facts of an inbound message, kept with every copy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,9 +30,8 @@ pub struct InboundMessage {
     pub received_at: Timestamp,
     pub envelope: Envelope,
     pub deliveries: Vec<Delivery>,
-    /// JSON of `crabmail_api::AuthResults`: what SPF, DKIM, DMARC and ARC said (none for mail
-    /// that never crossed the network).
-    pub auth: Option<String>,
+    /// What SPF, DKIM, DMARC and ARC said (none for mail that never crossed the network).
+    pub auth: Option<AuthResults>,
     /// Held out of the default list (DMARC p=quarantine failed).
     pub quarantined: bool,
 }
@@ -41,8 +41,8 @@ pub struct InboundMessage {
 pub struct IngestJob {
     pub blob_id: String,
     pub bytes: Arc<Vec<u8>>,
-    /// JSON of `crabmail_api::AuthResults` as verified on arrival (none for local mail).
-    pub auth: Option<String>,
+    /// As verified on arrival (none for local mail).
+    pub auth: Option<AuthResults>,
 }
 
 /// The parsed view of one blob, applied to every copy of it.
@@ -51,10 +51,8 @@ pub struct Ingested {
     pub blob_id: String,
     pub from_address: Option<String>,
     pub subject: Option<String>,
-    /// JSON of `crabmail_api::MessageSummary`'s content fields.
-    pub summary: String,
-    /// JSON of `crabmail_api::ParsedMessage`.
-    pub parsed: String,
+    pub summary: crabmail_api::SummaryContent,
+    pub parsed: crabmail_api::ParsedMessage,
     /// Where the message joins a conversation.
     pub thread: crate::thread::ThreadKeys,
 }

@@ -1,9 +1,10 @@
 //! What an agent reads: its messages, their raw bytes, and conversations.
 
 use super::*;
+use crabmail_api::{ParsedMessage, SummaryContent};
 
 /// A readable message copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct MessageRecord {
     pub id: String,
     pub inbox_id: String,
@@ -14,9 +15,9 @@ pub struct MessageRecord {
     pub size: i64,
     pub envelope: Envelope,
     pub recipient: String,
-    pub summary: String,
-    pub parsed: String,
-    pub auth: Option<String>,
+    pub summary: SummaryContent,
+    pub parsed: ParsedMessage,
+    pub auth: Option<crabmail_api::AuthResults>,
     pub quarantined: bool,
     pub thread_id: Option<String>,
 }

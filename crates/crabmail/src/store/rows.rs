@@ -84,6 +84,29 @@ fn count<R: Cells>(r: &R, col: impl Col) -> Mapped<u32, R> {
     u32::try_from(n).map_err(|_| r.invalid(col, format!("count {n} out of range")))
 }
 
+/// A JSON column holding a typed value (None when NULL); JSON that does not parse is an error.
+pub(super) fn json<R: Cells, T: serde::de::DeserializeOwned>(
+    r: &R,
+    col: impl Col,
+) -> Mapped<Option<T>, R> {
+    let Some(text) = r.cell::<Option<String>, _>(col)? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| r.invalid(col, format!("JSON: {e}")))
+}
+
+/// The text a JSON column stores for a typed value.
+pub(super) fn to_json<T: serde::Serialize>(value: Option<&T>) -> Option<String> {
+    value.map(json_text)
+}
+
+/// The text of a typed value in a JSON column (our types always serialise).
+pub(super) fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
 pub(super) fn token<R: Cells>(r: &R) -> Mapped<TokenRecord, R> {
     Ok(TokenRecord {
         id: r.cell("id")?,
@@ -120,9 +143,9 @@ pub(super) fn message<R: Cells>(r: &R) -> Mapped<MessageRecord, R> {
             tls: r.cell("tls")?,
         },
         recipient: r.cell("recipient")?,
-        summary: r.cell("summary")?,
-        parsed: r.cell("parsed")?,
-        auth: r.cell("auth")?,
+        summary: json(r, "summary")?.unwrap_or_default(),
+        parsed: json(r, "parsed")?.unwrap_or_default(),
+        auth: json(r, "auth")?,
         quarantined: r.cell("quarantined")?,
         thread_id: r.cell("thread_id")?,
     })
@@ -212,8 +235,8 @@ pub(super) fn outbound<R: Cells>(r: &R) -> Mapped<OutboundRecord, R> {
         return_path: r.cell(3)?,
         created_at: ts(r, 4)?,
         size: r.cell(5)?,
-        summary: r.cell(6)?,
-        parsed: r.cell(7)?,
+        summary: json(r, 6)?.unwrap_or_default(),
+        parsed: json(r, 7)?.unwrap_or_default(),
         blob_id: r.cell(8)?,
         recipients: Vec::new(),
         thread_id: r.cell(9)?,

@@ -1,6 +1,7 @@
 //! Mail an agent sends, committed before it is acknowledged, and the suppression list it checks.
 
 use super::*;
+use crabmail_api::{ParsedMessage, SummaryContent};
 
 #[derive(Debug, Clone)]
 pub struct NewRecipient {
@@ -21,8 +22,8 @@ pub struct QueuedMessage {
     pub created_at: Timestamp,
     /// `api` or `smtp`.
     pub source: &'static str,
-    pub summary: String,
-    pub parsed: String,
+    pub summary: SummaryContent,
+    pub parsed: ParsedMessage,
     /// Where the message joins a conversation of its inbox.
     pub thread: crate::thread::ThreadKeys,
     pub recipients: Vec<NewRecipient>,
@@ -54,7 +55,7 @@ pub struct RecipientRecord {
     pub next_attempt_at: Option<Timestamp>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct OutboundRecord {
     pub id: String,
     pub account_id: String,
@@ -63,8 +64,8 @@ pub struct OutboundRecord {
     pub return_path: String,
     pub created_at: Timestamp,
     pub size: i64,
-    pub summary: String,
-    pub parsed: String,
+    pub summary: SummaryContent,
+    pub parsed: ParsedMessage,
     pub recipients: Vec<RecipientRecord>,
     pub thread_id: Option<String>,
 }

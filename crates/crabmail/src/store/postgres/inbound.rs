@@ -58,7 +58,7 @@ impl Inbound for PgStore {
                 Ok(IngestJob {
                     blob_id: r.try_get(0)?,
                     bytes: Arc::new(r.try_get(1)?),
-                    auth: r.try_get(2)?,
+                    auth: rows::json(r, 2)?,
                 })
             })
             .collect()
@@ -68,6 +68,10 @@ impl Inbound for PgStore {
         let mut tx = self.begin().await?;
         let mut arrivals = Vec::new();
         for item in &done {
+            let (summary, parsed) = (
+                rows::json_text(&item.summary),
+                rows::json_text(&item.parsed),
+            );
             // FOR UPDATE re-checks `seq IS NULL` after waiting for another node's ingest of
             // the same blob, so each copy gets exactly one sequence number.
             let copies = sqlx::query(
@@ -105,8 +109,8 @@ impl Inbound for PgStore {
                     .bind(seq)
                     .bind(&item.from_address)
                     .bind(&item.subject)
-                    .bind(&item.summary)
-                    .bind(&item.parsed)
+                    .bind(&summary)
+                    .bind(&parsed)
                     .bind(&message_id)
                     .execute(&mut *tx)
                     .await?;

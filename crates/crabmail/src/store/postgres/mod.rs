@@ -190,7 +190,7 @@ async fn insert_inbound(
             .bind(&env.remote_ip)
             .bind(&env.helo)
             .bind(env.tls)
-            .bind(&message.auth)
+            .bind(rows::to_json(message.auth.as_ref()))
             .bind(message.quarantined)
             .execute(&mut **tx)
             .await?;

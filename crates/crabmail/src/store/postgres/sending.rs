@@ -30,14 +30,10 @@ impl Sending for PgStore {
             .bind(message.created_at.0)
             .bind(size)
             .bind(message.source)
-            .bind(&message.summary)
-            .bind(&message.parsed)
+            .bind(rows::json_text(&message.summary))
+            .bind(rows::json_text(&message.parsed))
             .execute(&mut *tx)
             .await?;
-        let subject: Option<String> =
-            serde_json::from_str::<crabmail_api::SummaryContent>(&message.summary)
-                .ok()
-                .and_then(|s| s.subject);
         join_thread(
             &mut tx,
             &ThreadJoin {
@@ -45,7 +41,7 @@ impl Sending for PgStore {
                 account_id: &message.account_id,
                 inbox_id: &message.inbox_id,
                 direction: "outbound",
-                subject: subject.as_deref(),
+                subject: message.summary.subject.as_deref(),
                 keys: &message.thread,
                 own_address: &message.return_path,
                 at: message.created_at,

@@ -50,7 +50,7 @@ impl Inbound for SqliteStore {
             let mut jobs = Vec::with_capacity(ids.len());
             for blob_id in ids {
                 let (bytes, auth) = stmt.query_row(params![blob_id], |r| {
-                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Option<String>>(1)?))
+                    Ok((r.get::<_, Vec<u8>>(0)?, rows::json(r, 1)?))
                 })?;
                 jobs.push(IngestJob {
                     blob_id,
@@ -64,9 +64,19 @@ impl Inbound for SqliteStore {
     }
 
     async fn complete_ingest(&self, done: Vec<Ingested>, now: Timestamp) -> Result<Vec<Wake>> {
+        // Serialised here, not on the writer thread every commit waits for.
+        let texts: Vec<(String, String)> = done
+            .iter()
+            .map(|item| {
+                (
+                    rows::json_text(&item.summary),
+                    rows::json_text(&item.parsed),
+                )
+            })
+            .collect();
         self.write(move |conn| {
             let mut arrivals = Vec::new();
-            for item in &done {
+            for (item, (summary, parsed)) in done.iter().zip(&texts) {
                 let copies: Vec<(String, String, String, i64, String)> = conn
                     .prepare_cached(
                         "SELECT m.id, m.inbox_id, m.account_id, m.received_at, i.address FROM messages m \
@@ -104,8 +114,8 @@ impl Inbound for SqliteStore {
                         seq,
                         item.from_address,
                         item.subject,
-                        item.summary,
-                        item.parsed,
+                        summary,
+                        parsed,
                         message_id
                     ])?;
                     arrivals.push(insert_event(

@@ -398,7 +398,7 @@ fn insert_inbound(conn: &Connection, message: &InboundMessage) -> Result<()> {
             env.remote_ip,
             env.helo,
             env.tls,
-            message.auth,
+            rows::to_json(message.auth.as_ref()),
             message.quarantined
         ])?;
     }

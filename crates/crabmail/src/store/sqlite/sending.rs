@@ -3,6 +3,9 @@ use super::*;
 #[async_trait]
 impl Sending for SqliteStore {
     async fn enqueue(&self, message: QueuedMessage) -> Result<()> {
+        // Serialised here, not on the writer thread every commit waits for.
+        let summary = rows::json_text(&message.summary);
+        let parsed = rows::json_text(&message.parsed);
         self.write(move |conn| {
             if let Some((key, hash)) = &message.idempotency {
                 conn.execute(
@@ -31,13 +34,9 @@ impl Sending for SqliteStore {
                 message.created_at.0,
                 size,
                 message.source,
-                message.summary,
-                message.parsed
+                summary,
+                parsed
             ])?;
-            let subject: Option<String> =
-                serde_json::from_str::<crabmail_api::SummaryContent>(&message.summary)
-                    .ok()
-                    .and_then(|s| s.subject);
             join_thread(
                 conn,
                 &ThreadJoin {
@@ -45,7 +44,7 @@ impl Sending for SqliteStore {
                     account_id: &message.account_id,
                     inbox_id: &message.inbox_id,
                     direction: "outbound",
-                    subject: subject.as_deref(),
+                    subject: message.summary.subject.as_deref(),
                     keys: &message.thread,
                     own_address: &message.return_path,
                     at: message.created_at,
