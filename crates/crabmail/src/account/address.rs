@@ -77,6 +77,43 @@ pub fn validate_domain(domain: &str) -> Result<String, AddressError> {
     Ok(trimmed.to_ascii_lowercase())
 }
 
+/// The domain of an address, lower-cased: DNS names compare without case (RFC 5321 2.4), so this
+/// is the one form crabmail keys, signs, routes and compares domains by. Local parts keep their
+/// case except in `Mailbox`, which is how inboxes are named.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Domain(String);
+
+impl Domain {
+    /// The part after the last `@`; None for an address without one or with nothing after it.
+    /// Not a validity check: `Mailbox::parse` and `validate_domain` are.
+    pub fn of(address: &str) -> Option<Domain> {
+        let (_, domain) = address.rsplit_once('@')?;
+        let domain = domain.trim_end_matches('.');
+        (!domain.is_empty()).then(|| Domain(domain.to_ascii_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Domain {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Domain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An envelope address split into its canonical parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {
@@ -113,6 +150,15 @@ impl Mailbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_domain_is_what_follows_the_last_at_sign_lower_cased() {
+        let of = |a: &str| Domain::of(a).map(Domain::into_string);
+        assert_eq!(of("Bob@Example.ORG").as_deref(), Some("example.org"));
+        assert_eq!(of("\"a@b\"@Example.org.").as_deref(), Some("example.org"));
+        assert_eq!(of("no-at-sign"), None);
+        assert_eq!(of("bob@"), None);
+    }
 
     #[test]
     fn local_parts() {

@@ -11,6 +11,7 @@ use super::error::{ApiError, Query};
 use super::inboxes::owned_inbox;
 use super::messages::message_json;
 use crate::account::Caller;
+use crate::account::address::Domain;
 use crate::store::MessageRecord;
 use axum::extract::State;
 use crabmail_api::{ErrorBody, Message, ParsedMessage, TimedOut, WaitResult};
@@ -59,7 +60,8 @@ impl Filter {
                 .and_then(|f| f.address.as_deref())
                 .unwrap_or("")
                 .to_ascii_lowercase();
-            let domain = address.rsplit_once('@').map_or("", |(_, d)| d);
+            let domain = Domain::of(&address);
+            let domain = domain.as_deref().unwrap_or("");
             let ok = if want.contains('@') {
                 address == *want
             } else {

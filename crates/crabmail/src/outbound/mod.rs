@@ -8,6 +8,7 @@
 pub mod compose;
 pub mod wire;
 
+use crate::account::address::Domain;
 use crate::account::{AccountError, Caller};
 use crate::clock::SharedClock;
 use crate::id;
@@ -128,12 +129,9 @@ impl Outbound {
 
         let now = self.clock.now();
         let message_id = id::new_id(id::MESSAGE, now);
-        let domain = inbox
-            .address
-            .rsplit_once('@')
-            .map(|(_, d)| d)
-            .unwrap_or("localhost")
-            .to_owned();
+        let domain = Domain::of(&inbox.address)
+            .map(Domain::into_string)
+            .unwrap_or_else(|| "localhost".into());
         let mut subject = request.subject.clone().unwrap_or_default();
         let mut to = parse_list(&request.to.to_vec(), "to")?;
         let cc = parse_list(&request.cc.to_vec(), "cc")?;
@@ -298,9 +296,8 @@ impl Outbound {
         let now = self.clock.now();
         let parsed = parse::parse(&bytes);
         // Signed once, here: the stored bytes are what every delivery attempt sends.
-        let domain = return_path
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_ascii_lowercase())
+        let domain = Domain::of(return_path)
+            .map(Domain::into_string)
             .unwrap_or_default();
         let bytes = self.signer.sign(&domain, bytes).await?;
         let message = QueuedMessage {
@@ -319,9 +316,8 @@ impl Outbound {
                 .into_iter()
                 .map(|address| NewRecipient {
                     id: id::new_id("rcpt", now),
-                    domain: address
-                        .rsplit_once('@')
-                        .map(|(_, d)| d.to_ascii_lowercase())
+                    domain: Domain::of(&address)
+                        .map(Domain::into_string)
                         .unwrap_or_default(),
                     address,
                 })

@@ -9,6 +9,7 @@
 
 pub mod schedule;
 
+use crate::account::address::Domain;
 use crate::account::{Accounts, Resolved};
 use crate::clock::{SharedClock, Timestamp};
 use crate::config::Config;
@@ -364,10 +365,8 @@ impl Queue {
             return None;
         }
         let report_id = id::new_id(id::BLOB, now);
-        let domain = sent
-            .return_path
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_ascii_lowercase())
+        let domain = Domain::of(&sent.return_path)
+            .map(Domain::into_string)
             .unwrap_or_default();
         let bytes = dsn::bounce(&dsn::Report {
             reporting_mta: &self.hostname,

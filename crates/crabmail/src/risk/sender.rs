@@ -2,6 +2,7 @@
 //! borrows a brand or the operator's name, a domain that looks like a brand's. None of these is an
 //! injection; each makes an instruction in the same message more dangerous.
 
+use crate::account::address::Domain;
 use crabmail_api::{AuthResults, Mailbox};
 
 /// Brands often impersonated, with the domains that legitimately send as them.
@@ -114,7 +115,9 @@ pub fn signals(
         return out;
     };
     let address = from.address.as_deref().unwrap_or("").to_ascii_lowercase();
-    let domain = address.rsplit_once('@').map_or("", |(_, d)| d).to_owned();
+    let domain = Domain::of(&address)
+        .map(Domain::into_string)
+        .unwrap_or_default();
     let name = from.name.as_deref().unwrap_or("").to_lowercase();
     if let Some(shown) = name
         .split_whitespace()

@@ -13,6 +13,7 @@ use super::body::{self, BodyError, DataReader};
 use super::policy;
 use super::reply::{self, Reply};
 use super::session::{Chunks, Flow, Session, Transaction};
+use crate::account::address::Domain;
 use crate::id;
 use crate::ingest::accept::{self, Copies};
 use crate::outbound::SubmitError;
@@ -166,11 +167,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             added.push_str(&format!("Date: {}\r\n", now.to_rfc5322()));
         }
         if headers.message_id().is_none() {
-            let domain = tx
-                .return_path
-                .rsplit_once('@')
-                .map(|(_, d)| d)
-                .unwrap_or(&self.ctx.hostname);
+            let domain = Domain::of(&tx.return_path);
+            let domain = domain.as_deref().unwrap_or(&self.ctx.hostname);
             added.push_str(&format!(
                 "Message-ID: <{}@{domain}>\r\n",
                 id::new_id("sub", now)

@@ -49,10 +49,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// Any syntactically valid address the sending account has not suppressed.
     async fn submission_recipient(&self, address: &str) -> Result<(), reply::Reply> {
-        let valid = address.rsplit_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && crate::account::address::validate_domain(domain).is_ok()
-        });
-        if !valid {
+        if crate::account::address::Mailbox::parse(address).is_err() {
             return Err(reply::bad_recipient_address());
         }
         let account = self

@@ -11,6 +11,7 @@ mod arc_shape;
 mod header;
 pub mod spf;
 
+use crate::account::address::Domain;
 use crate::clock::SharedClock;
 use crate::config::VerifyConfig;
 use crate::dns::Dns;
@@ -146,8 +147,8 @@ impl Verifier {
             .collect();
         let arc = a.verify_arc(&parsed).await;
         // DMARC's SPF identity is MAIL FROM's domain, or HELO's for the null sender.
-        let spf_domain = match mail_from.rsplit_once('@') {
-            Some((_, d)) => d.to_ascii_lowercase(),
+        let spf_domain = match Domain::of(mail_from) {
+            Some(d) => d.into_string(),
             None => helo.to_ascii_lowercase(),
         };
         let dmarc = a
@@ -212,12 +213,9 @@ impl Verifier {
 }
 
 fn timed_out(envelope: &Envelope<'_>, limit: std::time::Duration) -> AuthResults {
-    let domain = envelope
-        .mail_from
-        .rsplit_once('@')
-        .map(|(_, d)| d)
-        .unwrap_or(envelope.helo)
-        .to_owned();
+    let domain = Domain::of(envelope.mail_from)
+        .map(Domain::into_string)
+        .unwrap_or_else(|| envelope.helo.to_ascii_lowercase());
     let reason = Some(format!(
         "the checks did not finish within {}",
         humantime::format_duration(limit)
