@@ -2,7 +2,7 @@
 # train.sh - rebuilds the shipped injection model from pinned packages and this repo's files.
 #
 #   train/injection/train.sh            # builds the corpus, trains, compares with the shipped model
-#   WRITE=1 train/injection/train.sh    # and replaces crates/crabmail/src/risk/injection.model
+#   WRITE=1 train/injection/train.sh    # and replaces crates/crabmail/src/ingest/risk/injection.model
 #
 # Deterministic: the same corpus gives the same model file, byte for byte (one thread, fixed
 # shuffle seed, weights stored as signed bytes).
@@ -10,7 +10,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 WORK=${WORK:-/var/tmp/crabmail-train}
-SHIPPED=$ROOT/crates/crabmail/src/risk/injection.model
+SHIPPED=$ROOT/crates/crabmail/src/ingest/risk/injection.model
 
 python3 -c 'import yaml' 2>/dev/null || pip install -q pyyaml
 python3 "$HERE/build_corpus.py" "$WORK"

@@ -4,7 +4,7 @@
 //!   cargo run --release --example train_injection -- lofo CORPUS [--holdout FAM,..]
 //!   cargo run --release --example train_injection -- eval CORPUS MODEL --families FAM,..
 //!
-//! Windows and features come from `crabmail::risk` itself, so the model is trained on what the
+//! Windows and features come from `crabmail::ingest::risk` itself, so the model is trained on what the
 //! server scores. Everything is deterministic (fixed shuffle seed, one thread): the same corpus
 //! gives the same model file, byte for byte.
 //!
@@ -18,7 +18,7 @@
 //! their scores).
 
 use crabmail::ingest::insight;
-use crabmail::risk::{self, Content, Policy, model};
+use crabmail::ingest::risk::{self, Content, Policy, model};
 use std::collections::{BTreeMap, HashSet};
 use std::io::BufRead;
 

@@ -25,17 +25,14 @@ pub mod dkim;
 pub mod dns;
 pub mod domain;
 pub mod events;
-pub mod extract;
 pub mod gate;
 pub mod id;
 pub mod ingest;
 pub mod outbound;
 pub mod queue;
-pub mod risk;
 pub mod server;
 pub mod smtp;
 pub mod store;
-pub mod thread;
 pub mod verify;
 
 pub use server::{Listeners, ServerError, run};

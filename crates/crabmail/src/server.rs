@@ -123,12 +123,12 @@ async fn serve(
     }
     let ingest_stop = CancellationToken::new();
     let scoring = ingest::Scoring {
-        policy: crate::risk::Policy {
+        policy: crate::ingest::risk::Policy {
             operator_names: config.scoring.operator_names.clone(),
             operator_addresses: config.scoring.operator_addresses.clone(),
         },
         classifier: (!config.scoring.classifier_url.is_empty()).then(|| {
-            crate::risk::classifier::Classifier::new(
+            crate::ingest::risk::classifier::Classifier::new(
                 config.scoring.classifier_url.clone(),
                 config.scoring.classifier_timeout,
             )

@@ -3,7 +3,7 @@
 //! mail clients (talon's fixtures) must yield just the new text.
 
 use crabmail::ingest::insight;
-use crabmail::risk::Policy;
+use crabmail::ingest::risk::Policy;
 use crabmail::store::IngestJob;
 use std::path::Path;
 use std::sync::Arc;

@@ -4,8 +4,8 @@
 
 use crabmail::clock::Timestamp;
 use crabmail::config::Config;
+use crabmail::ingest::thread::ThreadKeys;
 use crabmail::store::*;
-use crabmail::thread::ThreadKeys;
 use crabmail_api::SummaryContent;
 use crabmail_testkit::pg_schema_url;
 use std::sync::Arc;

@@ -32,7 +32,7 @@ fn summary(record: ThreadRecord) -> ThreadSummary {
         inbox_id: record.inbox_id,
         subject: record
             .subject
-            .map(|s| crate::thread::strip_prefixes(&s).to_owned()),
+            .map(|s| crate::ingest::thread::strip_prefixes(&s).to_owned()),
         participants: record.participants,
         message_count: record.message_count,
         first_at: record.first_at.to_rfc3339(),
@@ -98,7 +98,7 @@ pub async fn get_thread(
         subject: first
             .subject
             .as_deref()
-            .map(|s| crate::thread::strip_prefixes(s).to_owned()),
+            .map(|s| crate::ingest::thread::strip_prefixes(s).to_owned()),
         participants,
         message_count: members.len() as i64,
         first_at: first.at.to_rfc3339(),
@@ -122,7 +122,7 @@ pub async fn get_thread(
                 .parsed
                 .text
                 .as_deref()
-                .map(crate::thread::reply_text)
+                .map(crate::ingest::thread::reply_text)
                 .filter(|t| !t.is_empty())
         });
         messages.push(ThreadMessage {

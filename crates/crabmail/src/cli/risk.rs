@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use crabmail::ingest::insight;
-use crabmail::risk::{self, Policy};
+use crabmail::ingest::risk::{self, Policy};
 use crabmail::store::IngestJob;
 use std::io::{BufRead, Write};
 use std::path::Path;

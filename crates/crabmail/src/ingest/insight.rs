@@ -2,9 +2,9 @@
 //! codes and links (`extract`), the new part of a reply and the thread keys (`thread`).
 
 use super::parse;
-use crate::risk::{self, Policy, classifier::Classifier, safe};
+use crate::ingest::risk::{self, Policy, classifier::Classifier, safe};
+use crate::ingest::{extract, thread};
 use crate::store::{IngestJob, Ingested};
-use crate::{extract, thread};
 use crabmail_api::{AuthResults, Evidence, ParsedMessage, Security};
 
 /// A message parsed and scored, not yet serialised for the store.

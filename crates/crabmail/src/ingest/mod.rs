@@ -15,14 +15,17 @@
 //! batch is retried while the jobs stay durable. An external classifier, when configured, is never waited on past its timeout.
 
 pub mod accept;
+pub mod extract;
 pub mod insight;
 pub mod parse;
+pub mod risk;
+pub mod thread;
 
 use crate::clock::SharedClock;
 use crate::config::IngestConfig;
 use crate::events::Wakeups;
-use crate::risk::Policy;
-use crate::risk::classifier::Classifier;
+use crate::ingest::risk::Policy;
+use crate::ingest::risk::classifier::Classifier;
 use crate::store::{IngestJob, Ingested, SharedStore};
 use futures::FutureExt;
 use futures::StreamExt;

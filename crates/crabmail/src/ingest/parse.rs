@@ -8,7 +8,7 @@
 //! structure past the limits (parts, multipart depth, nested messages) is not parsed past the
 //! limit; the view says so (`limited`), and the raw message stays whole.
 
-use crate::risk::AttachmentText;
+use crate::ingest::risk::AttachmentText;
 use crabmail_api::{Attachment, Header, Mailbox, ParsedMessage, SummaryContent};
 use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 use std::sync::LazyLock;

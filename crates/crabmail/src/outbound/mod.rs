@@ -309,7 +309,7 @@ impl Outbound {
             return_path: return_path.to_owned(),
             created_at: now,
             source,
-            thread: crate::thread::keys(&parsed.view),
+            thread: crate::ingest::thread::keys(&parsed.view),
             summary: parsed.summary,
             parsed: parsed.view,
             recipients: recipients

@@ -54,7 +54,7 @@ pub struct Ingested {
     pub summary: crabmail_api::SummaryContent,
     pub parsed: crabmail_api::ParsedMessage,
     /// Where the message joins a conversation.
-    pub thread: crate::thread::ThreadKeys,
+    pub thread: crate::ingest::thread::ThreadKeys,
 }
 
 #[async_trait]

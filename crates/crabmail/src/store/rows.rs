@@ -6,7 +6,7 @@
 //! default: it means the database holds something this version did not write.
 
 use super::*;
-use crate::thread::split_participants;
+use crate::ingest::thread::split_participants;
 use sqlx::Postgres;
 use sqlx::postgres::PgRow;
 

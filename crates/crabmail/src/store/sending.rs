@@ -25,7 +25,7 @@ pub struct QueuedMessage {
     pub summary: SummaryContent,
     pub parsed: ParsedMessage,
     /// Where the message joins a conversation of its inbox.
-    pub thread: crate::thread::ThreadKeys,
+    pub thread: crate::ingest::thread::ThreadKeys,
     pub recipients: Vec<NewRecipient>,
     /// (key, hash of the request): the enqueue fails with `Conflict` if the key is taken.
     pub idempotency: Option<(String, Vec<u8>)>,

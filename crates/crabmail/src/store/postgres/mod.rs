@@ -18,7 +18,7 @@ mod sending;
 
 use super::*;
 use crate::config::StoreConfig;
-use crate::thread::ThreadJoin;
+use crate::ingest::thread::ThreadJoin;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{Executor, Postgres, Row, Transaction};
 
@@ -138,7 +138,7 @@ async fn join_thread(
             .fetch_all(&mut **tx)
             .await?;
     }
-    let thread = crate::thread::choose(join, by_reference, by_subject);
+    let thread = crate::ingest::thread::choose(join, by_reference, by_subject);
     sqlx::query(sql::INSERT_THREAD_MEMBER)
         .bind(join.message_id)
         .bind(join.account_id)

@@ -18,7 +18,7 @@ mod sending;
 
 use super::*;
 use crate::config::StoreConfig;
-use crate::thread::ThreadJoin;
+use crate::ingest::thread::ThreadJoin;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -309,7 +309,7 @@ fn join_thread(conn: &Connection, join: &ThreadJoin<'_>) -> rusqlite::Result<Str
             )?
             .collect::<rusqlite::Result<_>>()?;
     }
-    let thread = crate::thread::choose(join, by_reference, by_subject);
+    let thread = crate::ingest::thread::choose(join, by_reference, by_subject);
     conn.prepare_cached(sql::INSERT_THREAD_MEMBER)?
         .execute(params![
             join.message_id,

@@ -10,7 +10,7 @@
 //! and text as `unsubscribe`, `reset`, `magic_login`, `verify` or `other`; `List-Unsubscribe`
 //! adds its URL.
 
-use crate::risk::html::Link;
+use crate::ingest::risk::html::Link;
 use crabmail_api::{Extracted, ExtractedCode, ExtractedLink, Header};
 use regex::Regex;
 use std::sync::LazyLock;
