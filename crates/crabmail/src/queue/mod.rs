@@ -6,7 +6,12 @@
 //! Mail for inboxes we host is delivered here, through the same ingest path as mail from the
 //! network, with no SMTP hop. The worker sleeps until the next recipient is due (on the `Clock`,
 //! so tests move time instead of waiting) or until new mail is queued.
+//!
+//! The path is claim (here) -> deliver (here, or `local` for inboxes we host) -> record
+//! (`record`: what each outcome means, committed in one transaction).
 
+mod local;
+mod record;
 pub mod schedule;
 
 use crate::account::address::Domain;
@@ -248,179 +253,7 @@ impl Queue {
                 .await
             }
         };
-        let now = self.clock.now();
-        let mut failed = Vec::new();
-        for (recipient, outcome) in job.recipients.iter().zip(results) {
-            let (status, next) = match outcome.verdict {
-                Verdict::Delivered => (Status::Delivered, None),
-                Verdict::Bounced => (Status::Bounced, None),
-                Verdict::Deferred => {
-                    match self.schedule.after_failure(
-                        recipient.attempts + 1,
-                        recipient.queued_at,
-                        now,
-                        rand::random(),
-                    ) {
-                        Next::RetryAt(at) => (Status::Deferred, Some(at)),
-                        Next::Expire => (Status::Expired, None),
-                    }
-                }
-            };
-            tracing::info!(
-                message = %recipient.message_id,
-                to = %recipient.address,
-                status = status.as_str(),
-                reply = %outcome.diagnostic(),
-                "queue: delivery attempt"
-            );
-            if outcome.is_bad_mailbox() {
-                outcomes.suppress.push(Suppression {
-                    account_id: recipient.account_id.clone(),
-                    address: recipient.address.to_ascii_lowercase(),
-                    reason: outcome.diagnostic(),
-                    created_at: now,
-                });
-            }
-            if matches!(status, Status::Bounced | Status::Expired) {
-                failed.push(Failed {
-                    address: recipient.address.clone(),
-                    outcome: outcome.clone(),
-                    last_attempt: now,
-                    expired: status == Status::Expired,
-                });
-            }
-            outcomes.results.push(RecipientResult {
-                recipient_id: recipient.recipient_id.clone(),
-                account_id: recipient.account_id.clone(),
-                message_id: recipient.message_id.clone(),
-                inbox_id: recipient.inbox_id.clone(),
-                address: recipient.address.clone(),
-                status,
-                next_attempt_at: next,
-                attempt: AttemptRecord {
-                    at: now,
-                    host: outcome.host,
-                    code: outcome.code,
-                    enhanced: outcome.enhanced,
-                    text: outcome.text,
-                    tls: outcome.tls,
-                },
-            });
-        }
-        if !failed.is_empty()
-            && let Some(report) = self.bounce_report(first, &body, &failed, now).await
-        {
-            outcomes.inbound.push(report);
-        }
-        self.record(outcomes).await;
-    }
-
-    /// Straight into the recipients' inboxes, one stored copy for all of them.
-    async fn deliver_locally(
-        &self,
-        recipients: &[Claimed],
-        body: &[u8],
-        outcomes: &mut Outcomes,
-    ) -> Vec<Outcome> {
-        let now = self.clock.now();
-        let mut copies = Copies::default();
-        let mut results = Vec::with_capacity(recipients.len());
-        for recipient in recipients {
-            results.push(match self.accounts.resolve(&recipient.address).await {
-                Ok(Resolved::Inbox(target)) => {
-                    copies.add(target, &recipient.address, now);
-                    Outcome::delivered_locally("delivered to a local inbox").at_host(&self.hostname)
-                }
-                Ok(_) => Outcome::bounced(
-                    "5.1.1",
-                    format!("<{}>: no such mailbox here", recipient.address),
-                )
-                .at_host(&self.hostname),
-                Err(e) => Outcome::deferred("4.3.0", format!("local store unavailable: {e}")),
-            });
-        }
-        if !copies.is_empty() {
-            let envelope = accept::local_envelope(&recipients[0].return_path, &self.hostname);
-            outcomes.inbound.push(accept::accept(
-                body.to_vec(),
-                envelope,
-                copies,
-                None,
-                false,
-                now,
-            ));
-        }
-        results
-    }
-
-    /// An RFC 3464 report into the inbox that sent the message (never for a null sender).
-    async fn bounce_report(
-        &self,
-        sent: &Claimed,
-        original: &[u8],
-        failed: &[Failed],
-        now: Timestamp,
-    ) -> Option<InboundMessage> {
-        if sent.return_path.is_empty() {
-            return None;
-        }
-        let report_id = id::new_id(id::BLOB, now);
-        let domain = Domain::of(&sent.return_path)
-            .map(Domain::into_string)
-            .unwrap_or_default();
-        let bytes = dsn::bounce(&dsn::Report {
-            reporting_mta: &self.hostname,
-            from_domain: &domain,
-            to: &sent.return_path,
-            original,
-            arrival: sent.queued_at,
-            now,
-            id: &report_id,
-            failed,
-        });
-        // Signed like everything we send, by the sending inbox's domain.
-        // The report must not be lost to a key lookup: unsigned if the store cannot answer.
-        let bytes = self
-            .signer
-            .sign(&domain, bytes.clone())
-            .await
-            .unwrap_or(bytes);
-        let mut copies = Copies::default();
-        let sender = InboxTarget {
-            inbox_id: sent.inbox_id.clone(),
-            account_id: sent.account_id.clone(),
-        };
-        copies.add(sender, &sent.return_path, now);
-        // A report has a null return path: nothing ever answers it.
-        let envelope = accept::local_envelope("", &self.hostname);
-        Some(accept::accept(bytes, envelope, copies, None, false, now))
-    }
-
-    /// Commits a round; new local messages go to ingest and waiting long-polls wake.
-    async fn record(&self, outcomes: Outcomes) {
-        let jobs: Vec<IngestJob> = outcomes.inbound.iter().map(accept::job).collect();
-        for _ in 0..RECORD_ATTEMPTS {
-            match self
-                .store
-                .record_outcomes(outcomes.clone(), self.clock.now())
-                .await
-            {
-                Ok(wakes) => {
-                    for job in jobs {
-                        self.ingest.push(job);
-                    }
-                    self.wakeups.announce_all(&wakes);
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "queue: cannot record outcomes; retrying");
-                    tokio::time::sleep(RECORD_RETRY).await;
-                }
-            }
-        }
-        tracing::error!(
-            "queue: outcomes not recorded; the recipients return when their lease ends"
-        );
+        self.settle(&job.recipients, results, &body, outcomes).await;
     }
 }
 
