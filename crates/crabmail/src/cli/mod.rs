@@ -4,6 +4,8 @@
 //! command signs up and saves the new token there (mode 0600). `receive` keeps a per-inbox cursor
 //! in `~/.crabmail/cursors/`, so each run shows only what arrived since the last one.
 
+pub mod operator;
+pub mod options;
 pub mod risk;
 
 use anyhow::{Context, bail};
@@ -34,96 +36,108 @@ pub enum AgentCommand {
         conn: Connection,
     },
     /// Show messages that arrived since the last `receive` (waiting up to --wait seconds).
-    Receive {
-        /// Inbox address or id; the oldest inbox of the account when absent.
-        #[arg(long)]
-        inbox: Option<String>,
-        /// Seconds to wait for a message when none is new.
-        #[arg(long, default_value_t = 0)]
-        wait: u64,
-        /// Start from this cursor instead of the saved one.
-        #[arg(long)]
-        after: Option<String>,
-        /// List from the first message, without moving the saved cursor.
-        #[arg(long)]
-        all: bool,
-        /// Print the API's JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        conn: Connection,
-    },
+    Receive(ReceiveArgs),
     /// Send a message from one of your inboxes.
-    Send {
-        /// Inbox address or id to send from.
-        #[arg(long)]
-        from: String,
-        /// Recipient (repeatable).
-        #[arg(long, required_unless_present = "reply_to")]
-        to: Vec<String>,
-        #[arg(long)]
-        cc: Vec<String>,
-        #[arg(long)]
-        bcc: Vec<String>,
-        #[arg(long)]
-        subject: Option<String>,
-        /// Plain-text body.
-        #[arg(long)]
-        text: Option<String>,
-        /// File holding an HTML body.
-        #[arg(long)]
-        html_file: Option<PathBuf>,
-        /// File to attach (repeatable).
-        #[arg(long)]
-        attach: Vec<PathBuf>,
-        /// Id of a received message to answer (threads the reply).
-        #[arg(long)]
-        reply_to: Option<String>,
-        /// Makes a retried command send only once.
-        #[arg(long)]
-        idempotency_key: Option<String>,
-        /// Seconds to wait for every recipient's outcome before returning.
-        #[arg(long, default_value_t = 0)]
-        wait: u64,
-        #[command(flatten)]
-        conn: Connection,
-    },
+    Send(SendArgs),
     /// Wait for a verification code to arrive and print just the code.
-    WaitForCode {
-        /// Inbox address or id; the oldest inbox of the account when absent.
-        #[arg(long)]
-        inbox: Option<String>,
-        /// Sender address or domain (github.com matches noreply@github.com).
-        #[arg(long)]
-        from: Option<String>,
-        /// Text the subject must contain.
-        #[arg(long)]
-        subject: Option<String>,
-        /// Seconds to wait.
-        #[arg(long, default_value_t = 120)]
-        timeout: u64,
-        /// Messages received this long before the command count too (the code may already be
-        /// there when you ask), e.g. 0s, 2m.
-        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
-        since: std::time::Duration,
-        /// Print the whole message JSON instead of the code.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        conn: Connection,
-    },
+    WaitForCode(WaitForCodeArgs),
     /// Show one message.
-    Read {
-        message_id: String,
-        /// Print the API's JSON.
-        #[arg(long)]
-        json: bool,
-        /// Print the raw message exactly as received.
-        #[arg(long, conflicts_with = "json")]
-        raw: bool,
-        #[command(flatten)]
-        conn: Connection,
-    },
+    Read(ReadArgs),
+}
+
+#[derive(Args)]
+pub struct ReceiveArgs {
+    /// Inbox address or id; the oldest inbox of the account when absent.
+    #[arg(long)]
+    pub inbox: Option<String>,
+    /// Seconds to wait for a message when none is new.
+    #[arg(long, default_value_t = 0)]
+    pub wait: u64,
+    /// Start from this cursor instead of the saved one.
+    #[arg(long)]
+    pub after: Option<String>,
+    /// List from the first message, without moving the saved cursor.
+    #[arg(long)]
+    pub all: bool,
+    /// Print the API's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+#[derive(Args)]
+pub struct SendArgs {
+    /// Inbox address or id to send from.
+    #[arg(long)]
+    pub from: String,
+    /// Recipient (repeatable).
+    #[arg(long, required_unless_present = "reply_to")]
+    pub to: Vec<String>,
+    #[arg(long)]
+    pub cc: Vec<String>,
+    #[arg(long)]
+    pub bcc: Vec<String>,
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Plain-text body.
+    #[arg(long)]
+    pub text: Option<String>,
+    /// File holding an HTML body.
+    #[arg(long)]
+    pub html_file: Option<PathBuf>,
+    /// File to attach (repeatable).
+    #[arg(long)]
+    pub attach: Vec<PathBuf>,
+    /// Id of a received message to answer (threads the reply).
+    #[arg(long)]
+    pub reply_to: Option<String>,
+    /// Makes a retried command send only once.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Seconds to wait for every recipient's outcome before returning.
+    #[arg(long, default_value_t = 0)]
+    pub wait: u64,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+#[derive(Args)]
+pub struct WaitForCodeArgs {
+    /// Inbox address or id; the oldest inbox of the account when absent.
+    #[arg(long)]
+    pub inbox: Option<String>,
+    /// Sender address or domain (github.com matches noreply@github.com).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Text the subject must contain.
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Seconds to wait.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Messages received this long before the command count too (the code may already be
+    /// there when you ask), e.g. 0s, 2m.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub since: std::time::Duration,
+    /// Print the whole message JSON instead of the code.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub conn: Connection,
+}
+
+#[derive(Args)]
+pub struct ReadArgs {
+    pub message_id: String,
+    /// Print the API's JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the raw message exactly as received.
+    #[arg(long, conflicts_with = "json")]
+    pub raw: bool,
+    #[command(flatten)]
+    pub conn: Connection,
 }
 
 #[derive(Subcommand)]
@@ -146,243 +160,258 @@ pub enum InboxCommand {
 
 pub async fn run(command: AgentCommand) -> anyhow::Result<()> {
     match command {
-        AgentCommand::Inbox { command, conn } => {
-            let client = client(&conn).await?;
-            match command {
-                InboxCommand::Create {
+        AgentCommand::Inbox { command, conn } => inbox(command, &conn).await,
+        AgentCommand::WaitForCode(args) => wait_for_code(args).await,
+        AgentCommand::Receive(args) => receive(args).await,
+        AgentCommand::Send(args) => send(args).await,
+        AgentCommand::Read(args) => read(args).await,
+    }
+}
+
+async fn inbox(command: InboxCommand, conn: &Connection) -> anyhow::Result<()> {
+    let client = client(conn).await?;
+    match command {
+        InboxCommand::Create {
+            name,
+            display_name,
+            json,
+        } => {
+            let inbox = client
+                .create_inbox(&CreateInbox {
                     name,
                     display_name,
-                    json,
-                } => {
-                    let inbox = client
-                        .create_inbox(&CreateInbox {
-                            name,
-                            display_name,
-                            domain: None,
-                        })
-                        .await
-                        .map_err(explain)?;
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&inbox)?);
-                    } else {
-                        println!("{}\t{}", inbox.address, inbox.id);
-                    }
-                }
-                InboxCommand::List { json } => {
-                    let list = client.list_inboxes().await.map_err(explain)?;
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&list)?);
-                    } else {
-                        for inbox in list.inboxes {
-                            println!("{}\t{}", inbox.address, inbox.id);
-                        }
-                    }
-                }
-            }
-        }
-        AgentCommand::WaitForCode {
-            inbox,
-            from,
-            subject,
-            timeout,
-            since,
-            json,
-            conn,
-        } => {
-            let client = client(&conn).await?;
-            let inbox = pick_inbox(&client, inbox.as_deref()).await?;
-            let now = crabmail::clock::Clock::now(&crabmail::clock::SystemClock);
-            let since = crabmail::clock::Timestamp(now.0 - since.as_millis() as i64);
-            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);
-            loop {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                // The server holds a wait for at most a minute or two; ask again until ours ends.
-                let chunk = left.as_secs().min(60);
-                let filter = crabmail_api::client::WaitFilter {
-                    from: from.clone(),
-                    subject_contains: subject.clone(),
-                    has_code: true,
-                    timeout: Some(chunk),
-                    since: Some(since.to_rfc3339()),
-                    ..Default::default()
-                };
-                match client.wait_for(&inbox.id, &filter).await.map_err(explain)? {
-                    crabmail_api::WaitResult::Message(message) => {
-                        if json {
-                            println!("{}", serde_json::to_string_pretty(&message)?);
-                        } else if let Some(code) = message
-                            .parsed
-                            .extracted
-                            .as_ref()
-                            .and_then(|e| e.codes.first())
-                        {
-                            println!("{}", code.value);
-                        }
-                        return Ok(());
-                    }
-                    crabmail_api::WaitResult::TimedOut(_)
-                        if chunk == 0 || left.as_secs() <= chunk =>
-                    {
-                        bail!("no code arrived in {} within {timeout} s", inbox.address);
-                    }
-                    crabmail_api::WaitResult::TimedOut(_) => {}
-                }
-            }
-        }
-        AgentCommand::Receive {
-            inbox,
-            wait,
-            after,
-            all,
-            json,
-            conn,
-        } => {
-            let client = client(&conn).await?;
-            let inbox = pick_inbox(&client, inbox.as_deref()).await?;
-            let saved = cursor_path(&inbox.id)?;
-            let cursor = match (&after, all) {
-                (Some(after), _) => Some(after.clone()),
-                (None, true) => None,
-                (None, false) => std::fs::read_to_string(&saved)
-                    .ok()
-                    .map(|s| s.trim().to_owned()),
-            };
-            let wait = u32::try_from(wait).unwrap_or(u32::MAX);
-            let list = client
-                .list_messages(&inbox.id, cursor.as_deref(), Some(100), Some(wait))
+                    domain: None,
+                })
                 .await
                 .map_err(explain)?;
-            if !all {
-                if let Some(dir) = saved.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                std::fs::write(&saved, &list.next_cursor)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&inbox)?);
+            } else {
+                println!("{}\t{}", inbox.address, inbox.id);
             }
+        }
+        InboxCommand::List { json } => {
+            let list = client.list_inboxes().await.map_err(explain)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
-            } else if list.messages.is_empty() {
-                eprintln!("no new messages in {}", inbox.address);
             } else {
-                for m in &list.messages {
-                    println!("{}", summary_line(m));
+                for inbox in list.inboxes {
+                    println!("{}\t{}", inbox.address, inbox.id);
                 }
             }
-        }
-        AgentCommand::Send {
-            from,
-            to,
-            cc,
-            bcc,
-            subject,
-            text,
-            html_file,
-            attach,
-            reply_to,
-            idempotency_key,
-            wait,
-            conn,
-        } => {
-            let client = client(&conn).await?;
-            let inbox = pick_inbox(&client, Some(&from)).await?;
-            let html = match html_file {
-                Some(path) => Some(
-                    std::fs::read_to_string(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?,
-                ),
-                None => None,
-            };
-            let mut attachments = Vec::new();
-            for path in attach {
-                use base64::Engine;
-                let bytes = std::fs::read(&path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
-                attachments.push(crabmail_api::OutgoingAttachment {
-                    filename: path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| "attachment".into()),
-                    content_type: Some(content_type_for(&path).to_owned()),
-                    content_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
-                });
-            }
-            let list = |v: Vec<String>| {
-                if v.is_empty() {
-                    AddressList::None
-                } else {
-                    AddressList::Many(v)
-                }
-            };
-            let message = crabmail_api::SendMessage {
-                to: list(to),
-                cc: list(cc),
-                bcc: list(bcc),
-                subject,
-                text,
-                html,
-                attachments,
-                in_reply_to: reply_to,
-                ..Default::default()
-            };
-            let sent = client
-                .send_message(&inbox.id, &message, idempotency_key.as_deref())
-                .await
-                .map_err(explain)?;
-            println!("{}\t{}", sent.id, sent.status);
-            if wait > 0 {
-                println!("{}", wait_for_outcome(&client, &sent.id, wait).await?);
-            }
-        }
-        AgentCommand::Read {
-            message_id,
-            json,
-            raw,
-            conn,
-        } => {
-            let client = client(&conn).await?;
-            if raw {
-                use std::io::Write;
-                let bytes = client.get_raw(&message_id).await.map_err(explain)?;
-                std::io::stdout().write_all(&bytes)?;
-                return Ok(());
-            }
-            let m = client.get_message(&message_id).await.map_err(explain)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&m)?);
-                return Ok(());
-            }
-            let p = &m.parsed;
-            let who = |mb: &crabmail_api::Mailbox| match (&mb.name, &mb.address) {
-                (Some(n), Some(a)) => format!("{n} <{a}>"),
-                (None, Some(a)) => a.clone(),
-                (Some(n), None) => n.clone(),
-                (None, None) => String::new(),
-            };
-            println!("From: {}", p.from.as_ref().map(who).unwrap_or_default());
-            println!(
-                "To: {}",
-                p.to.iter().map(who).collect::<Vec<_>>().join(", ")
-            );
-            if !p.cc.is_empty() {
-                println!(
-                    "Cc: {}",
-                    p.cc.iter().map(who).collect::<Vec<_>>().join(", ")
-                );
-            }
-            println!("Subject: {}", p.subject.as_deref().unwrap_or(""));
-            println!("Date: {}", p.date.as_deref().unwrap_or(&m.received_at));
-            for a in &p.attachments {
-                println!(
-                    "Attachment {}: {} ({}, {} bytes)",
-                    a.index,
-                    a.filename.as_deref().unwrap_or("(unnamed)"),
-                    a.content_type,
-                    a.size
-                );
-            }
-            println!();
-            println!("{}", p.text.as_deref().unwrap_or("").trim_end());
         }
     }
+    Ok(())
+}
+
+async fn wait_for_code(args: WaitForCodeArgs) -> anyhow::Result<()> {
+    let WaitForCodeArgs {
+        inbox,
+        from,
+        subject,
+        timeout,
+        since,
+        json,
+        conn,
+    } = args;
+    let client = client(&conn).await?;
+    let inbox = pick_inbox(&client, inbox.as_deref()).await?;
+    let now = crabmail::clock::Clock::now(&crabmail::clock::SystemClock);
+    let since = crabmail::clock::Timestamp(now.0 - since.as_millis() as i64);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        // The server holds a wait for at most a minute or two; ask again until ours ends.
+        let chunk = left.as_secs().min(60);
+        let filter = crabmail_api::client::WaitFilter {
+            from: from.clone(),
+            subject_contains: subject.clone(),
+            has_code: true,
+            timeout: Some(chunk),
+            since: Some(since.to_rfc3339()),
+            ..Default::default()
+        };
+        match client.wait_for(&inbox.id, &filter).await.map_err(explain)? {
+            crabmail_api::WaitResult::Message(message) => {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&message)?);
+                } else if let Some(code) = message
+                    .parsed
+                    .extracted
+                    .as_ref()
+                    .and_then(|e| e.codes.first())
+                {
+                    println!("{}", code.value);
+                }
+                return Ok(());
+            }
+            crabmail_api::WaitResult::TimedOut(_) if chunk == 0 || left.as_secs() <= chunk => {
+                bail!("no code arrived in {} within {timeout} s", inbox.address);
+            }
+            crabmail_api::WaitResult::TimedOut(_) => {}
+        }
+    }
+}
+
+async fn receive(args: ReceiveArgs) -> anyhow::Result<()> {
+    let ReceiveArgs {
+        inbox,
+        wait,
+        after,
+        all,
+        json,
+        conn,
+    } = args;
+    let client = client(&conn).await?;
+    let inbox = pick_inbox(&client, inbox.as_deref()).await?;
+    let saved = cursor_path(&inbox.id)?;
+    let cursor = match (&after, all) {
+        (Some(after), _) => Some(after.clone()),
+        (None, true) => None,
+        (None, false) => std::fs::read_to_string(&saved)
+            .ok()
+            .map(|s| s.trim().to_owned()),
+    };
+    let wait = u32::try_from(wait).unwrap_or(u32::MAX);
+    let list = client
+        .list_messages(&inbox.id, cursor.as_deref(), Some(100), Some(wait))
+        .await
+        .map_err(explain)?;
+    if !all {
+        if let Some(dir) = saved.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&saved, &list.next_cursor)?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else if list.messages.is_empty() {
+        eprintln!("no new messages in {}", inbox.address);
+    } else {
+        for m in &list.messages {
+            println!("{}", summary_line(m));
+        }
+    }
+    Ok(())
+}
+
+async fn send(args: SendArgs) -> anyhow::Result<()> {
+    let SendArgs {
+        from,
+        to,
+        cc,
+        bcc,
+        subject,
+        text,
+        html_file,
+        attach,
+        reply_to,
+        idempotency_key,
+        wait,
+        conn,
+    } = args;
+    let client = client(&conn).await?;
+    let inbox = pick_inbox(&client, Some(&from)).await?;
+    let html = match html_file {
+        Some(path) => Some(
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut attachments = Vec::new();
+    for path in attach {
+        use base64::Engine;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        attachments.push(crabmail_api::OutgoingAttachment {
+            filename: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "attachment".into()),
+            content_type: Some(content_type_for(&path).to_owned()),
+            content_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+        });
+    }
+    let list = |v: Vec<String>| {
+        if v.is_empty() {
+            AddressList::None
+        } else {
+            AddressList::Many(v)
+        }
+    };
+    let message = crabmail_api::SendMessage {
+        to: list(to),
+        cc: list(cc),
+        bcc: list(bcc),
+        subject,
+        text,
+        html,
+        attachments,
+        in_reply_to: reply_to,
+        ..Default::default()
+    };
+    let sent = client
+        .send_message(&inbox.id, &message, idempotency_key.as_deref())
+        .await
+        .map_err(explain)?;
+    println!("{}\t{}", sent.id, sent.status);
+    if wait > 0 {
+        println!("{}", wait_for_outcome(&client, &sent.id, wait).await?);
+    }
+    Ok(())
+}
+
+async fn read(args: ReadArgs) -> anyhow::Result<()> {
+    let ReadArgs {
+        message_id,
+        json,
+        raw,
+        conn,
+    } = args;
+    let client = client(&conn).await?;
+    if raw {
+        use std::io::Write;
+        let bytes = client.get_raw(&message_id).await.map_err(explain)?;
+        std::io::stdout().write_all(&bytes)?;
+        return Ok(());
+    }
+    let m = client.get_message(&message_id).await.map_err(explain)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&m)?);
+        return Ok(());
+    }
+    let p = &m.parsed;
+    let who = |mb: &crabmail_api::Mailbox| match (&mb.name, &mb.address) {
+        (Some(n), Some(a)) => format!("{n} <{a}>"),
+        (None, Some(a)) => a.clone(),
+        (Some(n), None) => n.clone(),
+        (None, None) => String::new(),
+    };
+    println!("From: {}", p.from.as_ref().map(who).unwrap_or_default());
+    println!(
+        "To: {}",
+        p.to.iter().map(who).collect::<Vec<_>>().join(", ")
+    );
+    if !p.cc.is_empty() {
+        println!(
+            "Cc: {}",
+            p.cc.iter().map(who).collect::<Vec<_>>().join(", ")
+        );
+    }
+    println!("Subject: {}", p.subject.as_deref().unwrap_or(""));
+    println!("Date: {}", p.date.as_deref().unwrap_or(&m.received_at));
+    for a in &p.attachments {
+        println!(
+            "Attachment {}: {} ({}, {} bytes)",
+            a.index,
+            a.filename.as_deref().unwrap_or("(unnamed)"),
+            a.content_type,
+            a.size
+        );
+    }
+    println!();
+    println!("{}", p.text.as_deref().unwrap_or("").trim_end());
     Ok(())
 }
 

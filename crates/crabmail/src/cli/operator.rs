@@ -1,0 +1,346 @@
+//! Operator commands: they open the server's store (safe while it runs) or read its settings.
+
+use super::options::ServerOptions;
+use anyhow::Context;
+use clap::Subcommand;
+use crabmail::clock::{Clock, SharedClock, SystemClock};
+use crabmail::store::SharedStore;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Subcommand)]
+pub enum DomainCommand {
+    /// The DNS records a hosted domain must publish, as a zone-file snippet (or JSON).
+    Records {
+        /// The shared domain when absent.
+        #[arg(id = "name", value_name = "DOMAIN")]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DkimCommand {
+    /// Make new keys for a hosted domain and sign with them from now on.
+    Rotate {
+        #[arg(id = "name", value_name = "DOMAIN")]
+        name: String,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CheckCommand {
+    /// SPF, DKIM, DMARC and ARC of a message, as the MX would judge it on arrival.
+    Auth {
+        /// The message (.eml).
+        file: PathBuf,
+        /// The connecting client's IP address.
+        #[arg(long)]
+        ip: std::net::IpAddr,
+        /// What the client said in HELO/EHLO.
+        #[arg(long)]
+        helo: String,
+        /// MAIL FROM (empty for a bounce).
+        #[arg(long, default_value = "")]
+        mail_from: String,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
+    /// Injection risk, safe view and extracted codes and links of a message, as ingest computes
+    /// them; with --jsonl, score each {"id", "text"} row of FILE as a plain-text body and print
+    /// one {"id", "injection_risk", "level", "flags", "micros"} line per row (bench/injection).
+    Risk {
+        /// The message (.eml), or with --jsonl a file of rows.
+        file: PathBuf,
+        #[arg(long)]
+        jsonl: bool,
+    },
+}
+
+pub async fn domain_command(command: DomainCommand) -> anyhow::Result<()> {
+    let DomainCommand::Records {
+        name,
+        json,
+        options,
+    } = command;
+    let config = options.load()?;
+    let store = crabmail::store::open(&config).await?;
+    let name = name
+        .unwrap_or_else(|| config.domain.clone())
+        .to_ascii_lowercase();
+    let result = async {
+        let record = store.hosted_domain(&name).await?.with_context(|| {
+            format!("{name} is not a hosted domain (custom domains must be verified first)")
+        })?;
+        let keys = store.dkim_keys(&record.id).await?;
+        let records = crabmail::domain::records(
+            &name,
+            config.hostname(),
+            &keys,
+            record.created_at,
+            SystemClock.now(),
+        );
+        if json {
+            println!("{}", serde_json::to_string_pretty(&records)?);
+        } else {
+            print!("{}", crabmail::domain::zone_snippet(&records));
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+pub async fn dkim_command(command: DkimCommand) -> anyhow::Result<()> {
+    let DkimCommand::Rotate { name, options } = command;
+    let config = options.load()?;
+    let store = crabmail::store::open(&config).await?;
+    let name = name.to_ascii_lowercase();
+    let result = async {
+        let record = store
+            .hosted_domain(&name)
+            .await?
+            .with_context(|| format!("{name} is not a hosted domain"))?;
+        let old = store.dkim_keys(&record.id).await?;
+        let now = SystemClock.now();
+        let keys = crabmail::dkim::generate(&record.id, now, config.dkim.ed25519)?;
+        match store.rotate_dkim_keys(&record.id, keys.clone(), now).await {
+            Err(crabmail::store::StoreError::Conflict) => anyhow::bail!(
+                "{name} already has keys made this second ({}); rotate again in a moment",
+                keys[0].selector
+            ),
+            other => other?,
+        }
+        println!("New keys for {name}; servers sign with them within a minute. Publish:");
+        for key in &keys {
+            println!(
+                "{}._domainkey.{name}. IN TXT \"{}\"",
+                key.selector,
+                crabmail::dkim::dns_record(key)
+            );
+        }
+        let keep_until = now.plus(crabmail::domain::DKIM_GRACE).to_rfc3339();
+        for key in old.iter().filter(|k| k.retired_at.is_none()) {
+            println!(
+                "Keep {}._domainkey.{name} published until {keep_until}, then remove it.",
+                key.selector
+            );
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+pub async fn check_command(command: CheckCommand) -> anyhow::Result<()> {
+    let (file, ip, helo, mail_from, options) = match command {
+        CheckCommand::Risk { file, jsonl } => return super::risk::check(&file, jsonl),
+        CheckCommand::Auth {
+            file,
+            ip,
+            helo,
+            mail_from,
+            options,
+        } => (file, ip, helo, mail_from, options),
+    };
+    let config = options.load()?;
+    let message =
+        std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let dns = crabmail::dns::Dns::new(&config.dns)?;
+    let verifier = crabmail::verify::Verifier::new(
+        &dns,
+        config.hostname(),
+        &config.verify,
+        std::sync::Arc::new(SystemClock),
+    );
+    let verdict = verifier.verify(ip, &helo, &mail_from, &message).await;
+    let r = &verdict.results;
+    let why = |reason: &Option<String>| match reason {
+        Some(reason) => format!(": {reason}"),
+        None => String::new(),
+    };
+    println!("spf:   {}{}", r.spf.result, why(&r.spf.reason));
+    if let Some(helo) = &r.spf_helo {
+        println!("helo:  {}{}", helo.result, why(&helo.reason));
+    }
+    if r.dkim.is_empty() {
+        println!("dkim:  none: the message carries no DKIM signature");
+    }
+    for d in &r.dkim {
+        println!(
+            "dkim:  {} (d={} s={} a={}){}",
+            d.result,
+            d.domain,
+            d.selector,
+            d.algorithm,
+            why(&d.reason)
+        );
+    }
+    println!("arc:   {}{}", r.arc.result, why(&r.arc.reason));
+    println!(
+        "dmarc: {} (policy {}){}",
+        r.dmarc.result,
+        r.dmarc.policy,
+        why(&r.dmarc.reason)
+    );
+    println!(
+        "action: {}",
+        match verdict.action {
+            crabmail::verify::Action::Deliver => "deliver",
+            crabmail::verify::Action::Quarantine => "quarantine",
+            crabmail::verify::Action::Reject => "reject (550 5.7.1)",
+        }
+    );
+    print!("{}", verdict.header);
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum QueueCommand {
+    /// Recipients not yet delivered or bounced, soonest first.
+    List(Box<ServerOptions>),
+    /// A message's recipients and every attempt.
+    Show {
+        id: String,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
+    /// Make a message's unfinished recipients due now.
+    Retry {
+        id: String,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
+    /// Stop trying a message's unfinished recipients.
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create a single-use invite code for signup.policy = "invite".
+    Invite(Box<ServerOptions>),
+    /// Print a new token for the postmaster's account: mail to postmaster@ any hosted domain
+    /// arrives in its inbox (postmaster@ the shared domain).
+    Postmaster(Box<ServerOptions>),
+}
+
+/// Operator commands on the accounts, against the server's store (safe while it runs).
+pub async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
+    let (AdminCommand::Invite(options) | AdminCommand::Postmaster(options)) = &command;
+    let config = options.load()?;
+    let store = crabmail::store::open(&config).await?;
+    let clock: SharedClock = Arc::new(SystemClock);
+    let accounts = crabmail::account::Accounts::new(
+        store.clone(),
+        clock,
+        &config.domain,
+        config.signup.policy,
+    );
+    let printed = match command {
+        AdminCommand::Invite(_) => accounts.create_invite().await,
+        AdminCommand::Postmaster(_) => accounts.postmaster_token().await.map(|t| t.secret),
+    };
+    store.close().await;
+    println!("{}", printed?);
+    Ok(())
+}
+
+pub async fn queue_command(command: QueueCommand) -> anyhow::Result<()> {
+    let options = match &command {
+        QueueCommand::List(options)
+        | QueueCommand::Show { options, .. }
+        | QueueCommand::Retry { options, .. }
+        | QueueCommand::Cancel { options, .. } => options,
+    };
+    let config = options.load()?;
+    let store = crabmail::store::open(&config).await?;
+    let result = match &command {
+        QueueCommand::List(_) => queue_list(&store).await,
+        QueueCommand::Show { id, .. } => queue_show(&store, id).await,
+        QueueCommand::Retry { id, .. } => queue_retry(&store, id).await,
+        QueueCommand::Cancel { id, .. } => queue_cancel(&store, id).await,
+    };
+    store.close().await;
+    result
+}
+
+/// `crabmail queue list`: recipients not yet final, soonest first.
+async fn queue_list(store: &SharedStore) -> anyhow::Result<()> {
+    for e in store.queue_entries(1000).await? {
+        println!(
+            "{}\t{}\t{} -> {}\t{} attempts\tnext {}\t{}",
+            e.message_id,
+            e.status.as_str(),
+            e.return_path,
+            e.address,
+            e.attempts,
+            e.next_attempt_at
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default(),
+            e.last_text.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// `crabmail queue show ID`: a sent message's recipients and every attempt.
+async fn queue_show(store: &SharedStore, id: &str) -> anyhow::Result<()> {
+    let owner = store
+        .outbound_owner(id)
+        .await?
+        .with_context(|| format!("no sent message {id}"))?;
+    let record = store
+        .get_outbound(&owner, id)
+        .await?
+        .context("the message vanished")?;
+    println!(
+        "{}\tfrom {}\taccount {owner}\tqueued {}",
+        record.id,
+        record.return_path,
+        record.created_at.to_rfc3339()
+    );
+    for r in record.recipients {
+        let next = r
+            .next_attempt_at
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_default();
+        println!("  {}\t{}\tnext {next}", r.address, r.status.as_str());
+        for a in r.attempts {
+            println!(
+                "    {}\t{}\t{} {} {}\t{}",
+                a.at.to_rfc3339(),
+                a.host.unwrap_or_default(),
+                a.code.map(|c| c.to_string()).unwrap_or_default(),
+                a.enhanced.unwrap_or_default(),
+                a.text,
+                a.tls.unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `crabmail queue retry ID`: the message's unfinished recipients due now.
+async fn queue_retry(store: &SharedStore, id: &str) -> anyhow::Result<()> {
+    let n = store.retry_now(id, SystemClock.now()).await?;
+    println!("{n} recipient(s) of {id} due now; the server tries them at its next wake-up");
+    Ok(())
+}
+
+/// `crabmail queue cancel ID`: stop trying the message's unfinished recipients.
+async fn queue_cancel(store: &SharedStore, id: &str) -> anyhow::Result<()> {
+    let n = store.cancel(id, SystemClock.now()).await?;
+    println!("{n} recipient(s) of {id} cancelled");
+    Ok(())
+}

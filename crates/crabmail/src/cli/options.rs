@@ -1,0 +1,79 @@
+//! The server's settings as flags, shared by `serve` and every operator command that opens the
+//! server's store.
+
+use anyhow::Context;
+use crabmail::config::Config;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Clone)]
+pub struct ServerOptions {
+    /// TOML configuration file (see `crabmail config defaults`).
+    #[arg(long, env = "CRABMAIL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the SQLite database and generated certificate live.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Shared mail domain for inboxes.
+    #[arg(long)]
+    domain: Option<String>,
+    /// HTTP API address.
+    #[arg(long)]
+    api_listen: Option<String>,
+    /// Inbound MX (SMTP) address.
+    #[arg(long)]
+    mx_listen: Option<String>,
+    /// Submission address (STARTTLS).
+    #[arg(long)]
+    submission_listen: Option<String>,
+    /// Submission address with implicit TLS.
+    #[arg(long)]
+    submissions_listen: Option<String>,
+    /// postgres://... to use PostgreSQL instead of embedded SQLite.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Any other setting, as key=value (repeatable), e.g. --set smtp.max_recipients=50.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+impl ServerOptions {
+    pub fn load(&self) -> anyhow::Result<Config> {
+        let mut overrides = Vec::new();
+        let flags = [
+            (
+                "data_dir",
+                self.data_dir.as_ref().map(|p| p.display().to_string()),
+            ),
+            ("domain", self.domain.clone()),
+            ("api.listen", self.api_listen.clone()),
+            ("mx.listen", self.mx_listen.clone()),
+            ("submission.listen", self.submission_listen.clone()),
+            (
+                "submission.implicit_tls_listen",
+                self.submissions_listen.clone(),
+            ),
+            ("database_url", self.database_url.clone()),
+        ];
+        for (key, value) in flags {
+            if let Some(value) = value {
+                overrides.push((key.to_owned(), toml_string(&value)));
+            }
+        }
+        for pair in &self.set {
+            let (key, value) = pair
+                .split_once('=')
+                .with_context(|| format!("--set {pair}: expected KEY=VALUE"))?;
+            overrides.push((key.trim().to_owned(), value.trim().to_owned()));
+        }
+        Ok(Config::load(
+            self.config.as_deref(),
+            std::env::vars(),
+            &overrides,
+        )?)
+    }
+}
+
+/// Flag values are strings, whatever they look like.
+fn toml_string(value: &str) -> String {
+    toml::Value::String(value.to_owned()).to_string()
+}
