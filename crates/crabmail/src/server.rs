@@ -25,6 +25,7 @@ use crate::verify::Verifier;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -104,41 +105,14 @@ async fn serve(
     store: SharedStore,
 ) -> Result<(), ServerError> {
     let wakeups = Arc::new(Wakeups::new());
-    let follower = {
-        let (store, wakeups) = (store.clone(), wakeups.clone());
-        tokio::spawn(async move {
-            let announce = Arc::new(move |w: store::Wake| wakeups.announce(&w));
-            if let Err(e) = store.follow_arrivals(announce).await {
-                tracing::warn!(error = %e, "cannot follow arrivals from other nodes");
-            }
-        })
-    };
-    // Before any worker claims anything: what this node held when it last stopped is free.
-    match store.resume_own_work().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(count = n, "resuming this node's interrupted work"),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot resume this node's work; it waits out its leases")
-        }
-    }
+    let follower = follow_other_nodes(store.clone(), wakeups.clone());
+    resume_own_work(&store).await;
     let ingest_stop = CancellationToken::new();
-    let scoring = ingest::Scoring {
-        policy: crate::ingest::risk::Policy {
-            operator_names: config.scoring.operator_names.clone(),
-            operator_addresses: config.scoring.operator_addresses.clone(),
-        },
-        classifier: (!config.scoring.classifier_url.is_empty()).then(|| {
-            crate::ingest::risk::classifier::Classifier::new(
-                config.scoring.classifier_url.clone(),
-                config.scoring.classifier_timeout,
-            )
-        }),
-    };
     let (ingest_queue, ingest_worker) = ingest::start(
         store.clone(),
         wakeups.clone(),
         clock.clone(),
-        scoring,
+        scoring(config),
         &config.ingest,
         ingest_stop.clone(),
     );
@@ -148,30 +122,15 @@ async fn serve(
         &config.domain,
         config.signup.policy,
     );
-    let tls = smtp::tls::acceptor(
-        &config.tls.cert,
-        &config.tls.key,
-        &config.data_dir,
-        config.hostname(),
-    )?;
-
     let dns = Dns::new(&config.dns)?;
     let deliverer = Arc::new(Deliverer::new(config, dns.clone(), clock.clone())?);
     let queue_handle = QueueHandle::default();
     let signer = Arc::new(Signer::new(store.clone(), clock.clone()));
-    ensure_shared_domain(config, &store, &clock).await?;
+    crate::domain::ensure_shared_domain(config, &store, &clock).await?;
     accounts
         .ensure_postmaster()
         .await
         .map_err(|e| ServerError::Store(StoreError::Unavailable(e.to_string())))?;
-    let verifier = config.verify.enabled.then(|| {
-        Arc::new(Verifier::new(
-            &dns,
-            config.hostname(),
-            &config.verify,
-            clock.clone(),
-        ))
-    });
     let outbound = Outbound::new(
         store.clone(),
         signer.clone(),
@@ -191,7 +150,6 @@ async fn serve(
         signer,
     )
     .start(queue_handle, queue_stop.clone());
-
     let inbound_ctx = SmtpContext {
         role: Role::Inbound,
         hostname: config.hostname().to_owned(),
@@ -200,15 +158,119 @@ async fn serve(
         store: store.clone(),
         ingest: ingest_queue,
         clock: clock.clone(),
-        tls: Some(tls),
+        tls: Some(smtp::tls::acceptor(
+            &config.tls.cert,
+            &config.tls.key,
+            &config.data_dir,
+            config.hostname(),
+        )?),
         outbound: outbound.clone(),
         auth_guard: Arc::new(AuthGuard::new(
             config.submission.max_auth_failures,
             config.submission.auth_cooldown,
         )),
         trusted_networks: Vec::new(),
-        verifier,
+        verifier: config.verify.enabled.then(|| {
+            Arc::new(Verifier::new(
+                &dns,
+                config.hostname(),
+                &config.verify,
+                clock.clone(),
+            ))
+        }),
     };
+    let api_state = ApiState {
+        accounts,
+        store: store.clone(),
+        outbound,
+        wakeups: wakeups.clone(),
+        clock,
+        max_wait: config.api.max_wait,
+        shutdown: shutdown.clone(),
+        hostname: config.hostname().to_owned(),
+        dns,
+        dkim_ed25519: config.dkim.ed25519,
+    };
+    let addresses = Addresses::of(&listeners)?;
+    let sessions = TaskTracker::new();
+    let smtp = start_smtp(
+        config,
+        listeners.mx,
+        listeners.submission,
+        listeners.submission_tls,
+        inbound_ctx,
+        &shutdown,
+        &sessions,
+    );
+    let api = api::router(api_state, config.api.max_body_size);
+    let http_limits = api::serve::HttpLimits::from(&config.api);
+    let http = tokio::spawn(api::serve::serve(
+        listeners.api,
+        api,
+        http_limits,
+        shutdown.clone(),
+    ));
+    addresses.announce(&config.domain);
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    let http_result = stop_serving(smtp, sessions, http, config.shutdown.grace).await;
+    // Deliveries in flight finish and are recorded; then ingest takes what they delivered locally.
+    queue_stop.cancel();
+    let _ = queue.await;
+    ingest_stop.cancel();
+    let _ = ingest_worker.await;
+    follower.abort();
+    http_result
+}
+
+/// Arrivals committed by other nodes sharing the store wake this node's long-polls too.
+fn follow_other_nodes(store: SharedStore, wakeups: Arc<Wakeups>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let announce = Arc::new(move |w: store::Wake| wakeups.announce(&w));
+        if let Err(e) = store.follow_arrivals(announce).await {
+            tracing::warn!(error = %e, "cannot follow arrivals from other nodes");
+        }
+    })
+}
+
+/// Before any worker claims anything: what this node held when it last stopped is free.
+async fn resume_own_work(store: &SharedStore) {
+    match store.resume_own_work().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, "resuming this node's interrupted work"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot resume this node's work; it waits out its leases")
+        }
+    }
+}
+
+fn scoring(config: &Config) -> ingest::Scoring {
+    ingest::Scoring {
+        policy: crate::ingest::risk::Policy {
+            operator_names: config.scoring.operator_names.clone(),
+            operator_addresses: config.scoring.operator_addresses.clone(),
+        },
+        classifier: (!config.scoring.classifier_url.is_empty()).then(|| {
+            crate::ingest::risk::classifier::Classifier::new(
+                config.scoring.classifier_url.clone(),
+                config.scoring.classifier_timeout,
+            )
+        }),
+    }
+}
+
+/// The MX, and submission with STARTTLS and with implicit TLS, which differ from the MX only in
+/// role and in whom they trust.
+fn start_smtp(
+    config: &Config,
+    mx: TcpListener,
+    submission: TcpListener,
+    submission_tls: TcpListener,
+    inbound_ctx: SmtpContext,
+    shutdown: &CancellationToken,
+    sessions: &TaskTracker,
+) -> [JoinHandle<()>; 3] {
     let submission_ctx = Arc::new(SmtpContext {
         role: Role::Submission,
         trusted_networks: config
@@ -219,115 +281,73 @@ async fn serve(
             .collect(),
         ..inbound_ctx.clone()
     });
-    let sessions = TaskTracker::new();
-    let mx_addr = listeners.mx.local_addr().map_err(ServerError::Network)?;
-    let submission_addr = listeners
-        .submission
-        .local_addr()
-        .map_err(ServerError::Network)?;
-    let submissions_addr = listeners
-        .submission_tls
-        .local_addr()
-        .map_err(ServerError::Network)?;
-    let smtp_listeners = [
+    let serve = |listener, ctx, implicit_tls| {
         tokio::spawn(smtp::serve(
-            listeners.mx,
-            Arc::new(inbound_ctx),
-            false,
+            listener,
+            ctx,
+            implicit_tls,
             shutdown.clone(),
             sessions.clone(),
-        )),
-        tokio::spawn(smtp::serve(
-            listeners.submission,
-            submission_ctx.clone(),
-            false,
-            shutdown.clone(),
-            sessions.clone(),
-        )),
-        tokio::spawn(smtp::serve(
-            listeners.submission_tls,
-            submission_ctx,
-            true,
-            shutdown.clone(),
-            sessions.clone(),
-        )),
-    ];
-
-    let api_state = ApiState {
-        accounts,
-        store: store.clone(),
-        outbound,
-        wakeups: wakeups.clone(),
-        clock,
-        max_wait: config.api.max_wait,
-        shutdown: shutdown.clone(),
-        hostname: config.hostname().to_owned(),
-        dns: dns.clone(),
-        dkim_ed25519: config.dkim.ed25519,
+        ))
     };
-    let app = api::router(api_state, config.api.max_body_size);
-    let api_addr = listeners.api.local_addr().map_err(ServerError::Network)?;
-    let api_shutdown = shutdown.clone();
-    let http_limits = api::serve::HttpLimits::from(&config.api);
-    let http = tokio::spawn(async move {
-        api::serve::serve(listeners.api, app, http_limits, api_shutdown).await
-    });
-    tracing::info!(
-        api = %api_addr,
-        mx = %mx_addr,
-        submission = %submission_addr,
-        submissions = %submissions_addr,
-        domain = %config.domain,
-        "crabmail is serving"
-    );
+    [
+        serve(mx, Arc::new(inbound_ctx), false),
+        serve(submission, submission_ctx.clone(), false),
+        serve(submission_tls, submission_ctx, true),
+    ]
+}
 
-    shutdown.cancelled().await;
-    tracing::info!("shutting down");
-    for listener in smtp_listeners {
+/// Stops accepting, then gives SMTP sessions and HTTP requests `grace` to finish.
+async fn stop_serving(
+    smtp: [JoinHandle<()>; 3],
+    sessions: TaskTracker,
+    http: JoinHandle<std::io::Result<()>>,
+    grace: std::time::Duration,
+) -> Result<(), ServerError> {
+    for listener in smtp {
         let _ = listener.await;
     }
     sessions.close();
-    let grace = config.shutdown.grace;
     if tokio::time::timeout(grace, sessions.wait()).await.is_err() {
         tracing::warn!("SMTP sessions still open after the grace period; closing them");
     }
-    let http_result = match tokio::time::timeout(grace, http).await {
+    match tokio::time::timeout(grace, http).await {
         Ok(Ok(result)) => result.map_err(ServerError::Network),
         Ok(Err(_)) => Ok(()),
         Err(_) => {
             tracing::warn!("HTTP requests still open after the grace period");
             Ok(())
         }
-    };
-    // Deliveries in flight finish and are recorded; then ingest takes what they delivered locally.
-    queue_stop.cancel();
-    let _ = queue.await;
-    ingest_stop.cancel();
-    let _ = ingest_worker.await;
-    follower.abort();
-    http_result
+    }
 }
 
-/// The shared domain's row and DKIM keys, made on first start (or found).
-async fn ensure_shared_domain(
-    config: &Config,
-    store: &SharedStore,
-    clock: &SharedClock,
-) -> Result<(), ServerError> {
-    if store.hosted_domain(&config.domain).await?.is_some() {
-        return Ok(());
+/// Where the server listens, for the log line that says it is up.
+struct Addresses {
+    api: SocketAddr,
+    mx: SocketAddr,
+    submission: SocketAddr,
+    submissions: SocketAddr,
+}
+
+impl Addresses {
+    fn of(listeners: &Listeners) -> Result<Addresses, ServerError> {
+        let addr = |l: &TcpListener| l.local_addr().map_err(ServerError::Network);
+        Ok(Addresses {
+            api: addr(&listeners.api)?,
+            mx: addr(&listeners.mx)?,
+            submission: addr(&listeners.submission)?,
+            submissions: addr(&listeners.submission_tls)?,
+        })
     }
-    let now = clock.now();
-    let domain = store::DomainRecord {
-        id: crate::id::new_id("dom", now),
-        account_id: None,
-        name: config.domain.clone(),
-        created_at: now,
-        verified_at: Some(now),
-    };
-    let keys = crate::dkim::generate(&domain.id, now, config.dkim.ed25519)
-        .map_err(|e| ServerError::Store(StoreError::Unavailable(e.to_string())))?;
-    let domain = store.ensure_shared_domain(domain, keys).await?;
-    tracing::info!(domain = %domain.name, "dkim: keys ready for the shared domain (see `crabmail domain records`)");
-    Ok(())
+
+    fn announce(&self, domain: &str) {
+        tracing::info!(
+            api = %self.api,
+            mx = %self.mx,
+            submission = %self.submission,
+            submissions = %self.submissions,
+            domain = %domain,
+            "crabmail is serving"
+        );
+    }
 }
