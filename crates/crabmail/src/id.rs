@@ -12,6 +12,9 @@ pub const INBOX: &str = "inb";
 pub const MESSAGE: &str = "msg";
 pub const BLOB: &str = "blob";
 pub const THREAD: &str = "thr";
+pub const DOMAIN: &str = "dom";
+pub const SUBMISSION: &str = "sub";
+pub const RECIPIENT: &str = "rcpt";
 
 pub fn new_id(prefix: &str, now: Timestamp) -> String {
     let millis = now.millis().max(0) as u64;

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::delivery::Deliverer;
 use crate::dkim::Signer;
 use crate::dns::Dns;
+use crate::domain::{DomainError, Domains};
 use crate::events::Wakeups;
 use crate::ingest;
 use crate::outbound::Outbound;
@@ -47,6 +48,8 @@ pub enum ServerError {
     Delivery(#[from] crate::delivery::DeliveryError),
     #[error("network: {0}")]
     Network(std::io::Error),
+    #[error("shared domain: {0}")]
+    Domain(#[from] DomainError),
 }
 
 /// Sockets the server serves on, bound before `run` so tests can bind port 0 and learn the port.
@@ -126,7 +129,15 @@ async fn serve(
     let deliverer = Arc::new(Deliverer::new(config, dns.clone(), clock.clone())?);
     let queue_handle = QueueHandle::default();
     let signer = Arc::new(Signer::new(store.clone(), clock.clone()));
-    crate::domain::ensure_shared_domain(config, &store, &clock).await?;
+    let domains = Domains::new(
+        store.clone(),
+        clock.clone(),
+        dns.clone(),
+        config.hostname(),
+        &config.domain,
+        config.dkim.ed25519,
+    );
+    domains.ensure_shared().await?;
     accounts
         .ensure_postmaster()
         .await
@@ -188,8 +199,7 @@ async fn serve(
         max_wait: config.api.max_wait,
         shutdown: shutdown.clone(),
         hostname: config.hostname().to_owned(),
-        dns,
-        dkim_ed25519: config.dkim.ed25519,
+        domains,
     };
     let addresses = Addresses::of(&listeners)?;
     let sessions = TaskTracker::new();

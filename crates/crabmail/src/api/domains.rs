@@ -5,10 +5,9 @@ use super::ApiState;
 use super::error::Path;
 use super::error::{ApiError, Json};
 use crate::account::Caller;
-use crate::account::address::validate_domain;
-use crate::domain;
+use crate::domain::{self, DomainError};
 use crate::id;
-use crate::store::{DomainRecord, StoreError};
+use crate::store::DomainRecord;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,15 +16,12 @@ use crabmail_api::{
 };
 
 async fn domain_json(state: &ApiState, record: DomainRecord) -> Result<Domain, ApiError> {
-    let keys = state.store.dkim_keys(&record.id).await?;
-    let records = domain::records(
-        &record.name,
-        &state.hostname,
-        &keys,
-        record.created_at,
-        state.clock.now(),
-    );
-    Ok(Domain {
+    Ok(published_json(state.domains.published(record).await?))
+}
+
+fn published_json(published: domain::Published) -> Domain {
+    let record = published.domain;
+    Domain {
         status: if record.verified_at.is_some() {
             "verified"
         } else {
@@ -34,10 +30,40 @@ async fn domain_json(state: &ApiState, record: DomainRecord) -> Result<Domain, A
         .into(),
         created_at: record.created_at.to_rfc3339(),
         verified_at: record.verified_at.map(|t| t.to_rfc3339()),
-        records: records.into_iter().map(record_json).collect(),
+        records: published.records.into_iter().map(record_json).collect(),
         id: record.id,
         name: record.name,
-    })
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        let (status, code) = match &e {
+            DomainError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_domain"),
+            DomainError::Taken => (StatusCode::CONFLICT, "domain_taken"),
+            DomainError::Exists => (StatusCode::CONFLICT, "domain_exists"),
+            DomainError::InUse => (StatusCode::CONFLICT, "domain_in_use"),
+            DomainError::NotHosted(_) => return ApiError::not_found("domain"),
+            DomainError::Store(_) | DomainError::Keys(_) | DomainError::KeysThisSecond(_) => {
+                match e {
+                    DomainError::Store(e) => return e.into(),
+                    other => {
+                        return ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "internal",
+                            other.to_string(),
+                        );
+                    }
+                }
+            }
+        };
+        let error = ApiError::new(status, code, e.to_string());
+        if matches!(e, DomainError::Invalid(_)) {
+            error.with_field("name")
+        } else {
+            error
+        }
+    }
 }
 
 fn record_json(r: domain::Record) -> DnsRecord {
@@ -50,21 +76,13 @@ fn record_json(r: domain::Record) -> DnsRecord {
     }
 }
 
-fn taken() -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "domain_taken",
-        "another account has this domain verified",
-    )
-}
-
 async fn owned(
     state: &ApiState,
     caller: &Caller,
     domain_id: &str,
 ) -> Result<DomainRecord, ApiError> {
     caller.require_account_wide()?;
-    if !id::looks_like("dom", domain_id) {
+    if !id::looks_like(id::DOMAIN, domain_id) {
         return Err(ApiError::not_found("domain"));
     }
     state
@@ -87,52 +105,7 @@ pub async fn create_domain(
     Json(body): Json<CreateDomain>,
 ) -> Result<(StatusCode, axum::Json<Domain>), ApiError> {
     caller.require_account_wide()?;
-    let name = validate_domain(&body.name).map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_domain",
-            e.to_string(),
-        )
-        .with_field("name")
-    })?;
-    if let Some(why) = crate::domain::unclaimable(&name) {
-        return Err(
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_domain", why)
-                .with_field("name"),
-        );
-    }
-    if name == state.accounts.domain() || name.ends_with(&format!(".{}", state.accounts.domain())) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_domain",
-            "the server's shared domain (and its subdomains) cannot be claimed",
-        )
-        .with_field("name"));
-    }
-    if state.store.hosted_domain(&name).await?.is_some() {
-        return Err(taken());
-    }
-    let now = state.clock.now();
-    let record = DomainRecord {
-        id: id::new_id("dom", now),
-        account_id: Some(caller.account_id.clone()),
-        name,
-        created_at: now,
-        verified_at: None,
-    };
-    let keys = crate::dkim::generate(&record.id, now, state.dkim_ed25519)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    match state.store.create_domain(record.clone(), keys).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "domain_exists",
-                "this account already claims this domain",
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    let record = state.domains.claim(&caller.account_id, &body.name).await?;
     tracing::info!(account = %caller.account_id, domain = %record.name, "api: domain claimed");
     Ok((
         StatusCode::CREATED,
@@ -180,23 +153,8 @@ pub async fn verify_domain(
     caller: Caller,
     Path(domain_id): Path<String>,
 ) -> Result<axum::Json<DomainVerification>, ApiError> {
-    let mut record = owned(&state, &caller, &domain_id).await?;
-    let keys = state.store.dkim_keys(&record.id).await?;
-    let now = state.clock.now();
-    let records = domain::records(&record.name, &state.hostname, &keys, record.created_at, now);
-    let checks = domain::check(&state.dns, &records).await;
-    if record.verified_at.is_none() && domain::verified(&checks) {
-        match state
-            .store
-            .verify_domain(&caller.account_id, &record.id, now)
-            .await
-        {
-            Ok(_) => record.verified_at = Some(now),
-            Err(StoreError::Conflict) => return Err(taken()),
-            Err(e) => return Err(e.into()),
-        }
-        tracing::info!(account = %caller.account_id, domain = %record.name, "api: domain verified");
-    }
+    let record = owned(&state, &caller, &domain_id).await?;
+    let (record, checks) = state.domains.verify(&caller.account_id, record).await?;
     let checks = checks
         .into_iter()
         .map(|c| RecordCheck {
@@ -228,19 +186,10 @@ pub async fn delete_domain(
     Path(domain_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let record = owned(&state, &caller, &domain_id).await?;
-    match state
-        .store
-        .delete_domain(&caller.account_id, &record.id)
-        .await
-    {
-        Ok(true) => Ok(StatusCode::NO_CONTENT),
-        Ok(false) => Err(ApiError::not_found("domain")),
-        Err(StoreError::Conflict) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "domain_in_use",
-            "inboxes still use this domain; delete them first",
-        )),
-        Err(e) => Err(e.into()),
+    if state.domains.delete(&caller.account_id, &record.id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("domain"))
     }
 }
 

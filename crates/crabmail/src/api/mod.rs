@@ -45,9 +45,7 @@ pub struct ApiState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Our SMTP host name (what custom domains' MX records must name).
     pub hostname: String,
-    pub dns: crate::dns::Dns,
-    /// New domains get an Ed25519 key too.
-    pub dkim_ed25519: bool,
+    pub domains: crate::domain::Domains,
 }
 
 /// A long-poll also looks again this often, in case a wake-up from another node was missed.

@@ -4,6 +4,7 @@ use super::options::ServerOptions;
 use anyhow::Context;
 use clap::Subcommand;
 use crabmail::clock::{Clock, SharedClock, SystemClock};
+use crabmail::domain::{DomainError, Domains};
 use crabmail::store::SharedStore;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -62,81 +63,73 @@ pub enum CheckCommand {
     },
 }
 
+/// The domain service over the server's store, for operator commands.
+async fn domains(options: &ServerOptions) -> anyhow::Result<(Domains, SharedStore)> {
+    let config = options.load()?;
+    let store = crabmail::store::open(&config).await?;
+    let domains = Domains::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        crabmail::dns::Dns::new(&config.dns)?,
+        config.hostname(),
+        &config.domain,
+        config.dkim.ed25519,
+    );
+    Ok((domains, store))
+}
+
+/// `crabmail domain records [DOMAIN]`: what a hosted domain must publish.
 pub async fn domain_command(command: DomainCommand) -> anyhow::Result<()> {
     let DomainCommand::Records {
         name,
         json,
         options,
     } = command;
-    let config = options.load()?;
-    let store = crabmail::store::open(&config).await?;
-    let name = name
-        .unwrap_or_else(|| config.domain.clone())
-        .to_ascii_lowercase();
-    let result = async {
-        let record = store.hosted_domain(&name).await?.with_context(|| {
-            format!("{name} is not a hosted domain (custom domains must be verified first)")
-        })?;
-        let keys = store.dkim_keys(&record.id).await?;
-        let records = crabmail::domain::records(
-            &name,
-            config.hostname(),
-            &keys,
-            record.created_at,
-            SystemClock.now(),
-        );
-        if json {
-            println!("{}", serde_json::to_string_pretty(&records)?);
-        } else {
-            print!("{}", crabmail::domain::zone_snippet(&records));
-        }
-        anyhow::Ok(())
-    }
-    .await;
+    let (domains, store) = domains(&options).await?;
+    let name = name.unwrap_or_else(|| options.load().map(|c| c.domain).unwrap_or_default());
+    let result = domains.hosted(&name).await;
     store.close().await;
-    result
+    let published = result.map_err(|e| match e {
+        DomainError::NotHosted(name) => {
+            anyhow::anyhow!("{name} is not a hosted domain (custom domains must be verified first)")
+        }
+        other => other.into(),
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&published.records)?);
+    } else {
+        print!("{}", crabmail::domain::zone_snippet(&published.records));
+    }
+    Ok(())
 }
 
+/// `crabmail dkim rotate DOMAIN`: new keys, and what to publish and when to unpublish.
 pub async fn dkim_command(command: DkimCommand) -> anyhow::Result<()> {
     let DkimCommand::Rotate { name, options } = command;
-    let config = options.load()?;
-    let store = crabmail::store::open(&config).await?;
+    let (domains, store) = domains(&options).await?;
     let name = name.to_ascii_lowercase();
-    let result = async {
-        let record = store
-            .hosted_domain(&name)
-            .await?
-            .with_context(|| format!("{name} is not a hosted domain"))?;
-        let old = store.dkim_keys(&record.id).await?;
-        let now = SystemClock.now();
-        let keys = crabmail::dkim::generate(&record.id, now, config.dkim.ed25519)?;
-        match store.rotate_dkim_keys(&record.id, keys.clone(), now).await {
-            Err(crabmail::store::StoreError::Conflict) => anyhow::bail!(
-                "{name} already has keys made this second ({}); rotate again in a moment",
-                keys[0].selector
-            ),
-            other => other?,
-        }
-        println!("New keys for {name}; servers sign with them within a minute. Publish:");
-        for key in &keys {
-            println!(
-                "{}._domainkey.{name}. IN TXT \"{}\"",
-                key.selector,
-                crabmail::dkim::dns_record(key)
-            );
-        }
-        let keep_until = now.plus(crabmail::domain::DKIM_GRACE).to_rfc3339();
-        for key in old.iter().filter(|k| k.retired_at.is_none()) {
-            println!(
-                "Keep {}._domainkey.{name} published until {keep_until}, then remove it.",
-                key.selector
-            );
-        }
-        anyhow::Ok(())
-    }
-    .await;
+    let result = domains.rotate_keys(&name).await;
     store.close().await;
-    result
+    let rotation = result?;
+    println!("New keys for {name}; servers sign with them within a minute. Publish:");
+    for key in &rotation.keys {
+        println!(
+            "{}._domainkey.{name}. IN TXT \"{}\"",
+            key.selector,
+            crabmail::dkim::dns_record(key)
+        );
+    }
+    let keep_until = SystemClock
+        .now()
+        .plus(crabmail::domain::DKIM_GRACE)
+        .to_rfc3339();
+    for key in &rotation.retired {
+        println!(
+            "Keep {}._domainkey.{name} published until {keep_until}, then remove it.",
+            key.selector
+        );
+    }
+    Ok(())
 }
 
 pub async fn check_command(command: CheckCommand) -> anyhow::Result<()> {

@@ -315,7 +315,7 @@ impl Outbound {
             recipients: recipients
                 .into_iter()
                 .map(|address| NewRecipient {
-                    id: id::new_id("rcpt", now),
+                    id: id::new_id(id::RECIPIENT, now),
                     domain: Domain::of(&address)
                         .map(Domain::into_string)
                         .unwrap_or_default(),

@@ -171,7 +171,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             let domain = domain.as_deref().unwrap_or(&self.ctx.hostname);
             added.push_str(&format!(
                 "Message-ID: <{}@{domain}>\r\n",
-                id::new_id("sub", now)
+                id::new_id(id::SUBMISSION, now)
             ));
         }
         let body = if added.is_empty() {

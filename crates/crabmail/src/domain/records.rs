@@ -1,9 +1,4 @@
-//! Hosted domains and their DNS: the records a domain must publish for crabmail to receive, sign
-//! and be trusted for it (MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT), and a live check of each.
-//!
-//! A custom domain is verified when its MX points at us and its DKIM key is published: the key is
-//! unique to the claim, so publishing it proves control of the zone. SPF, DMARC, MTA-STS and
-//! TLS-RPT are reported too, as recommendations.
+//! The DNS records a hosted domain publishes, and a live check of each.
 
 use crate::clock::Timestamp;
 use crate::dkim;
@@ -292,31 +287,6 @@ pub fn unclaimable(name: &str) -> Option<&'static str> {
         return Some("a reserved name (localhost, invalid, local, arpa) cannot be claimed");
     }
     None
-}
-
-/// The shared domain's row and DKIM keys, made on first start (or found).
-pub async fn ensure_shared_domain(
-    config: &crate::config::Config,
-    store: &crate::store::SharedStore,
-    clock: &crate::clock::SharedClock,
-) -> Result<(), crate::server::ServerError> {
-    if store.hosted_domain(&config.domain).await?.is_some() {
-        return Ok(());
-    }
-    let now = clock.now();
-    let domain = crate::store::DomainRecord {
-        id: crate::id::new_id("dom", now),
-        account_id: None,
-        name: config.domain.clone(),
-        created_at: now,
-        verified_at: Some(now),
-    };
-    let keys = crate::dkim::generate(&domain.id, now, config.dkim.ed25519).map_err(|e| {
-        crate::server::ServerError::Store(crate::store::StoreError::Unavailable(e.to_string()))
-    })?;
-    let domain = store.ensure_shared_domain(domain, keys).await?;
-    tracing::info!(domain = %domain.name, "dkim: keys ready for the shared domain (see `crabmail domain records`)");
-    Ok(())
 }
 
 #[cfg(test)]
