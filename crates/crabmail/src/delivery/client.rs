@@ -5,10 +5,10 @@
 //! Timeouts are those of RFC 5321 4.5.3.2 (configurable). Any I/O failure or timeout ends the
 //! connection and defers whatever was not yet decided; a reply we cannot parse is a deferral too.
 
-use super::outcome::{Outcome, Verdict};
+use super::outcome::Outcome;
 use super::route::Target;
+use super::tls::Connectors;
 use rustls::pki_types::ServerName;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -34,15 +34,6 @@ pub enum TlsMode {
     Verified { name: String },
     /// TLS from the first byte (port 465), with a certificate valid for `name`.
     Implicit { name: String },
-}
-
-/// The two TLS configurations outbound mail uses.
-#[derive(Clone)]
-pub struct Connectors {
-    /// Checks nothing: for encryption without authentication (opportunistic, required).
-    pub any_certificate: TlsConnector,
-    /// Checks the certificate against the system's roots (and any configured extra ones).
-    pub verified: TlsConnector,
 }
 
 #[derive(Debug, Clone)]
@@ -124,29 +115,7 @@ impl Client {
         try_tls: bool,
     ) -> Result<Client, Outcome> {
         let host = target.host.clone();
-        let fail = |verdict: Verdict, enhanced: &str, text: String| {
-            Outcome::local(verdict, enhanced, text).at_host(&host)
-        };
-        let tcp =
-            match tokio::time::timeout(options.connect_timeout, TcpStream::connect(target.addr))
-                .await
-            {
-                Ok(Ok(tcp)) => tcp,
-                Ok(Err(e)) => {
-                    return Err(fail(
-                        Verdict::Deferred,
-                        "4.4.1",
-                        format!("cannot connect to {} ({}): {e}", host, target.addr),
-                    ));
-                }
-                Err(_) => {
-                    return Err(fail(
-                        Verdict::Deferred,
-                        "4.4.1",
-                        format!("connection to {} ({}) timed out", host, target.addr),
-                    ));
-                }
-            };
+        let tcp = connect_tcp(target, options).await?;
         let _ = tcp.set_nodelay(true);
         let mut client = Client {
             stream: Some(Either::Left(tcp)),
@@ -178,35 +147,44 @@ impl Client {
             TlsMode::Implicit { .. } => false,
         };
         if wants_tls {
-            if !client.caps.starttls {
-                return Err(fail(
-                    Verdict::Deferred,
-                    "4.7.10",
-                    format!("TLS is required but {host} does not offer STARTTLS"),
-                ));
-            }
-            let reply = client
-                .command("STARTTLS", options.command_timeout)
-                .await
-                .map_err(|e| client.lost(e))?;
-            if reply.code != 220 {
-                return Err(fail(
-                    Verdict::Deferred,
-                    "4.7.5",
-                    format!("{host} refused STARTTLS: {} {}", reply.code, reply.text),
-                ));
-            }
-            let (connector, name) = match &options.tls {
-                TlsMode::Verified { name } => (&connectors.verified, name.clone()),
-                _ => (&connectors.any_certificate, host.clone()),
-            };
-            client.handshake(connector, &name).await?;
-            client.greet().await?;
+            client.starttls(connectors).await?;
         }
         if let Some((user, pass)) = options.credentials.clone() {
             client.authenticate(&user, &pass).await?;
         }
         Ok(client)
+    }
+
+    /// STARTTLS (RFC 3207) and EHLO again, verifying the certificate when the mode asks for it.
+    async fn starttls(&mut self, connectors: &Connectors) -> Result<(), Outcome> {
+        if !self.caps.starttls {
+            return Err(Outcome::deferred(
+                "4.7.10",
+                format!("TLS is required but {} does not offer STARTTLS", self.host),
+            )
+            .at_host(&self.host));
+        }
+        let reply = self
+            .command("STARTTLS", self.options.command_timeout)
+            .await
+            .map_err(|e| self.lost(e))?;
+        if reply.code != 220 {
+            return Err(Outcome::deferred(
+                "4.7.5",
+                format!(
+                    "{} refused STARTTLS: {} {}",
+                    self.host, reply.code, reply.text
+                ),
+            )
+            .at_host(&self.host));
+        }
+        let (connector, name) = match &self.options.tls {
+            TlsMode::Verified { name } => (&connectors.verified, name.clone()),
+            _ => (&connectors.any_certificate, self.host.clone()),
+        };
+        self.handshake(connector, &name).await?;
+        self.greet().await?;
+        Ok(())
     }
 
     async fn handshake(&mut self, connector: &TlsConnector, name: &str) -> Result<(), Outcome> {
@@ -525,6 +503,22 @@ impl Client {
     }
 }
 
+/// A TCP connection to the target within the connect timeout; a failure defers.
+async fn connect_tcp(target: &Target, options: &ClientOptions) -> Result<TcpStream, Outcome> {
+    let failed = |text: String| Outcome::deferred("4.4.1", text).at_host(&target.host);
+    match tokio::time::timeout(options.connect_timeout, TcpStream::connect(target.addr)).await {
+        Ok(Ok(tcp)) => Ok(tcp),
+        Ok(Err(e)) => Err(failed(format!(
+            "cannot connect to {} ({}): {e}",
+            target.host, target.addr
+        ))),
+        Err(_) => Err(failed(format!(
+            "connection to {} ({}) timed out",
+            target.host, target.addr
+        ))),
+    }
+}
+
 async fn read_reply<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> Result<Reply, Io> {
     let mut code = None;
     let mut text = String::new();
@@ -636,89 +630,6 @@ pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(b".\r\n");
     out
-}
-
-/// Builds the two connectors; `extra_roots` (PEM) are trusted besides the system's roots.
-pub fn connectors(extra_roots: &std::path::Path) -> Result<Connectors, String> {
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::pki_types::{CertificateDer, UnixTime};
-    use rustls::{DigitallySignedStruct, SignatureScheme};
-    use rustls_pki_types::pem::PemObject;
-
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-
-    #[derive(Debug)]
-    struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-    impl ServerCertVerifier for AnyCertificate {
-        fn verify_server_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
-
-    let any = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider.clone())))
-        .with_no_client_auth();
-
-    let extra: Vec<CertificateDer<'static>> = if extra_roots.as_os_str().is_empty() {
-        Vec::new()
-    } else {
-        CertificateDer::pem_file_iter(extra_roots)
-            .map_err(|e| format!("{}: {e}", extra_roots.display()))?
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("{}: {e}", extra_roots.display()))?
-    };
-    let verifier =
-        rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
-            .map_err(|e| e.to_string())?;
-    let verified = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
-    Ok(Connectors {
-        any_certificate: TlsConnector::from(Arc::new(any)),
-        verified: TlsConnector::from(Arc::new(verified)),
-    })
 }
 
 #[cfg(test)]

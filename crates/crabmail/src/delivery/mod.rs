@@ -14,15 +14,17 @@ pub mod dsn;
 pub mod mta_sts;
 pub mod outcome;
 pub mod route;
+pub mod tls;
 
 use crate::config::{Config, TlsPolicy};
 use crate::dns::Dns;
-use client::{Client, ClientOptions, Connectors, TlsMode};
+use client::{Client, ClientOptions, TlsMode};
 use outcome::Outcome;
 use route::{Relay, Route, Target};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tls::Connectors;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -54,7 +56,7 @@ impl Deliverer {
         clock: crate::clock::SharedClock,
     ) -> Result<Deliverer, DeliveryError> {
         let d = &config.delivery;
-        let connectors = client::connectors(&d.tls_ca_file).map_err(DeliveryError::Tls)?;
+        let connectors = tls::connectors(&d.tls_ca_file).map_err(DeliveryError::Tls)?;
         let base = ClientOptions {
             helo: config.hostname().to_owned(),
             connect_timeout: d.connect_timeout,
