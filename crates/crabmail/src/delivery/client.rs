@@ -354,14 +354,8 @@ impl Client {
         }
     }
 
-    async fn transaction(
-        &mut self,
-        from: &str,
-        recipients: &[String],
-        body: &[u8],
-        utf8: bool,
-    ) -> Result<Vec<Outcome>, Io> {
-        let t = self.options.command_timeout;
+    /// MAIL FROM with the parameters the server announced and the message needs.
+    fn mail_from(&self, from: &str, body: &[u8], utf8: bool) -> String {
         let mut mail = format!("MAIL FROM:<{from}>");
         if self.caps.size > 0 {
             mail.push_str(&format!(" SIZE={}", body.len()));
@@ -372,14 +366,20 @@ impl Client {
         if utf8 {
             mail.push_str(" SMTPUTF8");
         }
-        let rcpts: Vec<String> = recipients
-            .iter()
-            .map(|r| format!("RCPT TO:<{r}>"))
-            .collect();
-        let (mail_reply, rcpt_replies, data_reply) = if self.caps.pipelining {
-            // RFC 2920: MAIL, every RCPT and DATA in one write, then the replies in order.
+        mail
+    }
+
+    /// MAIL, each RCPT and (when pipelining) DATA, with their replies: pipelined in one write
+    /// when the server allows (RFC 2920), else one by one, stopping after a refused MAIL.
+    async fn envelope(
+        &mut self,
+        mail: &str,
+        rcpts: &[String],
+    ) -> Result<(Reply, Vec<Reply>, Option<Reply>), Io> {
+        let t = self.options.command_timeout;
+        if self.caps.pipelining {
             let mut burst = format!("{mail}\r\n");
-            for r in &rcpts {
+            for r in rcpts {
                 burst.push_str(r);
                 burst.push_str("\r\n");
             }
@@ -387,21 +387,37 @@ impl Client {
             self.write(burst.as_bytes()).await?;
             let mail_reply = self.reply(t).await?;
             let mut replies = Vec::with_capacity(rcpts.len());
-            for _ in &rcpts {
+            for _ in rcpts {
                 replies.push(self.reply(t).await?);
             }
             let data = self.reply(t).await?;
-            (mail_reply, replies, Some(data))
+            Ok((mail_reply, replies, Some(data)))
         } else {
-            let mail_reply = self.command(&mail, t).await?;
+            let mail_reply = self.command(mail, t).await?;
             let mut replies = Vec::with_capacity(rcpts.len());
             if mail_reply.code / 100 == 2 {
-                for r in &rcpts {
+                for r in rcpts {
                     replies.push(self.command(r, t).await?);
                 }
             }
-            (mail_reply, replies, None)
-        };
+            Ok((mail_reply, replies, None))
+        }
+    }
+
+    async fn transaction(
+        &mut self,
+        from: &str,
+        recipients: &[String],
+        body: &[u8],
+        utf8: bool,
+    ) -> Result<Vec<Outcome>, Io> {
+        let t = self.options.command_timeout;
+        let mail = self.mail_from(from, body, utf8);
+        let rcpts: Vec<String> = recipients
+            .iter()
+            .map(|r| format!("RCPT TO:<{r}>"))
+            .collect();
+        let (mail_reply, rcpt_replies, data_reply) = self.envelope(&mail, &rcpts).await?;
         let tls = self.tls.clone();
         let host = self.host.clone();
         let outcome =

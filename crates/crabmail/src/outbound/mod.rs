@@ -110,23 +110,14 @@ impl Outbound {
             .ok_or(SubmitError::NotFound)?;
         let idempotency = match idempotency_key {
             Some(key) => {
-                let key = key.trim();
-                if key.is_empty() || key.len() > 255 {
-                    return Err(SubmitError::Invalid {
-                        field: "Idempotency-Key".into(),
-                        message: "must be 1 to 255 characters".into(),
-                    });
-                }
-                let hash =
-                    Sha256::digest([inbox_id.as_bytes(), b"\n", raw_request].concat()).to_vec();
-                if let Some(previous) = self.previous(&caller.account_id, key, &hash).await? {
+                let (key, hash) = idempotency(key, inbox_id, raw_request)?;
+                if let Some(previous) = self.previous(&caller.account_id, &key, &hash).await? {
                     return Ok(previous);
                 }
-                Some((key.to_owned(), hash))
+                Some((key, hash))
             }
             None => None,
         };
-
         let now = self.clock.now();
         let message_id = id::new_id(id::MESSAGE, now);
         let domain = Domain::of(&inbox.address)
@@ -136,24 +127,10 @@ impl Outbound {
         let mut to = parse_list(&request.to.to_vec(), "to")?;
         let cc = parse_list(&request.cc.to_vec(), "cc")?;
         let bcc = parse_list(&request.bcc.to_vec(), "bcc")?;
-        let (mut in_reply_to, mut references) = (None, Vec::new());
+        let mut threading = Threading::default();
         if let Some(parent_id) = &request.in_reply_to {
             let parent = self.parent(caller, &inbox.id, parent_id).await?;
-            if let Some(mid) = &parent.message_id {
-                references = parent.references.clone();
-                if !references.contains(mid) {
-                    references.push(mid.clone());
-                }
-                in_reply_to = Some(mid.clone());
-            }
-            if request.subject.is_none() {
-                let original = parent.subject.clone().unwrap_or_default();
-                subject = if original.to_ascii_lowercase().starts_with("re:") {
-                    original
-                } else {
-                    format!("Re: {original}")
-                };
-            }
+            threading = Threading::answering(&parent, request.subject.is_none(), &mut subject);
             if to.is_empty() {
                 let reply_to = parent.reply_to.first().or(parent.from.as_ref());
                 if let Some(address) = reply_to.and_then(|m| m.address.as_deref()) {
@@ -162,40 +139,14 @@ impl Outbound {
             }
         }
         let all: Vec<&Addressee> = to.iter().chain(&cc).chain(&bcc).collect();
-        if all.is_empty() {
-            return Err(SubmitError::Invalid {
-                field: "to".into(),
-                message: "at least one recipient is needed (to, cc or bcc)".into(),
-            });
-        }
-        if all.len() > MAX_API_RECIPIENTS {
-            return Err(SubmitError::Invalid {
-                field: "to".into(),
-                message: format!(
-                    "{} recipients; at most {MAX_API_RECIPIENTS} per message",
-                    all.len()
-                ),
-            });
-        }
+        check_recipient_count(all.len())?;
         let recipients: Vec<String> = dedup(all.iter().map(|a| a.address.clone()));
         self.check_suppressions(&caller.account_id, &recipients, &to, &cc)
             .await?;
         for (name, value) in &request.headers {
             compose::check_header(name, value)?;
         }
-        let attachments = request
-            .attachments
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                compose::decode_attachment(
-                    i,
-                    &a.filename,
-                    a.content_type.as_deref(),
-                    &a.content_base64,
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let attachments = decode_attachments(&request.attachments)?;
         let bytes = compose::compose(Draft {
             from: Addressee {
                 name: inbox.display_name.clone().filter(|n| !n.is_empty()),
@@ -208,8 +159,8 @@ impl Outbound {
             html: request.html,
             attachments,
             headers: request.headers.into_iter().collect(),
-            in_reply_to,
-            references,
+            in_reply_to: threading.in_reply_to,
+            references: threading.references,
             message_id: format!("{message_id}@{domain}"),
             date: now.millis() / 1000,
         });
@@ -422,4 +373,81 @@ fn dedup(addresses: impl Iterator<Item = String>) -> Vec<String> {
         }
     }
     out
+}
+
+/// The key and the request's hash an idempotent send is remembered by.
+fn idempotency(
+    key: &str,
+    inbox_id: &str,
+    raw_request: &[u8],
+) -> Result<(String, Vec<u8>), SubmitError> {
+    let key = key.trim();
+    if key.is_empty() || key.len() > 255 {
+        return Err(SubmitError::Invalid {
+            field: "Idempotency-Key".into(),
+            message: "must be 1 to 255 characters".into(),
+        });
+    }
+    let hash = Sha256::digest([inbox_id.as_bytes(), b"\n", raw_request].concat()).to_vec();
+    Ok((key.to_owned(), hash))
+}
+
+fn check_recipient_count(n: usize) -> Result<(), SubmitError> {
+    if n == 0 {
+        return Err(SubmitError::Invalid {
+            field: "to".into(),
+            message: "at least one recipient is needed (to, cc or bcc)".into(),
+        });
+    }
+    if n > MAX_API_RECIPIENTS {
+        return Err(SubmitError::Invalid {
+            field: "to".into(),
+            message: format!("{n} recipients; at most {MAX_API_RECIPIENTS} per message"),
+        });
+    }
+    Ok(())
+}
+
+fn decode_attachments(
+    attachments: &[crabmail_api::OutgoingAttachment],
+) -> Result<Vec<compose::Attachment>, SubmitError> {
+    attachments
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            compose::decode_attachment(i, &a.filename, a.content_type.as_deref(), &a.content_base64)
+        })
+        .collect::<Result<Vec<_>, Invalid>>()
+        .map_err(SubmitError::from)
+}
+
+/// The headers that thread a reply (RFC 5322 3.6.4).
+#[derive(Default)]
+struct Threading {
+    in_reply_to: Option<String>,
+    references: Vec<String>,
+}
+
+impl Threading {
+    /// Answering `parent`: its Message-ID after its References; `Re:` before its subject when
+    /// the sender gave none.
+    fn answering(parent: &ParsedMessage, set_subject: bool, subject: &mut String) -> Threading {
+        let mut threading = Threading::default();
+        if let Some(mid) = &parent.message_id {
+            threading.references = parent.references.clone();
+            if !threading.references.contains(mid) {
+                threading.references.push(mid.clone());
+            }
+            threading.in_reply_to = Some(mid.clone());
+        }
+        if set_subject {
+            let original = parent.subject.clone().unwrap_or_default();
+            *subject = if original.to_ascii_lowercase().starts_with("re:") {
+                original
+            } else {
+                format!("Re: {original}")
+            };
+        }
+        threading
+    }
 }
