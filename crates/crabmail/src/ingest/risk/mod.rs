@@ -20,12 +20,14 @@ pub mod html;
 pub mod model;
 pub mod rules;
 pub mod safe;
+mod scan;
 pub mod sender;
 pub mod tasks;
 pub mod unicode;
 
 use crabmail_api::{AuthResults, Evidence, Header, HiddenContent, Mailbox, Security};
 use rules::Hit;
+use scan::Scanner;
 
 /// Risk at and above which a message is `medium`, and `high`.
 pub const MEDIUM: f64 = 0.4;
@@ -131,9 +133,6 @@ struct Reading {
 }
 
 fn read(content: &Content<'_>, policy: &Policy) -> Reading {
-    let mut findings = Vec::new();
-    let mut hidden = Vec::new();
-    let mut segments: Vec<model::Segment> = Vec::new();
     let rendered = content.html.map(|h| html::render(cap(h)));
     let visible_text = match (content.text, &rendered) {
         (Some(t), _) if !t.trim().is_empty() => t.to_owned(),
@@ -143,26 +142,12 @@ fn read(content: &Content<'_>, policy: &Policy) -> Reading {
     };
     // A sentence is judged off-topic against its own part's other sentences and the subject.
     let context = content.subject.unwrap_or("").to_owned();
-
+    let mut scan = Scanner::default();
     if let Some(subject) = content.subject {
-        scan_part(
-            subject,
-            ("subject", model::Kind::Subject),
-            None,
-            &mut findings,
-            &mut hidden,
-            &mut segments,
-        );
+        scan.part(subject, ("subject", model::Kind::Subject), None);
     }
     if let Some(text) = content.text {
-        scan_part(
-            cap(text),
-            ("text", model::Kind::Text),
-            Some(&context),
-            &mut findings,
-            &mut hidden,
-            &mut segments,
-        );
+        scan.part(cap(text), ("text", model::Kind::Text), Some(&context));
     }
     if let Some(rendered) = &rendered {
         // The HTML alternative mostly repeats the text part: scan only what it says that the
@@ -171,84 +156,33 @@ fn read(content: &Content<'_>, policy: &Policy) -> Reading {
             Some(text) => lines_not_in(&rendered.visible, text),
             None => rendered.visible.clone(),
         };
-        scan_part(
-            &html_only,
-            ("html", model::Kind::Html),
-            Some(&context),
-            &mut findings,
-            &mut hidden,
-            &mut segments,
-        );
-        for item in &rendered.hidden {
-            scan_hidden(item, "hidden_html", &mut findings, &mut segments);
-            hidden.push(HiddenContent {
-                location: "hidden_html".into(),
-                reason: item.reason.into(),
-                text: item.text.clone(),
-            });
-        }
+        scan.part(&html_only, ("html", model::Kind::Html), Some(&context));
+        scan.hidden_html(&rendered.hidden, "hidden_html");
     }
     for attachment in content.attachments {
-        let location = format!("attachment:{}", attachment.name);
-        if attachment.is_html {
-            let r = html::render(cap(&attachment.text));
-            scan_part(
-                &r.visible,
-                (&location, model::Kind::Attachment),
-                Some(&context),
-                &mut findings,
-                &mut hidden,
-                &mut segments,
-            );
-            for item in &r.hidden {
-                scan_hidden(item, &location, &mut findings, &mut segments);
-                hidden.push(HiddenContent {
-                    location: location.clone(),
-                    reason: item.reason.into(),
-                    text: item.text.clone(),
-                });
-            }
-        } else {
-            scan_part(
-                cap(&attachment.text),
-                (&location, model::Kind::Attachment),
-                Some(&context),
-                &mut findings,
-                &mut hidden,
-                &mut segments,
-            );
-        }
+        scan.attachment(attachment, &context);
     }
-    for header in content.headers {
-        let name = header.name.to_ascii_lowercase();
-        if name.starts_with("x-") || name == "from" || name == "reply-to" {
-            let location = format!("header:{}", header.name);
-            for hit in rules::scan_strong(&header.value) {
-                findings.push(found(hit, &location));
-            }
-            if name.starts_with("x-") && header.value.split_whitespace().count() >= 4 {
-                segments.push(model::Segment {
-                    kind: model::Kind::Header,
-                    location,
-                    text: unicode::scan(&header.value).cleaned,
-                    marks: Vec::new(),
-                });
-            }
-        }
-    }
-    for s in sender::signals(
-        content.from,
-        content.auth,
-        &policy.operator_names,
-        &policy.operator_addresses,
-    ) {
-        findings.push(Finding {
+    scan.headers(content.headers);
+    let Scanner {
+        mut findings,
+        hidden,
+        segments,
+    } = scan;
+    findings.extend(
+        sender::signals(
+            content.from,
+            content.auth,
+            &policy.operator_names,
+            &policy.operator_addresses,
+        )
+        .into_iter()
+        .map(|s| Finding {
             rule: s.rule,
             weight: s.weight,
             excerpt: s.excerpt,
             location: s.location,
-        });
-    }
+        }),
+    );
     let bulk = is_bulk(content, &visible_text);
     // Newsletters and list mail ask their readers questions and give them tips as a matter of
     // course; a task-shaped sentence there is much weaker evidence than in a receipt.
@@ -289,175 +223,6 @@ fn is_bulk(content: &Content<'_>, visible_text: &str) -> bool {
                     "bulk" | "list"
                 ))
     }) || visible_text.to_ascii_lowercase().contains("unsubscribe")
-}
-
-/// One part: invisible characters, instruction rules, task requests, encoded forms.
-fn scan_part(
-    raw: &str,
-    (location, kind): (&str, model::Kind),
-    context: Option<&str>,
-    findings: &mut Vec<Finding>,
-    hidden: &mut Vec<HiddenContent>,
-    segments: &mut Vec<model::Segment>,
-) {
-    let scan = unicode::scan(raw);
-    let text = scan.cleaned.as_str();
-    let seg = segments.len();
-    segments.push(model::Segment {
-        kind,
-        location: location.to_owned(),
-        text: text.to_owned(),
-        marks: Vec::new(),
-    });
-    if scan.invisible >= 3 || scan.selectors > 0 {
-        findings.push(Finding {
-            rule: "invisible_unicode",
-            // Newsletters pad preheaders with zero-width joiners: weak on its own.
-            weight: if scan.selectors > 0 { 0.3 } else { 0.05 },
-            excerpt: format!(
-                "{} invisible characters, {} variation selectors",
-                scan.invisible, scan.selectors
-            ),
-            location: location.to_owned(),
-        });
-    }
-    if scan.bidi > 0 {
-        findings.push(Finding {
-            rule: "bidi_control",
-            weight: 0.2,
-            excerpt: format!("{} bidirectional control characters", scan.bidi),
-            location: location.to_owned(),
-        });
-    }
-    if !scan.tag_text.trim().is_empty() {
-        findings.push(Finding {
-            rule: "unicode_tags",
-            weight: 0.6,
-            excerpt: rules::excerpt(&scan.tag_text),
-            location: location.to_owned(),
-        });
-        let tag_hits = rules::scan(&scan.tag_text);
-        segments.push(model::Segment {
-            kind: model::Kind::Hidden,
-            location: location.to_owned(),
-            text: scan.tag_text.clone(),
-            marks: model::marks(&tag_hits),
-        });
-        for hit in tag_hits {
-            findings.push(Finding {
-                rule: "hidden_instruction",
-                weight: hit.weight.max(0.9),
-                excerpt: format!("in Unicode tag characters: {}", hit.excerpt),
-                location: location.to_owned(),
-            });
-        }
-        hidden.push(HiddenContent {
-            location: location.to_owned(),
-            reason: "unicode tag characters".into(),
-            text: scan.tag_text.clone(),
-        });
-    }
-    if !scan.mixed_words.is_empty() {
-        findings.push(Finding {
-            rule: "homoglyph",
-            weight: 0.25,
-            excerpt: scan
-                .mixed_words
-                .iter()
-                .take(5)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" "),
-            location: location.to_owned(),
-        });
-    }
-    let plain = rules::scan(text);
-    let plain_rules: Vec<&str> = plain.iter().map(|h| h.rule).collect();
-    segments[seg].marks = model::marks(&plain);
-    for hit in plain {
-        findings.push(found(hit, location));
-    }
-    if let Some(context) = context {
-        let task_hits = tasks::scan(text, context);
-        segments[seg].marks.extend(model::marks(&task_hits));
-        for hit in task_hits {
-            findings.push(found(hit, location));
-        }
-    }
-    for decoded in decode::candidates(text) {
-        let strong = rules::scan_strong(&decoded.text);
-        segments.push(model::Segment {
-            kind: model::Kind::Decoded,
-            location: location.to_owned(),
-            text: decoded.text.clone(),
-            marks: model::marks(&strong),
-        });
-        // Reversed and de-leeted forms keep the plain words: what the plain text already
-        // showed is not news.
-        for hit in strong
-            .into_iter()
-            .filter(|h| !plain_rules.contains(&h.rule))
-        {
-            findings.push(Finding {
-                rule: "encoded_instruction",
-                weight: hit.weight.max(0.8),
-                excerpt: format!("{} ({}): {}", decoded.encoding, hit.rule, hit.excerpt),
-                location: location.to_owned(),
-            });
-        }
-        if decoded.encoding == "base64" || decoded.encoding == "hex" {
-            findings.push(Finding {
-                rule: "encoded_payload",
-                weight: 0.2,
-                excerpt: format!("{}: {}", decoded.encoding, rules::excerpt(&decoded.text)),
-                location: location.to_owned(),
-            });
-        }
-    }
-}
-
-/// Hidden text is weak evidence alone (preheaders, tracking comments) and strong with an
-/// instruction in it: a person cannot see it, so it was written for a machine.
-///
-/// Only instruction rules make hidden text an instruction: a task-shaped sentence there (a
-/// preheader asking "Why are bond prices falling?") counts as an ordinary task sentence, since
-/// newsletters hide teasers of what they say openly.
-fn scan_hidden(
-    item: &html::Hidden,
-    location: &str,
-    findings: &mut Vec<Finding>,
-    segments: &mut Vec<model::Segment>,
-) {
-    let text = unicode::scan(&item.text).cleaned;
-    let hits = rules::scan(&text);
-    let task_hits = tasks::scan(&text, "");
-    let mut marks = model::marks(&hits);
-    marks.extend(model::marks(&task_hits));
-    segments.push(model::Segment {
-        kind: model::Kind::Hidden,
-        location: location.to_owned(),
-        text: text.clone(),
-        marks,
-    });
-    for hit in task_hits {
-        findings.push(found(hit, location));
-    }
-    let words = text.split_whitespace().count();
-    let weight = if words >= 30 { 0.15 } else { 0.05 };
-    findings.push(Finding {
-        rule: "hidden_content",
-        weight,
-        excerpt: format!("{}: {}", item.reason, rules::excerpt(&item.text)),
-        location: location.to_owned(),
-    });
-    for hit in hits {
-        findings.push(Finding {
-            rule: "hidden_instruction",
-            weight: (hit.weight + 0.3).min(0.95),
-            excerpt: format!("{} ({}): {}", item.reason, hit.rule, hit.excerpt),
-            location: location.to_owned(),
-        });
-    }
 }
 
 /// The lines of `html_text` (whitespace collapsed) that `text` does not contain.
