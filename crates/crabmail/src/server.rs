@@ -129,19 +129,7 @@ async fn serve(
     let deliverer = Arc::new(Deliverer::new(config, dns.clone(), clock.clone())?);
     let queue_handle = QueueHandle::default();
     let signer = Arc::new(Signer::new(store.clone(), clock.clone()));
-    let domains = Domains::new(
-        store.clone(),
-        clock.clone(),
-        dns.clone(),
-        config.hostname(),
-        &config.domain,
-        config.dkim.ed25519,
-    );
-    domains.ensure_shared().await?;
-    accounts
-        .ensure_postmaster()
-        .await
-        .map_err(|e| ServerError::Store(StoreError::Unavailable(e.to_string())))?;
+    let domains = ready_domains(config, &store, &clock, &dns, &accounts).await?;
     let outbound = Outbound::new(
         store.clone(),
         signer.clone(),
@@ -161,35 +149,15 @@ async fn serve(
         signer,
     )
     .start(queue_handle, queue_stop.clone());
-    let inbound_ctx = SmtpContext {
-        role: Role::Inbound,
-        hostname: config.hostname().to_owned(),
-        limits: config.smtp.clone(),
-        accounts: accounts.clone(),
-        store: store.clone(),
-        ingest: ingest_queue,
-        clock: clock.clone(),
-        tls: Some(smtp::tls::acceptor(
-            &config.tls.cert,
-            &config.tls.key,
-            &config.data_dir,
-            config.hostname(),
-        )?),
-        outbound: outbound.clone(),
-        auth_guard: Arc::new(AuthGuard::new(
-            config.submission.max_auth_failures,
-            config.submission.auth_cooldown,
-        )),
-        trusted_networks: Vec::new(),
-        verifier: config.verify.enabled.then(|| {
-            Arc::new(Verifier::new(
-                &dns,
-                config.hostname(),
-                &config.verify,
-                clock.clone(),
-            ))
-        }),
-    };
+    let inbound_ctx = inbound_context(
+        config,
+        &dns,
+        accounts.clone(),
+        store.clone(),
+        ingest_queue,
+        clock.clone(),
+        outbound.clone(),
+    )?;
     let api_state = ApiState {
         accounts,
         store: store.clone(),
@@ -212,14 +180,7 @@ async fn serve(
         &shutdown,
         &sessions,
     );
-    let api = api::router(api_state, config.api.max_body_size);
-    let http_limits = api::serve::HttpLimits::from(&config.api);
-    let http = tokio::spawn(api::serve::serve(
-        listeners.api,
-        api,
-        http_limits,
-        shutdown.clone(),
-    ));
+    let http = start_api(config, api_state, listeners.api, &shutdown);
     addresses.announce(&config.domain);
 
     shutdown.cancelled().await;
@@ -232,6 +193,84 @@ async fn serve(
     let _ = ingest_worker.await;
     follower.abort();
     http_result
+}
+
+/// What an MX session works with (submission differs only in role and trusted networks).
+fn inbound_context(
+    config: &Config,
+    dns: &Dns,
+    accounts: Accounts,
+    store: SharedStore,
+    ingest: ingest::IngestQueue,
+    clock: SharedClock,
+    outbound: Outbound,
+) -> Result<SmtpContext, ServerError> {
+    Ok(SmtpContext {
+        role: Role::Inbound,
+        hostname: config.hostname().to_owned(),
+        limits: config.smtp.clone(),
+        accounts,
+        store,
+        ingest,
+        tls: Some(smtp::tls::acceptor(
+            &config.tls.cert,
+            &config.tls.key,
+            &config.data_dir,
+            config.hostname(),
+        )?),
+        outbound,
+        auth_guard: Arc::new(AuthGuard::new(
+            config.submission.max_auth_failures,
+            config.submission.auth_cooldown,
+        )),
+        trusted_networks: Vec::new(),
+        verifier: config.verify.enabled.then(|| {
+            Arc::new(Verifier::new(
+                dns,
+                config.hostname(),
+                &config.verify,
+                clock.clone(),
+            ))
+        }),
+        clock,
+    })
+}
+
+/// The shared domain with its keys, and the postmaster's inbox: in place before any listener
+/// answers.
+async fn ready_domains(
+    config: &Config,
+    store: &SharedStore,
+    clock: &SharedClock,
+    dns: &Dns,
+    accounts: &Accounts,
+) -> Result<Domains, ServerError> {
+    let domains = Domains::new(
+        store.clone(),
+        clock.clone(),
+        dns.clone(),
+        config.hostname(),
+        &config.domain,
+        config.dkim.ed25519,
+    );
+    domains.ensure_shared().await?;
+    accounts
+        .ensure_postmaster()
+        .await
+        .map_err(|e| ServerError::Store(StoreError::Unavailable(e.to_string())))?;
+    Ok(domains)
+}
+
+/// The HTTP API on its listener, with the configured limits.
+fn start_api(
+    config: &Config,
+    state: ApiState,
+    listener: TcpListener,
+    shutdown: &CancellationToken,
+) -> JoinHandle<std::io::Result<()>> {
+    let app = api::router(state, config.api.max_body_size);
+    let limits = api::serve::HttpLimits::from(&config.api);
+    tokio::spawn(api::serve::serve(listener, app, limits, shutdown.clone()))
 }
 
 /// Arrivals committed by other nodes sharing the store wake this node's long-polls too.
