@@ -24,9 +24,12 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 command -v smtp-source >/dev/null || "$HERE/postfix-anchor.sh" setup
 command -v dnsmasq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq-base; }
 mkdir -p "$WORK"
-log "building crabmail (release)"
-(cd "$ROOT" && cargo build --release -q -p crabmail)
-BIN=$ROOT/target/release/crabmail
+# BIN=path: a crabmail binary to measure instead of building this tree (A/B of two builds).
+if [ -z "${BIN:-}" ]; then
+  log "building crabmail (release)"
+  (cd "$ROOT" && cargo build --release -q -p crabmail)
+  BIN=$ROOT/target/release/crabmail
+fi
 
 log "Postfix relay: $N x ${LEN}B, $SESSIONS sessions, $REPS runs"
 rm -f /tmp/pfbench/results.tsv

@@ -32,7 +32,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "hostname",
         default: r#""""#,
-        doc: "Name this server gives in its SMTP greeting and Received headers; empty means the domain.",
+        doc: "Name this server gives in its SMTP greeting and EHLO, and that custom domains' MX records name; empty means the domain.",
     },
     Setting {
         key: "node_id",
