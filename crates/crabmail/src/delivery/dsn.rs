@@ -36,8 +36,32 @@ pub struct Report<'a> {
 pub const SUBJECT: &str = "Undelivered Mail Returned to Sender";
 
 pub fn bounce(report: &Report<'_>) -> Vec<u8> {
-    let host = report.reporting_mta;
     let boundary = format!("dsn-{}", report.id);
+    let mut out = headers(report, &boundary);
+    out.push_str("\r\nThis is a MIME-encapsulated message.\r\n\r\n");
+    out.push_str(&format!(
+        "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    ));
+    out.push_str("Content-Transfer-Encoding: 8bit\r\n\r\n");
+    out.push_str(&for_people(report));
+    out.push_str(&format!(
+        "\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
+    ));
+    out.push_str(&for_programs(report));
+    // Part 3: the original's header section.
+    out.push_str(&format!(
+        "\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+    ));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(header_section(report.original));
+    if !bytes.ends_with(b"\r\n") {
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    bytes
+}
+
+fn headers(report: &Report<'_>, boundary: &str) -> String {
     let mut out = String::new();
     let mut header = |name: &str, value: &str| {
         out.push_str(name);
@@ -55,21 +79,25 @@ pub fn bounce(report: &Report<'_>) -> Vec<u8> {
     header("To", &format!("<{}>", report.to));
     header("Subject", SUBJECT);
     header("Date", &report.now.to_rfc5322());
-    header("Message-ID", &format!("<{}@{host}>", report.id));
+    header(
+        "Message-ID",
+        &format!("<{}@{}>", report.id, report.reporting_mta),
+    );
     header("Auto-Submitted", "auto-replied");
     header("MIME-Version", "1.0");
     header(
         "Content-Type",
         &format!("multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\""),
     );
-    out.push_str("\r\nThis is a MIME-encapsulated message.\r\n\r\n");
+    out
+}
 
-    // Part 1: for people.
-    out.push_str(&format!(
-        "--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    ));
-    out.push_str("Content-Transfer-Encoding: 8bit\r\n\r\n");
-    out.push_str(&format!("This is the mail system at host {host}.\r\n\r\n"));
+/// Part 1: for people.
+fn for_people(report: &Report<'_>) -> String {
+    let mut out = format!(
+        "This is the mail system at host {}.\r\n\r\n",
+        report.reporting_mta
+    );
     out.push_str("Your message could not be delivered to one or more recipients.\r\n\r\n");
     for f in report.failed {
         let why = if f.expired {
@@ -82,62 +110,56 @@ pub fn bounce(report: &Report<'_>) -> Vec<u8> {
         };
         out.push_str(&format!("<{}>: {}\r\n", f.address, one_line(&why)));
     }
+    out
+}
 
-    // Part 2: for programs (RFC 3464 2.2 and 2.3).
-    out.push_str(&format!(
-        "\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
-    ));
-    out.push_str(&format!("Reporting-MTA: dns; {host}\r\n"));
+/// Part 2: for programs (RFC 3464 2.2 and 2.3).
+fn for_programs(report: &Report<'_>) -> String {
+    let mut out = format!("Reporting-MTA: dns; {}\r\n", report.reporting_mta);
     out.push_str(&format!(
         "Arrival-Date: {}\r\n",
         report.arrival.to_rfc5322()
     ));
     for f in report.failed {
         out.push_str("\r\n");
-        out.push_str(&format!("Final-Recipient: rfc822; {}\r\n", f.address));
-        out.push_str("Action: failed\r\n");
-        let status = match (&f.outcome.enhanced, f.expired) {
-            (Some(s), false) => s.clone(),
-            (Some(s), true) if s.starts_with('4') => s.clone(),
-            _ if f.expired => "4.4.7".to_owned(),
-            _ => "5.0.0".to_owned(),
-        };
-        out.push_str(&format!("Status: {status}\r\n"));
-        if let Some(mta) = &f.outcome.host {
-            out.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
-        }
-        let kind = if f.outcome.code.is_some() {
-            "smtp"
-        } else {
-            "x-crabmail"
-        };
+        out.push_str(&recipient_fields(f));
+    }
+    out
+}
+
+fn recipient_fields(f: &Failed) -> String {
+    let mut out = format!("Final-Recipient: rfc822; {}\r\n", f.address);
+    out.push_str("Action: failed\r\n");
+    let status = match (&f.outcome.enhanced, f.expired) {
+        (Some(s), false) => s.clone(),
+        (Some(s), true) if s.starts_with('4') => s.clone(),
+        _ if f.expired => "4.4.7".to_owned(),
+        _ => "5.0.0".to_owned(),
+    };
+    out.push_str(&format!("Status: {status}\r\n"));
+    if let Some(mta) = &f.outcome.host {
+        out.push_str(&format!("Remote-MTA: dns; {mta}\r\n"));
+    }
+    let kind = if f.outcome.code.is_some() {
+        "smtp"
+    } else {
+        "x-crabmail"
+    };
+    out.push_str(&format!(
+        "Diagnostic-Code: {kind}; {}\r\n",
+        one_line(&f.outcome.diagnostic())
+    ));
+    out.push_str(&format!(
+        "Last-Attempt-Date: {}\r\n",
+        f.last_attempt.to_rfc5322()
+    ));
+    if f.expired {
         out.push_str(&format!(
-            "Diagnostic-Code: {kind}; {}\r\n",
-            one_line(&f.outcome.diagnostic())
-        ));
-        out.push_str(&format!(
-            "Last-Attempt-Date: {}\r\n",
+            "Will-Retry-Until: {}\r\n",
             f.last_attempt.to_rfc5322()
         ));
-        if f.expired {
-            out.push_str(&format!(
-                "Will-Retry-Until: {}\r\n",
-                f.last_attempt.to_rfc5322()
-            ));
-        }
     }
-
-    // Part 3: the original's header section.
-    out.push_str(&format!(
-        "\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-    ));
-    let mut bytes = out.into_bytes();
-    bytes.extend_from_slice(header_section(report.original));
-    if !bytes.ends_with(b"\r\n") {
-        bytes.extend_from_slice(b"\r\n");
-    }
-    bytes.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    bytes
+    out
 }
 
 /// Everything before the first empty line (the whole message if there is none).

@@ -121,6 +121,60 @@ impl Deliverer {
         }
     }
 
+    /// The hosts to try for a route, in order, with the session options for them.
+    async fn targets(&self, route: &Route) -> Result<(Vec<Target>, ClientOptions), Outcome> {
+        match route {
+            Route::Relay => match &self.relay {
+                Some((relay, options)) => Ok((
+                    route::relay_targets(&self.dns, relay).await?,
+                    options.clone(),
+                )),
+                None => Err(Outcome::deferred("4.3.5", "no relay is configured")),
+            },
+            Route::Mx(domain) => Ok((
+                route::mx_targets(&self.dns, domain, self.mx_port).await?,
+                self.mx.clone(),
+            )),
+            Route::Local => Err(Outcome::deferred(
+                "4.3.5",
+                "local mail is not delivered over SMTP",
+            )),
+        }
+    }
+
+    /// MTA-STS: under `enforce`, only the MX hosts the policy names, each over verified TLS
+    /// (Ok(true)); `testing` only logs. A domain whose policy lists none of its MX hosts defers.
+    async fn apply_mta_sts(
+        &self,
+        route: &Route,
+        targets: &mut Vec<Target>,
+    ) -> Result<bool, Outcome> {
+        let (Route::Mx(domain), Some(sts)) = (route, &self.mta_sts) else {
+            return Ok(false);
+        };
+        let Some(policy) = sts.policy(domain).await else {
+            return Ok(false);
+        };
+        match policy.mode {
+            mta_sts::Mode::Enforce => {
+                targets.retain(|t| policy.allows(&t.host));
+                if targets.is_empty() {
+                    let why =
+                        format!("MTA-STS policy of {domain} (enforce) lists none of its MX hosts");
+                    return Err(Outcome::deferred("4.7.5", why));
+                }
+                Ok(true)
+            }
+            mta_sts::Mode::Testing => {
+                if let Some(t) = targets.iter().find(|t| !policy.allows(&t.host)) {
+                    tracing::info!(domain, host = %t.host, "mta-sts (testing): MX host not in the policy");
+                }
+                Ok(false)
+            }
+            mta_sts::Mode::None => Ok(false),
+        }
+    }
+
     /// Delivers one message to `recipients`, which share `route` (never `Route::Local`).
     pub async fn deliver(
         &self,
@@ -134,53 +188,14 @@ impl Deliverer {
         let Ok(_permit) = gate.acquire_owned().await else {
             return vec![Outcome::deferred("4.3.0", "delivery is shutting down"); n];
         };
-        let (targets, options) = match route {
-            Route::Relay => match &self.relay {
-                Some((relay, options)) => (
-                    route::relay_targets(&self.dns, relay).await,
-                    options.clone(),
-                ),
-                None => return vec![Outcome::deferred("4.3.5", "no relay is configured"); n],
-            },
-            Route::Mx(domain) => (
-                route::mx_targets(&self.dns, domain, self.mx_port).await,
-                self.mx.clone(),
-            ),
-            Route::Local => {
-                return vec![
-                    Outcome::deferred("4.3.5", "local mail is not delivered over SMTP");
-                    n
-                ];
-            }
-        };
-        let mut targets = match targets {
-            Ok(targets) => targets,
+        let (mut targets, options) = match self.targets(route).await {
+            Ok(found) => found,
             Err(outcome) => return vec![outcome; n],
         };
-        // MTA-STS enforce: only the MX hosts the policy names, each over verified TLS.
-        let mut sts_enforced = false;
-        if let (Route::Mx(domain), Some(sts)) = (route, &self.mta_sts)
-            && let Some(policy) = sts.policy(domain).await
-        {
-            match policy.mode {
-                mta_sts::Mode::Enforce => {
-                    targets.retain(|t| policy.allows(&t.host));
-                    if targets.is_empty() {
-                        let why = format!(
-                            "MTA-STS policy of {domain} (enforce) lists none of its MX hosts"
-                        );
-                        return vec![Outcome::deferred("4.7.5", why); n];
-                    }
-                    sts_enforced = true;
-                }
-                mta_sts::Mode::Testing => {
-                    if let Some(t) = targets.iter().find(|t| !policy.allows(&t.host)) {
-                        tracing::info!(domain, host = %t.host, "mta-sts (testing): MX host not in the policy");
-                    }
-                }
-                mta_sts::Mode::None => {}
-            }
-        }
+        let sts_enforced = match self.apply_mta_sts(route, &mut targets).await {
+            Ok(enforced) => enforced,
+            Err(outcome) => return vec![outcome; n],
+        };
         let mut last_failure = None;
         for target in &targets {
             let options = if sts_enforced {

@@ -186,12 +186,10 @@ fn links(text: &str, html_links: &[Link], headers: &[Header]) -> Vec<ExtractedLi
     out
 }
 
-fn classify(url: &str, shown: &str, context: &str) -> &'static str {
-    let u = url.to_ascii_lowercase();
-    let words = format!("{} {}", shown, tail(context, 80)).to_lowercase();
-    let any = |hay: &str, needles: &[&str]| needles.iter().any(|n| hay.contains(n));
-    if any(
-        &u,
+/// Link kinds, checked in this order: words in the URL, words in the link text or just before it.
+const LINK_KINDS: &[(&str, &[&str], &[&str])] = &[
+    (
+        "unsubscribe",
         &[
             "unsubscribe",
             "opt-out",
@@ -201,8 +199,6 @@ fn classify(url: &str, shown: &str, context: &str) -> &'static str {
             "email-preferences",
             "manage-preferences",
         ],
-    ) || any(
-        &words,
         &[
             "unsubscribe",
             "opt out",
@@ -211,11 +207,9 @@ fn classify(url: &str, shown: &str, context: &str) -> &'static str {
             "darse de baja",
             "cancelar suscripción",
         ],
-    ) {
-        return "unsubscribe";
-    }
-    if any(
-        &u,
+    ),
+    (
+        "reset",
         &[
             "reset",
             "forgot",
@@ -225,8 +219,6 @@ fn classify(url: &str, shown: &str, context: &str) -> &'static str {
             "change-password",
             "new-password",
         ],
-    ) || any(
-        &words,
         &[
             "reset your password",
             "reset password",
@@ -236,11 +228,9 @@ fn classify(url: &str, shown: &str, context: &str) -> &'static str {
             "réinitialiser",
             "restablecer",
         ],
-    ) {
-        return "reset";
-    }
-    if any(
-        &u,
+    ),
+    (
+        "magic_login",
         &[
             "magic",
             "login?token",
@@ -252,29 +242,20 @@ fn classify(url: &str, shown: &str, context: &str) -> &'static str {
             "one-click",
             "/sso/",
         ],
-    ) || (any(
-        &u,
-        &["login", "signin", "sign-in", "sign_in", "log-in", "/auth"],
-    ) && any(&u, &["token=", "code=", "key=", "otp=", "t="]))
-        || any(
-            &words,
-            &[
-                "log in to",
-                "sign in to",
-                "log in now",
-                "sign in now",
-                "magic link",
-                "login link",
-                "sign-in link",
-                "log me in",
-                "sign me in",
-            ],
-        )
-    {
-        return "magic_login";
-    }
-    if any(
-        &u,
+        &[
+            "log in to",
+            "sign in to",
+            "log in now",
+            "sign in now",
+            "magic link",
+            "login link",
+            "sign-in link",
+            "log me in",
+            "sign me in",
+        ],
+    ),
+    (
+        "verify",
         &[
             "verify",
             "verification",
@@ -286,8 +267,6 @@ fn classify(url: &str, shown: &str, context: &str) -> &'static str {
             "double-opt",
             "doi",
         ],
-    ) || any(
-        &words,
         &[
             "verify",
             "confirm",
@@ -300,8 +279,23 @@ fn classify(url: &str, shown: &str, context: &str) -> &'static str {
             "verificar",
             "verifica",
         ],
-    ) {
-        return "verify";
+    ),
+];
+
+/// A login page with a token in its query is a magic link whatever its words.
+const LOGIN_PATHS: &[&str] = &["login", "signin", "sign-in", "sign_in", "log-in", "/auth"];
+const TOKEN_PARAMS: &[&str] = &["token=", "code=", "key=", "otp=", "t="];
+
+fn classify(url: &str, shown: &str, context: &str) -> &'static str {
+    let u = url.to_ascii_lowercase();
+    let words = format!("{} {}", shown, tail(context, 80)).to_lowercase();
+    let any = |hay: &str, needles: &[&str]| needles.iter().any(|n| hay.contains(n));
+    for (kind, in_url, in_words) in LINK_KINDS {
+        let login_with_token =
+            *kind == "magic_login" && any(&u, LOGIN_PATHS) && any(&u, TOKEN_PARAMS);
+        if any(&u, in_url) || login_with_token || any(&words, in_words) {
+            return kind;
+        }
     }
     "other"
 }

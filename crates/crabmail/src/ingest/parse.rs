@@ -71,58 +71,9 @@ pub fn parse(raw: &[u8]) -> Parsed {
             };
         }
     };
-    let mut warnings = Vec::new();
-    if let Some(why) = &limited {
-        warnings.push(why.clone());
-    }
-    if message.from().is_none() {
-        warnings.push("no From header".to_owned());
-    }
-    let closed = closing_delimiters(raw);
-    for (i, part) in message.parts.iter().enumerate() {
-        if part.is_encoding_problem {
-            warnings.push(format!(
-                "part {i}: content could not be decoded with its transfer encoding; kept as sent"
-            ));
-        }
-        if let PartType::Multipart(_) = part.body
-            && let Some(boundary) = part.content_type().and_then(|ct| ct.attribute("boundary"))
-            && !closed.contains(boundary.as_bytes())
-        {
-            warnings.push(format!(
-                "part {i}: multipart boundary \"{boundary}\" is never closed"
-            ));
-        }
-    }
-    let attachments = message
-        .attachments()
-        .enumerate()
-        .map(|(index, part)| Attachment {
-            index,
-            filename: part.attachment_name().map(str::to_owned),
-            content_type: part
-                .content_type()
-                .map(|ct| match ct.subtype() {
-                    Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
-                    None => ct.ctype().to_ascii_lowercase(),
-                })
-                .unwrap_or_else(|| "application/octet-stream".to_owned()),
-            size: part.contents().len(),
-            content_id: part.content_id().map(str::to_owned),
-        })
-        .collect();
-    let headers = message
-        .headers()
-        .iter()
-        .zip(message.headers_raw())
-        .map(|(header, (name, raw_value))| Header {
-            name: name.to_owned(),
-            value: match header.value() {
-                HeaderValue::Text(text) => text.to_string(),
-                _ => unfold(raw_value),
-            },
-        })
-        .collect();
+    let warnings = warnings(&message, raw, limited.as_deref());
+    let attachments = attachments(&message);
+    let headers = headers(&message);
     let view = ParsedMessage {
         from: message
             .from()
@@ -154,6 +105,71 @@ pub fn parse(raw: &[u8]) -> Parsed {
         attachment_texts,
         limited,
     }
+}
+
+/// What a reader should know about how the message was read: limits reached, a missing From,
+/// undecodable parts, multipart boundaries never closed.
+fn warnings(message: &Message<'_>, raw: &[u8], limited: Option<&str>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let Some(why) = limited {
+        warnings.push(why.to_owned());
+    }
+    if message.from().is_none() {
+        warnings.push("no From header".to_owned());
+    }
+    let closed = closing_delimiters(raw);
+    for (i, part) in message.parts.iter().enumerate() {
+        if part.is_encoding_problem {
+            warnings.push(format!(
+                "part {i}: content could not be decoded with its transfer encoding; kept as sent"
+            ));
+        }
+        if let PartType::Multipart(_) = part.body
+            && let Some(boundary) = part.content_type().and_then(|ct| ct.attribute("boundary"))
+            && !closed.contains(boundary.as_bytes())
+        {
+            warnings.push(format!(
+                "part {i}: multipart boundary \"{boundary}\" is never closed"
+            ));
+        }
+    }
+    warnings
+}
+
+fn attachments(message: &Message<'_>) -> Vec<Attachment> {
+    message
+        .attachments()
+        .enumerate()
+        .map(|(index, part)| Attachment {
+            index,
+            filename: part.attachment_name().map(str::to_owned),
+            content_type: part
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
+                    None => ct.ctype().to_ascii_lowercase(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+            size: part.contents().len(),
+            content_id: part.content_id().map(str::to_owned),
+        })
+        .collect()
+}
+
+/// Every header as sent, decoded where mail-parser understood it, else unfolded.
+fn headers(message: &Message<'_>) -> Vec<Header> {
+    message
+        .headers()
+        .iter()
+        .zip(message.headers_raw())
+        .map(|(header, (name, raw_value))| Header {
+            name: name.to_owned(),
+            value: match header.value() {
+                HeaderValue::Text(text) => text.to_string(),
+                _ => unfold(raw_value),
+            },
+        })
+        .collect()
 }
 
 /// Parses `raw`, or the longest prefix of it within the limits, saying why it stopped short.

@@ -86,135 +86,168 @@ pub fn render(html: &str) -> Rendered {
     let mut emitter = DefaultEmitter::default();
     // Raw-text elements (style, script, title) must not be tokenised as markup.
     emitter.naively_switch_states(true);
-    let mut out = Rendered::default();
-    let mut stack: Vec<Open> = Vec::new();
-    let mut sheet = StyleSheet::default();
-    let mut hidden_run: Option<(&'static str, String)> = None;
+    let mut renderer = Renderer::default();
     for token in Tokenizer::new_with_emitter(html, emitter) {
         let Ok(token) = token;
         match token {
-            Token::StartTag(tag) => {
-                let name = String::from_utf8_lossy(&tag.name).to_ascii_lowercase();
-                let attr = |key: &str| {
-                    tag.attributes
-                        .get(key.as_bytes())
-                        .map(|v| String::from_utf8_lossy(&v.value).into_owned())
-                };
-                let parent = stack.last();
-                for key in ["alt", "title"] {
-                    if let Some(text) = attr(key)
-                        && !text.trim().is_empty()
-                    {
-                        push_hidden(&mut out, &mut hidden_run, attribute_reason(key), &text);
-                        flush_hidden(&mut out, &mut hidden_run);
-                    }
-                }
-                if BLOCK.contains(&name.as_str()) {
-                    newline(&mut out.visible);
-                }
-                if VOID.contains(&name.as_str()) || tag.self_closing {
-                    continue;
-                }
-                // Stylesheet rules for its tag, classes and id first; inline declarations after
-                // them win, as in CSS.
-                let style = format!(
-                    "{};{}",
-                    sheet.declarations_for(&name, attr("class").as_deref(), attr("id").as_deref()),
-                    attr("style").unwrap_or_default().to_ascii_lowercase()
-                );
-                let inherited = parent.and_then(|p| p.hidden);
-                let parent_background = parent.map_or(PAGE_BACKGROUND, |p| p.background);
-                let parent_color = parent.and_then(|p| p.color);
-                let (bgcolor, color_attr) = (attr("bgcolor"), attr("color"));
-                // Most elements style nothing: they inherit, and hide nothing of their own.
-                let plain = style
-                    .trim_matches(|c: char| c == ';' || c.is_whitespace())
-                    .is_empty()
-                    && bgcolor.is_none()
-                    && color_attr.is_none()
-                    && name != "template"
-                    && !tag.attributes.contains_key(b"hidden".as_slice());
-                let (background, color, own) = if plain {
-                    (parent_background, parent_color, None)
-                } else {
-                    let background =
-                        background_of(&style, bgcolor.as_deref()).unwrap_or(parent_background);
-                    let color = css_value(&style, "color")
-                        .and_then(parse_color)
-                        .or_else(|| color_attr.as_deref().and_then(parse_color))
-                        .or(parent_color);
-                    let own =
-                        hiding_reason(&name, &style, attr("hidden").is_some(), background, color);
-                    (background, color, own)
-                };
-                let link = match (name.as_str(), attr("href")) {
-                    ("a", Some(href)) => {
-                        out.links.push(Link {
-                            href: href.trim().to_owned(),
-                            text: String::new(),
-                        });
-                        Some(out.links.len() - 1)
-                    }
-                    _ => parent.and_then(|p| p.link),
-                };
-                stack.push(Open {
-                    unrendered: UNRENDERED.contains(&name.as_str())
-                        || parent.is_some_and(|p| p.unrendered),
-                    name,
-                    hidden: inherited.or(own),
-                    background,
-                    color,
-                    link,
-                });
-            }
-            Token::EndTag(tag) => {
-                let name = String::from_utf8_lossy(&tag.name).to_ascii_lowercase();
-                if let Some(at) = stack.iter().rposition(|o| o.name == name) {
-                    stack.truncate(at);
-                }
-                if BLOCK.contains(&name.as_str()) {
-                    newline(&mut out.visible);
-                }
-            }
-            Token::String(text) => {
-                let text = String::from_utf8_lossy(&text.value);
-                let top = stack.last();
-                if top.is_some_and(|o| o.name == "style") {
-                    sheet.add(&text);
-                    continue;
-                }
-                if top.is_some_and(|o| o.unrendered) {
-                    continue;
-                }
-                match top.and_then(|o| o.hidden) {
-                    Some(reason) => push_hidden(&mut out, &mut hidden_run, reason, &text),
-                    None => {
-                        flush_hidden(&mut out, &mut hidden_run);
-                        push_visible(&mut out.visible, &text);
-                        if let Some(i) = top.and_then(|o| o.link) {
-                            push_visible(&mut out.links[i].text, &text);
-                        }
-                    }
-                }
-            }
-            Token::Comment(text) => {
-                let text = String::from_utf8_lossy(&text.value);
-                // Conditional comments for Outlook (<!--[if mso]>) are markup, not prose.
-                if !text.trim_start().starts_with('[') && !text.trim().is_empty() {
-                    flush_hidden(&mut out, &mut hidden_run);
-                    push_hidden(&mut out, &mut hidden_run, "html comment", &text);
-                    flush_hidden(&mut out, &mut hidden_run);
-                }
-            }
+            Token::StartTag(tag) => renderer.start_tag(&tag),
+            Token::EndTag(tag) => renderer.end_tag(&String::from_utf8_lossy(&tag.name)),
+            Token::String(text) => renderer.text(&String::from_utf8_lossy(&text.value)),
+            Token::Comment(text) => renderer.comment(&String::from_utf8_lossy(&text.value)),
             Token::Doctype(_) | Token::Error(_) => {}
         }
     }
-    flush_hidden(&mut out, &mut hidden_run);
-    out.visible = out.visible.trim().to_owned();
-    for link in &mut out.links {
-        link.text = link.text.trim().to_owned();
+    renderer.finish()
+}
+
+/// The rendering in progress: what is shown and hidden so far, the open elements, the
+/// stylesheet read from `<style>`, and the hidden text not yet recorded.
+#[derive(Default)]
+struct Renderer {
+    out: Rendered,
+    stack: Vec<Open>,
+    sheet: StyleSheet,
+    hidden_run: Option<(&'static str, String)>,
+}
+
+impl Renderer {
+    fn start_tag(&mut self, tag: &html5gum::StartTag<()>) {
+        let name = String::from_utf8_lossy(&tag.name).to_ascii_lowercase();
+        let attr = |key: &str| {
+            tag.attributes
+                .get(key.as_bytes())
+                .map(|v| String::from_utf8_lossy(&v.value).into_owned())
+        };
+        for key in ["alt", "title"] {
+            if let Some(text) = attr(key)
+                && !text.trim().is_empty()
+            {
+                push_hidden(
+                    &mut self.out,
+                    &mut self.hidden_run,
+                    attribute_reason(key),
+                    &text,
+                );
+                flush_hidden(&mut self.out, &mut self.hidden_run);
+            }
+        }
+        if BLOCK.contains(&name.as_str()) {
+            newline(&mut self.out.visible);
+        }
+        if VOID.contains(&name.as_str()) || tag.self_closing {
+            return;
+        }
+        let parent = self.stack.last();
+        let (background, color, own) = self.appearance(&name, &attr, parent);
+        let link = match (name.as_str(), attr("href")) {
+            ("a", Some(href)) => {
+                self.out.links.push(Link {
+                    href: href.trim().to_owned(),
+                    text: String::new(),
+                });
+                Some(self.out.links.len() - 1)
+            }
+            _ => parent.and_then(|p| p.link),
+        };
+        let open = Open {
+            unrendered: UNRENDERED.contains(&name.as_str()) || parent.is_some_and(|p| p.unrendered),
+            hidden: parent.and_then(|p| p.hidden).or(own),
+            name,
+            background,
+            color,
+            link,
+        };
+        self.stack.push(open);
     }
-    out
+
+    /// An element's background and text colour, and why it hides its content if it does:
+    /// stylesheet rules for its tag, classes and id first, inline declarations after them (they
+    /// win, as in CSS), then the `bgcolor` and `color` attributes.
+    fn appearance(
+        &self,
+        name: &str,
+        attr: &dyn Fn(&str) -> Option<String>,
+        parent: Option<&Open>,
+    ) -> (Rgb, Option<Rgb>, Option<&'static str>) {
+        let style = format!(
+            "{};{}",
+            self.sheet
+                .declarations_for(name, attr("class").as_deref(), attr("id").as_deref()),
+            attr("style").unwrap_or_default().to_ascii_lowercase()
+        );
+        let parent_background = parent.map_or(PAGE_BACKGROUND, |p| p.background);
+        let parent_color = parent.and_then(|p| p.color);
+        let (bgcolor, color_attr) = (attr("bgcolor"), attr("color"));
+        let hidden_attr = attr("hidden").is_some();
+        // Most elements style nothing: they inherit, and hide nothing of their own.
+        let plain = style
+            .trim_matches(|c: char| c == ';' || c.is_whitespace())
+            .is_empty()
+            && bgcolor.is_none()
+            && color_attr.is_none()
+            && name != "template"
+            && !hidden_attr;
+        if plain {
+            return (parent_background, parent_color, None);
+        }
+        let background = background_of(&style, bgcolor.as_deref()).unwrap_or(parent_background);
+        let color = css_value(&style, "color")
+            .and_then(parse_color)
+            .or_else(|| color_attr.as_deref().and_then(parse_color))
+            .or(parent_color);
+        let own = hiding_reason(name, &style, hidden_attr, background, color);
+        (background, color, own)
+    }
+
+    fn end_tag(&mut self, name: &str) {
+        let name = name.to_ascii_lowercase();
+        if let Some(at) = self.stack.iter().rposition(|o| o.name == name) {
+            self.stack.truncate(at);
+        }
+        if BLOCK.contains(&name.as_str()) {
+            newline(&mut self.out.visible);
+        }
+    }
+
+    fn text(&mut self, text: &str) {
+        let top = self.stack.last();
+        if top.is_some_and(|o| o.name == "style") {
+            self.sheet.add(text);
+            return;
+        }
+        if top.is_some_and(|o| o.unrendered) {
+            return;
+        }
+        match top.and_then(|o| o.hidden) {
+            Some(reason) => push_hidden(&mut self.out, &mut self.hidden_run, reason, text),
+            None => {
+                let link = top.and_then(|o| o.link);
+                flush_hidden(&mut self.out, &mut self.hidden_run);
+                push_visible(&mut self.out.visible, text);
+                if let Some(i) = link {
+                    push_visible(&mut self.out.links[i].text, text);
+                }
+            }
+        }
+    }
+
+    fn comment(&mut self, text: &str) {
+        // Conditional comments for Outlook (<!--[if mso]>) are markup, not prose.
+        if !text.trim_start().starts_with('[') && !text.trim().is_empty() {
+            flush_hidden(&mut self.out, &mut self.hidden_run);
+            push_hidden(&mut self.out, &mut self.hidden_run, "html comment", text);
+            flush_hidden(&mut self.out, &mut self.hidden_run);
+        }
+    }
+
+    fn finish(mut self) -> Rendered {
+        flush_hidden(&mut self.out, &mut self.hidden_run);
+        self.out.visible = self.out.visible.trim().to_owned();
+        for link in &mut self.out.links {
+            link.text = link.text.trim().to_owned();
+        }
+        self.out
+    }
 }
 
 /// The simple rules of `<style>` blocks: `tag`, `.class`, `tag.class` and `#id` selectors (enough

@@ -85,32 +85,7 @@ pub fn signals(
     operator_names: &[String],
     operator_addresses: &[String],
 ) -> Vec<Signal> {
-    let mut out = Vec::new();
-    if let Some(auth) = auth {
-        let dkim_pass = auth.dkim.iter().any(|d| d.result == "pass");
-        if auth.dmarc.result == "fail" {
-            out.push(signal(
-                "auth_failed",
-                0.15,
-                format!("dmarc=fail for {}", auth.dmarc.domain),
-                "header:Authentication-Results",
-            ));
-        } else if matches!(auth.spf.result.as_str(), "fail" | "softfail") && !dkim_pass {
-            out.push(signal(
-                "auth_failed",
-                0.1,
-                format!("spf={} for {}", auth.spf.result, auth.spf.domain),
-                "header:Authentication-Results",
-            ));
-        } else if auth.dkim.iter().any(|d| d.result == "fail") && !dkim_pass {
-            out.push(signal(
-                "auth_failed",
-                0.1,
-                "dkim=fail".to_owned(),
-                "header:Authentication-Results",
-            ));
-        }
-    }
+    let mut out: Vec<Signal> = auth.and_then(failed_authentication).into_iter().collect();
     let Some(from) = from else {
         return out;
     };
@@ -119,70 +94,124 @@ pub fn signals(
         .map(Domain::into_string)
         .unwrap_or_default();
     let name = from.name.as_deref().unwrap_or("").to_lowercase();
-    if let Some(shown) = name
+    let shown_name = from.name.as_deref().unwrap_or("");
+    out.extend(spoofed_address(&name, &address));
+    out.extend(borrowed_identity(
+        &name,
+        shown_name,
+        &address,
+        &domain,
+        operator_names,
+        operator_addresses,
+    ));
+    out.extend(lookalike_signal(&domain));
+    out
+}
+
+/// The strongest authentication failure, if any: DMARC, else SPF or DKIM without a passing
+/// DKIM signature.
+fn failed_authentication(auth: &AuthResults) -> Option<Signal> {
+    let dkim_pass = auth.dkim.iter().any(|d| d.result == "pass");
+    let location = "header:Authentication-Results";
+    if auth.dmarc.result == "fail" {
+        Some(signal(
+            "auth_failed",
+            0.15,
+            format!("dmarc=fail for {}", auth.dmarc.domain),
+            location,
+        ))
+    } else if matches!(auth.spf.result.as_str(), "fail" | "softfail") && !dkim_pass {
+        Some(signal(
+            "auth_failed",
+            0.1,
+            format!("spf={} for {}", auth.spf.result, auth.spf.domain),
+            location,
+        ))
+    } else if auth.dkim.iter().any(|d| d.result == "fail") && !dkim_pass {
+        Some(signal("auth_failed", 0.1, "dkim=fail".to_owned(), location))
+    } else {
+        None
+    }
+}
+
+/// A display name that shows an address other than the one the mail is from.
+fn spoofed_address(name: &str, address: &str) -> Option<Signal> {
+    let shown = name
         .split_whitespace()
-        .find(|w| w.contains('@') && w.contains('.'))
-        && !shown
-            .trim_matches(|c: char| !c.is_alphanumeric())
-            .eq_ignore_ascii_case(&address)
+        .find(|w| w.contains('@') && w.contains('.'))?;
+    if shown
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .eq_ignore_ascii_case(address)
+    {
+        return None;
+    }
+    Some(signal(
+        "display_name_spoof",
+        0.3,
+        format!("shows {shown} but sent from {address}"),
+        "header:From",
+    ))
+}
+
+/// A display name that borrows a brand (from outside the brand's domains) or the operator's
+/// name (from outside the operator's addresses).
+fn borrowed_identity(
+    name: &str,
+    shown_name: &str,
+    address: &str,
+    domain: &str,
+    operator_names: &[String],
+    operator_addresses: &[String],
+) -> Vec<Signal> {
+    let mut out = Vec::new();
+    if BRANDS.iter().any(|(brand, domains)| {
+        contains_word(name, brand) && !domains.iter().any(|d| is_within(domain, d))
+    }) {
+        out.push(signal(
+            "brand_impersonation",
+            0.3,
+            format!("display name \"{shown_name}\" from {domain}"),
+            "header:From",
+        ));
+    }
+    let is_operator = operator_addresses
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(address));
+    if !is_operator
+        && operator_names.iter().any(|operator| {
+            let operator = operator.to_lowercase();
+            !operator.is_empty() && name.contains(&operator)
+        })
     {
         out.push(signal(
-            "display_name_spoof",
-            0.3,
-            format!("shows {shown} but sent from {address}"),
-            "header:From",
-        ));
-    }
-    for (brand, domains) in BRANDS {
-        if contains_word(&name, brand) && !domains.iter().any(|d| is_within(&domain, d)) {
-            out.push(signal(
-                "brand_impersonation",
-                0.3,
-                format!(
-                    "display name \"{}\" from {domain}",
-                    from.name.as_deref().unwrap_or("")
-                ),
-                "header:From",
-            ));
-            break;
-        }
-    }
-    for operator in operator_names {
-        let operator = operator.to_lowercase();
-        if !operator.is_empty()
-            && name.contains(&operator)
-            && !operator_addresses
-                .iter()
-                .any(|a| a.eq_ignore_ascii_case(&address))
-        {
-            out.push(signal(
-                "operator_impersonation",
-                0.4,
-                format!(
-                    "display name \"{}\" from {address}",
-                    from.name.as_deref().unwrap_or("")
-                ),
-                "header:From",
-            ));
-            break;
-        }
-    }
-    if let Some(brand) = lookalike(&domain) {
-        out.push(signal(
-            "lookalike_domain",
-            0.35,
-            format!("{domain} looks like {brand}"),
-            "header:From",
-        ));
-    } else if domain.split('.').any(|label| label.starts_with("xn--")) {
-        out.push(signal(
-            "lookalike_domain",
-            0.2,
-            format!("{domain} is an internationalised (punycode) name"),
+            "operator_impersonation",
+            0.4,
+            format!("display name \"{shown_name}\" from {address}"),
             "header:From",
         ));
     }
     out
+}
+
+/// A From domain that imitates a brand's, or is written in punycode.
+fn lookalike_signal(domain: &str) -> Option<Signal> {
+    if let Some(brand) = lookalike(domain) {
+        Some(signal(
+            "lookalike_domain",
+            0.35,
+            format!("{domain} looks like {brand}"),
+            "header:From",
+        ))
+    } else if domain.split('.').any(|label| label.starts_with("xn--")) {
+        Some(signal(
+            "lookalike_domain",
+            0.2,
+            format!("{domain} is an internationalised (punycode) name"),
+            "header:From",
+        ))
+    } else {
+        None
+    }
 }
 
 fn signal(rule: &'static str, weight: f64, excerpt: String, location: &str) -> Signal {

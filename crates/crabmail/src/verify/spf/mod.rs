@@ -190,6 +190,53 @@ impl<'a> Spf<'a> {
             .map_err(|_| SpfResult::PermError)
     }
 
+    /// RFC 7208 5.4: the client is one of `target`'s MX hosts (at most `MAX_NAMES` of them),
+    /// within the mechanism's prefix lengths.
+    async fn mx_matches(
+        &self,
+        target: &str,
+        v4: u8,
+        v6: u8,
+        budget: &mut Budget,
+    ) -> Result<bool, SpfResult> {
+        let Some(name) = dns_name(target) else {
+            return Ok(false);
+        };
+        let hosts: Vec<Name> = match self.dns.query(&name, RecordType::MX).await {
+            Ok(answers) => answers
+                .into_iter()
+                .filter_map(|r| match r {
+                    RData::MX(mx) => Some(mx.exchange.clone()),
+                    _ => None,
+                })
+                .collect(),
+            Err(Failure::NoSuchDomain) => Vec::new(),
+            Err(Failure::Temporary(_)) => return Err(SpfResult::TempError),
+        };
+        if hosts.is_empty() {
+            budget.void()?;
+            return Ok(false);
+        }
+        if hosts.len() > MAX_NAMES {
+            return Err(SpfResult::PermError);
+        }
+        for host in hosts.iter().filter(|h| !h.is_root()) {
+            let addresses = match self.dns.query(host, self.family()).await {
+                Ok(answers) => answers,
+                Err(Failure::NoSuchDomain) => Vec::new(),
+                Err(Failure::Temporary(_)) => return Err(SpfResult::TempError),
+            };
+            if addresses
+                .iter()
+                .filter_map(address)
+                .any(|a| self.within(a, v4, v6))
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     async fn matches(
         &self,
         mechanism: &Mechanism,
@@ -230,42 +277,7 @@ impl<'a> Spf<'a> {
                 v6,
             } => {
                 let target = self.target(target.as_ref(), domain).await;
-                let Some(name) = dns_name(&target) else {
-                    return Ok(false);
-                };
-                let hosts: Vec<Name> = match self.dns.query(&name, RecordType::MX).await {
-                    Ok(answers) => answers
-                        .into_iter()
-                        .filter_map(|r| match r {
-                            RData::MX(mx) => Some(mx.exchange.clone()),
-                            _ => None,
-                        })
-                        .collect(),
-                    Err(Failure::NoSuchDomain) => Vec::new(),
-                    Err(Failure::Temporary(_)) => return Err(SpfResult::TempError),
-                };
-                if hosts.is_empty() {
-                    budget.void()?;
-                    return Ok(false);
-                }
-                if hosts.len() > MAX_NAMES {
-                    return Err(SpfResult::PermError);
-                }
-                for host in hosts.iter().filter(|h| !h.is_root()) {
-                    let addresses = match self.dns.query(host, self.family()).await {
-                        Ok(answers) => answers,
-                        Err(Failure::NoSuchDomain) => Vec::new(),
-                        Err(Failure::Temporary(_)) => return Err(SpfResult::TempError),
-                    };
-                    if addresses
-                        .iter()
-                        .filter_map(address)
-                        .any(|a| self.within(a, *v4, *v6))
-                    {
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
+                self.mx_matches(&target, *v4, *v6, budget).await
             }
             Mechanism::Ptr(target) => {
                 let target = trim(&self.target(target.as_ref(), domain).await);
