@@ -61,6 +61,11 @@ pub struct Listeners {
 }
 
 impl Listeners {
+    /// The API's listener and the three SMTP ones (MX, submission, submissions).
+    fn split(self) -> (TcpListener, [TcpListener; 3]) {
+        (self.api, [self.mx, self.submission, self.submission_tls])
+    }
+
     pub async fn bind(config: &Config) -> Result<Listeners, ServerError> {
         Ok(Listeners {
             api: bind("api", config.api.listen).await?,
@@ -111,14 +116,8 @@ async fn serve(
     let follower = follow_other_nodes(store.clone(), wakeups.clone());
     resume_own_work(&store).await;
     let ingest_stop = CancellationToken::new();
-    let (ingest_queue, ingest_worker) = ingest::start(
-        store.clone(),
-        wakeups.clone(),
-        clock.clone(),
-        scoring(config),
-        &config.ingest,
-        ingest_stop.clone(),
-    );
+    let (ingest_queue, ingest_worker) =
+        start_ingest(config, &store, &wakeups, &clock, &ingest_stop);
     let accounts = Accounts::new(
         store.clone(),
         clock.clone(),
@@ -171,16 +170,9 @@ async fn serve(
     };
     let addresses = Addresses::of(&listeners)?;
     let sessions = TaskTracker::new();
-    let smtp = start_smtp(
-        config,
-        listeners.mx,
-        listeners.submission,
-        listeners.submission_tls,
-        inbound_ctx,
-        &shutdown,
-        &sessions,
-    );
-    let http = start_api(config, api_state, listeners.api, &shutdown);
+    let (api, smtp_listeners) = listeners.split();
+    let smtp = start_smtp(config, smtp_listeners, inbound_ctx, &shutdown, &sessions);
+    let http = start_api(config, api_state, api, &shutdown);
     addresses.announce(&config.domain);
 
     shutdown.cancelled().await;
@@ -294,6 +286,24 @@ async fn resume_own_work(store: &SharedStore) {
     }
 }
 
+/// The ingest worker, scoring with the configured policy and classifier.
+fn start_ingest(
+    config: &Config,
+    store: &SharedStore,
+    wakeups: &Arc<Wakeups>,
+    clock: &SharedClock,
+    stop: &CancellationToken,
+) -> (ingest::IngestQueue, JoinHandle<()>) {
+    ingest::start(
+        store.clone(),
+        wakeups.clone(),
+        clock.clone(),
+        scoring(config),
+        &config.ingest,
+        stop.clone(),
+    )
+}
+
 fn scoring(config: &Config) -> ingest::Scoring {
     ingest::Scoring {
         policy: crate::ingest::risk::Policy {
@@ -313,9 +323,7 @@ fn scoring(config: &Config) -> ingest::Scoring {
 /// role and in whom they trust.
 fn start_smtp(
     config: &Config,
-    mx: TcpListener,
-    submission: TcpListener,
-    submission_tls: TcpListener,
+    [mx, submission, submission_tls]: [TcpListener; 3],
     inbound_ctx: SmtpContext,
     shutdown: &CancellationToken,
     sessions: &TaskTracker,

@@ -100,14 +100,7 @@ impl Outbound {
         idempotency_key: Option<&str>,
         raw_request: &[u8],
     ) -> Result<Accepted, SubmitError> {
-        if !id::looks_like(id::INBOX, inbox_id) || !caller.may_see_inbox(inbox_id) {
-            return Err(SubmitError::NotFound);
-        }
-        let inbox = self
-            .store
-            .get_inbox(&caller.account_id, inbox_id)
-            .await?
-            .ok_or(SubmitError::NotFound)?;
+        let inbox = self.own_inbox(caller, inbox_id).await?;
         let idempotency = match idempotency_key {
             Some(key) => {
                 let (key, hash) = idempotency(key, inbox_id, raw_request)?;
@@ -176,10 +169,35 @@ impl Outbound {
                 idempotency.clone(),
             )
             .await;
+        self.settle_race(&caller.account_id, accepted, idempotency)
+            .await
+    }
+
+    /// The caller's inbox, or NotFound (another account's inbox is not found either).
+    async fn own_inbox(
+        &self,
+        caller: &Caller,
+        inbox_id: &str,
+    ) -> Result<crate::store::InboxRecord, SubmitError> {
+        if !id::looks_like(id::INBOX, inbox_id) || !caller.may_see_inbox(inbox_id) {
+            return Err(SubmitError::NotFound);
+        }
+        self.store
+            .get_inbox(&caller.account_id, inbox_id)
+            .await?
+            .ok_or(SubmitError::NotFound)
+    }
+
+    /// Two requests with one idempotency key at once: the loser answers like a retry.
+    async fn settle_race(
+        &self,
+        account_id: &str,
+        accepted: Result<Accepted, SubmitError>,
+        idempotency: Option<(String, Vec<u8>)>,
+    ) -> Result<Accepted, SubmitError> {
         match (accepted, idempotency) {
-            // Two requests with one key at once: the loser answers like a retry.
             (Err(SubmitError::Store(StoreError::Conflict)), Some((key, hash))) => self
-                .previous(&caller.account_id, &key, &hash)
+                .previous(account_id, &key, &hash)
                 .await?
                 .ok_or(SubmitError::IdempotencyConflict),
             (result, _) => result,
