@@ -31,6 +31,22 @@ pub struct QueuedMessage {
     pub idempotency: Option<(String, Vec<u8>)>,
 }
 
+impl QueuedMessage {
+    /// Its place in its inbox's conversations (`ingest::thread::choose` decides which).
+    pub(crate) fn thread_join(&self) -> crate::ingest::thread::ThreadJoin<'_> {
+        crate::ingest::thread::ThreadJoin {
+            message_id: &self.id,
+            account_id: &self.account_id,
+            inbox_id: &self.inbox_id,
+            direction: "outbound",
+            subject: self.summary.subject.as_deref(),
+            keys: &self.thread,
+            own_address: &self.return_path,
+            at: self.created_at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyRecord {
     pub request_hash: Vec<u8>,

@@ -34,20 +34,7 @@ impl Sending for PgStore {
             .bind(rows::json_text(&message.parsed))
             .execute(&mut *tx)
             .await?;
-        join_thread(
-            &mut tx,
-            &ThreadJoin {
-                message_id: &message.id,
-                account_id: &message.account_id,
-                inbox_id: &message.inbox_id,
-                direction: "outbound",
-                subject: message.summary.subject.as_deref(),
-                keys: &message.thread,
-                own_address: &message.return_path,
-                at: message.created_at,
-            },
-        )
-        .await?;
+        join_thread(&mut tx, &message.thread_join()).await?;
         for r in &message.recipients {
             sqlx::query(sql::INSERT_RECIPIENT)
                 .bind(&r.id)

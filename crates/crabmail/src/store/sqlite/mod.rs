@@ -375,14 +375,17 @@ impl Store for SqliteStore {
     }
 }
 
+/// A message's bytes, stored once; returns their size.
+fn insert_blob(conn: &Connection, blob_id: &str, bytes: &[u8]) -> Result<i64> {
+    let size = bytes.len() as i64;
+    conn.prepare_cached(sql::INSERT_BLOB)?
+        .execute(params![blob_id, size, bytes])?;
+    Ok(size)
+}
+
 /// The bytes, a copy per delivery and an ingest job (`accept_inbound`, local delivery, bounces).
 fn insert_inbound(conn: &Connection, message: &InboundMessage) -> Result<()> {
-    let size = message.bytes.len() as i64;
-    conn.prepare_cached(sql::INSERT_BLOB)?.execute(params![
-        message.blob_id,
-        size,
-        message.bytes.as_slice()
-    ])?;
+    let size = insert_blob(conn, &message.blob_id, &message.bytes)?;
     let mut insert = conn.prepare_cached(sql::INSERT_INBOUND)?;
     let env = &message.envelope;
     for d in &message.deliveries {

@@ -19,12 +19,7 @@ impl Sending for SqliteStore {
                     ],
                 )?;
             }
-            let size = message.bytes.len() as i64;
-            conn.prepare_cached(sql::INSERT_BLOB)?.execute(params![
-                message.blob_id,
-                size,
-                message.bytes.as_slice()
-            ])?;
+            let size = insert_blob(conn, &message.blob_id, &message.bytes)?;
             conn.prepare_cached(sql::INSERT_OUTBOUND)?.execute(params![
                 message.id,
                 message.account_id,
@@ -37,19 +32,7 @@ impl Sending for SqliteStore {
                 summary,
                 parsed
             ])?;
-            join_thread(
-                conn,
-                &ThreadJoin {
-                    message_id: &message.id,
-                    account_id: &message.account_id,
-                    inbox_id: &message.inbox_id,
-                    direction: "outbound",
-                    subject: message.summary.subject.as_deref(),
-                    keys: &message.thread,
-                    own_address: &message.return_path,
-                    at: message.created_at,
-                },
-            )?;
+            join_thread(conn, &message.thread_join())?;
             let mut insert = conn.prepare_cached(sql::INSERT_RECIPIENT)?;
             for r in &message.recipients {
                 insert.execute(params![
