@@ -19,7 +19,7 @@ use crate::events::Wakeups;
 use crate::ingest;
 use crate::outbound::Outbound;
 use crate::queue::{Queue, QueueHandle};
-use crate::smtp::policy::{AuthGuard, Network};
+use crate::smtp::policy::AuthGuard;
 use crate::smtp::{self, Role, SmtpContext};
 use crate::store::{self, SharedStore, StoreError};
 use crate::verify::Verifier;
@@ -330,12 +330,7 @@ fn start_smtp(
 ) -> [JoinHandle<()>; 3] {
     let submission_ctx = Arc::new(SmtpContext {
         role: Role::Submission,
-        trusted_networks: config
-            .submission
-            .trusted_networks
-            .iter()
-            .filter_map(|n| Network::parse(n))
-            .collect(),
+        trusted_networks: config.submission.trusted_networks.clone(),
         ..inbound_ctx.clone()
     });
     let serve = |listener, ctx, implicit_tls| {

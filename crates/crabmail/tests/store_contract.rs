@@ -156,11 +156,11 @@ fn ingested(blob: &str, subject: &str) -> Ingested {
         blob_id: blob.into(),
         from_address: Some("sender@example.test".into()),
         subject: Some(subject.into()),
-        summary: SummaryContent {
+        summary: Json::encode(&SummaryContent {
             subject: Some(subject.to_owned()),
             ..Default::default()
-        },
-        parsed: Default::default(),
+        }),
+        parsed: Json::encode(&Default::default()),
         thread: ThreadKeys::default(),
     }
 }
@@ -664,7 +664,14 @@ async fn the_queue_leases_records_and_reports(b: Backend) {
         ["message.deferred", "message.bounced"]
     );
     assert_eq!(events[1].recipient.as_deref(), Some("y@y.test"));
-    assert!(events[1].detail.as_deref().unwrap().contains("550"));
+    assert!(
+        events[1]
+            .detail
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .contains("550")
+    );
     assert_eq!(s.list_events("acc_a", 1, 10).await.unwrap().len(), 1);
 
     // A final recipient is never claimed again; a deferred one is, when due.

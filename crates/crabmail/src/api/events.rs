@@ -82,7 +82,7 @@ pub async fn list_events(
                 message_id: e.message_id,
                 inbox_id: e.inbox_id,
                 recipient: e.recipient,
-                detail: e.detail.and_then(|d| serde_json::from_str(&d).ok()),
+                detail: e.detail,
             })
             .collect();
         if !visible.is_empty() || Instant::now() >= deadline || state.shutdown.is_cancelled() {

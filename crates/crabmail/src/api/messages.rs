@@ -54,14 +54,20 @@ pub(crate) fn summary_json(record: MessageRecord) -> MessageSummary {
     }
 }
 
-pub(crate) fn message_json(record: MessageRecord) -> Message {
+pub(crate) fn message_json(record: MessageRecord) -> Result<Message, ApiError> {
+    let parsed = record.parsed.decode()?;
+    Ok(message_with(record, parsed))
+}
+
+/// A received message as the API shows it, its parsed view already decoded.
+pub(crate) fn message_with(record: MessageRecord, parsed: ParsedMessage) -> Message {
     Message {
         thread_id: record.thread_id,
         auth: record.auth,
         quarantined: record.quarantined,
         direction: "inbound".into(),
         delivery: None,
-        parsed: record.parsed,
+        parsed,
         envelope: Envelope {
             return_path: record.envelope.return_path,
             recipient: record.recipient,
@@ -142,7 +148,8 @@ pub async fn list_messages(
     }))
 }
 
-pub(crate) fn outbound_json(record: OutboundRecord) -> Message {
+pub(crate) fn outbound_json(record: OutboundRecord) -> Result<Message, ApiError> {
+    let parsed = record.parsed.decode()?;
     let statuses: Vec<Status> = record.recipients.iter().map(|r| r.status).collect();
     let overall = if statuses.iter().any(|s| !s.is_final()) {
         "pending"
@@ -153,7 +160,7 @@ pub(crate) fn outbound_json(record: OutboundRecord) -> Message {
     } else {
         "failed"
     };
-    Message {
+    Ok(Message {
         auth: None,
         quarantined: false,
         thread_id: record.thread_id,
@@ -193,8 +200,8 @@ pub(crate) fn outbound_json(record: OutboundRecord) -> Message {
                 })
                 .collect(),
         }),
-        parsed: record.parsed,
-    }
+        parsed,
+    })
 }
 
 pub(crate) async fn owned_message(
@@ -247,8 +254,8 @@ pub async fn get_message(
         }
     };
     match owned_message(&state, &caller, &message_id).await {
-        Ok(record) if safe => Ok(axum::Json(safe_view(message_json(record))).into_response()),
-        Ok(record) => Ok(axum::Json(message_json(record)).into_response()),
+        Ok(record) if safe => Ok(axum::Json(safe_view(message_json(record)?)).into_response()),
+        Ok(record) => Ok(axum::Json(message_json(record)?).into_response()),
         Err(not_found) => {
             let sent = owned_sent(&state, &caller, &message_id)
                 .await?
@@ -258,7 +265,7 @@ pub async fn get_message(
                     "view: safe is for received mail; this message was sent by the inbox",
                 ));
             }
-            Ok(axum::Json(outbound_json(sent)).into_response())
+            Ok(axum::Json(outbound_json(sent)?).into_response())
         }
     }
 }
@@ -329,7 +336,8 @@ async fn raw_and_parsed(
             None => None,
         },
     };
-    found.ok_or_else(|| ApiError::not_found("message"))
+    let (raw, parsed) = found.ok_or_else(|| ApiError::not_found("message"))?;
+    Ok((raw, parsed.decode()?))
 }
 
 /// One attachment, decoded, with its content type.

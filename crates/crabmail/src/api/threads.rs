@@ -110,11 +110,13 @@ pub async fn get_thread(
             owned_sent(&state, &caller, &member.message_id)
                 .await?
                 .map(outbound_json)
+                .transpose()?
         } else {
             owned_message(&state, &caller, &member.message_id)
                 .await
                 .ok()
                 .map(message_json)
+                .transpose()?
         };
         let Some(message) = message else { continue };
         let reply_text = message.parsed.reply_text.clone().or_else(|| {

@@ -9,7 +9,7 @@ use super::ApiState;
 use super::error::Path;
 use super::error::{ApiError, Query};
 use super::inboxes::owned_inbox;
-use super::messages::message_json;
+use super::messages::message_with;
 use crate::account::Caller;
 use crate::account::address::Domain;
 use crate::store::MessageRecord;
@@ -158,8 +158,9 @@ pub async fn wait(
             let full = page.len() == PAGE;
             for record in page {
                 cursor = cursor.max(record.seq);
-                if filter.matches(&record, &record.parsed) {
-                    let message: Message = message_json(record);
+                let parsed = record.parsed.decode()?;
+                if filter.matches(&record, &parsed) {
+                    let message: Message = message_with(record, parsed);
                     return Ok(axum::Json(WaitResult::Message(Box::new(message))));
                 }
             }

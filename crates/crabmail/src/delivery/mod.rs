@@ -16,11 +16,12 @@ pub mod outcome;
 pub mod route;
 pub mod tls;
 
+use crate::config::Relay;
 use crate::config::{Config, TlsPolicy};
 use crate::dns::Dns;
 use client::{Client, ClientOptions, TlsMode};
 use outcome::Outcome;
-use route::{Relay, Route, Target};
+use route::{Route, Target};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,8 +33,6 @@ use tokio::time::Instant;
 pub enum DeliveryError {
     #[error("delivery TLS setup: {0}")]
     Tls(String),
-    #[error("delivery.relay: {0}")]
-    Relay(String),
 }
 
 pub struct Deliverer {
@@ -68,10 +67,7 @@ impl Deliverer {
             },
             credentials: None,
         };
-        let relay = if d.relay.is_empty() {
-            None
-        } else {
-            let relay = Relay::parse(&d.relay).map_err(DeliveryError::Relay)?;
+        let relay = d.relay.clone().map(|relay| {
             // A smart host is always authenticated by its certificate: our credentials go to it.
             let tls = if relay.implicit_tls {
                 TlsMode::Implicit {
@@ -87,8 +83,8 @@ impl Deliverer {
                 credentials: relay.credentials.clone(),
                 ..base.clone()
             };
-            Some((relay, options))
-        };
+            (relay, options)
+        });
         let mta_sts = if d.mta_sts {
             let tls = connectors.verified.config().as_ref().clone();
             Some(

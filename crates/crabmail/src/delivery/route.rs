@@ -5,82 +5,9 @@
 //! publishes a null MX bounces; a lookup that fails or times out defers.
 
 use super::outcome::Outcome;
+use crate::config::Relay;
 use crate::dns::{Dns, Failure, MailExchangers};
 use std::net::SocketAddr;
-
-/// A smart host: `smtp://user:pass@host:587` (STARTTLS) or `smtps://user:pass@host:465`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Relay {
-    pub host: String,
-    pub port: u16,
-    pub implicit_tls: bool,
-    pub credentials: Option<(String, String)>,
-}
-
-impl Relay {
-    pub fn parse(url: &str) -> Result<Relay, String> {
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| "expected smtp://host:port or smtps://host:port".to_owned())?;
-        let implicit_tls = match scheme {
-            "smtp" => false,
-            "smtps" => true,
-            other => return Err(format!("unknown scheme `{other}` (smtp or smtps)")),
-        };
-        let rest = rest.trim_end_matches('/');
-        let (userinfo, hostport) = match rest.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, rest),
-        };
-        let credentials = match userinfo {
-            Some(u) => {
-                let (user, pass) = u
-                    .split_once(':')
-                    .ok_or_else(|| "credentials must be user:password".to_owned())?;
-                Some((percent_decode(user)?, percent_decode(pass)?))
-            }
-            None => None,
-        };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-                (h, p.parse::<u16>().map_err(|_| format!("bad port `{p}`"))?)
-            }
-            _ => (hostport, if implicit_tls { 465 } else { 587 }),
-        };
-        if host.is_empty() {
-            return Err("no host".into());
-        }
-        Ok(Relay {
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            port,
-            implicit_tls,
-            credentials,
-        })
-    }
-}
-
-fn percent_decode(text: &str) -> Result<String, String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| format!("bad percent escape in `{text}`"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| format!("`{text}` is not UTF-8"))
-}
 
 /// How a recipient domain is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,32 +110,4 @@ async fn resolve_hosts(
         ),
         None => Outcome::bounced("5.1.2", format!("no mail host of {domain} has an address")),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relay_urls() {
-        assert_eq!(
-            Relay::parse("smtp://bot%40d.test:cm_x@relay.test:2587").unwrap(),
-            Relay {
-                host: "relay.test".into(),
-                port: 2587,
-                implicit_tls: false,
-                credentials: Some(("bot@d.test".into(), "cm_x".into())),
-            }
-        );
-        let implicit = Relay::parse("smtps://relay.test").unwrap();
-        assert_eq!(
-            (implicit.port, implicit.implicit_tls, implicit.credentials),
-            (465, true, None)
-        );
-        assert_eq!(Relay::parse("smtp://[::1]:25").unwrap().host, "::1");
-        assert!(Relay::parse("http://relay.test").is_err());
-        assert!(Relay::parse("relay.test:25").is_err());
-        assert!(Relay::parse("smtp://user@relay.test").is_err());
-        assert!(Relay::parse("smtp://relay.test:99999").is_err());
-    }
 }

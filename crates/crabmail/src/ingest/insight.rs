@@ -4,7 +4,7 @@
 use super::parse;
 use crate::ingest::risk::{self, Policy, classifier::Classifier, safe};
 use crate::ingest::{extract, thread};
-use crate::store::{IngestJob, Ingested};
+use crate::store::{IngestJob, Ingested, Json};
 use crabmail_api::{AuthResults, Evidence, ParsedMessage, Security};
 
 /// A message parsed and scored, not yet serialised for the store.
@@ -155,8 +155,8 @@ impl Prepared {
                 .and_then(|f| f.address.as_ref())
                 .map(|a| a.to_ascii_lowercase()),
             subject: view.subject.clone(),
-            summary,
-            parsed: view,
+            summary: Json::encode(&summary),
+            parsed: Json::encode(&view),
             thread: self.thread,
         }
     }

@@ -340,7 +340,7 @@ impl Outbound {
             .await?
             .filter(|m| m.inbox_id == inbox_id)
             .ok_or_else(not_found)?;
-        Ok(record.parsed)
+        Ok(record.parsed.decode()?)
     }
 
     async fn check_suppressions(

@@ -64,7 +64,7 @@ pub struct SmtpContext {
     pub auth_guard: Arc<policy::AuthGuard>,
     /// Checks inbound mail before it is accepted (None when `verify.enabled` is off).
     pub verifier: Option<Arc<crate::verify::Verifier>>,
-    pub trusted_networks: Vec<policy::Network>,
+    pub trusted_networks: Vec<crate::config::Network>,
 }
 
 impl SmtpContext {

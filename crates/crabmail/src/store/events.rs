@@ -33,8 +33,8 @@ pub struct EventRecord {
     pub message_id: Option<String>,
     pub inbox_id: Option<String>,
     pub recipient: Option<String>,
-    /// JSON object or null.
-    pub detail: Option<String>,
+    /// A JSON object, when the event has details.
+    pub detail: Option<serde_json::Value>,
     pub created_at: Timestamp,
 }
 
@@ -46,8 +46,8 @@ pub struct NewEvent<'a> {
     pub message_id: Option<&'a str>,
     pub inbox_id: Option<&'a str>,
     pub recipient: Option<&'a str>,
-    /// JSON object.
-    pub detail: Option<String>,
+    /// A JSON object.
+    pub detail: Option<serde_json::Value>,
 }
 
 impl<'a> NewEvent<'a> {
@@ -104,7 +104,7 @@ pub fn event_kind(status: Status) -> &'static str {
 }
 
 /// The detail of a delivery event: the attempt as the sender sees it.
-pub fn attempt_detail(status: Status, attempt: &AttemptRecord) -> String {
+pub fn attempt_detail(status: Status, attempt: &AttemptRecord) -> serde_json::Value {
     serde_json::json!({
         "status": status.as_str(),
         "host": attempt.host,
@@ -113,7 +113,6 @@ pub fn attempt_detail(status: Status, attempt: &AttemptRecord) -> String {
         "text": attempt.text,
         "tls": attempt.tls,
     })
-    .to_string()
 }
 
 #[async_trait]
@@ -156,8 +155,7 @@ mod tests {
         // Expiry is final: the sender hears "bounced", with the last attempt as the reason.
         assert_eq!(event.kind, "message.bounced");
         assert_eq!(event.recipient, Some("bob@example.org"));
-        let detail: serde_json::Value =
-            serde_json::from_str(event.detail.as_deref().unwrap_or("")).unwrap_or_default();
+        let detail = event.detail.unwrap_or_default();
         assert_eq!(detail["status"], "expired");
         assert_eq!(detail["enhanced_code"], "4.4.1");
         assert_eq!(detail["host"], "mx.example.org");

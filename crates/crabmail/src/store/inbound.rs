@@ -51,8 +51,8 @@ pub struct Ingested {
     pub blob_id: String,
     pub from_address: Option<String>,
     pub subject: Option<String>,
-    pub summary: crabmail_api::SummaryContent,
-    pub parsed: crabmail_api::ParsedMessage,
+    pub summary: Json<crabmail_api::SummaryContent>,
+    pub parsed: Json<crabmail_api::ParsedMessage>,
     /// Where the message joins a conversation.
     pub thread: crate::ingest::thread::ThreadKeys,
 }

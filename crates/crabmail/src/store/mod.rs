@@ -49,6 +49,52 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A value the store keeps as JSON, with its type: made where the value is (`encode`, on the
+/// ingest workers rather than on the store's one writer), read back only where it is needed
+/// (`decode`; a listing need not decode every message's parsed view). JSON that does not decode
+/// is an error, never a default.
+pub struct Json<T> {
+    text: String,
+    kind: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> Json<T> {
+    pub fn encode(value: &T) -> Json<T> {
+        Json::stored(serde_json::to_string(value).unwrap_or_else(|_| "null".into()))
+    }
+
+    pub fn decode(&self) -> Result<T> {
+        serde_json::from_str(&self.text)
+            .map_err(|e| StoreError::Unavailable(format!("stored JSON does not decode: {e}")))
+    }
+}
+
+impl<T> Json<T> {
+    /// Text as the store holds it.
+    pub(crate) fn stored(text: String) -> Json<T> {
+        Json {
+            text,
+            kind: std::marker::PhantomData,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl<T> Clone for Json<T> {
+    fn clone(&self) -> Self {
+        Json::stored(self.text.clone())
+    }
+}
+
+impl<T> std::fmt::Debug for Json<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Json({} bytes)", self.text.len())
+    }
+}
+
 // --- threads ---
 
 // --- sending ---

@@ -16,7 +16,8 @@ pub struct MessageRecord {
     pub envelope: Envelope,
     pub recipient: String,
     pub summary: SummaryContent,
-    pub parsed: ParsedMessage,
+    /// Decoded by whoever shows it (a listing does not).
+    pub parsed: Json<ParsedMessage>,
     pub auth: Option<crabmail_api::AuthResults>,
     pub quarantined: bool,
     pub thread_id: Option<String>,

@@ -97,6 +97,12 @@ pub(super) fn json<R: Cells, T: serde::de::DeserializeOwned>(
         .map_err(|e| r.invalid(col, format!("JSON: {e}")))
 }
 
+/// A JSON column kept as text until someone needs the value (NULL reads as `{}`).
+pub(super) fn lazy_json<R: Cells, T>(r: &R, col: impl Col) -> Mapped<Json<T>, R> {
+    let text: Option<String> = r.cell(col)?;
+    Ok(Json::stored(text.unwrap_or_else(|| "{}".into())))
+}
+
 /// The text a JSON column stores for a typed value.
 pub(super) fn to_json<T: serde::Serialize>(value: Option<&T>) -> Option<String> {
     value.map(json_text)
@@ -144,7 +150,7 @@ pub(super) fn message<R: Cells>(r: &R) -> Mapped<MessageRecord, R> {
         },
         recipient: r.cell("recipient")?,
         summary: json(r, "summary")?.unwrap_or_default(),
-        parsed: json(r, "parsed")?.unwrap_or_default(),
+        parsed: lazy_json(r, "parsed")?,
         auth: json(r, "auth")?,
         quarantined: r.cell("quarantined")?,
         thread_id: r.cell("thread_id")?,
@@ -236,7 +242,7 @@ pub(super) fn outbound<R: Cells>(r: &R) -> Mapped<OutboundRecord, R> {
         created_at: ts(r, 4)?,
         size: r.cell(5)?,
         summary: json(r, 6)?.unwrap_or_default(),
-        parsed: json(r, 7)?.unwrap_or_default(),
+        parsed: lazy_json(r, 7)?,
         blob_id: r.cell(8)?,
         recipients: Vec::new(),
         thread_id: r.cell(9)?,
@@ -278,7 +284,7 @@ pub(super) fn event<R: Cells>(r: &R) -> Mapped<EventRecord, R> {
         message_id: r.cell(2)?,
         inbox_id: r.cell(3)?,
         recipient: r.cell(4)?,
-        detail: r.cell(5)?,
+        detail: json(r, 5)?,
         created_at: ts(r, 6)?,
     })
 }

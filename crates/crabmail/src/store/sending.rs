@@ -81,7 +81,7 @@ pub struct OutboundRecord {
     pub created_at: Timestamp,
     pub size: i64,
     pub summary: SummaryContent,
-    pub parsed: ParsedMessage,
+    pub parsed: Json<ParsedMessage>,
     pub recipients: Vec<RecipientRecord>,
     pub thread_id: Option<String>,
 }

@@ -68,10 +68,7 @@ impl Inbound for PgStore {
         let mut tx = self.begin().await?;
         let mut arrivals = Vec::new();
         for item in &done {
-            let (summary, parsed) = (
-                rows::json_text(&item.summary),
-                rows::json_text(&item.parsed),
-            );
+            let (summary, parsed) = (item.summary.as_str(), item.parsed.as_str());
             // FOR UPDATE re-checks `seq IS NULL` after waiting for another node's ingest of
             // the same blob, so each copy gets exactly one sequence number.
             let copies = sqlx::query(
@@ -109,8 +106,8 @@ impl Inbound for PgStore {
                     .bind(seq)
                     .bind(&item.from_address)
                     .bind(&item.subject)
-                    .bind(&summary)
-                    .bind(&parsed)
+                    .bind(summary)
+                    .bind(parsed)
                     .bind(&message_id)
                     .execute(&mut *tx)
                     .await?;

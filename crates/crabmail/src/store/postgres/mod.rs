@@ -222,7 +222,7 @@ async fn insert_event(
         .bind(event.message_id)
         .bind(event.inbox_id)
         .bind(event.recipient)
-        .bind(&event.detail)
+        .bind(rows::to_json(event.detail.as_ref()))
         .bind(now.0)
         .execute(&mut **tx)
         .await?;

@@ -64,19 +64,10 @@ impl Inbound for SqliteStore {
     }
 
     async fn complete_ingest(&self, done: Vec<Ingested>, now: Timestamp) -> Result<Vec<Wake>> {
-        // Serialised here, not on the writer thread every commit waits for.
-        let texts: Vec<(String, String)> = done
-            .iter()
-            .map(|item| {
-                (
-                    rows::json_text(&item.summary),
-                    rows::json_text(&item.parsed),
-                )
-            })
-            .collect();
         self.write(move |conn| {
             let mut arrivals = Vec::new();
-            for (item, (summary, parsed)) in done.iter().zip(&texts) {
+            for item in &done {
+                let (summary, parsed) = (item.summary.as_str(), item.parsed.as_str());
                 let copies: Vec<(String, String, String, i64, String)> = conn
                     .prepare_cached(
                         "SELECT m.id, m.inbox_id, m.account_id, m.received_at, i.address FROM messages m \

@@ -422,7 +422,7 @@ fn insert_event(conn: &Connection, event: &NewEvent<'_>, now: Timestamp) -> Resu
         event.message_id,
         event.inbox_id,
         event.recipient,
-        event.detail,
+        rows::to_json(event.detail.as_ref()),
         now.0
     ])?;
     Ok(Wake::events(event.account_id, seq))

@@ -6,6 +6,10 @@
 //! `CRABMAIL_*` environment variables (`smtp.max_recipients` is `CRABMAIL_SMTP_MAX_RECIPIENTS`), then
 //! command-line flags. Unknown keys are errors, so a typo never passes silently.
 
+mod values;
+
+pub use values::{Network, Relay};
+
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -397,7 +401,7 @@ pub struct MxConfig {
 pub struct SubmissionConfig {
     pub listen: SocketAddr,
     pub implicit_tls_listen: SocketAddr,
-    pub trusted_networks: Vec<String>,
+    pub trusted_networks: Vec<Network>,
     pub max_auth_failures: u32,
     #[serde(with = "humantime_serde")]
     pub auth_cooldown: Duration,
@@ -459,7 +463,9 @@ pub enum TlsPolicy {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
-    pub relay: String,
+    /// The smart host all mail goes through; None delivers by MX.
+    #[serde(deserialize_with = "values::optional_relay")]
+    pub relay: Option<Relay>,
     pub mta_sts: bool,
     pub mta_sts_port: u16,
     pub mx_port: u16,
@@ -663,17 +669,6 @@ impl Config {
                 "queue.jitter must be between 0 and 1".into(),
             ));
         }
-        for net in &self.submission.trusted_networks {
-            if crate::smtp::policy::Network::parse(net).is_none() {
-                return Err(ConfigError::Invalid(format!(
-                    "submission.trusted_networks: `{net}` is not a CIDR network"
-                )));
-            }
-        }
-        if !self.delivery.relay.is_empty() {
-            crate::delivery::route::Relay::parse(&self.delivery.relay)
-                .map_err(|e| ConfigError::Invalid(format!("delivery.relay: {e}")))?;
-        }
         if self.tls.cert.as_os_str().is_empty() != self.tls.key.as_os_str().is_empty() {
             return Err(ConfigError::Invalid(
                 "tls.cert and tls.key must be set together".into(),
@@ -793,6 +788,29 @@ fn insert(tree: &mut toml::Table, key: &str, value: toml::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_settings_are_parsed_at_load_and_a_bad_one_names_itself() {
+        let load = |key: &str, value: &str| {
+            Config::load(None, Vec::new(), &[(key.to_owned(), value.to_owned())])
+        };
+        let error = |key, value| {
+            load(key, value)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
+        assert!(
+            error("submission.trusted_networks", r#"["10.0.0.0/33"]"#)
+                .contains("submission.trusted_networks")
+        );
+        assert!(error("delivery.relay", "http://relay.example").contains("delivery.relay"));
+        let config = load("delivery.relay", "smtp://relay.example:2525").expect("loads");
+        assert_eq!(config.delivery.relay.map(|r| r.port), Some(2525));
+        let config = load("submission.trusted_networks", r#"["10.0.0.0/8"]"#).expect("loads");
+        assert!(config.submission.trusted_networks[0].contains("10.1.2.3".parse().unwrap()));
+        assert!(Config::defaults().delivery.relay.is_none());
+    }
 
     #[test]
     fn defaults_load_and_match_the_documented_quick_start() {
