@@ -114,6 +114,9 @@ impl MtaSts {
             .dns_resolver(Arc::new(PolicyHosts(dns.clone())))
             // RFC 8461 3.3: redirects are not followed.
             .redirect(reqwest::redirect::Policy::none())
+            // The policy host is fetched directly, as delivery connects to MX hosts: a proxy
+            // from the environment would see every domain we send to.
+            .no_proxy()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(FETCH_TIMEOUT)
             .user_agent("crabmail")
