@@ -57,6 +57,25 @@ pub struct Ingested {
     pub thread: crate::ingest::thread::ThreadKeys,
 }
 
+impl Ingested {
+    /// Where one copy of this message joins its inbox's conversations.
+    pub(super) fn thread_join<'a>(
+        &'a self,
+        copy: &'a super::rows::UnreadCopy,
+    ) -> crate::ingest::thread::ThreadJoin<'a> {
+        crate::ingest::thread::ThreadJoin {
+            message_id: &copy.message_id,
+            account_id: &copy.account_id,
+            inbox_id: &copy.inbox_id,
+            direction: "inbound",
+            subject: self.subject.as_deref(),
+            keys: &self.thread,
+            own_address: &copy.own_address,
+            at: copy.received_at,
+        }
+    }
+}
+
 #[async_trait]
 pub trait Inbound: Send + Sync {
     /// Stores the bytes, a copy per delivery and an ingest job, in one transaction.

@@ -300,6 +300,26 @@ pub(super) fn domain<R: Cells>(r: &R) -> Mapped<DomainRecord, R> {
     })
 }
 
+/// A copy of a message waiting to become readable (`sql::UNREAD_COPIES`).
+pub(super) struct UnreadCopy {
+    pub message_id: String,
+    pub inbox_id: String,
+    pub account_id: String,
+    pub received_at: Timestamp,
+    /// The inbox's address: left out of the thread's participants.
+    pub own_address: String,
+}
+
+pub(super) fn unread_copy<R: Cells>(r: &R) -> Mapped<UnreadCopy, R> {
+    Ok(UnreadCopy {
+        message_id: r.cell(0)?,
+        inbox_id: r.cell(1)?,
+        account_id: r.cell(2)?,
+        received_at: ts(r, 3)?,
+        own_address: r.cell(4)?,
+    })
+}
+
 /// From `sql::DKIM_KEYS`.
 pub(super) fn dkim_key<R: Cells>(r: &R) -> Mapped<DkimKeyRecord, R> {
     Ok(DkimKeyRecord {

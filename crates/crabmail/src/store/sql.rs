@@ -159,3 +159,15 @@ pub const INSERT_TOKEN: &str = "INSERT INTO tokens (id, account_id, hash, inbox_
 pub const INSERT_THREAD_MEMBER: &str = "INSERT INTO thread_members (message_id, account_id, inbox_id, \
      thread_id, direction, header_id, subject, subject_key, participants, at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (message_id) DO NOTHING";
+
+/// The copies of a blob not yet readable, with their inbox's address (`rows::unread_copy`).
+macro_rules! unread_copies {
+    () => {
+        "SELECT m.id, m.inbox_id, m.account_id, m.received_at, i.address FROM messages m \
+         JOIN inboxes i ON i.id = m.inbox_id WHERE m.blob_id = $1 AND m.seq IS NULL ORDER BY m.id"
+    };
+}
+
+pub const UNREAD_COPIES: &str = unread_copies!();
+/// PostgreSQL: locked, so two nodes completing one blob give each copy one sequence number.
+pub const UNREAD_COPIES_LOCKED: &str = concat!(unread_copies!(), " FOR UPDATE OF m");

@@ -71,35 +71,15 @@ impl Inbound for PgStore {
             let (summary, parsed) = (item.summary.as_str(), item.parsed.as_str());
             // FOR UPDATE re-checks `seq IS NULL` after waiting for another node's ingest of
             // the same blob, so each copy gets exactly one sequence number.
-            let copies = sqlx::query(
-                "SELECT m.id, m.inbox_id, m.account_id, m.received_at, i.address FROM messages m \
-                 JOIN inboxes i ON i.id = m.inbox_id WHERE m.blob_id = $1 AND m.seq IS NULL ORDER BY m.id FOR UPDATE OF m",
-            )
-            .bind(&item.blob_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            for copy in copies {
-                let message_id: String = copy.try_get(0)?;
-                let inbox_id: String = copy.try_get(1)?;
-                let account_id: String = copy.try_get(2)?;
-                let received_at: i64 = copy.try_get(3)?;
-                let own_address: String = copy.try_get(4)?;
-                join_thread(
-                    &mut tx,
-                    &ThreadJoin {
-                        message_id: &message_id,
-                        account_id: &account_id,
-                        inbox_id: &inbox_id,
-                        direction: "inbound",
-                        subject: item.subject.as_deref(),
-                        keys: &item.thread,
-                        own_address: &own_address,
-                        at: Timestamp(received_at),
-                    },
-                )
+            let copies = sqlx::query(sql::UNREAD_COPIES_LOCKED)
+                .bind(&item.blob_id)
+                .fetch_all(&mut *tx)
                 .await?;
+            for row in copies {
+                let copy = rows::unread_copy(&row)?;
+                join_thread(&mut tx, &item.thread_join(&copy)).await?;
                 let seq: i64 = sqlx::query_scalar(sql::NEXT_INBOX_SEQ)
-                    .bind(&inbox_id)
+                    .bind(&copy.inbox_id)
                     .fetch_one(&mut *tx)
                     .await?;
                 sqlx::query(sql::MAKE_MESSAGE_READABLE)
@@ -108,12 +88,12 @@ impl Inbound for PgStore {
                     .bind(&item.subject)
                     .bind(summary)
                     .bind(parsed)
-                    .bind(&message_id)
+                    .bind(&copy.message_id)
                     .execute(&mut *tx)
                     .await?;
-                let event = NewEvent::received(&account_id, &message_id, &inbox_id);
+                let event = NewEvent::received(&copy.account_id, &copy.message_id, &copy.inbox_id);
                 arrivals.push(insert_event(&mut tx, &event, now).await?);
-                let wake = Wake::inbox(&inbox_id, seq);
+                let wake = Wake::inbox(&copy.inbox_id, seq);
                 announce(&mut tx, &wake).await?;
                 arrivals.push(wake);
             }

@@ -68,53 +68,32 @@ impl Inbound for SqliteStore {
             let mut arrivals = Vec::new();
             for item in &done {
                 let (summary, parsed) = (item.summary.as_str(), item.parsed.as_str());
-                let copies: Vec<(String, String, String, i64, String)> = conn
-                    .prepare_cached(
-                        "SELECT m.id, m.inbox_id, m.account_id, m.received_at, i.address FROM messages m \
-                         JOIN inboxes i ON i.id = m.inbox_id WHERE m.blob_id = $1 AND m.seq IS NULL ORDER BY m.id",
-                    )?
-                    .query_map(params![item.blob_id], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                    })?
+                let copies: Vec<rows::UnreadCopy> = conn
+                    .prepare_cached(sql::UNREAD_COPIES)?
+                    .query_map(params![item.blob_id], |r| rows::unread_copy(r))?
                     .collect::<rusqlite::Result<_>>()?;
-                for (message_id, inbox_id, account_id, received_at, own_address) in copies {
-                    join_thread(
-                        conn,
-                        &ThreadJoin {
-                            message_id: &message_id,
-                            account_id: &account_id,
-                            inbox_id: &inbox_id,
-                            direction: "inbound",
-                            subject: item.subject.as_deref(),
-                            keys: &item.thread,
-                            own_address: &own_address,
-                            at: Timestamp(received_at),
-                        },
-                    )?;
+                for copy in copies {
+                    join_thread(conn, &item.thread_join(&copy))?;
                     // The inbox row is the per-inbox sequence: list order is the order in which
                     // copies became readable, so a cursor never skips a late one.
                     let seq: i64 = conn
-                        .prepare_cached(
-                            sql::NEXT_INBOX_SEQ,
-                        )?
-                        .query_row(params![inbox_id], |r| r.get(0))?;
-                    conn.prepare_cached(
-                        sql::MAKE_MESSAGE_READABLE,
-                    )?
-                    .execute(params![
-                        seq,
-                        item.from_address,
-                        item.subject,
-                        summary,
-                        parsed,
-                        message_id
-                    ])?;
+                        .prepare_cached(sql::NEXT_INBOX_SEQ)?
+                        .query_row(params![copy.inbox_id], |r| r.get(0))?;
+                    conn.prepare_cached(sql::MAKE_MESSAGE_READABLE)?
+                        .execute(params![
+                            seq,
+                            item.from_address,
+                            item.subject,
+                            summary,
+                            parsed,
+                            copy.message_id
+                        ])?;
                     arrivals.push(insert_event(
                         conn,
-                        &NewEvent::received(&account_id, &message_id, &inbox_id),
+                        &NewEvent::received(&copy.account_id, &copy.message_id, &copy.inbox_id),
                         now,
                     )?);
-                    arrivals.push(Wake::inbox(&inbox_id, seq));
+                    arrivals.push(Wake::inbox(&copy.inbox_id, seq));
                 }
                 conn.prepare_cached(sql::DELETE_INGEST_JOB)?
                     .execute(params![item.blob_id])?;
