@@ -64,9 +64,8 @@ pub enum CheckCommand {
 }
 
 /// The domain service over the server's store, for operator commands.
-async fn domains(options: &ServerOptions) -> anyhow::Result<(Domains, SharedStore)> {
-    let config = options.load()?;
-    let store = crabmail::store::open(&config).await?;
+async fn domains(config: &crabmail::config::Config) -> anyhow::Result<(Domains, SharedStore)> {
+    let store = crabmail::store::open(config).await?;
     let domains = Domains::new(
         store.clone(),
         Arc::new(SystemClock),
@@ -85,8 +84,9 @@ pub async fn domain_command(command: DomainCommand) -> anyhow::Result<()> {
         json,
         options,
     } = command;
-    let (domains, store) = domains(&options).await?;
-    let name = name.unwrap_or_else(|| options.load().map(|c| c.domain).unwrap_or_default());
+    let config = options.load()?;
+    let (domains, store) = domains(&config).await?;
+    let name = name.unwrap_or_else(|| config.domain.clone());
     let result = domains.hosted(&name).await;
     store.close().await;
     let published = result.map_err(|e| match e {
@@ -106,7 +106,7 @@ pub async fn domain_command(command: DomainCommand) -> anyhow::Result<()> {
 /// `crabmail dkim rotate DOMAIN`: new keys, and what to publish and when to unpublish.
 pub async fn dkim_command(command: DkimCommand) -> anyhow::Result<()> {
     let DkimCommand::Rotate { name, options } = command;
-    let (domains, store) = domains(&options).await?;
+    let (domains, store) = domains(&options.load()?).await?;
     let name = name.to_ascii_lowercase();
     let result = domains.rotate_keys(&name).await;
     store.close().await;

@@ -148,18 +148,21 @@ impl Domains {
 
     /// A hosted domain (verified custom or shared) by name, with what it should publish.
     pub async fn hosted(&self, name: &str) -> Result<Published, DomainError> {
+        let domain = self.hosted_record(name).await?;
+        self.published(domain).await
+    }
+
+    async fn hosted_record(&self, name: &str) -> Result<DomainRecord, DomainError> {
         let name = name.to_ascii_lowercase();
-        let domain = self
-            .store
+        self.store
             .hosted_domain(&name)
             .await?
-            .ok_or(DomainError::NotHosted(name))?;
-        self.published(domain).await
+            .ok_or(DomainError::NotHosted(name))
     }
 
     /// New DKIM keys for a hosted domain; servers sign with them from their next key load.
     pub async fn rotate_keys(&self, name: &str) -> Result<Rotation, DomainError> {
-        let domain = self.hosted(name).await?.domain;
+        let domain = self.hosted_record(name).await?;
         let retired = self.store.dkim_keys(&domain.id).await?;
         let now = self.clock.now();
         let keys = dkim::generate(&domain.id, now, self.ed25519)?;

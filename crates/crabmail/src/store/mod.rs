@@ -60,7 +60,7 @@ pub struct Json<T> {
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned> Json<T> {
     pub fn encode(value: &T) -> Json<T> {
-        Json::stored(serde_json::to_string(value).unwrap_or_else(|_| "null".into()))
+        Json::stored(rows::json_text(value))
     }
 
     pub fn decode(&self) -> Result<T> {

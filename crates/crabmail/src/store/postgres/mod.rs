@@ -163,19 +163,29 @@ async fn drop_orphan_blob(tx: &mut Transaction<'static, Postgres>, blob_id: &str
     Ok(())
 }
 
+/// A message's bytes, stored once; returns their size.
+async fn insert_blob(
+    tx: &mut Transaction<'static, Postgres>,
+    blob_id: &str,
+    bytes: &[u8],
+) -> Result<i64> {
+    let size = bytes.len() as i64;
+    sqlx::query(sql::INSERT_BLOB)
+        .bind(blob_id)
+        .bind(size)
+        .bind(bytes)
+        .execute(&mut **tx)
+        .await?;
+    Ok(size)
+}
+
 /// The bytes, a copy per delivery and an ingest job (`accept_inbound`, local delivery, bounces).
 async fn insert_inbound(
     tx: &mut Transaction<'static, Postgres>,
     message: &InboundMessage,
     node: &str,
 ) -> Result<()> {
-    let size = message.bytes.len() as i64;
-    sqlx::query(sql::INSERT_BLOB)
-        .bind(&message.blob_id)
-        .bind(size)
-        .bind(message.bytes.as_slice())
-        .execute(&mut **tx)
-        .await?;
+    let size = insert_blob(tx, &message.blob_id, &message.bytes).await?;
     let env = &message.envelope;
     for d in &message.deliveries {
         sqlx::query(sql::INSERT_INBOUND)

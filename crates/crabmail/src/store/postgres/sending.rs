@@ -14,13 +14,7 @@ impl Sending for PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let size = message.bytes.len() as i64;
-        sqlx::query(sql::INSERT_BLOB)
-            .bind(&message.blob_id)
-            .bind(size)
-            .bind(message.bytes.as_slice())
-            .execute(&mut *tx)
-            .await?;
+        let size = insert_blob(&mut tx, &message.blob_id, &message.bytes).await?;
         sqlx::query(sql::INSERT_OUTBOUND)
             .bind(&message.id)
             .bind(&message.account_id)
