@@ -326,14 +326,90 @@ pub struct SendMessage {
     /// Id of a message this inbox received: sets In-Reply-To, References and a "Re:" subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_reply_to: Option<String>,
+    /// Over a sending quota: `queue` (default) accepts and holds the message until the quota
+    /// allows (`status: throttled`, `release_at`); `reject` answers 429 and queues nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_limit: Option<OnLimit>,
+}
+
+/// What to do with a send over a sending quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum OnLimit {
+    Queue,
+    Reject,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Sent {
     pub id: String,
-    /// Always `queued`: delivery happens after this answer.
+    /// `queued` (it leaves now) or `throttled` (a sending quota holds it until `release_at`).
     pub status: String,
+    /// When it leaves (RFC 3339).
+    #[serde(default)]
+    pub release_at: String,
+    /// The limit that holds it, when `throttled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<QuotaHit>,
+}
+
+/// A sending quota that holds (or refused) a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct QuotaHit {
+    /// `inbox` or `account`.
+    pub scope: String,
+    /// `per_minute`, `per_hour`, `per_day` or `recipients_per_day`.
+    pub window: String,
+    pub limit: u32,
+}
+
+/// Sending limits of an account or an inbox; 0 means none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct QuotaLimits {
+    pub per_minute: u32,
+    pub per_hour: u32,
+    pub per_day: u32,
+    pub recipients_per_day: u32,
+}
+
+/// `PUT /v1/quota`, `PUT /v1/inboxes/{id}/quota`: limits an account sets for itself or an inbox,
+/// at most the server's defaults; a field left out or null goes back to the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetQuota {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_hour: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_day: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients_per_day: Option<u32>,
+}
+
+/// `GET /v1/quota`, `GET /v1/inboxes/{id}/quota`: limits in force, what the sliding windows hold
+/// now, and the messages held for later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Quota {
+    /// `account` or `inbox`.
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbox_id: Option<String>,
+    pub limits: QuotaLimits,
+    /// Messages (recipients for `recipients_per_day`) sent within each window up to now.
+    pub used: QuotaLimits,
+    /// Left in each window now (0 where the limit is reached; the limit's own 0 means none).
+    pub remaining: QuotaLimits,
+    /// Messages accepted and held until a window allows them.
+    pub held: u64,
+    /// When the first held message leaves.
+    pub next_release_at: Option<String>,
 }
 
 /// One delivery attempt for one recipient.
@@ -354,7 +430,8 @@ pub struct DeliveryAttempt {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct RecipientState {
     pub address: String,
-    /// queued, deferred, delivered, bounced, expired or cancelled.
+    /// throttled (held by a sending quota until `release_at`), queued, deferred, delivered,
+    /// bounced, expired or cancelled.
     pub status: String,
     pub attempts: Vec<DeliveryAttempt>,
     pub next_attempt_at: Option<String>,
@@ -364,8 +441,12 @@ pub struct RecipientState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct DeliveryState {
-    /// pending (some recipient not final), delivered (all), failed (none), or partial.
+    /// throttled (held by a sending quota until `release_at`), pending (some recipient not
+    /// final), delivered (all), failed (none), or partial.
     pub status: String,
+    /// When it leaves or left: later than it was sent when a quota held it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_at: Option<String>,
     pub recipients: Vec<RecipientState>,
 }
 

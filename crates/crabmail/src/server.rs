@@ -135,6 +135,7 @@ async fn serve(
         clock.clone(),
         queue_handle.clone(),
         config.smtp.max_message_size,
+        config.limits.clone(),
     );
     let queue_stop = CancellationToken::new();
     let queue = Queue::new(

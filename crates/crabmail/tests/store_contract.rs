@@ -4,6 +4,7 @@
 
 use crabmail::clock::Timestamp;
 use crabmail::config::Config;
+use crabmail::outbound::quota::{Hit, LimitOverrides, Limits, OnLimit, Scope, Window};
 use crabmail::ingest::thread::ThreadKeys;
 use crabmail::store::*;
 use crabmail_api::SummaryContent;
@@ -77,6 +78,7 @@ contract!(
     idempotency_suppressions_and_operator_actions,
     threads_join_by_reference_then_subject_and_participants,
     ingest_jobs_are_leased_and_taken_over,
+    sending_quotas_hold_refuse_and_count_once,
 );
 
 const T0: Timestamp = Timestamp(1_796_000_000_000);
@@ -527,6 +529,7 @@ fn queued(id: &str, rcpts: &[&str], key: Option<(&str, &[u8])>) -> QueuedMessage
             })
             .collect(),
         idempotency: key.map(|(k, h)| (k.to_owned(), h.to_vec())),
+        quota: None,
     }
 }
 
@@ -943,4 +946,113 @@ async fn ingest_jobs_are_leased_and_taken_over(b: Backend) {
     let left = pending(s).await;
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].blob_id, "blob_2");
+}
+
+fn limited(id: &str, inbox: &str, per_minute: u32, on_limit: OnLimit) -> QueuedMessage {
+    let mut m = queued(id, &["x@x.test"], None);
+    m.inbox_id = inbox.into();
+    m.quota = Some(QuotaCheck {
+        inbox: Limits {
+            per_minute,
+            ..Limits::default()
+        },
+        account: Limits::default(),
+        on_limit,
+    });
+    m
+}
+
+fn release_of(done: Enqueued) -> (Timestamp, Option<Hit>) {
+    match done {
+        Enqueued::Queued(r) => (r.at, r.held_by),
+        other => panic!("not queued: {other:?}"),
+    }
+}
+
+async fn sending_quotas_hold_refuse_and_count_once(b: Backend) {
+    let s = &*b.store;
+    account(s, "acc_a").await;
+    inbox(s, "inb_a", "acc_a", "a@d.test").await;
+    let minute_later = Timestamp(T0.0 + 61_000);
+    let mut releases = Vec::new();
+    for n in 1..=3 {
+        let m = limited(&format!("msg_{n}"), "inb_a", 2, OnLimit::Hold);
+        releases.push(release_of(s.enqueue(m).await.unwrap()));
+    }
+    assert_eq!(releases[0], (T0, None));
+    assert_eq!(releases[1], (T0, None));
+    let minute_hit = Hit {
+        scope: Scope::Inbox,
+        window: Window::Minute,
+        limit: 2,
+    };
+    assert_eq!(releases[2], (minute_later, Some(minute_hit)));
+    // Held means not due: the queue takes the third only at its release.
+    let lease = Timestamp(T0.0 + 600_000);
+    assert_eq!(s.claim_due(T0, lease, 10).await.unwrap().len(), 2);
+    let later = s.claim_due(minute_later, lease, 10).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].message_id, "msg_3");
+    assert_eq!(later[0].queued_at, minute_later, "its lifetime starts at release");
+    let shown = s.get_outbound("acc_a", "msg_3").await.unwrap().unwrap();
+    assert_eq!(shown.release_at, minute_later);
+
+    // A sender that prefers a refusal gets one, and nothing is written or counted.
+    let refused = s
+        .enqueue(limited("msg_4", "inb_a", 2, OnLimit::Reject))
+        .await
+        .unwrap();
+    assert!(matches!(refused, Enqueued::OverQuota(r) if r.at == minute_later));
+    assert!(s.get_outbound("acc_a", "msg_4").await.unwrap().is_none());
+
+    // What the account set for itself applies on top of the defaults it was given.
+    let account_scope = QuotaScope::Account("acc_a");
+    let three_a_day = LimitOverrides {
+        per_day: Some(3),
+        ..LimitOverrides::default()
+    };
+    s.set_send_limits(account_scope, three_a_day, T0).await.unwrap();
+    assert_eq!(s.send_limits(account_scope).await.unwrap(), three_a_day);
+    let (at, hit) = release_of(
+        s.enqueue(limited("msg_5", "inb_a", 0, OnLimit::Hold))
+            .await
+            .unwrap(),
+    );
+    // The day's three left in T0's minute: they count as sent at its end.
+    let minute_end = T0.0 - T0.0.rem_euclid(60_000) + 60_000;
+    assert_eq!(
+        (at.0, hit.map(|h| (h.scope, h.window))),
+        (minute_end + 86_400_000, Some((Scope::Account, Window::Day)))
+    );
+    let inbox_scope = QuotaScope::Inbox {
+        account_id: "acc_a",
+        inbox_id: "inb_a",
+    };
+    let inbox_use = s.quota_use(inbox_scope, T0).await.unwrap();
+    assert_eq!(inbox_use.held, 2, "msg_3 and msg_5 wait");
+    assert_eq!(inbox_use.next_release, Some(minute_later));
+    let account_use = s.quota_use(account_scope, T0).await.unwrap();
+    assert_eq!(account_use.held, 2);
+
+    // Nodes sharing the store share the quota: six sends at once from two nodes, two a minute.
+    if b.shared {
+        inbox(s, "inb_b", "acc_a", "b@d.test").await;
+        s.set_send_limits(account_scope, LimitOverrides::default(), T0)
+            .await
+            .unwrap();
+        let other = (b.reopen)().await;
+        let sends = (0..6).map(|n| {
+            let node = if n % 2 == 0 { b.store.clone() } else { other.clone() };
+            let m = limited(&format!("msg_b{n}"), "inb_b", 2, OnLimit::Hold);
+            async move { release_of(node.enqueue(m).await.unwrap()).0 }
+        });
+        let mut at: Vec<i64> = futures::future::join_all(sends)
+            .await
+            .into_iter()
+            .map(|t| t.0)
+            .collect();
+        at.sort();
+        let step = 61_000;
+        assert_eq!(at, vec![T0.0, T0.0, T0.0 + step, T0.0 + step, T0.0 + 2 * step, T0.0 + 2 * step]);
+    }
 }

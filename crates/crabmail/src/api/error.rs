@@ -18,6 +18,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// Header fields the answer carries (Retry-After and the RateLimit fields of a 429).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -27,7 +29,13 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            headers: Vec::new(),
         }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -67,6 +75,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
+        for (name, value) in self.headers {
+            if let Ok(value) = header::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -112,6 +125,35 @@ impl From<SubmitError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "idempotency_conflict", message)
             }
             SubmitError::NotFound => ApiError::not_found("inbox"),
+            SubmitError::OverQuota { hit, release, now } => {
+                let wait = now.until(release).as_secs_f64().ceil() as u64;
+                // A day's quota used up is not a burst: an agent should stop, not retry soon.
+                let daily = hit.is_some_and(|h| h.window.is_daily());
+                let code = if daily {
+                    "daily_quota_exceeded"
+                } else {
+                    "rate_limited"
+                };
+                let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+                    .with_header("retry-after", wait.to_string());
+                if let Some(hit) = hit {
+                    let policy = format!("\"{}\"", hit.window.name());
+                    let window = hit.window.length_ms() / 1000;
+                    error = error
+                        .with_header(
+                            "ratelimit-policy",
+                            format!("{policy};q={};w={window}", hit.limit),
+                        )
+                        .with_header("ratelimit", format!("{policy};r=0;t={wait}"));
+                }
+                error
+            }
+            SubmitError::NeverFits { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "too_many_recipients",
+                message,
+            )
+            .with_field("to"),
             SubmitError::Account(e) => e.into(),
             SubmitError::Store(e) => e.into(),
         }

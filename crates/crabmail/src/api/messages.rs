@@ -5,6 +5,7 @@ use super::error::Path;
 use super::error::{ApiError, Query};
 use super::inboxes::owned_inbox;
 use crate::account::Caller;
+use crate::clock::Timestamp;
 use crate::id;
 use crate::ingest::parse;
 use crate::store::{MessageRecord, OutboundRecord, Status};
@@ -148,10 +149,14 @@ pub async fn list_messages(
     }))
 }
 
-pub(crate) fn outbound_json(record: OutboundRecord) -> Result<Message, ApiError> {
+/// A message the inbox sent, as it stands at `now`: `throttled` while a quota holds it.
+pub(crate) fn outbound_json(record: OutboundRecord, now: Timestamp) -> Result<Message, ApiError> {
     let parsed = record.parsed.decode()?;
     let statuses: Vec<Status> = record.recipients.iter().map(|r| r.status).collect();
-    let overall = if statuses.iter().any(|s| !s.is_final()) {
+    let held = record.release_at > now;
+    let overall = if held && statuses.iter().all(|s| *s == Status::Queued) {
+        "throttled"
+    } else if statuses.iter().any(|s| !s.is_final()) {
         "pending"
     } else if statuses.iter().all(|s| *s == Status::Delivered) {
         "delivered"
@@ -178,12 +183,17 @@ pub(crate) fn outbound_json(record: OutboundRecord) -> Result<Message, ApiError>
         },
         delivery: Some(DeliveryState {
             status: overall.into(),
+            release_at: Some(record.release_at.to_rfc3339()),
             recipients: record
                 .recipients
                 .into_iter()
                 .map(|r| RecipientState {
                     address: r.address,
-                    status: r.status.as_str().into(),
+                    status: if held && r.status == Status::Queued {
+                        "throttled".into()
+                    } else {
+                        r.status.as_str().into()
+                    },
                     next_attempt_at: r.next_attempt_at.map(|t| t.to_rfc3339()),
                     attempts: r
                         .attempts
@@ -265,7 +275,7 @@ pub async fn get_message(
                     "view: safe is for received mail; this message was sent by the inbox",
                 ));
             }
-            Ok(axum::Json(outbound_json(sent)?).into_response())
+            Ok(axum::Json(outbound_json(sent, state.clock.now())?).into_response())
         }
     }
 }

@@ -13,6 +13,7 @@ mod events;
 mod health;
 mod inboxes;
 mod messages;
+mod quota;
 mod sending;
 pub mod serve;
 mod threads;
@@ -75,7 +76,8 @@ pub(crate) async fn pause(
         messages::delete_message, sending::send_message, sending::list_suppressions,
         sending::delete_suppression, events::list_events, domains::create_domain,
         domains::list_domains, domains::get_domain, domains::verify_domain, domains::delete_domain,
-        wait::wait, threads::list_threads, threads::get_thread,
+        wait::wait, threads::list_threads, threads::get_thread, quota::get_account_quota,
+        quota::set_account_quota, quota::get_inbox_quota, quota::set_inbox_quota,
     ),
     modifiers(&BearerAuth),
 )]
@@ -122,6 +124,14 @@ pub fn router(state: ApiState, max_body_size: usize) -> Router {
             get(messages::list_messages).post(sending::send_message),
         )
         .route("/v1/inboxes/{id}/wait", get(wait::wait))
+        .route(
+            "/v1/inboxes/{id}/quota",
+            get(quota::get_inbox_quota).put(quota::set_inbox_quota),
+        )
+        .route(
+            "/v1/quota",
+            get(quota::get_account_quota).put(quota::set_account_quota),
+        )
         .route("/v1/threads", get(threads::list_threads))
         .route("/v1/threads/{id}", get(threads::get_thread))
         .route("/v1/suppressions", get(sending::list_suppressions))

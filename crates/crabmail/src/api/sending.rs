@@ -20,7 +20,8 @@ use crabmail_api::{ErrorBody, SendMessage, Sent, Suppression, SuppressionList};
         (status = 202, description = "Queued", body = Sent),
         (status = 404, description = "No such inbox", body = ErrorBody),
         (status = 409, description = "Idempotency-Key reused with another body", body = ErrorBody),
-        (status = 422, description = "Invalid field, suppressed recipient, or too large; `field` names it", body = ErrorBody),
+        (status = 422, description = "Invalid field, suppressed recipient, too large, or more recipients than a day's quota; `field` names it", body = ErrorBody),
+        (status = 429, description = "Over a sending quota with `on_limit: reject` (code `rate_limited`, or `daily_quota_exceeded`); Retry-After, RateLimit-Policy and RateLimit say how long", body = ErrorBody),
     ))]
 pub async fn send_message(
     State(state): State<ApiState>,
@@ -41,13 +42,7 @@ pub async fn send_message(
         .outbound
         .send(&caller, &inbox_id, request, key, &raw)
         .await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(Sent {
-            id: accepted.id,
-            status: "queued".into(),
-        }),
-    ))
+    Ok((StatusCode::ACCEPTED, axum::Json(sent_json(accepted))))
 }
 
 /// Addresses this account will not send to: added when a recipient's mailbox was refused
@@ -89,5 +84,25 @@ pub async fn delete_suppression(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("suppression"))
+    }
+}
+
+/// The 202's body: `throttled` with the limit and the release time when a quota holds it.
+pub(crate) fn sent_json(accepted: crate::outbound::Accepted) -> Sent {
+    let held = accepted.is_held();
+    Sent {
+        id: accepted.id,
+        status: if held {
+            "throttled"
+        } else {
+            "queued"
+        }
+        .into(),
+        release_at: accepted.release_at.to_rfc3339(),
+        held_by: accepted.held_by.map(|hit| crabmail_api::QuotaHit {
+            scope: hit.scope.as_str().into(),
+            window: hit.window.name().into(),
+            limit: hit.limit,
+        }),
     }
 }

@@ -105,11 +105,12 @@ pub async fn get_thread(
         last_at: members.last().map_or(first.at, |m| m.at).to_rfc3339(),
     };
     let mut messages = Vec::with_capacity(members.len());
+    let now = state.clock.now();
     for member in &members {
         let message: Option<Message> = if member.direction == "outbound" {
             owned_sent(&state, &caller, &member.message_id)
                 .await?
-                .map(outbound_json)
+                .map(|sent| outbound_json(sent, now))
                 .transpose()?
         } else {
             owned_message(&state, &caller, &member.message_id)

@@ -329,6 +329,51 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Who may create accounts with POST /v1/accounts: open, invite (codes from `crabmail admin invite`) or closed.",
     },
     Setting {
+        key: "limits.inbox.per_minute",
+        default: "60",
+        doc: "Messages one inbox may send per sliding minute; more are held and sent when the window allows (0: no limit).",
+    },
+    Setting {
+        key: "limits.inbox.per_hour",
+        default: "600",
+        doc: "Messages one inbox may send per sliding hour (0: no limit).",
+    },
+    Setting {
+        key: "limits.inbox.per_day",
+        default: "2000",
+        doc: "Messages one inbox may send per sliding day (0: no limit).",
+    },
+    Setting {
+        key: "limits.inbox.recipients_per_day",
+        default: "5000",
+        doc: "Recipients one inbox may send to per sliding day, counted once per message (0: no limit).",
+    },
+    Setting {
+        key: "limits.account.per_minute",
+        default: "300",
+        doc: "Messages one account (all its inboxes) may send per sliding minute (0: no limit).",
+    },
+    Setting {
+        key: "limits.account.per_hour",
+        default: "5000",
+        doc: "Messages one account may send per sliding hour (0: no limit).",
+    },
+    Setting {
+        key: "limits.account.per_day",
+        default: "20000",
+        doc: "Messages one account may send per sliding day (0: no limit).",
+    },
+    Setting {
+        key: "limits.account.recipients_per_day",
+        default: "50000",
+        doc: "Recipients one account may send to per sliding day (0: no limit).",
+    },
+    Setting {
+        key: "limits.submission_on_limit",
+        default: r#""reject""#,
+        doc: "SMTP submission over a quota: reject (451 4.7.1 with the time to wait; the client retries) or queue (250, held until the window allows).",
+    },
+    Setting {
         key: "store.sqlite_readers",
         default: "4",
         doc: "Read connections to SQLite (writes go through one group-committing writer).",
@@ -371,6 +416,7 @@ pub struct Config {
     pub dkim: DkimConfig,
     pub tls: TlsConfig,
     pub signup: SignupConfig,
+    pub limits: LimitsConfig,
     pub store: StoreConfig,
     pub shutdown: ShutdownConfig,
 }
@@ -562,6 +608,15 @@ pub enum SignupPolicy {
 #[serde(deny_unknown_fields)]
 pub struct SignupConfig {
     pub policy: SignupPolicy,
+}
+
+/// Sending quotas (`outbound::quota`): the defaults every account and inbox starts with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub inbox: crate::outbound::quota::Limits,
+    pub account: crate::outbound::quota::Limits,
+    pub submission_on_limit: crate::outbound::quota::OnLimit,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -6,15 +6,18 @@
 //! `Idempotency-Key` makes a retried API call return the first answer instead of sending twice.
 
 pub mod compose;
+pub mod quota;
 pub mod wire;
 
 use crate::account::address::Domain;
 use crate::account::{AccountError, Caller};
-use crate::clock::SharedClock;
+use crate::clock::{SharedClock, Timestamp};
+use crate::config::LimitsConfig;
 use crate::id;
 use crate::ingest::parse;
 use crate::queue::QueueHandle;
-use crate::store::{NewRecipient, QueuedMessage, SharedStore, StoreError};
+use crate::store::{Enqueued, NewRecipient, QueuedMessage, QuotaCheck, SharedStore, StoreError};
+use quota::OnLimit;
 use compose::{Addressee, Draft, Invalid};
 use crabmail_api::{ParsedMessage, SendMessage};
 use sha2::{Digest, Sha256};
@@ -44,6 +47,16 @@ pub enum SubmitError {
     IdempotencyConflict,
     #[error("not found")]
     NotFound,
+    /// The sender asked for a refusal over quota; nothing was queued.
+    #[error("sending quota reached ({}); sending is possible again at {}", quota::describe(.hit.as_ref()), .release.to_rfc3339())]
+    OverQuota {
+        hit: Option<quota::Hit>,
+        release: Timestamp,
+        now: Timestamp,
+    },
+    /// More recipients than a day's quota takes: no wait helps.
+    #[error("{recipients} recipients; the {} quota allows {} per day", .hit.scope.as_str(), .hit.limit)]
+    NeverFits { hit: quota::Hit, recipients: u32 },
     #[error(transparent)]
     Account(#[from] AccountError),
     #[error(transparent)]
@@ -59,10 +72,21 @@ impl From<Invalid> for SubmitError {
     }
 }
 
-/// What an accepted submission is known by.
+/// What an accepted submission is known by, and when it leaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     pub id: String,
+    /// When the message leaves: now, or later when a quota holds it (`held_by`).
+    pub release_at: Timestamp,
+    pub held_by: Option<quota::Hit>,
+    pub accepted_at: Timestamp,
+}
+
+impl Accepted {
+    /// Held for later by a quota (or behind the inbox's held mail).
+    pub fn is_held(&self) -> bool {
+        self.release_at > self.accepted_at
+    }
 }
 
 #[derive(Clone)]
@@ -72,6 +96,7 @@ pub struct Outbound {
     clock: SharedClock,
     queue: QueueHandle,
     max_message_size: usize,
+    limits: LimitsConfig,
 }
 
 impl Outbound {
@@ -81,6 +106,7 @@ impl Outbound {
         clock: SharedClock,
         queue: QueueHandle,
         max_message_size: usize,
+        limits: LimitsConfig,
     ) -> Self {
         Outbound {
             store,
@@ -88,7 +114,13 @@ impl Outbound {
             clock,
             queue,
             max_message_size,
+            limits,
         }
+    }
+
+    /// The default limits (what `limits.*` sets), before an account's own.
+    pub fn default_limits(&self) -> &LimitsConfig {
+        &self.limits
     }
 
     /// `POST /v1/inboxes/{id}/messages`. `raw_request` is the body as sent, for idempotency.
@@ -167,6 +199,7 @@ impl Outbound {
                 bytes,
                 "api",
                 idempotency.clone(),
+                request.on_limit.map(OnLimit::from).unwrap_or_default(),
             )
             .await;
         self.settle_race(&caller.account_id, accepted, idempotency)
@@ -224,6 +257,7 @@ impl Outbound {
             bytes,
             "smtp",
             None,
+            self.limits.submission_on_limit,
         )
         .await
     }
@@ -252,6 +286,7 @@ impl Outbound {
         bytes: Vec<u8>,
         source: &'static str,
         idempotency: Option<(String, Vec<u8>)>,
+        on_limit: OnLimit,
     ) -> Result<Accepted, SubmitError> {
         // CRLF only, no NUL, no line over 998 octets: before the signature, which then covers
         // exactly what is sent.
@@ -292,11 +327,34 @@ impl Outbound {
                 })
                 .collect(),
             idempotency,
+            quota: Some(QuotaCheck {
+                inbox: self.limits.inbox,
+                account: self.limits.account,
+                on_limit,
+            }),
         };
         // DURABILITY: committed before the 202 (API) or 250 (SMTP) that acknowledges it.
-        self.store.enqueue(message).await?;
-        self.queue.wake();
-        Ok(Accepted { id: message_id })
+        match self.store.enqueue(message).await? {
+            Enqueued::Queued(release) => {
+                // Held mail too: the queue then sleeps until its release, not past it.
+                self.queue.wake();
+                Ok(Accepted {
+                    id: message_id,
+                    release_at: release.at,
+                    held_by: release.held_by,
+                    accepted_at: now,
+                })
+            }
+            Enqueued::OverQuota(release) => Err(SubmitError::OverQuota {
+                hit: release.held_by,
+                release: release.at,
+                now,
+            }),
+            Enqueued::NeverFits(never) => Err(SubmitError::NeverFits {
+                hit: never.hit,
+                recipients: never.recipients,
+            }),
+        }
     }
 
     /// The first answer for an Idempotency-Key used with the same request within the window.
@@ -313,9 +371,19 @@ impl Outbound {
             .expire_idempotency(account_id, key, window_start)
             .await?;
         match self.store.find_idempotency(account_id, key).await? {
-            Some(record) if record.request_hash == hash => Ok(Some(Accepted {
-                id: record.message_id,
-            })),
+            Some(record) if record.request_hash == hash => {
+                let release_at = self
+                    .store
+                    .get_outbound(account_id, &record.message_id)
+                    .await?
+                    .map_or(record.created_at, |m| m.release_at);
+                Ok(Some(Accepted {
+                    id: record.message_id,
+                    release_at,
+                    held_by: None,
+                    accepted_at: record.created_at,
+                }))
+            }
             Some(_) => Err(SubmitError::IdempotencyConflict),
             None => Ok(None),
         }

@@ -16,7 +16,7 @@ use super::session::{Chunks, Flow, Session, Transaction};
 use crate::account::address::Domain;
 use crate::id;
 use crate::ingest::accept::{self, Copies};
-use crate::outbound::SubmitError;
+use crate::outbound::{SubmitError, quota};
 use crate::store::Envelope;
 use crate::verify::Action;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -195,8 +195,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             .await;
         match submitted {
             // DURABILITY: committed (queued) before the 250 reply.
+            Ok(accepted) if accepted.is_held() => reply::held(
+                &accepted.id,
+                &quota::describe(accepted.held_by.as_ref()),
+                &accepted.release_at.to_rfc3339(),
+            ),
             Ok(accepted) => reply::queued(&accepted.id),
             Err(SubmitError::TooLarge { .. }) => reply::message_too_big(),
+            Err(SubmitError::OverQuota { hit, release, now }) => reply::over_quota(
+                &quota::describe(hit.as_ref()),
+                now.until(release).as_secs_f64().ceil() as u64,
+            ),
+            Err(SubmitError::NeverFits { hit, .. }) => reply::over_daily_recipients(hit.limit),
             Err(e) => {
                 tracing::error!(peer = %self.peer, error = %e, "smtp: submission not queued");
                 reply::temporary_failure()

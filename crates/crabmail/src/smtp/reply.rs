@@ -339,6 +339,33 @@ pub fn queued(id: &str) -> Reply {
     Reply::new(250, "2.0.0", format!("OK: queued as {id}"))
 }
 
+/// Accepted, and held by a sending quota until `release` (RFC 3339).
+pub fn held(id: &str, limit: &str, release: &str) -> Reply {
+    Reply::new(
+        250,
+        "2.0.0",
+        format!("OK: queued as {id}; held by {limit} until {release}"),
+    )
+}
+
+/// Over a sending quota (RFC 3463 4.7.1: not authorised now, may be later).
+pub fn over_quota(limit: &str, wait_seconds: u64) -> Reply {
+    Reply::new(
+        451,
+        "4.7.1",
+        format!("Sending quota reached ({limit}); try again in {wait_seconds} seconds"),
+    )
+}
+
+/// More recipients than a day's quota takes.
+pub fn over_daily_recipients(limit: u32) -> Reply {
+    Reply::new(
+        552,
+        "5.7.1",
+        format!("Too many recipients for the daily sending quota ({limit} recipients per day)"),
+    )
+}
+
 /// The store could not commit: the client must keep the message and retry.
 pub fn temporary_failure() -> Reply {
     Reply::new(451, "4.3.0", "Temporary failure, please try again later")

@@ -15,6 +15,7 @@ mod events;
 mod inbound;
 pub mod postgres;
 mod queue;
+mod quotas;
 mod reading;
 mod rows;
 mod sending;
@@ -25,6 +26,7 @@ pub use domains::*;
 pub use events::*;
 pub use inbound::*;
 pub use queue::*;
+pub use quotas::*;
 pub use reading::*;
 pub use sending::*;
 
@@ -104,7 +106,7 @@ impl<T> std::fmt::Debug for Json<T> {
 /// Every role together: what the server holds as its store.
 #[async_trait]
 pub trait Store:
-    Accounts + Inbound + Reading + Sending + Queue + Domains + Events + Send + Sync + 'static
+    Accounts + Inbound + Reading + Sending + Quotas + Queue + Domains + Events + Send + Sync + 'static
 {
     /// Finishes pending writes and closes; later calls fail with `Closed`.
     async fn close(&self);

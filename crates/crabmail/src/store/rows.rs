@@ -246,7 +246,34 @@ pub(super) fn outbound<R: Cells>(r: &R) -> Mapped<OutboundRecord, R> {
         blob_id: r.cell(8)?,
         recipients: Vec::new(),
         thread_id: r.cell(9)?,
+        release_at: ts(r, 10)?,
     })
+}
+
+/// From `sql::QUOTA_COUNTS`: a scope's count for one step of time.
+pub(super) fn quota_bucket<R: Cells>(r: &R) -> Mapped<(String, crate::outbound::quota::Bucket), R> {
+    Ok((
+        r.cell(0)?,
+        crate::outbound::quota::Bucket {
+            step: r.cell(1)?,
+            start: r.cell(2)?,
+            messages: r.cell(3)?,
+            recipients: r.cell(4)?,
+        },
+    ))
+}
+
+/// From `sql::SEND_LIMITS_OF_TWO`: what an account set for a scope.
+pub(super) fn send_limits<R: Cells>(
+    r: &R,
+) -> Mapped<(String, crate::outbound::quota::LimitOverrides), R> {
+    Ok((r.cell(0)?, json(r, 1)?.unwrap_or_default()))
+}
+
+/// From `sql::HELD_IN_INBOX` / `HELD_IN_ACCOUNT`: how many are held, and the first release.
+pub(super) fn held<R: Cells>(r: &R) -> Mapped<(u64, Option<Timestamp>), R> {
+    let count: i64 = r.cell(0)?;
+    Ok((count.max(0) as u64, opt_ts(r, 1)?))
 }
 
 /// From `sql::OUTBOUND_RECIPIENTS`; the attempts are read separately.

@@ -29,6 +29,8 @@ pub struct QueuedMessage {
     pub recipients: Vec<NewRecipient>,
     /// (key, hash of the request): the enqueue fails with `Conflict` if the key is taken.
     pub idempotency: Option<(String, Vec<u8>)>,
+    /// The sending quotas to keep; None when no limit applies (nothing counted either).
+    pub quota: Option<QuotaCheck>,
 }
 
 impl QueuedMessage {
@@ -84,12 +86,15 @@ pub struct OutboundRecord {
     pub parsed: Json<ParsedMessage>,
     pub recipients: Vec<RecipientRecord>,
     pub thread_id: Option<String>,
+    /// When it leaves (or left): later than `created_at` when a quota held it.
+    pub release_at: Timestamp,
 }
 
 #[async_trait]
 pub trait Sending: Send + Sync {
-    /// Bytes, message, its recipients (and its idempotency key), in one transaction.
-    async fn enqueue(&self, message: QueuedMessage) -> Result<()>;
+    /// Bytes, message, its recipients (and its idempotency key), in one transaction, released
+    /// when its quotas allow (`QuotaCheck`); a refusal the sender asked for writes nothing.
+    async fn enqueue(&self, message: QueuedMessage) -> Result<Enqueued>;
     async fn find_idempotency(
         &self,
         account_id: &str,

@@ -103,7 +103,7 @@ pub const INSERT_IDEMPOTENCY: &str = "INSERT INTO idempotency (account_id, key, 
                      VALUES ($1, $2, $3, $4, $5)";
 pub const INSERT_BLOB: &str = "INSERT INTO blobs (id, size, bytes) VALUES ($1, $2, $3)";
 pub const INSERT_OUTBOUND: &str = "INSERT INTO outbound (id, account_id, inbox_id, blob_id, return_path, created_at, size, \
-                 source, summary, parsed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+                 source, summary, parsed, release_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 pub const INSERT_RECIPIENT: &str = "INSERT INTO recipients (id, message_id, account_id, address, domain, status, queued_at, \
                  next_attempt_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6, $6)";
 pub const FIND_IDEMPOTENCY: &str = "SELECT request_hash, message_id, created_at FROM idempotency WHERE account_id = $1 AND key = $2";
@@ -122,7 +122,7 @@ pub const INSERT_ATTEMPT: &str = "INSERT INTO attempts (recipient_id, at, host, 
 pub const INSERT_SUPPRESSION: &str = "INSERT INTO suppressions (account_id, address, reason, created_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (account_id, address) DO NOTHING";
 pub const GET_OUTBOUND: &str = "SELECT id, account_id, inbox_id, return_path, created_at, size, summary, parsed, blob_id, \
-                     (SELECT thread_id FROM thread_members t WHERE t.message_id = outbound.id) \
+                     (SELECT thread_id FROM thread_members t WHERE t.message_id = outbound.id), release_at \
                      FROM outbound WHERE id = $1 AND account_id = $2";
 pub const OUTBOUND_RECIPIENTS: &str =
     "SELECT id, address, status, next_attempt_at FROM recipients WHERE message_id = $1 ORDER BY id";
@@ -171,3 +171,24 @@ macro_rules! unread_copies {
 pub const UNREAD_COPIES: &str = unread_copies!();
 /// PostgreSQL: locked, so two nodes completing one blob give each copy one sequence number.
 pub const UNREAD_COPIES_LOCKED: &str = concat!(unread_copies!(), " FOR UPDATE OF m");
+
+// Sending quotas (store/quotas.rs).
+pub const QUOTA_COUNTS: &str = "SELECT scope, step, bucket, messages, recipients FROM send_ledger \
+                 WHERE scope IN ($1, $2) AND bucket >= $3";
+pub const QUOTA_COUNT_ONE: &str = "SELECT scope, step, bucket, messages, recipients FROM send_ledger \
+                 WHERE scope = $1 AND bucket >= $2";
+/// One message released at a moment, counted in its second and its minute. (SQLite numbers
+/// `$n` parameters in order of appearance, so they appear in order.)
+pub const QUOTA_ADD: &str = "INSERT INTO send_ledger (scope, step, bucket, messages, recipients) \
+                 VALUES ($1, 1000, $2, 1, $3), ($1, 60000, $4, 1, $3) ON CONFLICT (scope, step, bucket) \
+                 DO UPDATE SET messages = send_ledger.messages + 1, recipients = send_ledger.recipients + excluded.recipients";
+pub const QUOTA_PRUNE: &str = "DELETE FROM send_ledger WHERE scope = $1 AND bucket < $2";
+pub const SEND_LIMITS_OF_TWO: &str =
+    "SELECT scope, limits FROM send_limits WHERE scope IN ($1, $2) AND account_id = $3";
+pub const SEND_LIMITS: &str = "SELECT limits FROM send_limits WHERE scope = $1 AND account_id = $2";
+pub const SET_SEND_LIMITS: &str = "INSERT INTO send_limits (scope, account_id, limits, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (scope) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at";
+pub const HELD_IN_INBOX: &str =
+    "SELECT count(*), min(release_at) FROM outbound WHERE inbox_id = $1 AND account_id = $2 AND release_at > $3";
+pub const HELD_IN_ACCOUNT: &str =
+    "SELECT count(*), min(release_at) FROM outbound WHERE account_id = $1 AND release_at > $2";

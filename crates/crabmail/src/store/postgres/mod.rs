@@ -13,6 +13,7 @@ mod domains;
 mod events;
 mod inbound;
 mod queue;
+mod quotas;
 mod reading;
 mod sending;
 
@@ -43,6 +44,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../../migrations/postgres/0005_ingest_leases.sql"),
     ),
+    (6, include_str!("../../../migrations/postgres/0006_quotas.sql")),
 ];
 const ARRIVALS_CHANNEL: &str = "crabmail_arrivals";
 

@@ -1,9 +1,20 @@
 use super::*;
+use crate::outbound::quota;
 
 #[async_trait]
 impl Sending for PgStore {
-    async fn enqueue(&self, message: QueuedMessage) -> Result<()> {
+    async fn enqueue(&self, message: QueuedMessage) -> Result<Enqueued> {
         let mut tx = self.begin().await?;
+        let release = match &message.quota {
+            Some(check) => match count_release(&mut tx, check, &message).await? {
+                Ok(release) => release,
+                Err(refused) => return Ok(refused),
+            },
+            None => quota::Release {
+                at: message.created_at,
+                held_by: None,
+            },
+        };
         if let Some((key, hash)) = &message.idempotency {
             sqlx::query(sql::INSERT_IDEMPOTENCY)
                 .bind(&message.account_id)
@@ -26,6 +37,7 @@ impl Sending for PgStore {
             .bind(message.source)
             .bind(rows::json_text(&message.summary))
             .bind(rows::json_text(&message.parsed))
+            .bind(release.at.0)
             .execute(&mut *tx)
             .await?;
         join_thread(&mut tx, &message.thread_join()).await?;
@@ -36,13 +48,13 @@ impl Sending for PgStore {
                 .bind(&message.account_id)
                 .bind(&r.address)
                 .bind(&r.domain)
-                .bind(message.created_at.0)
+                .bind(release.at.0)
                 .execute(&mut *tx)
                 .await?;
         }
         // DURABILITY: committed before the 202 or 250 that acknowledges the message.
         tx.commit().await?;
-        Ok(())
+        Ok(Enqueued::Queued(release))
     }
 
     async fn find_idempotency(
@@ -143,4 +155,58 @@ impl Sending for PgStore {
         }
         Ok(Some(record))
     }
+}
+
+/// Locks the account (so nodes sharing the database count one quota), reads the counts of the
+/// message's inbox and account, decides its release, and counts it there.
+async fn count_release(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    check: &QuotaCheck,
+    message: &QueuedMessage,
+) -> Result<std::result::Result<quota::Release, Enqueued>> {
+    let now = message.created_at;
+    sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+        .bind(&message.account_id)
+        .execute(&mut **tx)
+        .await?;
+    let counts = sqlx::query(sql::QUOTA_COUNTS)
+        .bind(&message.inbox_id)
+        .bind(&message.account_id)
+        .bind(now.0 - quota::HORIZON)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(rows::quota_bucket)
+        .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?;
+    let overrides = sqlx::query(sql::SEND_LIMITS_OF_TWO)
+        .bind(&message.inbox_id)
+        .bind(&message.account_id)
+        .bind(&message.account_id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(rows::send_limits)
+        .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?;
+    let release = match decide(check, message, &counts, &overrides) {
+        Ok(release) => release,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let [second, minute] = quota::Bucket::of(release.at, message.recipients.len() as i64);
+    for scope in [&message.inbox_id, &message.account_id] {
+        if prune_due(&counts, scope, now) {
+            sqlx::query(sql::QUOTA_PRUNE)
+                .bind(scope)
+                .bind(now.0 - quota::HORIZON)
+                .execute(&mut **tx)
+                .await?;
+        }
+        sqlx::query(sql::QUOTA_ADD)
+            .bind(scope)
+            .bind(second.start)
+            .bind(second.recipients)
+            .bind(minute.start)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(Ok(release))
 }

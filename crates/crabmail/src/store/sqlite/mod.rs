@@ -13,6 +13,7 @@ mod domains;
 mod events;
 mod inbound;
 mod queue;
+mod quotas;
 mod reading;
 mod sending;
 
@@ -41,6 +42,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../../migrations/sqlite/0005_ingest_leases.sql"),
     ),
+    (6, include_str!("../../../migrations/sqlite/0006_quotas.sql")),
 ];
 
 /// A write: runs inside the batch transaction and returns what to do once the batch committed.

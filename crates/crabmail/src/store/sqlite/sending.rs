@@ -1,12 +1,25 @@
 use super::*;
+use crate::outbound::quota;
 
 #[async_trait]
 impl Sending for SqliteStore {
-    async fn enqueue(&self, message: QueuedMessage) -> Result<()> {
+    async fn enqueue(&self, message: QueuedMessage) -> Result<Enqueued> {
         // Serialised here, not on the writer thread every commit waits for.
         let summary = rows::json_text(&message.summary);
         let parsed = rows::json_text(&message.parsed);
         self.write(move |conn| {
+            // The one writer makes this read and the count below one step: no other send of
+            // the account can come between.
+            let release = match &message.quota {
+                Some(check) => match count_release(conn, check, &message)? {
+                    Ok(release) => release,
+                    Err(refused) => return Ok(refused),
+                },
+                None => quota::Release {
+                    at: message.created_at,
+                    held_by: None,
+                },
+            };
             if let Some((key, hash)) = &message.idempotency {
                 conn.execute(
                     sql::INSERT_IDEMPOTENCY,
@@ -30,7 +43,8 @@ impl Sending for SqliteStore {
                 size,
                 message.source,
                 summary,
-                parsed
+                parsed,
+                release.at.0
             ])?;
             join_thread(conn, &message.thread_join())?;
             let mut insert = conn.prepare_cached(sql::INSERT_RECIPIENT)?;
@@ -41,10 +55,10 @@ impl Sending for SqliteStore {
                     message.account_id,
                     r.address,
                     r.domain,
-                    message.created_at.0
+                    release.at.0
                 ])?;
             }
-            Ok(())
+            Ok(Enqueued::Queued(release))
         })
         .await
     }
@@ -151,4 +165,45 @@ impl Sending for SqliteStore {
         })
         .await
     }
+}
+
+/// Reads the counts of the message's inbox and account, decides its release, and counts it there.
+fn count_release(
+    conn: &Connection,
+    check: &QuotaCheck,
+    message: &QueuedMessage,
+) -> Result<std::result::Result<quota::Release, Enqueued>> {
+    let now = message.created_at;
+    let counts: Vec<(String, quota::Bucket)> = conn
+        .prepare_cached(sql::QUOTA_COUNTS)?
+        .query_map(
+            params![message.inbox_id, message.account_id, now.0 - quota::HORIZON],
+            |r| rows::quota_bucket(r),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let overrides: Vec<_> = conn
+        .prepare_cached(sql::SEND_LIMITS_OF_TWO)?
+        .query_map(
+            params![message.inbox_id, message.account_id, message.account_id],
+            |r| rows::send_limits(r),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let release = match decide(check, message, &counts, &overrides) {
+        Ok(release) => release,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    let [second, minute] = quota::Bucket::of(release.at, message.recipients.len() as i64);
+    for scope in [&message.inbox_id, &message.account_id] {
+        if prune_due(&counts, scope, now) {
+            conn.prepare_cached(sql::QUOTA_PRUNE)?
+                .execute(params![scope, now.0 - quota::HORIZON])?;
+        }
+        conn.prepare_cached(sql::QUOTA_ADD)?.execute(params![
+            scope,
+            second.start,
+            second.recipients,
+            minute.start
+        ])?;
+    }
+    Ok(Ok(release))
 }

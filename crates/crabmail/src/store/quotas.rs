@@ -1,0 +1,133 @@
+//! Sending quotas as stored: the limits an account set, the counts of what each inbox and account
+//! sent per step of time (`outbound::quota` decides with them), and what is held for later.
+
+use super::*;
+use crate::outbound::quota::{self, Bucket, Ledger, LimitOverrides, Limits, OnLimit, Release, Scope};
+
+/// The default limits for one message (what its account set for itself or the inbox is read
+/// in the enqueue's transaction and overrides them), and what its sender wants when they are
+/// reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaCheck {
+    pub inbox: Limits,
+    pub account: Limits,
+    pub on_limit: OnLimit,
+}
+
+/// What `Sending::enqueue` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Committed; it leaves at `release.at`.
+    Queued(Release),
+    /// Nothing written: the sender asked for a refusal, and a quota holds it until `release.at`.
+    OverQuota(Release),
+    /// Nothing written: no day ever takes this many recipients.
+    NeverFits(quota::NeverFits),
+}
+
+/// Use of one scope's quota: its counts over the last day (and what is promised for later), and
+/// the messages it holds.
+#[derive(Debug, Clone, Default)]
+pub struct QuotaUse {
+    pub buckets: Vec<Bucket>,
+    pub held: u64,
+    pub next_release: Option<Timestamp>,
+}
+
+/// Whose quota: an account, or one of its inboxes.
+#[derive(Debug, Clone, Copy)]
+pub enum QuotaScope<'a> {
+    Account(&'a str),
+    Inbox { account_id: &'a str, inbox_id: &'a str },
+}
+
+impl QuotaScope<'_> {
+    /// The key its counts and limits are stored under.
+    pub fn key(&self) -> &str {
+        match self {
+            QuotaScope::Account(id) => id,
+            QuotaScope::Inbox { inbox_id, .. } => inbox_id,
+        }
+    }
+
+    pub fn account_id(&self) -> &str {
+        match self {
+            QuotaScope::Account(id) => id,
+            QuotaScope::Inbox { account_id, .. } => account_id,
+        }
+    }
+}
+
+#[async_trait]
+pub trait Quotas: Send + Sync {
+    /// What the account set for this scope (all None when nothing was).
+    async fn send_limits(&self, scope: QuotaScope<'_>) -> Result<LimitOverrides>;
+    async fn set_send_limits(
+        &self,
+        scope: QuotaScope<'_>,
+        limits: LimitOverrides,
+        now: Timestamp,
+    ) -> Result<()>;
+    async fn quota_use(&self, scope: QuotaScope<'_>, now: Timestamp) -> Result<QuotaUse>;
+}
+
+/// A message's release under its quotas, from the counts of its inbox and account (read inside
+/// the enqueue's transaction): `Ok` to write it, `Err` for what to answer without writing.
+pub(super) fn decide(
+    check: &QuotaCheck,
+    message: &QueuedMessage,
+    counts: &[(String, Bucket)],
+    overrides: &[(String, LimitOverrides)],
+) -> std::result::Result<Release, Enqueued> {
+    let limits = |key: &str, default: Limits| {
+        overrides
+            .iter()
+            .find(|(scope, _)| scope == key)
+            .map_or(default, |(_, set)| quota::merged(default, set))
+    };
+    let of = |key: &str| -> Vec<Bucket> {
+        counts
+            .iter()
+            .filter(|(scope, _)| scope == key)
+            .map(|(_, b)| *b)
+            .collect()
+    };
+    let inbox = of(&message.inbox_id);
+    // Held mail leaves in the order it was sent: never before the inbox's latest release.
+    let latest = inbox
+        .iter()
+        .filter(|b| b.step == quota::SECOND_STEP)
+        .map(|b| b.start)
+        .max()
+        .unwrap_or(i64::MIN);
+    let not_before = Timestamp(latest);
+    let ledgers = [
+        Ledger {
+            scope: Scope::Inbox,
+            limits: limits(&message.inbox_id, check.inbox),
+            buckets: inbox,
+        },
+        Ledger {
+            scope: Scope::Account,
+            limits: limits(&message.account_id, check.account),
+            buckets: of(&message.account_id),
+        },
+    ];
+    let recipients = u32::try_from(message.recipients.len()).unwrap_or(u32::MAX);
+    match quota::release(&ledgers, recipients, message.created_at, not_before) {
+        Err(never) => Err(Enqueued::NeverFits(never)),
+        Ok(release) if release.at > message.created_at && check.on_limit == OnLimit::Reject => {
+            Err(Enqueued::OverQuota(release))
+        }
+        Ok(release) => Ok(release),
+    }
+}
+
+/// Whether this is the scope's first count in the current minute: the moment to drop counts older
+/// than the longest window, so pruning runs about once a minute per sender.
+pub(super) fn prune_due(counts: &[(String, Bucket)], scope: &str, now: Timestamp) -> bool {
+    let minute = now.0.div_euclid(quota::MINUTE_STEP) * quota::MINUTE_STEP;
+    !counts
+        .iter()
+        .any(|(s, b)| s == scope && b.step == quota::MINUTE_STEP && b.start == minute)
+}
