@@ -304,6 +304,25 @@ impl Client {
         Self::send(self.request(Method::GET, "/v1/events").query(&query)).await
     }
 
+    /// Sending limits, use and held mail: the account's, or one inbox's.
+    pub async fn get_quota(&self, inbox_id: Option<&str>) -> Result<Quota, ClientError> {
+        Self::send(self.request(Method::GET, &quota_path(inbox_id))).await
+    }
+
+    /// Tightens the account's (or one inbox's) sending limits; `None` fields go back to the
+    /// server's default.
+    pub async fn set_quota(
+        &self,
+        inbox_id: Option<&str>,
+        limits: &SetQuota,
+    ) -> Result<Quota, ClientError> {
+        Self::send(
+            self.request(Method::PUT, &quota_path(inbox_id))
+                .json(limits),
+        )
+        .await
+    }
+
     pub async fn list_suppressions(&self) -> Result<SuppressionList, ClientError> {
         Self::send(self.request(Method::GET, "/v1/suppressions")).await
     }
@@ -370,4 +389,11 @@ pub struct WaitFilter {
     pub after: Option<String>,
     /// An RFC 3339 time: messages received since then count too.
     pub since: Option<String>,
+}
+
+fn quota_path(inbox_id: Option<&str>) -> String {
+    match inbox_id {
+        Some(id) => format!("/v1/inboxes/{id}/quota"),
+        None => "/v1/quota".to_owned(),
+    }
 }

@@ -4,8 +4,8 @@
 
 use crabmail::clock::Timestamp;
 use crabmail::config::Config;
-use crabmail::outbound::quota::{Hit, LimitOverrides, Limits, OnLimit, Scope, Window};
 use crabmail::ingest::thread::ThreadKeys;
+use crabmail::outbound::quota::{Hit, LimitOverrides, Limits, OnLimit, Scope, Window};
 use crabmail::store::*;
 use crabmail_api::SummaryContent;
 use crabmail_testkit::pg_schema_url;
@@ -993,7 +993,10 @@ async fn sending_quotas_hold_refuse_and_count_once(b: Backend) {
     let later = s.claim_due(minute_later, lease, 10).await.unwrap();
     assert_eq!(later.len(), 1);
     assert_eq!(later[0].message_id, "msg_3");
-    assert_eq!(later[0].queued_at, minute_later, "its lifetime starts at release");
+    assert_eq!(
+        later[0].queued_at, minute_later,
+        "its lifetime starts at release"
+    );
     let shown = s.get_outbound("acc_a", "msg_3").await.unwrap().unwrap();
     assert_eq!(shown.release_at, minute_later);
 
@@ -1011,7 +1014,9 @@ async fn sending_quotas_hold_refuse_and_count_once(b: Backend) {
         per_day: Some(3),
         ..LimitOverrides::default()
     };
-    s.set_send_limits(account_scope, three_a_day, T0).await.unwrap();
+    s.set_send_limits(account_scope, three_a_day, T0)
+        .await
+        .unwrap();
     assert_eq!(s.send_limits(account_scope).await.unwrap(), three_a_day);
     let (at, hit) = release_of(
         s.enqueue(limited("msg_5", "inb_a", 0, OnLimit::Hold))
@@ -1042,7 +1047,11 @@ async fn sending_quotas_hold_refuse_and_count_once(b: Backend) {
             .unwrap();
         let other = (b.reopen)().await;
         let sends = (0..6).map(|n| {
-            let node = if n % 2 == 0 { b.store.clone() } else { other.clone() };
+            let node = if n % 2 == 0 {
+                b.store.clone()
+            } else {
+                other.clone()
+            };
             let m = limited(&format!("msg_b{n}"), "inb_b", 2, OnLimit::Hold);
             async move { release_of(node.enqueue(m).await.unwrap()).0 }
         });
@@ -1053,6 +1062,16 @@ async fn sending_quotas_hold_refuse_and_count_once(b: Backend) {
             .collect();
         at.sort();
         let step = 61_000;
-        assert_eq!(at, vec![T0.0, T0.0, T0.0 + step, T0.0 + step, T0.0 + 2 * step, T0.0 + 2 * step]);
+        assert_eq!(
+            at,
+            vec![
+                T0.0,
+                T0.0,
+                T0.0 + step,
+                T0.0 + step,
+                T0.0 + 2 * step,
+                T0.0 + 2 * step
+            ]
+        );
     }
 }

@@ -123,7 +123,12 @@ async fn report(state: &ApiState, scope: QuotaScope<'_>) -> Result<Quota, ApiErr
     };
     let used = |w: Window| quota::used(w, &usage.buckets, now).clamp(0, u32::MAX as i64) as u32;
     Ok(Quota {
-        scope: if inbox_id.is_some() { "inbox" } else { "account" }.into(),
+        scope: if inbox_id.is_some() {
+            "inbox"
+        } else {
+            "account"
+        }
+        .into(),
         inbox_id,
         limits: per(&|w| w.limit(&limits)),
         used: per(&|w| used(w)),

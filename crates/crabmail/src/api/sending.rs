@@ -92,12 +92,7 @@ pub(crate) fn sent_json(accepted: crate::outbound::Accepted) -> Sent {
     let held = accepted.is_held();
     Sent {
         id: accepted.id,
-        status: if held {
-            "throttled"
-        } else {
-            "queued"
-        }
-        .into(),
+        status: if held { "throttled" } else { "queued" }.into(),
         release_at: accepted.release_at.to_rfc3339(),
         held_by: accepted.held_by.map(|hit| crabmail_api::QuotaHit {
             scope: hit.scope.as_str().into(),

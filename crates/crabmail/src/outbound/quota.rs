@@ -342,7 +342,11 @@ mod tests {
             sent.push((r.at.0, 1));
             releases.push(r);
         }
-        assert!(releases[..60].iter().all(|r| r.at.0 == T0 && r.held_by.is_none()));
+        assert!(
+            releases[..60]
+                .iter()
+                .all(|r| r.at.0 == T0 && r.held_by.is_none())
+        );
         // The first second's sixty leave the window at its end: one minute and one step later.
         assert!(releases[60..120].iter().all(|r| r.at.0 == T0 + 61_000));
         assert!(releases[120..].iter().all(|r| r.at.0 == T0 + 122_000));
@@ -385,8 +389,13 @@ mod tests {
             per_hour: 5,
             ..Limits::default()
         };
-        let r = release(&[ledger(Scope::Account, limits, &sent)], 1, Timestamp(T0), Timestamp(T0))
-            .expect("fits");
+        let r = release(
+            &[ledger(Scope::Account, limits, &sent)],
+            1,
+            Timestamp(T0),
+            Timestamp(T0),
+        )
+        .expect("fits");
         assert_eq!(r.at.0, later + MINUTE_STEP + HOUR);
     }
 
@@ -410,8 +419,8 @@ mod tests {
         let now = Timestamp(T0 + 2_000);
         let fits = release(&[ledger(Scope::Inbox, limits, &sent)], 2, now, now);
         assert_eq!(fits.expect("fits").held_by, None);
-        let held = release(&[ledger(Scope::Inbox, limits, &sent)], 3, now, now)
-            .expect("fits later");
+        let held =
+            release(&[ledger(Scope::Inbox, limits, &sent)], 3, now, now).expect("fits later");
         // The second message's 4 must leave the day: it counts as sent at its minute's end.
         assert_eq!(held.at.0, T0 + MINUTE_STEP + DAY);
         assert!(held.held_by.is_some_and(|h| h.window.is_daily()));

@@ -2,7 +2,9 @@
 //! sent per step of time (`outbound::quota` decides with them), and what is held for later.
 
 use super::*;
-use crate::outbound::quota::{self, Bucket, Ledger, LimitOverrides, Limits, OnLimit, Release, Scope};
+use crate::outbound::quota::{
+    self, Bucket, Ledger, LimitOverrides, Limits, OnLimit, Release, Scope,
+};
 
 /// The default limits for one message (what its account set for itself or the inbox is read
 /// in the enqueue's transaction and overrides them), and what its sender wants when they are
@@ -38,7 +40,10 @@ pub struct QuotaUse {
 #[derive(Debug, Clone, Copy)]
 pub enum QuotaScope<'a> {
     Account(&'a str),
-    Inbox { account_id: &'a str, inbox_id: &'a str },
+    Inbox {
+        account_id: &'a str,
+        inbox_id: &'a str,
+    },
 }
 
 impl QuotaScope<'_> {

@@ -188,7 +188,6 @@ pub const SEND_LIMITS_OF_TWO: &str =
 pub const SEND_LIMITS: &str = "SELECT limits FROM send_limits WHERE scope = $1 AND account_id = $2";
 pub const SET_SEND_LIMITS: &str = "INSERT INTO send_limits (scope, account_id, limits, updated_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (scope) DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at";
-pub const HELD_IN_INBOX: &str =
-    "SELECT count(*), min(release_at) FROM outbound WHERE inbox_id = $1 AND account_id = $2 AND release_at > $3";
+pub const HELD_IN_INBOX: &str = "SELECT count(*), min(release_at) FROM outbound WHERE inbox_id = $1 AND account_id = $2 AND release_at > $3";
 pub const HELD_IN_ACCOUNT: &str =
     "SELECT count(*), min(release_at) FROM outbound WHERE account_id = $1 AND release_at > $2";

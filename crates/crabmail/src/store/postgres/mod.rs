@@ -44,7 +44,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../../migrations/postgres/0005_ingest_leases.sql"),
     ),
-    (6, include_str!("../../../migrations/postgres/0006_quotas.sql")),
+    (
+        6,
+        include_str!("../../../migrations/postgres/0006_quotas.sql"),
+    ),
 ];
 const ARRIVALS_CHANNEL: &str = "crabmail_arrivals";
 

@@ -42,7 +42,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../../migrations/sqlite/0005_ingest_leases.sql"),
     ),
-    (6, include_str!("../../../migrations/sqlite/0006_quotas.sql")),
+    (
+        6,
+        include_str!("../../../migrations/sqlite/0006_quotas.sql"),
+    ),
 ];
 
 /// A write: runs inside the batch transaction and returns what to do once the batch committed.
