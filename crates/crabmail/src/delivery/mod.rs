@@ -14,6 +14,7 @@ pub mod dsn;
 pub mod mta_sts;
 pub mod outcome;
 pub mod route;
+pub mod simulator;
 pub mod tls;
 
 use crate::config::Relay;
@@ -131,9 +132,9 @@ impl Deliverer {
                 route::mx_targets(&self.dns, domain, self.mx_port).await?,
                 self.mx.clone(),
             )),
-            Route::Local => Err(Outcome::deferred(
+            Route::Local | Route::Simulator => Err(Outcome::deferred(
                 "4.3.5",
-                "local mail is not delivered over SMTP",
+                "local and simulated mail is not delivered over SMTP",
             )),
         }
     }

@@ -18,6 +18,8 @@ pub enum Route {
     Relay,
     /// The domain's MX hosts.
     Mx(String),
+    /// Test mode: `simulator.crabmail.test` answers without any network (`simulator.rs`).
+    Simulator,
 }
 
 impl Route {
@@ -27,6 +29,7 @@ impl Route {
             Route::Local => "local".into(),
             Route::Relay => "relay".into(),
             Route::Mx(domain) => domain.clone(),
+            Route::Simulator => "simulator".into(),
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::delivery::Deliverer;
 use crate::delivery::dsn::{self, Failed};
 use crate::delivery::outcome::{Outcome, Verdict};
 use crate::delivery::route::Route;
+use crate::delivery::simulator;
 use crate::events::Wakeups;
 use crate::id;
 use crate::ingest::IngestQueue;
@@ -200,7 +201,9 @@ impl Queue {
         for recipient in claimed {
             // A domain lookup that fails routes remotely; if it is ours after all, the MX
             // (ourselves) takes it.
-            let route = if self
+            let route = if simulator::is_simulator(&recipient.domain) {
+                Route::Simulator
+            } else if self
                 .accounts
                 .hosts_domain(&recipient.domain)
                 .await
@@ -242,6 +245,7 @@ impl Queue {
                 self.deliver_locally(&job.recipients, &body, &mut outcomes)
                     .await
             }
+            Route::Simulator => self.simulate(&job.recipients, &mut outcomes).await,
             route => {
                 let addresses: Vec<String> =
                     job.recipients.iter().map(|r| r.address.clone()).collect();
@@ -254,6 +258,30 @@ impl Queue {
             }
         };
         self.settle(&job.recipients, results, &body, outcomes).await;
+    }
+}
+
+impl Queue {
+    /// Test mode: the simulator's answers, and the suppression a simulated complaint makes.
+    async fn simulate(&self, recipients: &[Claimed], outcomes: &mut Outcomes) -> Vec<Outcome> {
+        let asked: Vec<(String, u32)> = recipients
+            .iter()
+            .map(|r| (r.address.clone(), r.attempts))
+            .collect();
+        let answers = simulator::deliver(&*self.clock, &asked).await;
+        let now = self.clock.now();
+        for recipient in recipients {
+            if simulator::Behaviour::of(&recipient.address) == simulator::Behaviour::Complaint {
+                outcomes.suppress.push(Suppression {
+                    account_id: recipient.account_id.clone(),
+                    address: recipient.address.to_ascii_lowercase(),
+                    reason: "complaint: the recipient reported the message as spam (simulated)"
+                        .into(),
+                    created_at: now,
+                });
+            }
+        }
+        answers
     }
 }
 
