@@ -261,7 +261,8 @@ fn start_api(
     listener: TcpListener,
     shutdown: &CancellationToken,
 ) -> JoinHandle<std::io::Result<()>> {
-    let app = api::router(state, config.api.max_body_size);
+    let rate = api::rate::RateLimiter::new(config.api.rate_limit, config.api.rate_burst);
+    let app = api::router(state, config.api.max_body_size, rate);
     let limits = api::serve::HttpLimits::from(&config.api);
     tokio::spawn(api::serve::serve(listener, app, limits, shutdown.clone()))
 }

@@ -167,14 +167,15 @@ async fn a_caller_that_prefers_refusal_gets_429_with_ratelimit_fields() {
     };
     let wait: u64 = header("retry-after").unwrap().parse().unwrap();
     assert!((55..=61).contains(&wait), "retry after {wait} s");
-    assert_eq!(
-        header("ratelimit-policy").as_deref(),
-        Some("\"per_minute\";q=2;w=60")
+    // The quota's policy first, then the API's own request pacing, in one list field.
+    let policy = header("ratelimit-policy").unwrap();
+    assert!(
+        policy.starts_with("\"per_minute\";q=2;w=60, \"api\";"),
+        "{policy}"
     );
-    assert_eq!(
-        header("ratelimit"),
-        Some(format!("\"per_minute\";r=0;t={wait}"))
-    );
+    let state = header("ratelimit").unwrap();
+    let quota_state = format!("\"per_minute\";r=0;t={wait}, \"api\";");
+    assert!(state.starts_with(&quota_state), "{state}");
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
     // Nothing was queued for the refused send.
@@ -309,4 +310,50 @@ async fn two_nodes_on_one_postgresql_share_one_quota() {
     assert_eq!(queued, 2, "two a minute between both nodes: {sent:?}");
     let quota = client_b.get_quota(Some(&bot.id)).await.unwrap();
     assert_eq!((quota.used.per_minute, quota.held), (2, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_requests_are_paced_per_token_with_ratelimit_fields() {
+    let server = TestServer::start_with(
+        Backend::Sqlite,
+        &[("api.rate_limit", "1"), ("api.rate_burst", "3")],
+    )
+    .await;
+    let (client, _) = server.mailbox("bot").await; // two requests of the burst
+    let token = client.token().unwrap().to_owned();
+    let get = || {
+        reqwest::Client::new()
+            .get(format!("{}/v1/inboxes", server.url()))
+            .bearer_auth(&token)
+            .send()
+    };
+    let field = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let ok = get().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(field(&ok, "ratelimit-policy"), "\"api\";q=3;w=3");
+    let state = field(&ok, "ratelimit");
+    assert!(state.starts_with("\"api\";r="), "{state}");
+    // A burst of three, then one a second: a quick run of requests meets a 429 soon.
+    let mut answers = Vec::new();
+    let refused = loop {
+        let r = get().await.unwrap();
+        if r.status() != 200 {
+            break r;
+        }
+        answers.push(field(&r, "ratelimit"));
+        assert!(answers.len() < 10, "never refused: {answers:?}");
+    };
+    assert_eq!(refused.status(), 429);
+    assert_eq!(field(&refused, "retry-after"), "1");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_requests");
+    // Another account's token is not slowed by this one.
+    let (other, _) = server.mailbox("other").await;
+    assert!(other.list_inboxes().await.is_ok());
 }

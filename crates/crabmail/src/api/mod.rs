@@ -14,6 +14,7 @@ mod health;
 mod inboxes;
 mod messages;
 mod quota;
+pub mod rate;
 mod sending;
 pub mod serve;
 mod threads;
@@ -96,9 +97,14 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-pub fn router(state: ApiState, max_body_size: usize) -> Router {
+/// The API; `rate` limits requests per token (None: no limit).
+pub fn router(
+    state: ApiState,
+    max_body_size: usize,
+    rate: Option<std::sync::Arc<rate::RateLimiter>>,
+) -> Router {
     let spec = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route(
@@ -169,5 +175,9 @@ pub fn router(state: ApiState, max_body_size: usize) -> Router {
             .into_response()
         })
         .layer(DefaultBodyLimit::max(max_body_size))
-        .with_state(state)
+        .with_state(state);
+    match rate {
+        Some(limiter) => router.layer(axum::middleware::from_fn_with_state(limiter, rate::limit)),
+        None => router,
+    }
 }

@@ -84,6 +84,16 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Time to send a request's body once its headers arrived; past it the request fails with 408.",
     },
     Setting {
+        key: "api.rate_limit",
+        default: "50",
+        doc: "Requests a second one bearer token may make, on average (RateLimit fields on every answer, 429 past it); 0: no limit.",
+    },
+    Setting {
+        key: "api.rate_burst",
+        default: "200",
+        doc: "Requests one token may make at once before api.rate_limit paces it.",
+    },
+    Setting {
         key: "mx.listen",
         default: r#""127.0.0.1:2525""#,
         doc: "Address of the inbound MX (SMTP); production uses 0.0.0.0:25.",
@@ -434,6 +444,8 @@ pub struct ApiConfig {
     pub header_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub body_timeout: Duration,
+    pub rate_limit: u32,
+    pub rate_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
