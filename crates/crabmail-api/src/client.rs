@@ -288,6 +288,20 @@ impl Client {
         Self::send(req).await
     }
 
+    /// What sending `message` would do (`?dry_run=true`); nothing is queued.
+    pub async fn dry_run(
+        &self,
+        inbox_id: &str,
+        message: &SendMessage,
+    ) -> Result<DryRun, ClientError> {
+        Self::send(
+            self.request(Method::POST, &format!("/v1/inboxes/{inbox_id}/messages"))
+                .query(&[("dry_run", "true")])
+                .json(message),
+        )
+        .await
+    }
+
     /// Events after `after`; with `wait` seconds, held until one happens or the wait ends.
     pub async fn list_events(
         &self,

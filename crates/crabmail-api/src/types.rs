@@ -250,7 +250,7 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct ErrorDetail {
     /// Stable, machine-readable: `invalid_json`, `unauthorized`, `not_found`, `invalid_request`...
@@ -353,6 +353,39 @@ pub struct Sent {
     /// The limit that holds it, when `throttled`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_by: Option<QuotaHit>,
+}
+
+/// `POST /v1/inboxes/{id}/messages?dry_run=true`: what the send would do; nothing is queued or
+/// counted. A request a real send would refuse as invalid gets the same error instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DryRun {
+    pub dry_run: bool,
+    /// `queued` (it would leave now), `throttled` (held until `release_at`) or `refused`
+    /// (`refusal` says why: a suppressed recipient, or a quota with `on_limit: reject`).
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<ErrorDetail>,
+    pub release_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<QuotaHit>,
+    pub recipients: Vec<DryRunRecipient>,
+    /// The domain whose DKIM key would sign it, and the selectors (none: it would go unsigned).
+    pub dkim_domain: String,
+    pub dkim_selectors: Vec<String>,
+    /// Octets as it would be sent, signature included.
+    pub size: u64,
+    /// The inbox's quota as it stands (the dry run is not counted).
+    pub inbox_quota: Quota,
+    pub account_quota: Quota,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DryRunRecipient {
+    pub address: String,
+    /// Why the suppression list would refuse it; null: allowed.
+    pub suppressed: Option<String>,
 }
 
 /// A sending quota that holds (or refused) a message.

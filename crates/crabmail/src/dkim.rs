@@ -133,11 +133,14 @@ enum KeySigner {
 pub struct DomainSigner {
     domain: String,
     keys: Vec<KeySigner>,
+    /// The selector of each key, in signing order (what a dry run reports).
+    selectors: Vec<String>,
 }
 
 impl DomainSigner {
     /// Parses `keys` for `domain`; an unusable key is an error, not skipped.
     pub fn new(keys: &[DkimKeyRecord], domain: &str) -> Result<Self, DkimError> {
+        let selectors = keys.iter().map(|k| k.selector.clone()).collect();
         let keys = keys
             .iter()
             .map(|key| {
@@ -160,6 +163,7 @@ impl DomainSigner {
         Ok(DomainSigner {
             domain: domain.to_owned(),
             keys,
+            selectors,
         })
     }
 
@@ -284,6 +288,15 @@ impl Signer {
     }
 
     /// Forget cached keys (after a rotation on this node).
+    /// The selectors `sign` would sign `domain`'s mail with (none: it would go unsigned).
+    pub async fn selectors(&self, domain: &str) -> Result<Vec<String>, StoreError> {
+        let loaded = self.keys(domain).await?;
+        Ok(match loaded.as_ref() {
+            Ok(signer) => signer.selectors.clone(),
+            Err(_) => Vec::new(),
+        })
+    }
+
     pub fn forget(&self, domain: &str) {
         self.cache
             .write()

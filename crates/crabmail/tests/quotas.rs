@@ -357,3 +357,117 @@ async fn api_requests_are_paced_per_token_with_ratelimit_fields() {
     let (other, _) = server.mailbox("other").await;
     assert!(other.list_inboxes().await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_reports_every_decision_and_queues_nothing() {
+    let clock = ManualClock::new(T0);
+    let server = TestServer::start_with_manual_clock(Backend::Sqlite, &[], clock).await;
+    let (client, bot) = server.mailbox("bot").await;
+    let (reader, target) = server.mailbox("reader").await;
+    let preview = client
+        .dry_run(&bot.id, &note(&target.address, "would go".into()))
+        .await
+        .unwrap();
+    assert!(preview.dry_run);
+    assert_eq!(preview.outcome, "queued");
+    assert_eq!(preview.release_at, Some(T0.to_rfc3339()));
+    assert_eq!(preview.dkim_domain, server.domain());
+    assert!(
+        !preview.dkim_selectors.is_empty(),
+        "the shared domain signs"
+    );
+    assert!(preview.size > 100, "{}", preview.size);
+    assert_eq!(preview.recipients[0].suppressed, None);
+    assert_eq!(preview.inbox_quota.limits.per_minute, 60);
+    // Nothing was queued or counted.
+    assert_eq!(
+        client
+            .get_quota(Some(&bot.id))
+            .await
+            .unwrap()
+            .used
+            .per_minute,
+        0
+    );
+    assert!(
+        client
+            .list_events(None, None)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    let listed = reader
+        .list_messages(&target.id, None, None, None)
+        .await
+        .unwrap();
+    assert!(listed.messages.is_empty());
+
+    // A suppressed recipient: refused, and which one and why.
+    let bounce = "bounce@simulator.crabmail.test";
+    let sent = client
+        .send_message(&bot.id, &note(bounce, "bounces".into()), None)
+        .await
+        .unwrap();
+    let mut cursor = "0".to_owned();
+    'bounced: loop {
+        let page = client.list_events(Some(&cursor), Some(30)).await.unwrap();
+        assert!(!page.events.is_empty(), "no bounce");
+        for e in &page.events {
+            if e.kind == "message.bounced" && e.message_id.as_deref() == Some(&sent.id) {
+                break 'bounced;
+            }
+        }
+        cursor = page.next_cursor;
+    }
+    let mut both = note(&target.address, "two".into());
+    both.cc = AddressList::One(bounce.into());
+    let preview = client.dry_run(&bot.id, &both).await.unwrap();
+    assert_eq!(preview.outcome, "refused");
+    assert_eq!(
+        preview.refusal.as_ref().map(|r| r.code.as_str()),
+        Some("suppressed")
+    );
+    assert_eq!(preview.recipients[0].suppressed, None);
+    assert!(
+        preview.recipients[1]
+            .suppressed
+            .as_deref()
+            .is_some_and(|r| r.contains("5.1.1"))
+    );
+
+    // Over a quota: held until when, or refused for a caller that prefers it.
+    client
+        .set_quota(
+            Some(&bot.id),
+            &SetQuota {
+                per_minute: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let preview = client
+        .dry_run(&bot.id, &note(&target.address, "later".into()))
+        .await
+        .unwrap();
+    assert_eq!(preview.outcome, "throttled");
+    assert_eq!(
+        preview.release_at,
+        Some(T0.plus(Duration::from_secs(61)).to_rfc3339())
+    );
+    let mut reject = note(&target.address, "refuse".into());
+    reject.on_limit = Some(OnLimit::Reject);
+    let preview = client.dry_run(&bot.id, &reject).await.unwrap();
+    assert_eq!(preview.outcome, "refused");
+    assert_eq!(
+        preview.refusal.map(|r| r.code),
+        Some("rate_limited".to_owned())
+    );
+    // An invalid request is refused as a real send would be.
+    let invalid = client
+        .dry_run(&bot.id, &note("not an address", "x".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(invalid.status(), Some(422));
+}

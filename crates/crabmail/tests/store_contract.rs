@@ -530,6 +530,7 @@ fn queued(id: &str, rcpts: &[&str], key: Option<(&str, &[u8])>) -> QueuedMessage
             .collect(),
         idempotency: key.map(|(k, h)| (k.to_owned(), h.to_vec())),
         quota: None,
+        dry_run: false,
     }
 }
 

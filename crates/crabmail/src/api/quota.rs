@@ -106,7 +106,8 @@ fn within(request: SetQuota, default: Limits) -> Result<LimitOverrides, ApiError
     Ok(overrides)
 }
 
-async fn report(state: &ApiState, scope: QuotaScope<'_>) -> Result<Quota, ApiError> {
+/// A scope's quota as `GET .../quota` shows it.
+pub(crate) async fn report(state: &ApiState, scope: QuotaScope<'_>) -> Result<Quota, ApiError> {
     let defaults = state.outbound.default_limits();
     let (default, inbox_id) = match scope {
         QuotaScope::Account(_) => (defaults.account, None),

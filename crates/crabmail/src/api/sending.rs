@@ -2,11 +2,18 @@
 
 use super::ApiState;
 use super::error::Path;
-use super::error::{ApiError, RawJson};
+use super::error::{ApiError, Query, RawJson};
 use crate::account::Caller;
+use crate::outbound::{Preview, SubmitError};
+use crate::store::QuotaScope;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use crabmail_api::{ErrorBody, SendMessage, Sent, Suppression, SuppressionList};
+use axum::response::{IntoResponse, Response};
+use crabmail_api::{
+    DryRun, DryRunRecipient, ErrorBody, ErrorDetail, SendMessage, Sent, Suppression,
+    SuppressionList,
+};
+use serde::Deserialize;
 
 /// Queue a message from this inbox. Answers 202 once it is durably queued; follow its delivery
 /// with `GET /v1/messages/{id}` or `GET /v1/events`.
@@ -15,9 +22,11 @@ use crabmail_api::{ErrorBody, SendMessage, Sent, Suppression, SuppressionList};
     params(
         ("id" = String, Path, description = "Inbox to send from"),
         ("Idempotency-Key" = Option<String>, Header, description = "Same key and body within 24 h: the first answer again, nothing sent twice"),
+        SendQuery,
     ),
     responses(
-        (status = 202, description = "Queued", body = Sent),
+        (status = 202, description = "Queued (or throttled: held by a sending quota until release_at)", body = Sent),
+        (status = 200, description = "With dry_run=true: what the send would do; nothing queued", body = DryRun),
         (status = 404, description = "No such inbox", body = ErrorBody),
         (status = 409, description = "Idempotency-Key reused with another body", body = ErrorBody),
         (status = 422, description = "Invalid field, suppressed recipient, too large, or more recipients than a day's quota; `field` names it", body = ErrorBody),
@@ -27,9 +36,16 @@ pub async fn send_message(
     State(state): State<ApiState>,
     caller: Caller,
     Path(inbox_id): Path<String>,
+    Query(query): Query<SendQuery>,
     headers: HeaderMap,
     RawJson(request, raw): RawJson<SendMessage>,
-) -> Result<(StatusCode, axum::Json<Sent>), ApiError> {
+) -> Result<Response, ApiError> {
+    if query.dry_run.unwrap_or(false) {
+        let preview = state.outbound.preview(&caller, &inbox_id, request).await?;
+        return Ok(
+            axum::Json(dry_run_json(&state, &caller, &inbox_id, preview).await?).into_response(),
+        );
+    }
     let key = headers
         .get("idempotency-key")
         .map(|v| {
@@ -42,7 +58,85 @@ pub async fn send_message(
         .outbound
         .send(&caller, &inbox_id, request, key, &raw)
         .await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(sent_json(accepted))))
+    Ok((StatusCode::ACCEPTED, axum::Json(sent_json(accepted))).into_response())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SendQuery {
+    /// `true`: answer what the send would do (a `DryRun`, 200) and queue nothing.
+    dry_run: Option<bool>,
+}
+
+/// The dry run's report: each decision a real send would take, and the quotas as they stand.
+async fn dry_run_json(
+    state: &ApiState,
+    caller: &Caller,
+    inbox_id: &str,
+    preview: Preview,
+) -> Result<DryRun, ApiError> {
+    let detail = |e: ApiError| ErrorDetail {
+        code: e.code.to_owned(),
+        message: e.message,
+        field: e.field,
+    };
+    let suppressed = preview
+        .recipients
+        .iter()
+        .find_map(|(address, reason)| reason.as_ref().map(|r| (address, r)));
+    let (outcome, refusal, release_at, held_by) = match (preview.quota, suppressed) {
+        (_, Some((address, reason))) => {
+            let refused = ApiError::from(SubmitError::Suppressed {
+                field: "to".into(),
+                address: address.clone(),
+                reason: reason.clone(),
+            });
+            ("refused", Some(detail(refused)), None, None)
+        }
+        (Err(e), None) => ("refused", Some(detail(e.into())), None, None),
+        (Ok(release), None) => (
+            if release.at > preview.now {
+                "throttled"
+            } else {
+                "queued"
+            },
+            None,
+            Some(release.at.to_rfc3339()),
+            release.held_by.map(quota_hit),
+        ),
+    };
+    let inbox_scope = QuotaScope::Inbox {
+        account_id: &caller.account_id,
+        inbox_id,
+    };
+    Ok(DryRun {
+        dry_run: true,
+        outcome: outcome.into(),
+        refusal,
+        release_at,
+        held_by,
+        recipients: preview
+            .recipients
+            .into_iter()
+            .map(|(address, suppressed)| DryRunRecipient {
+                address,
+                suppressed,
+            })
+            .collect(),
+        dkim_domain: preview.dkim_domain,
+        dkim_selectors: preview.dkim_selectors,
+        size: preview.size as u64,
+        inbox_quota: super::quota::report(state, inbox_scope).await?,
+        account_quota: super::quota::report(state, QuotaScope::Account(&caller.account_id)).await?,
+    })
+}
+
+fn quota_hit(hit: crate::outbound::quota::Hit) -> crabmail_api::QuotaHit {
+    crabmail_api::QuotaHit {
+        scope: hit.scope.as_str().into(),
+        window: hit.window.name().into(),
+        limit: hit.limit,
+    }
 }
 
 /// Addresses this account will not send to: added when a recipient's mailbox was refused
@@ -94,10 +188,6 @@ pub(crate) fn sent_json(accepted: crate::outbound::Accepted) -> Sent {
         id: accepted.id,
         status: if held { "throttled" } else { "queued" }.into(),
         release_at: accepted.release_at.to_rfc3339(),
-        held_by: accepted.held_by.map(|hit| crabmail_api::QuotaHit {
-            scope: hit.scope.as_str().into(),
-            window: hit.window.name().into(),
-            limit: hit.limit,
-        }),
+        held_by: accepted.held_by.map(quota_hit),
     }
 }

@@ -72,6 +72,30 @@ impl From<Invalid> for SubmitError {
     }
 }
 
+/// A send request, composed: its id, recipients (deduplicated) and bytes.
+struct Composed {
+    message_id: String,
+    recipients: Vec<String>,
+    to: Vec<Addressee>,
+    cc: Vec<Addressee>,
+    bytes: Vec<u8>,
+}
+
+/// What a send would do, from a dry run.
+#[derive(Debug)]
+pub struct Preview {
+    /// Each recipient, and the suppression that would refuse it.
+    pub recipients: Vec<(String, Option<String>)>,
+    /// The message's size as it would be sent (signed).
+    pub size: usize,
+    pub dkim_domain: String,
+    /// Selectors it would be signed with; empty: it would go unsigned.
+    pub dkim_selectors: Vec<String>,
+    /// When it would leave, or the quota refusal the sender asked for.
+    pub quota: Result<quota::Release, SubmitError>,
+    pub now: Timestamp,
+}
+
 /// What an accepted submission is known by, and when it leaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
@@ -143,6 +167,119 @@ impl Outbound {
             }
             None => None,
         };
+        let on_limit = request.on_limit.map(OnLimit::from).unwrap_or_default();
+        let composed = self.compose_request(caller, &inbox, request).await?;
+        self.check_suppressions(
+            &caller.account_id,
+            &composed.recipients,
+            &composed.to,
+            &composed.cc,
+        )
+        .await?;
+        let message = self
+            .prepare(
+                &caller.account_id,
+                &inbox.id,
+                &inbox.address,
+                composed.message_id,
+                composed.recipients,
+                composed.bytes,
+                "api",
+                idempotency.clone(),
+                on_limit,
+            )
+            .await?;
+        let accepted = self.commit(message).await;
+        self.settle_race(&caller.account_id, accepted, idempotency)
+            .await
+    }
+
+    /// `?dry_run=true`: what sending `request` would do (suppressions, quotas, the DKIM
+    /// signature, the size), with nothing queued or counted.
+    pub async fn preview(
+        &self,
+        caller: &Caller,
+        inbox_id: &str,
+        request: SendMessage,
+    ) -> Result<Preview, SubmitError> {
+        let inbox = self.own_inbox(caller, inbox_id).await?;
+        let on_limit = request.on_limit.map(OnLimit::from).unwrap_or_default();
+        let composed = self.compose_request(caller, &inbox, request).await?;
+        let lowered: Vec<String> = composed
+            .recipients
+            .iter()
+            .map(|a| a.to_ascii_lowercase())
+            .collect();
+        let suppressed = self
+            .store
+            .suppressed(&caller.account_id, lowered.clone())
+            .await?;
+        let recipients = composed
+            .recipients
+            .iter()
+            .zip(&lowered)
+            .map(|(address, low)| {
+                let reason = suppressed
+                    .iter()
+                    .find(|s| s.address == *low)
+                    .map(|s| s.reason.clone());
+                (address.clone(), reason)
+            })
+            .collect();
+        let dkim_domain = Domain::of(&inbox.address)
+            .map(Domain::into_string)
+            .unwrap_or_default();
+        let mut message = self
+            .prepare(
+                &caller.account_id,
+                &inbox.id,
+                &inbox.address,
+                composed.message_id,
+                composed.recipients,
+                composed.bytes,
+                "api",
+                None,
+                on_limit,
+            )
+            .await?;
+        message.dry_run = true;
+        let size = message.bytes.len();
+        let now = message.created_at;
+        let quota = match self.store.enqueue(message).await? {
+            Enqueued::DryRun(release) => Ok(release),
+            Enqueued::OverQuota(release) => Err(SubmitError::OverQuota {
+                hit: release.held_by,
+                release: release.at,
+                now,
+            }),
+            Enqueued::NeverFits(never) => Err(SubmitError::NeverFits {
+                hit: never.hit,
+                recipients: never.recipients,
+            }),
+            Enqueued::Queued(_) => {
+                return Err(SubmitError::Store(StoreError::Unavailable(
+                    "a dry run was queued".into(),
+                )));
+            }
+        };
+        Ok(Preview {
+            recipients,
+            size,
+            dkim_selectors: self.signer.selectors(&dkim_domain).await?,
+            dkim_domain,
+            quota,
+            now,
+        })
+    }
+
+    /// The message a send request describes, composed, with its recipients (not yet checked
+    /// against the suppression list).
+    async fn compose_request(
+        &self,
+        caller: &Caller,
+        inbox: &crate::store::InboxRecord,
+        request: SendMessage,
+    ) -> Result<Composed, SubmitError> {
         let now = self.clock.now();
         let message_id = id::new_id(id::MESSAGE, now);
         let domain = Domain::of(&inbox.address)
@@ -166,8 +303,6 @@ impl Outbound {
         let all: Vec<&Addressee> = to.iter().chain(&cc).chain(&bcc).collect();
         check_recipient_count(all.len())?;
         let recipients: Vec<String> = dedup(all.iter().map(|a| a.address.clone()));
-        self.check_suppressions(&caller.account_id, &recipients, &to, &cc)
-            .await?;
         for (name, value) in &request.headers {
             compose::check_header(name, value)?;
         }
@@ -177,8 +312,8 @@ impl Outbound {
                 name: inbox.display_name.clone().filter(|n| !n.is_empty()),
                 address: inbox.address.clone(),
             },
-            to,
-            cc,
+            to: to.clone(),
+            cc: cc.clone(),
             subject,
             text: request.text,
             html: request.html,
@@ -189,21 +324,13 @@ impl Outbound {
             message_id: format!("{message_id}@{domain}"),
             date: now.millis() / 1000,
         });
-        let accepted = self
-            .enqueue(
-                &caller.account_id,
-                &inbox.id,
-                &inbox.address,
-                message_id,
-                recipients,
-                bytes,
-                "api",
-                idempotency.clone(),
-                request.on_limit.map(OnLimit::from).unwrap_or_default(),
-            )
-            .await;
-        self.settle_race(&caller.account_id, accepted, idempotency)
-            .await
+        Ok(Composed {
+            message_id,
+            recipients,
+            to,
+            cc,
+            bytes,
+        })
     }
 
     /// The caller's inbox, or NotFound (another account's inbox is not found either).
@@ -248,18 +375,20 @@ impl Outbound {
         bytes: Vec<u8>,
     ) -> Result<Accepted, SubmitError> {
         let message_id = id::new_id(id::MESSAGE, self.clock.now());
-        self.enqueue(
-            account_id,
-            inbox_id,
-            return_path,
-            message_id,
-            recipients,
-            bytes,
-            "smtp",
-            None,
-            self.limits.submission_on_limit,
-        )
-        .await
+        let message = self
+            .prepare(
+                account_id,
+                inbox_id,
+                return_path,
+                message_id,
+                recipients,
+                bytes,
+                "smtp",
+                None,
+                self.limits.submission_on_limit,
+            )
+            .await?;
+        self.commit(message).await
     }
 
     /// The suppression (if any) among `addresses`, for SMTP's RCPT.
@@ -275,8 +404,10 @@ impl Outbound {
         Ok(found.into_iter().next().map(|s| s.reason))
     }
 
+    /// The message as it will be stored and sent: on the clean wire, within the size limit,
+    /// parsed for its thread, signed.
     #[allow(clippy::too_many_arguments)]
-    async fn enqueue(
+    async fn prepare(
         &self,
         account_id: &str,
         inbox_id: &str,
@@ -287,7 +418,7 @@ impl Outbound {
         source: &'static str,
         idempotency: Option<(String, Vec<u8>)>,
         on_limit: OnLimit,
-    ) -> Result<Accepted, SubmitError> {
+    ) -> Result<QueuedMessage, SubmitError> {
         // CRLF only, no NUL, no line over 998 octets: before the signature, which then covers
         // exactly what is sent.
         let bytes = wire::normalize(bytes);
@@ -332,7 +463,14 @@ impl Outbound {
                 account: self.limits.account,
                 on_limit,
             }),
+            dry_run: false,
         };
+        Ok(message)
+    }
+
+    /// Queues a prepared message, or says which quota refuses it.
+    async fn commit(&self, message: QueuedMessage) -> Result<Accepted, SubmitError> {
+        let (message_id, now) = (message.id.clone(), message.created_at);
         // DURABILITY: committed before the 202 (API) or 250 (SMTP) that acknowledges it.
         match self.store.enqueue(message).await? {
             Enqueued::Queued(release) => {
@@ -354,6 +492,9 @@ impl Outbound {
                 hit: never.hit,
                 recipients: never.recipients,
             }),
+            Enqueued::DryRun(_) => Err(SubmitError::Store(StoreError::Unavailable(
+                "a message to send was only previewed".into(),
+            ))),
         }
     }
 

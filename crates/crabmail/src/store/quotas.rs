@@ -25,6 +25,8 @@ pub enum Enqueued {
     OverQuota(Release),
     /// Nothing written: no day ever takes this many recipients.
     NeverFits(quota::NeverFits),
+    /// Nothing written: a dry run, and when the message would leave.
+    DryRun(Release),
 }
 
 /// Use of one scope's quota: its counts over the last day (and what is promised for later), and
@@ -124,6 +126,7 @@ pub(super) fn decide(
         Ok(release) if release.at > message.created_at && check.on_limit == OnLimit::Reject => {
             Err(Enqueued::OverQuota(release))
         }
+        Ok(release) if message.dry_run => Err(Enqueued::DryRun(release)),
         Ok(release) => Ok(release),
     }
 }

@@ -31,6 +31,8 @@ pub struct QueuedMessage {
     pub idempotency: Option<(String, Vec<u8>)>,
     /// The sending quotas to keep; None when no limit applies (nothing counted either).
     pub quota: Option<QuotaCheck>,
+    /// Only decide its release (`Enqueued::DryRun`): nothing is written or counted.
+    pub dry_run: bool,
 }
 
 impl QueuedMessage {

@@ -10,6 +10,12 @@ impl Sending for PgStore {
                 Ok(release) => release,
                 Err(refused) => return Ok(refused),
             },
+            None if message.dry_run => {
+                return Ok(Enqueued::DryRun(quota::Release {
+                    at: message.created_at,
+                    held_by: None,
+                }));
+            }
             None => quota::Release {
                 at: message.created_at,
                 held_by: None,
