@@ -83,6 +83,32 @@ pub struct Inbox {
     pub address: String,
     pub display_name: Option<String>,
     pub created_at: String,
+    /// Set while the inbox's sending is paused (a circuit breaker tripped): new sends are refused
+    /// with 423 until `POST /v1/inboxes/{id}/resume`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Paused>,
+}
+
+/// Why and since when sending is paused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Paused {
+    /// `hard_bounce_rate`, `deferral_storm`, or the reason given to the account's kill switch.
+    pub reason: String,
+    pub since: String,
+    /// The figures that tripped the breaker: rate, threshold, recipients, hard_bounces,
+    /// attempts, deferrals.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub metrics: Option<serde_json::Value>,
+}
+
+/// `POST /v1/account/pause`: the kill switch; every inbox of the account stops sending.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PauseAccount {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -357,7 +383,7 @@ pub struct Sent {
 
 /// `POST /v1/inboxes/{id}/messages?dry_run=true`: what the send would do; nothing is queued or
 /// counted. A request a real send would refuse as invalid gets the same error instead.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct DryRun {
     pub dry_run: bool,
@@ -427,7 +453,7 @@ pub struct SetQuota {
 
 /// `GET /v1/quota`, `GET /v1/inboxes/{id}/quota`: limits in force, what the sliding windows hold
 /// now, and the messages held for later.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Quota {
     /// `account` or `inbox`.
@@ -441,6 +467,9 @@ pub struct Quota {
     pub remaining: QuotaLimits,
     /// Messages accepted and held until a window allows them.
     pub held: u64,
+    /// Set while this scope's sending is paused (a breaker, or the account's kill switch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<Paused>,
     /// When the first held message leaves.
     pub next_release_at: Option<String>,
 }

@@ -22,3 +22,14 @@ CREATE TABLE send_limits (
     limits      TEXT NOT NULL,
     updated_at  BIGINT NOT NULL
 );
+
+-- Circuit breakers (outbound/breaker.rs): a scope (inbox or account id) whose sending is paused,
+-- why, since when and on which figures; counts_from restarts the figures after a resume.
+CREATE TABLE send_breakers (
+    scope        TEXT PRIMARY KEY,
+    account_id   TEXT NOT NULL,
+    paused_at    BIGINT,
+    reason       TEXT,
+    metrics      TEXT,
+    counts_from  BIGINT NOT NULL DEFAULT 0
+);

@@ -148,6 +148,9 @@ impl From<SubmitError> for ApiError {
                 }
                 error
             }
+            SubmitError::Paused { .. } => {
+                ApiError::new(StatusCode::LOCKED, "sending_paused", message)
+            }
             SubmitError::NeverFits { .. } => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "too_many_recipients",

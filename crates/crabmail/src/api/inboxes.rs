@@ -1,17 +1,24 @@
-//! Inboxes: `POST|GET /v1/inboxes`, `GET|DELETE /v1/inboxes/{id}`.
+//! Inboxes: `POST|GET /v1/inboxes`, `GET|DELETE /v1/inboxes/{id}`; pausing and resuming
+//! sending (`/v1/inboxes/{id}/resume`, the account's kill switch `/v1/account/pause|resume`).
 
 use super::ApiState;
 use super::error::Path;
 use super::error::{ApiError, Json};
 use crate::account::Caller;
 use crate::id;
-use crate::store::InboxRecord;
+use crate::store::{InboxRecord, Pause, QuotaScope};
 use axum::extract::State;
 use axum::http::StatusCode;
-use crabmail_api::{CreateInbox, ErrorBody, Inbox, InboxList};
+use crabmail_api::{CreateInbox, ErrorBody, Inbox, InboxList, PauseAccount, Paused, Quota};
 
-pub fn inbox_json(record: InboxRecord) -> Inbox {
+/// The inbox as the API shows it, with its pause if `pauses` (the account's) holds one.
+pub fn inbox_json(record: InboxRecord, pauses: &[Pause]) -> Inbox {
+    let paused = pauses
+        .iter()
+        .find(|p| p.scope == record.id)
+        .map(paused_json);
     Inbox {
+        paused,
         id: record.id,
         address: record.address,
         display_name: record.display_name,
@@ -58,7 +65,7 @@ pub async fn create_inbox(
         )
         .await?;
     tracing::info!(account = %caller.account_id, address = %record.address, "api: inbox created");
-    Ok((StatusCode::CREATED, axum::Json(inbox_json(record))))
+    Ok((StatusCode::CREATED, axum::Json(inbox_json(record, &[]))))
 }
 
 #[utoipa::path(get, path = "/v1/inboxes", tag = "inboxes", security(("bearer" = [])),
@@ -68,11 +75,12 @@ pub async fn list_inboxes(
     caller: Caller,
 ) -> Result<axum::Json<InboxList>, ApiError> {
     let inboxes = state.store.list_inboxes(&caller.account_id).await?;
+    let pauses = state.store.pauses(&caller.account_id).await?;
     Ok(axum::Json(InboxList {
         inboxes: inboxes
             .into_iter()
             .filter(|i| caller.may_see_inbox(&i.id))
-            .map(inbox_json)
+            .map(|i| inbox_json(i, &pauses))
             .collect(),
     }))
 }
@@ -85,9 +93,81 @@ pub async fn get_inbox(
     caller: Caller,
     Path(inbox_id): Path<String>,
 ) -> Result<axum::Json<Inbox>, ApiError> {
-    Ok(axum::Json(inbox_json(
-        owned_inbox(&state, &caller, &inbox_id).await?,
-    )))
+    let inbox = owned_inbox(&state, &caller, &inbox_id).await?;
+    let pauses = state.store.pauses(&caller.account_id).await?;
+    Ok(axum::Json(inbox_json(inbox, &pauses)))
+}
+
+/// Resume an inbox's sending after a circuit breaker paused it; its figures start again from
+/// now. Answers the inbox.
+#[utoipa::path(post, path = "/v1/inboxes/{id}/resume", tag = "sending", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Inbox id")),
+    responses((status = 200, body = Inbox), (status = 404, body = ErrorBody)))]
+pub async fn resume_inbox(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(inbox_id): Path<String>,
+) -> Result<axum::Json<Inbox>, ApiError> {
+    let inbox = owned_inbox(&state, &caller, &inbox_id).await?;
+    let scope = QuotaScope::Inbox {
+        account_id: &caller.account_id,
+        inbox_id: &inbox.id,
+    };
+    if let Some(wake) = state.store.resume(scope, state.clock.now()).await? {
+        state.wakeups.announce_all(&[wake]);
+    }
+    let pauses = state.store.pauses(&caller.account_id).await?;
+    Ok(axum::Json(inbox_json(inbox, &pauses)))
+}
+
+/// The kill switch: every inbox of the account stops taking mail to send (423) until
+/// `POST /v1/account/resume`. Mail already queued keeps going.
+#[utoipa::path(post, path = "/v1/account/pause", tag = "sending", request_body = PauseAccount,
+    security(("bearer" = [])),
+    responses((status = 200, body = Quota)))]
+pub async fn pause_account(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Json(request): Json<PauseAccount>,
+) -> Result<axum::Json<Quota>, ApiError> {
+    caller.require_account_wide()?;
+    let scope = QuotaScope::Account(&caller.account_id);
+    let reason = request
+        .reason
+        .unwrap_or_else(|| "paused by the account".into());
+    let reason: String = reason.chars().take(200).collect();
+    if let Some(wake) = state
+        .store
+        .pause(scope, &reason, None, state.clock.now())
+        .await?
+    {
+        state.wakeups.announce_all(&[wake]);
+    }
+    Ok(axum::Json(super::quota::report(&state, scope).await?))
+}
+
+/// Lifts the account's kill switch or an account-wide breaker.
+#[utoipa::path(post, path = "/v1/account/resume", tag = "sending", security(("bearer" = [])),
+    responses((status = 200, body = Quota)))]
+pub async fn resume_account(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<axum::Json<Quota>, ApiError> {
+    caller.require_account_wide()?;
+    let scope = QuotaScope::Account(&caller.account_id);
+    if let Some(wake) = state.store.resume(scope, state.clock.now()).await? {
+        state.wakeups.announce_all(&[wake]);
+    }
+    Ok(axum::Json(super::quota::report(&state, scope).await?))
+}
+
+/// A stored pause as the API shows it.
+pub fn paused_json(pause: &Pause) -> Paused {
+    Paused {
+        reason: pause.reason.clone(),
+        since: pause.since.to_rfc3339(),
+        metrics: pause.metrics.clone(),
+    }
 }
 
 /// Delete an inbox and its messages. Its address then answers 550 5.1.1 and is never reissued.

@@ -79,6 +79,7 @@ pub(crate) async fn pause(
         domains::list_domains, domains::get_domain, domains::verify_domain, domains::delete_domain,
         wait::wait, threads::list_threads, threads::get_thread, quota::get_account_quota,
         quota::set_account_quota, quota::get_inbox_quota, quota::set_inbox_quota,
+        inboxes::resume_inbox, inboxes::pause_account, inboxes::resume_account,
     ),
     modifiers(&BearerAuth),
 )]
@@ -134,6 +135,9 @@ pub fn router(
             "/v1/inboxes/{id}/quota",
             get(quota::get_inbox_quota).put(quota::set_inbox_quota),
         )
+        .route("/v1/inboxes/{id}/resume", post(inboxes::resume_inbox))
+        .route("/v1/account/pause", post(inboxes::pause_account))
+        .route("/v1/account/resume", post(inboxes::resume_account))
         .route(
             "/v1/quota",
             get(quota::get_account_quota).put(quota::set_account_quota),

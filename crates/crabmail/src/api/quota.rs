@@ -116,6 +116,13 @@ pub(crate) async fn report(state: &ApiState, scope: QuotaScope<'_>) -> Result<Qu
     let limits = quota::merged(default, &state.store.send_limits(scope).await?);
     let now = state.clock.now();
     let usage = state.store.quota_use(scope, now).await?;
+    let paused = state
+        .store
+        .pauses(scope.account_id())
+        .await?
+        .iter()
+        .find(|p| p.scope == scope.key())
+        .map(super::inboxes::paused_json);
     let per = |f: &dyn Fn(Window) -> u32| QuotaLimits {
         per_minute: f(Window::Minute),
         per_hour: f(Window::Hour),
@@ -135,6 +142,7 @@ pub(crate) async fn report(state: &ApiState, scope: QuotaScope<'_>) -> Result<Qu
         used: per(&|w| used(w)),
         remaining: per(&|w| w.limit(&limits).saturating_sub(used(w))),
         held: usage.held,
+        paused,
         next_release_at: usage.next_release.map(|t| t.to_rfc3339()),
     })
 }

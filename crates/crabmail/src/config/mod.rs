@@ -384,6 +384,36 @@ pub const SETTINGS: &[Setting] = &[
         doc: "SMTP submission over a quota: reject (451 4.7.1 with the time to wait; the client retries) or queue (250, held until the window allows).",
     },
     Setting {
+        key: "breaker.window",
+        default: r#""24h""#,
+        doc: "How far back sent mail counts for an inbox's or account's hard-bounce rate.",
+    },
+    Setting {
+        key: "breaker.min_recipients",
+        default: "20",
+        doc: "Recipients with a final outcome in the window before the hard-bounce rate can pause sending.",
+    },
+    Setting {
+        key: "breaker.hard_bounce_rate",
+        default: "0.1",
+        doc: "Share of hard bounces (the address does not exist, X.1.x) that pauses an inbox's or account's sending until resumed (0: never).",
+    },
+    Setting {
+        key: "breaker.deferral_window",
+        default: r#""1h""#,
+        doc: "How far back delivery attempts count for a deferral storm.",
+    },
+    Setting {
+        key: "breaker.min_attempts",
+        default: "20",
+        doc: "Delivery attempts in the deferral window before a deferral storm can pause sending.",
+    },
+    Setting {
+        key: "breaker.deferral_rate",
+        default: "0.5",
+        doc: "Share of deferred attempts (4xx) that pauses sending as a deferral storm (0: never).",
+    },
+    Setting {
         key: "store.sqlite_readers",
         default: "4",
         doc: "Read connections to SQLite (writes go through one group-committing writer).",
@@ -427,6 +457,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub signup: SignupConfig,
     pub limits: LimitsConfig,
+    pub breaker: crate::outbound::breaker::BreakerConfig,
     pub store: StoreConfig,
     pub shutdown: ShutdownConfig,
 }

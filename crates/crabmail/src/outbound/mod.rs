@@ -5,6 +5,7 @@
 //! one). Addresses the account has suppressed are refused up front, naming the address and why.
 //! `Idempotency-Key` makes a retried API call return the first answer instead of sending twice.
 
+pub mod breaker;
 pub mod compose;
 pub mod quota;
 pub mod wire;
@@ -53,6 +54,14 @@ pub enum SubmitError {
         hit: Option<quota::Hit>,
         release: Timestamp,
         now: Timestamp,
+    },
+    /// The inbox's or the account's sending is paused (a circuit breaker, or its kill switch).
+    #[error("sending is paused for this {scope} since {} ({reason}); {how}", .since.to_rfc3339())]
+    Paused {
+        scope: &'static str,
+        reason: String,
+        since: Timestamp,
+        how: &'static str,
     },
     /// More recipients than a day's quota takes: no wait helps.
     #[error("{recipients} recipients; the {} quota allows {} per day", .hit.scope.as_str(), .hit.limit)]
@@ -256,6 +265,7 @@ impl Outbound {
                 hit: never.hit,
                 recipients: never.recipients,
             }),
+            Enqueued::Paused(pause) => Err(paused(&pause)),
             Enqueued::Queued(_) => {
                 return Err(SubmitError::Store(StoreError::Unavailable(
                     "a dry run was queued".into(),
@@ -495,6 +505,7 @@ impl Outbound {
             Enqueued::DryRun(_) => Err(SubmitError::Store(StoreError::Unavailable(
                 "a message to send was only previewed".into(),
             ))),
+            Enqueued::Paused(pause) => Err(paused(&pause)),
         }
     }
 
@@ -582,6 +593,21 @@ impl Outbound {
             });
         }
         Ok(())
+    }
+}
+
+/// The refusal for a paused inbox or account, saying how to resume it.
+fn paused(pause: &crate::store::Pause) -> SubmitError {
+    let inbox = id::looks_like(id::INBOX, &pause.scope);
+    SubmitError::Paused {
+        scope: if inbox { "inbox" } else { "account" },
+        reason: pause.reason.clone(),
+        since: pause.since,
+        how: if inbox {
+            "resume it with POST /v1/inboxes/{id}/resume"
+        } else {
+            "resume it with POST /v1/account/resume"
+        },
     }
 }
 

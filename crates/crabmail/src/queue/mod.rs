@@ -95,6 +95,7 @@ pub struct Queue {
     hostname: String,
     lease: Duration,
     concurrency: usize,
+    breaker: crate::outbound::breaker::BreakerConfig,
 }
 
 /// One message to one route: the unit of delivery.
@@ -131,6 +132,7 @@ impl Queue {
             hostname: config.hostname().to_owned(),
             lease: config.queue.lease,
             concurrency: config.queue.concurrency.max(1),
+            breaker: config.breaker.clone(),
         }
     }
 

@@ -207,6 +207,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 now.until(release).as_secs_f64().ceil() as u64,
             ),
             Err(SubmitError::NeverFits { hit, .. }) => reply::over_daily_recipients(hit.limit),
+            Err(SubmitError::Paused { scope, reason, .. }) => reply::sending_paused(scope, &reason),
             Err(e) => {
                 tracing::error!(peer = %self.peer, error = %e, "smtp: submission not queued");
                 reply::temporary_failure()

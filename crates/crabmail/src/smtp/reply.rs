@@ -357,6 +357,22 @@ pub fn over_quota(limit: &str, wait_seconds: u64) -> Reply {
     )
 }
 
+/// The inbox's or account's sending is paused by a circuit breaker or its owner.
+pub fn sending_paused(scope: &str, reason: &str) -> Reply {
+    let reason: String = reason
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(100)
+        .collect();
+    Reply::new(
+        451,
+        "4.7.1",
+        format!(
+            "Sending is paused for this {scope} ({reason}); it must be resumed through the API"
+        ),
+    )
+}
+
 /// More recipients than a day's quota takes.
 pub fn over_daily_recipients(limit: u32) -> Reply {
     Reply::new(

@@ -10,6 +10,7 @@
 //! Lookups scoped to an account return `None` for another account's rows, exactly as for missing ones.
 
 mod accounts;
+mod breakers;
 mod domains;
 mod events;
 mod inbound;
@@ -22,6 +23,7 @@ mod sending;
 mod sql;
 pub mod sqlite;
 pub use accounts::*;
+pub use breakers::*;
 pub use domains::*;
 pub use events::*;
 pub use inbound::*;
@@ -106,7 +108,18 @@ impl<T> std::fmt::Debug for Json<T> {
 /// Every role together: what the server holds as its store.
 #[async_trait]
 pub trait Store:
-    Accounts + Inbound + Reading + Sending + Quotas + Queue + Domains + Events + Send + Sync + 'static
+    Accounts
+    + Inbound
+    + Reading
+    + Sending
+    + Quotas
+    + Breakers
+    + Queue
+    + Domains
+    + Events
+    + Send
+    + Sync
+    + 'static
 {
     /// Finishes pending writes and closes; later calls fail with `Closed`.
     async fn close(&self);

@@ -17,7 +17,7 @@ pub struct QuotaCheck {
 }
 
 /// What `Sending::enqueue` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Enqueued {
     /// Committed; it leaves at `release.at`.
     Queued(Release),
@@ -27,6 +27,8 @@ pub enum Enqueued {
     NeverFits(quota::NeverFits),
     /// Nothing written: a dry run, and when the message would leave.
     DryRun(Release),
+    /// Nothing written: the inbox's or the account's sending is paused.
+    Paused(Pause),
 }
 
 /// Use of one scope's quota: its counts over the last day (and what is promised for later), and
@@ -48,7 +50,7 @@ pub enum QuotaScope<'a> {
     },
 }
 
-impl QuotaScope<'_> {
+impl<'a> QuotaScope<'a> {
     /// The key its counts and limits are stored under.
     pub fn key(&self) -> &str {
         match self {
@@ -58,7 +60,12 @@ impl QuotaScope<'_> {
     }
 
     pub fn account_id(&self) -> &str {
-        match self {
+        self.account_id_ref()
+    }
+
+    /// The account's id, borrowed for as long as the scope's.
+    pub fn account_id_ref(&self) -> &'a str {
+        match *self {
             QuotaScope::Account(id) => id,
             QuotaScope::Inbox { account_id, .. } => account_id,
         }
@@ -85,7 +92,11 @@ pub(super) fn decide(
     message: &QueuedMessage,
     counts: &[(String, Bucket)],
     overrides: &[(String, LimitOverrides)],
+    paused: Option<Pause>,
 ) -> std::result::Result<Release, Enqueued> {
+    if let Some(pause) = paused {
+        return Err(Enqueued::Paused(pause));
+    }
     let limits = |key: &str, default: Limits| {
         overrides
             .iter()

@@ -360,6 +360,24 @@ pub(super) fn dkim_key<R: Cells>(r: &R) -> Mapped<DkimKeyRecord, R> {
     })
 }
 
+/// From `sql::PAUSES_OF_ACCOUNT` / `PAUSE_OF_TWO`.
+pub(super) fn pause<R: Cells>(r: &R) -> Mapped<Pause, R> {
+    Ok(Pause {
+        scope: r.cell(0)?,
+        account_id: r.cell(1)?,
+        since: ts(r, 2)?,
+        reason: r.cell::<Option<String>, _>(3)?.unwrap_or_default(),
+        metrics: json(r, 4)?,
+    })
+}
+
+/// From the breaker figures' queries: (count, part).
+pub(super) fn two_counts<R: Cells>(r: &R) -> Mapped<(u64, u64), R> {
+    let whole: i64 = r.cell(0)?;
+    let part: i64 = r.cell(1)?;
+    Ok((whole.max(0) as u64, part.max(0) as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

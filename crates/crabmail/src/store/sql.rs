@@ -191,3 +191,59 @@ pub const SET_SEND_LIMITS: &str = "INSERT INTO send_limits (scope, account_id, l
 pub const HELD_IN_INBOX: &str = "SELECT count(*), min(release_at) FROM outbound WHERE inbox_id = $1 AND account_id = $2 AND release_at > $3";
 pub const HELD_IN_ACCOUNT: &str =
     "SELECT count(*), min(release_at) FROM outbound WHERE account_id = $1 AND release_at > $2";
+
+// Circuit breakers (store/breakers.rs).
+pub const BREAKER_COUNTS_FROM: &str = "SELECT counts_from FROM send_breakers WHERE scope = $1";
+pub const FINAL_RECIPIENTS_OF_INBOX: &str = "SELECT count(*), \
+                 COALESCE(sum(CASE WHEN r.status = 'bounced' AND r.last_enhanced LIKE '5.1.%' THEN 1 ELSE 0 END), 0) \
+                 FROM outbound o JOIN recipients r ON r.message_id = o.id \
+                 WHERE o.inbox_id = $1 AND o.release_at > $2 AND r.status IN ('delivered', 'bounced', 'expired')";
+pub const FINAL_RECIPIENTS_OF_ACCOUNT: &str = "SELECT count(*), \
+                 COALESCE(sum(CASE WHEN r.status = 'bounced' AND r.last_enhanced LIKE '5.1.%' THEN 1 ELSE 0 END), 0) \
+                 FROM outbound o JOIN recipients r ON r.message_id = o.id \
+                 WHERE o.account_id = $1 AND o.release_at > $2 AND r.status IN ('delivered', 'bounced', 'expired')";
+pub const ATTEMPTS_OF_INBOX: &str = "SELECT count(*), \
+                 COALESCE(sum(CASE WHEN a.code BETWEEN 400 AND 499 OR (a.code IS NULL AND a.enhanced LIKE '4.%') THEN 1 ELSE 0 END), 0) \
+                 FROM outbound o JOIN recipients r ON r.message_id = o.id JOIN attempts a ON a.recipient_id = r.id \
+                 WHERE o.inbox_id = $1 AND o.release_at > $2 AND a.at > $3";
+pub const ATTEMPTS_OF_ACCOUNT: &str = "SELECT count(*), \
+                 COALESCE(sum(CASE WHEN a.code BETWEEN 400 AND 499 OR (a.code IS NULL AND a.enhanced LIKE '4.%') THEN 1 ELSE 0 END), 0) \
+                 FROM outbound o JOIN recipients r ON r.message_id = o.id JOIN attempts a ON a.recipient_id = r.id \
+                 WHERE o.account_id = $1 AND o.release_at > $2 AND a.at > $3";
+/// Pauses a scope not paused already (one row changed: it is newly paused).
+pub const PAUSE: &str = "INSERT INTO send_breakers (scope, account_id, paused_at, reason, metrics) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (scope) DO UPDATE SET paused_at = excluded.paused_at, reason = excluded.reason, \
+                 metrics = excluded.metrics WHERE send_breakers.paused_at IS NULL";
+pub const RESUME: &str = "UPDATE send_breakers SET paused_at = NULL, reason = NULL, metrics = NULL, counts_from = $1 \
+                 WHERE scope = $2 AND paused_at IS NOT NULL";
+pub const PAUSES_OF_ACCOUNT: &str = "SELECT scope, account_id, paused_at, reason, metrics FROM send_breakers \
+                 WHERE account_id = $1 AND paused_at IS NOT NULL ORDER BY scope";
+pub const PAUSE_OF_TWO: &str = "SELECT scope, account_id, paused_at, reason, metrics FROM send_breakers \
+                 WHERE scope IN ($1, $2) AND paused_at IS NOT NULL ORDER BY scope LIMIT 1";
+
+#[cfg(test)]
+mod tests {
+    /// SQLite numbers `$n` parameters in the order they first appear, whatever `n` says, so a
+    /// statement both backends run must name them in order (`$1` first, then `$2`, ...).
+    #[test]
+    fn parameters_appear_in_order() {
+        let source = include_str!("sql.rs");
+        let source = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
+        for statement in source.split("pub const ").skip(1) {
+            let name = statement.split(':').next().unwrap_or_default();
+            let mut seen: Vec<u32> = Vec::new();
+            let mut rest = statement;
+            while let Some(at) = rest.find('$') {
+                rest = &rest[at + 1..];
+                let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+                if let Ok(n) = digits.parse::<u32>()
+                    && !seen.contains(&n)
+                {
+                    seen.push(n);
+                }
+            }
+            let expected: Vec<u32> = (1..=seen.len() as u32).collect();
+            assert_eq!(seen, expected, "{name}: parameters out of order");
+        }
+    }
+}

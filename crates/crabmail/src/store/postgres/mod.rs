@@ -9,6 +9,7 @@
 //! a long-poll held by any node wakes when another node accepted the message.
 
 mod accounts;
+mod breakers;
 mod domains;
 mod events;
 mod inbound;

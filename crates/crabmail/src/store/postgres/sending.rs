@@ -193,7 +193,15 @@ async fn count_release(
         .iter()
         .map(rows::send_limits)
         .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?;
-    let release = match decide(check, message, &counts, &overrides) {
+    let paused = sqlx::query(sql::PAUSE_OF_TWO)
+        .bind(&message.inbox_id)
+        .bind(&message.account_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(rows::pause)
+        .transpose()?;
+    let release = match decide(check, message, &counts, &overrides, paused) {
         Ok(release) => release,
         Err(refused) => return Ok(Err(refused)),
     };

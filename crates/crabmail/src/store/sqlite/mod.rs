@@ -9,6 +9,7 @@
 //! writer. If the writer thread dies, every later write fails with `Closed`, never with success.
 
 mod accounts;
+mod breakers;
 mod domains;
 mod events;
 mod inbound;

@@ -188,7 +188,13 @@ fn count_release(
             |r| rows::send_limits(r),
         )?
         .collect::<rusqlite::Result<_>>()?;
-    let release = match decide(check, message, &counts, &overrides) {
+    let paused = conn
+        .prepare_cached(sql::PAUSE_OF_TWO)?
+        .query_row(params![message.inbox_id, message.account_id], |r| {
+            rows::pause(r)
+        })
+        .optional()?;
+    let release = match decide(check, message, &counts, &overrides, paused) {
         Ok(release) => release,
         Err(refused) => return Ok(Err(refused)),
     };
