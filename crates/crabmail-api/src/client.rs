@@ -318,6 +318,30 @@ impl Client {
         Self::send(self.request(Method::GET, "/v1/events").query(&query)).await
     }
 
+    /// Messages waiting for approval, oldest first.
+    pub async fn list_approvals(&self) -> Result<ApprovalList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/approvals")).await
+    }
+
+    /// Approves a held message: it is queued (or throttled) now.
+    pub async fn approve(&self, message_id: &str) -> Result<Sent, ClientError> {
+        Self::send(self.request(Method::POST, &format!("/v1/messages/{message_id}/approve"))).await
+    }
+
+    /// Rejects a held message: it is never sent.
+    pub async fn reject(&self, message_id: &str) -> Result<Sent, ClientError> {
+        Self::send(self.request(Method::POST, &format!("/v1/messages/{message_id}/reject"))).await
+    }
+
+    /// Changes an inbox's settings (`approval`).
+    pub async fn update_inbox(&self, id: &str, body: &UpdateInbox) -> Result<Inbox, ClientError> {
+        Self::send(
+            self.request(Method::PATCH, &format!("/v1/inboxes/{id}"))
+                .json(body),
+        )
+        .await
+    }
+
     /// Sending limits, use and held mail: the account's, or one inbox's.
     pub async fn get_quota(&self, inbox_id: Option<&str>) -> Result<Quota, ClientError> {
         Self::send(self.request(Method::GET, &quota_path(inbox_id))).await

@@ -33,6 +33,10 @@ pub struct CreateToken {
     /// A label for your own bookkeeping.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// What it may do: `send`, `draft` (sends wait for approval), `read`, `admin`; at most the
+    /// calling token's own. Absent: the calling token's scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +46,8 @@ pub struct TokenCreated {
     /// Shown only this once.
     pub token: String,
     pub inbox_id: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
     pub name: Option<String>,
     pub created_at: String,
 }
@@ -51,6 +57,8 @@ pub struct TokenCreated {
 pub struct TokenInfo {
     pub id: String,
     pub inbox_id: Option<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
     pub name: Option<String>,
     pub created_at: String,
 }
@@ -83,10 +91,30 @@ pub struct Inbox {
     pub address: String,
     pub display_name: Option<String>,
     pub created_at: String,
+    /// `required`: mail it sends waits for approval (`GET /v1/approvals`); `none`: it is sent.
+    #[serde(default)]
+    pub approval: String,
     /// Set while the inbox's sending is paused (a circuit breaker tripped): new sends are refused
     /// with 423 until `POST /v1/inboxes/{id}/resume`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<Paused>,
+}
+
+/// `PATCH /v1/inboxes/{id}`: an inbox's settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpdateInbox {
+    /// `required` or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+}
+
+/// `GET /v1/approvals`: mail waiting for a token with `send` (or `admin`) to approve or reject.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ApprovalList {
+    pub messages: Vec<Message>,
 }
 
 /// Why and since when sending is paused.
@@ -371,8 +399,13 @@ pub enum OnLimit {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Sent {
     pub id: String,
-    /// `queued` (it leaves now) or `throttled` (a sending quota holds it until `release_at`).
+    /// `queued` (it leaves now), `throttled` (a sending quota holds it until `release_at`) or
+    /// `pending_approval` (it waits in `GET /v1/approvals`; `approval` says why).
     pub status: String,
+    /// Why it waits for approval: `token_may_only_draft`, `inbox_requires_approval` or
+    /// `reply_to_high_risk_message`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
     /// When it leaves (RFC 3339).
     #[serde(default)]
     pub release_at: String,
@@ -387,11 +420,15 @@ pub struct Sent {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct DryRun {
     pub dry_run: bool,
-    /// `queued` (it would leave now), `throttled` (held until `release_at`) or `refused`
+    /// `queued` (it would leave now), `throttled` (held until `release_at`),
+    /// `pending_approval`, or `refused`
     /// (`refusal` says why: a suppressed recipient, or a quota with `on_limit: reject`).
     pub outcome: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refusal: Option<ErrorDetail>,
+    /// Why it would wait for approval (then `outcome` is `pending_approval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
     pub release_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_by: Option<QuotaHit>,
@@ -503,7 +540,8 @@ pub struct RecipientState {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct DeliveryState {
-    /// throttled (held by a sending quota until `release_at`), pending (some recipient not
+    /// pending_approval (waits in `GET /v1/approvals`), throttled (held by a sending quota until
+    /// `release_at`), pending (some recipient not
     /// final), delivered (all), failed (none), or partial.
     pub status: String,
     /// When it leaves or left: later than it was sent when a quota held it.

@@ -134,8 +134,8 @@ async fn serve(
         signer.clone(),
         clock.clone(),
         queue_handle.clone(),
-        config.smtp.max_message_size,
-        config.limits.clone(),
+        wakeups.clone(),
+        config,
     );
     let queue_stop = CancellationToken::new();
     let queue = Queue::new(

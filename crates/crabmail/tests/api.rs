@@ -80,6 +80,7 @@ async fn signup_tokens_and_authentication() {
         .create_token(&CreateToken {
             name: Some("ci".into()),
             inbox_id: None,
+            scopes: None,
         })
         .await
         .unwrap();
@@ -360,6 +361,7 @@ async fn accounts_cannot_see_each_other(backend: Backend) {
         .create_token(&CreateToken {
             inbox_id: Some(inbox.id.clone()),
             name: None,
+            scopes: None,
         })
         .await;
     assert_eq!(status(scoped.unwrap_err()), 404);
@@ -474,6 +476,7 @@ async fn inbox_scoped_tokens_see_one_inbox() {
         .create_token(&CreateToken {
             inbox_id: Some(inbox.id.clone()),
             name: Some("worker".into()),
+            scopes: None,
         })
         .await
         .unwrap();

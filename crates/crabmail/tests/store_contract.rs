@@ -100,6 +100,7 @@ fn new_token(id: &str, account: &str, hash: &[u8], inbox: Option<&str>) -> NewTo
         inbox_id: inbox.map(Into::into),
         name: None,
         created_at: T0,
+        scopes: None,
     }
 }
 
@@ -123,6 +124,7 @@ async fn inbox(store: &dyn Store, id: &str, account: &str, address: &str) {
             address: address.into(),
             display_name: None,
             created_at: T0,
+            approval_required: false,
         })
         .await
         .unwrap();
@@ -253,6 +255,7 @@ async fn inboxes_belong_to_one_account_and_are_never_recycled(b: Backend) {
             address: "support@d.test".into(),
             display_name: None,
             created_at: T0,
+            approval_required: false,
         })
         .await;
     assert!(matches!(taken, Err(StoreError::Conflict)));
@@ -263,7 +266,8 @@ async fn inboxes_belong_to_one_account_and_are_never_recycled(b: Backend) {
         s.find_inbox("support@d.test").await.unwrap(),
         Some(InboxTarget {
             inbox_id: "inb_1".into(),
-            account_id: "acc_a".into()
+            account_id: "acc_a".into(),
+            approval_required: false,
         })
     );
     assert!(!s.delete_inbox("acc_b", "inb_1", T0).await.unwrap());
@@ -278,6 +282,7 @@ async fn inboxes_belong_to_one_account_and_are_never_recycled(b: Backend) {
             address: "support@d.test".into(),
             display_name: None,
             created_at: T0,
+            approval_required: false,
         })
         .await;
     assert!(
@@ -531,6 +536,7 @@ fn queued(id: &str, rcpts: &[&str], key: Option<(&str, &[u8])>) -> QueuedMessage
         idempotency: key.map(|(k, h)| (k.to_owned(), h.to_vec())),
         quota: None,
         dry_run: false,
+        held_for: None,
     }
 }
 
@@ -963,7 +969,7 @@ fn limited(id: &str, inbox: &str, per_minute: u32, on_limit: OnLimit) -> QueuedM
     m
 }
 
-fn release_of(done: Enqueued) -> (Timestamp, Option<Hit>) {
+fn release_of((done, _): (Enqueued, Option<Wake>)) -> (Timestamp, Option<Hit>) {
     match done {
         Enqueued::Queued(r) => (r.at, r.held_by),
         other => panic!("not queued: {other:?}"),
@@ -1006,7 +1012,7 @@ async fn sending_quotas_hold_refuse_and_count_once(b: Backend) {
         .enqueue(limited("msg_4", "inb_a", 2, OnLimit::Reject))
         .await
         .unwrap();
-    assert!(matches!(refused, Enqueued::OverQuota(r) if r.at == minute_later));
+    assert!(matches!(refused, (Enqueued::OverQuota(r), None) if r.at == minute_later));
     assert!(s.get_outbound("acc_a", "msg_4").await.unwrap().is_none());
 
     // What the account set for itself applies on top of the defaults it was given.

@@ -250,6 +250,7 @@ async fn senders_may_use_only_their_own_inboxes() {
         .create_token(&CreateToken {
             inbox_id: Some(second.id.clone()),
             name: None,
+            scopes: None,
         })
         .await
         .unwrap();

@@ -10,6 +10,7 @@
 
 pub mod address;
 pub mod names;
+pub mod scope;
 pub mod token;
 
 use crate::clock::SharedClock;
@@ -56,6 +57,10 @@ pub enum AccountError {
     UnknownDomain(String),
     #[error("this token is limited to one inbox and cannot do this")]
     Forbidden,
+    #[error("this token's scopes ({0}) do not allow this")]
+    MissingScope(String),
+    #[error("{0}")]
+    InvalidScopes(String),
     #[error("not found")]
     NotFound,
     #[error("no free address found; try another name")]
@@ -80,6 +85,8 @@ pub struct Caller {
     pub token_id: String,
     /// Set when the token is limited to one inbox.
     pub inbox_scope: Option<String>,
+    /// What the token may do.
+    pub scopes: scope::Scopes,
 }
 
 impl Caller {
@@ -193,6 +200,7 @@ impl Accounts {
                     inbox_id: None,
                     name: Some("postmaster".into()),
                     created_at: now,
+                    scopes: None,
                 },
                 invite_hash: None,
             })
@@ -203,11 +211,13 @@ impl Accounts {
             address: address.clone(),
             display_name: Some("Postmaster".into()),
             created_at: now,
+            approval_required: false,
         };
         match self.store.create_inbox(inbox.clone()).await {
             Ok(()) => Ok(InboxTarget {
                 inbox_id: inbox.id,
                 account_id,
+                approval_required: false,
             }),
             // Another node made it first.
             Err(StoreError::Conflict) => self
@@ -227,9 +237,11 @@ impl Accounts {
                 account_id: target.account_id,
                 token_id: String::new(),
                 inbox_scope: None,
+                scopes: scope::Scopes::ALL,
             },
             None,
             Some("postmaster".into()),
+            None,
         )
         .await
     }
@@ -256,6 +268,7 @@ impl Accounts {
                     inbox_id: None,
                     name: Some("signup".into()),
                     created_at: now,
+                    scopes: None,
                 },
                 invite_hash,
             })
@@ -283,6 +296,7 @@ impl Accounts {
         }
         let record = self.store.find_token(token::hash(bearer)).await?;
         Ok(record.map(|t| Caller {
+            scopes: scope::Scopes::from_stored(t.scopes.as_deref()),
             account_id: t.account_id,
             token_id: t.id,
             inbox_scope: t.inbox_id,
@@ -294,8 +308,18 @@ impl Accounts {
         caller: &Caller,
         inbox_id: Option<String>,
         name: Option<String>,
+        scopes: Option<scope::Scopes>,
     ) -> Result<MintedToken, AccountError> {
         caller.require_account_wide()?;
+        // A token never makes a token that may do more than itself.
+        let scopes = scopes.unwrap_or(caller.scopes);
+        if !scopes.is_within(caller.scopes) {
+            return Err(AccountError::InvalidScopes(format!(
+                "a token with scopes {} cannot make one with {}",
+                caller.scopes.stored(),
+                scopes.stored()
+            )));
+        }
         if let Some(inbox) = &inbox_id
             && self
                 .store
@@ -313,6 +337,7 @@ impl Accounts {
             inbox_id,
             name,
             created_at: now,
+            scopes: (scopes != scope::Scopes::ALL).then(|| scopes.stored()),
         };
         self.store
             .create_token(NewToken {
@@ -322,6 +347,7 @@ impl Accounts {
                 inbox_id: record.inbox_id.clone(),
                 name: record.name.clone(),
                 created_at: now,
+                scopes: record.scopes.clone(),
             })
             .await?;
         Ok(MintedToken {
@@ -370,6 +396,7 @@ impl Accounts {
                 address: format!("{local}@{domain}"),
                 display_name: display_name.clone(),
                 created_at: now,
+                approval_required: false,
             };
             match self.store.create_inbox(inbox.clone()).await {
                 Ok(()) => return Ok(inbox),

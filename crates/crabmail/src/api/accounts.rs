@@ -4,6 +4,7 @@ use super::ApiState;
 use super::error::Path;
 use super::error::{ApiError, Json};
 use crate::account::Caller;
+use crate::account::scope::Scopes;
 use crate::id;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -53,15 +54,26 @@ pub async fn create_token(
     {
         return Err(ApiError::not_found("inbox"));
     }
+    let scopes = body
+        .scopes
+        .as_deref()
+        .map(Scopes::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid(e).with_field("scopes"))?;
     let minted = state
         .accounts
-        .mint_token(&caller, body.inbox_id, body.name)
+        .mint_token(&caller, body.inbox_id, body.name, scopes)
         .await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(TokenCreated {
             id: minted.record.id,
             token: minted.secret,
+            scopes: Scopes::from_stored(minted.record.scopes.as_deref())
+                .names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
             inbox_id: minted.record.inbox_id,
             name: minted.record.name,
             created_at: minted.record.created_at.to_rfc3339(),
@@ -82,6 +94,11 @@ pub async fn list_tokens(
         tokens: tokens
             .into_iter()
             .map(|t| TokenInfo {
+                scopes: Scopes::from_stored(t.scopes.as_deref())
+                    .names()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
                 id: t.id,
                 inbox_id: t.inbox_id,
                 name: t.name,

@@ -2,7 +2,8 @@
 
 use super::ApiState;
 use super::error::ApiError;
-use crate::account::Caller;
+use crate::account::scope::needed;
+use crate::account::{AccountError, Caller};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -23,10 +24,18 @@ impl FromRequestParts<ApiState> for Caller {
                 scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
             })
             .ok_or_else(ApiError::unauthorized)?;
-        state
+        let caller = state
             .accounts
             .authenticate(token)
             .await?
-            .ok_or_else(ApiError::unauthorized)
+            .ok_or_else(ApiError::unauthorized)?;
+        // Every endpoint's scope, decided in one place (account/scope.rs).
+        if !caller
+            .scopes
+            .allows(needed(&parts.method, parts.uri.path()))
+        {
+            return Err(AccountError::MissingScope(caller.scopes.stored()).into());
+        }
+        Ok(caller)
     }
 }

@@ -183,6 +183,11 @@ impl From<AccountError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_domain", message)
             }
             Forbidden => ApiError::new(StatusCode::FORBIDDEN, "forbidden", message),
+            MissingScope(_) => ApiError::new(StatusCode::FORBIDDEN, "missing_scope", message),
+            InvalidScopes(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_scopes", message)
+                    .with_field("scopes")
+            }
             NotFound => ApiError::not_found("resource"),
             NoFreeAddress => ApiError::new(StatusCode::CONFLICT, "address_unavailable", message),
             Store(store) => store.into(),

@@ -9,7 +9,9 @@ use crate::id;
 use crate::store::{InboxRecord, Pause, QuotaScope};
 use axum::extract::State;
 use axum::http::StatusCode;
-use crabmail_api::{CreateInbox, ErrorBody, Inbox, InboxList, PauseAccount, Paused, Quota};
+use crabmail_api::{
+    CreateInbox, ErrorBody, Inbox, InboxList, PauseAccount, Paused, Quota, UpdateInbox,
+};
 
 /// The inbox as the API shows it, with its pause if `pauses` (the account's) holds one.
 pub fn inbox_json(record: InboxRecord, pauses: &[Pause]) -> Inbox {
@@ -19,6 +21,12 @@ pub fn inbox_json(record: InboxRecord, pauses: &[Pause]) -> Inbox {
         .map(paused_json);
     Inbox {
         paused,
+        approval: if record.approval_required {
+            "required"
+        } else {
+            "none"
+        }
+        .into(),
         id: record.id,
         address: record.address,
         display_name: record.display_name,
@@ -93,6 +101,38 @@ pub async fn get_inbox(
     caller: Caller,
     Path(inbox_id): Path<String>,
 ) -> Result<axum::Json<Inbox>, ApiError> {
+    let inbox = owned_inbox(&state, &caller, &inbox_id).await?;
+    let pauses = state.store.pauses(&caller.account_id).await?;
+    Ok(axum::Json(inbox_json(inbox, &pauses)))
+}
+
+/// Change an inbox's settings: `approval: required` makes the mail it sends wait for approval.
+#[utoipa::path(patch, path = "/v1/inboxes/{id}", tag = "inboxes", request_body = UpdateInbox,
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Inbox id")),
+    responses((status = 200, body = Inbox), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update_inbox(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(inbox_id): Path<String>,
+    Json(request): Json<UpdateInbox>,
+) -> Result<axum::Json<Inbox>, ApiError> {
+    let inbox = owned_inbox(&state, &caller, &inbox_id).await?;
+    if let Some(approval) = request.approval.as_deref() {
+        let required = match approval {
+            "required" => true,
+            "none" => false,
+            _ => {
+                return Err(
+                    ApiError::invalid("approval: `required` or `none`").with_field("approval")
+                );
+            }
+        };
+        state
+            .store
+            .set_approval_required(&caller.account_id, &inbox.id, required)
+            .await?;
+    }
     let inbox = owned_inbox(&state, &caller, &inbox_id).await?;
     let pauses = state.store.pauses(&caller.account_id).await?;
     Ok(axum::Json(inbox_json(inbox, &pauses)))

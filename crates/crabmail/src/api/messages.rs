@@ -154,7 +154,9 @@ pub(crate) fn outbound_json(record: OutboundRecord, now: Timestamp) -> Result<Me
     let parsed = record.parsed.decode()?;
     let statuses: Vec<Status> = record.recipients.iter().map(|r| r.status).collect();
     let held = record.release_at > now;
-    let overall = if held && statuses.iter().all(|s| *s == Status::Queued) {
+    let overall = if !statuses.is_empty() && statuses.iter().all(|s| *s == Status::Held) {
+        "pending_approval"
+    } else if held && statuses.iter().all(|s| *s == Status::Queued) {
         "throttled"
     } else if statuses.iter().any(|s| !s.is_final()) {
         "pending"

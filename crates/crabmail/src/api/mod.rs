@@ -6,6 +6,7 @@
 //! data in `store`. Another account's resource always answers exactly like a missing one (404).
 
 mod accounts;
+mod approvals;
 mod auth;
 mod domains;
 pub mod error;
@@ -80,6 +81,7 @@ pub(crate) async fn pause(
         wait::wait, threads::list_threads, threads::get_thread, quota::get_account_quota,
         quota::set_account_quota, quota::get_inbox_quota, quota::set_inbox_quota,
         inboxes::resume_inbox, inboxes::pause_account, inboxes::resume_account,
+        inboxes::update_inbox, approvals::list_approvals, approvals::approve, approvals::reject,
     ),
     modifiers(&BearerAuth),
 )]
@@ -124,7 +126,9 @@ pub fn router(
         )
         .route(
             "/v1/inboxes/{id}",
-            get(inboxes::get_inbox).delete(inboxes::delete_inbox),
+            get(inboxes::get_inbox)
+                .delete(inboxes::delete_inbox)
+                .patch(inboxes::update_inbox),
         )
         .route(
             "/v1/inboxes/{id}/messages",
@@ -165,6 +169,9 @@ pub fn router(
             get(messages::get_message).delete(messages::delete_message),
         )
         .route("/v1/messages/{id}/raw", get(messages::get_raw))
+        .route("/v1/messages/{id}/approve", post(approvals::approve))
+        .route("/v1/messages/{id}/reject", post(approvals::reject))
+        .route("/v1/approvals", get(approvals::list_approvals))
         .route(
             "/v1/messages/{id}/attachments/{index}",
             get(messages::get_attachment),

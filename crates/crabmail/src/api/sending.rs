@@ -94,6 +94,7 @@ async fn dry_run_json(
             ("refused", Some(detail(refused)), None, None)
         }
         (Err(e), None) => ("refused", Some(detail(e.into())), None, None),
+        (Ok(_), None) if preview.approval.is_some() => ("pending_approval", None, None, None),
         (Ok(release), None) => (
             if release.at > preview.now {
                 "throttled"
@@ -113,6 +114,7 @@ async fn dry_run_json(
         dry_run: true,
         outcome: outcome.into(),
         refusal,
+        approval: preview.approval.map(str::to_owned),
         release_at,
         held_by,
         recipients: preview
@@ -181,12 +183,20 @@ pub async fn delete_suppression(
     }
 }
 
-/// The 202's body: `throttled` with the limit and the release time when a quota holds it.
+/// The 202's body: `throttled` with the limit and the release time when a quota holds it,
+/// `pending_approval` with the reason when it waits for approval.
 pub(crate) fn sent_json(accepted: crate::outbound::Accepted) -> Sent {
-    let held = accepted.is_held();
+    let status = if accepted.held_for.is_some() {
+        "pending_approval"
+    } else if accepted.is_held() {
+        "throttled"
+    } else {
+        "queued"
+    };
     Sent {
         id: accepted.id,
-        status: if held { "throttled" } else { "queued" }.into(),
+        status: status.into(),
+        approval: accepted.held_for.map(str::to_owned),
         release_at: accepted.release_at.to_rfc3339(),
         held_by: accepted.held_by.map(quota_hit),
     }

@@ -43,6 +43,26 @@ pub enum AgentCommand {
     WaitForCode(WaitForCodeArgs),
     /// Show one message.
     Read(ReadArgs),
+    /// Mail waiting for approval: list it, approve it (it is sent) or reject it.
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalCommand,
+        #[command(flatten)]
+        conn: Connection,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ApprovalCommand {
+    /// List the messages waiting for approval: id, inbox, recipients, subject.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a held message: it is queued now (within the sending quotas).
+    Approve { message_id: String },
+    /// Reject a held message: it is never sent.
+    Reject { message_id: String },
 }
 
 #[derive(Args)]
@@ -165,7 +185,43 @@ pub async fn run(command: AgentCommand) -> anyhow::Result<()> {
         AgentCommand::Receive(args) => receive(args).await,
         AgentCommand::Send(args) => send(args).await,
         AgentCommand::Read(args) => read(args).await,
+        AgentCommand::Approvals { command, conn } => approvals(command, &conn).await,
     }
+}
+
+async fn approvals(command: ApprovalCommand, conn: &Connection) -> anyhow::Result<()> {
+    let client = client(conn).await?;
+    match command {
+        ApprovalCommand::List { json } => {
+            let list = client.list_approvals().await.map_err(explain)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            }
+            for message in list.messages.iter().filter(|_| !json) {
+                let to: Vec<String> = message
+                    .delivery
+                    .iter()
+                    .flat_map(|d| d.recipients.iter().map(|r| r.address.clone()))
+                    .collect();
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    message.id,
+                    message.inbox_id,
+                    to.join(","),
+                    message.parsed.subject.as_deref().unwrap_or("")
+                );
+            }
+        }
+        ApprovalCommand::Approve { message_id } => {
+            let sent = client.approve(&message_id).await.map_err(explain)?;
+            println!("{}\t{}\t{}", sent.id, sent.status, sent.release_at);
+        }
+        ApprovalCommand::Reject { message_id } => {
+            let sent = client.reject(&message_id).await.map_err(explain)?;
+            println!("{}\t{}", sent.id, sent.status);
+        }
+    }
+    Ok(())
 }
 
 async fn inbox(command: InboxCommand, conn: &Connection) -> anyhow::Result<()> {

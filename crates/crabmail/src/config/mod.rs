@@ -384,6 +384,11 @@ pub const SETTINGS: &[Setting] = &[
         doc: "SMTP submission over a quota: reject (451 4.7.1 with the time to wait; the client retries) or queue (250, held until the window allows).",
     },
     Setting {
+        key: "approval.high_risk_replies",
+        default: "false",
+        doc: "A reply (in_reply_to) to a message scored high injection risk waits for approval (GET /v1/approvals) instead of sending.",
+    },
+    Setting {
         key: "breaker.window",
         default: r#""24h""#,
         doc: "How far back sent mail counts for an inbox's or account's hard-bounce rate.",
@@ -458,6 +463,7 @@ pub struct Config {
     pub signup: SignupConfig,
     pub limits: LimitsConfig,
     pub breaker: crate::outbound::breaker::BreakerConfig,
+    pub approval: ApprovalConfig,
     pub store: StoreConfig,
     pub shutdown: ShutdownConfig,
 }
@@ -651,6 +657,12 @@ pub enum SignupPolicy {
 #[serde(deny_unknown_fields)]
 pub struct SignupConfig {
     pub policy: SignupPolicy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalConfig {
+    pub high_risk_replies: bool,
 }
 
 /// Sending quotas (`outbound::quota`): the defaults every account and inbox starts with.

@@ -87,6 +87,7 @@ mod tests {
         InboxTarget {
             inbox_id: inbox.into(),
             account_id: "acc_1".into(),
+            approval_required: false,
         }
     }
 

@@ -88,11 +88,15 @@ struct Composed {
     to: Vec<Addressee>,
     cc: Vec<Addressee>,
     bytes: Vec<u8>,
+    /// It answers a message scored high risk.
+    replies_to_high_risk: bool,
 }
 
 /// What a send would do, from a dry run.
 #[derive(Debug)]
 pub struct Preview {
+    /// Why it would wait for approval, if it would.
+    pub approval: Option<&'static str>,
     /// Each recipient, and the suppression that would refuse it.
     pub recipients: Vec<(String, Option<String>)>,
     /// The message's size as it would be sent (signed).
@@ -113,6 +117,8 @@ pub struct Accepted {
     pub release_at: Timestamp,
     pub held_by: Option<quota::Hit>,
     pub accepted_at: Timestamp,
+    /// Why it waits for approval, if it does.
+    pub held_for: Option<&'static str>,
 }
 
 impl Accepted {
@@ -128,8 +134,11 @@ pub struct Outbound {
     signer: Arc<crate::dkim::Signer>,
     clock: SharedClock,
     queue: QueueHandle,
+    wakeups: Arc<crate::events::Wakeups>,
     max_message_size: usize,
     limits: LimitsConfig,
+    /// Replies to a message scored high risk wait for approval (`approval.high_risk_replies`).
+    hold_high_risk_replies: bool,
 }
 
 impl Outbound {
@@ -138,17 +147,24 @@ impl Outbound {
         signer: Arc<crate::dkim::Signer>,
         clock: SharedClock,
         queue: QueueHandle,
-        max_message_size: usize,
-        limits: LimitsConfig,
+        wakeups: Arc<crate::events::Wakeups>,
+        config: &crate::config::Config,
     ) -> Self {
         Outbound {
             store,
             signer,
             clock,
             queue,
-            max_message_size,
-            limits,
+            wakeups,
+            max_message_size: config.smtp.max_message_size,
+            limits: config.limits.clone(),
+            hold_high_risk_replies: config.approval.high_risk_replies,
         }
+    }
+
+    /// Wakes the queue worker (a held message was approved).
+    pub fn wake_queue(&self) {
+        self.queue.wake();
     }
 
     /// The default limits (what `limits.*` sets), before an account's own.
@@ -178,6 +194,7 @@ impl Outbound {
         };
         let on_limit = request.on_limit.map(OnLimit::from).unwrap_or_default();
         let composed = self.compose_request(caller, &inbox, request).await?;
+        let held_for = self.approval_needed(caller, &inbox, &composed);
         self.check_suppressions(
             &caller.account_id,
             &composed.recipients,
@@ -198,6 +215,10 @@ impl Outbound {
                 on_limit,
             )
             .await?;
+        let message = QueuedMessage {
+            held_for,
+            ..message
+        };
         let accepted = self.commit(message).await;
         self.settle_race(&caller.account_id, accepted, idempotency)
             .await
@@ -214,6 +235,7 @@ impl Outbound {
         let inbox = self.own_inbox(caller, inbox_id).await?;
         let on_limit = request.on_limit.map(OnLimit::from).unwrap_or_default();
         let composed = self.compose_request(caller, &inbox, request).await?;
+        let approval = self.approval_needed(caller, &inbox, &composed);
         let lowered: Vec<String> = composed
             .recipients
             .iter()
@@ -254,7 +276,7 @@ impl Outbound {
         message.dry_run = true;
         let size = message.bytes.len();
         let now = message.created_at;
-        let quota = match self.store.enqueue(message).await? {
+        let quota = match self.store.enqueue(message).await?.0 {
             Enqueued::DryRun(release) => Ok(release),
             Enqueued::OverQuota(release) => Err(SubmitError::OverQuota {
                 hit: release.held_by,
@@ -266,13 +288,14 @@ impl Outbound {
                 recipients: never.recipients,
             }),
             Enqueued::Paused(pause) => Err(paused(&pause)),
-            Enqueued::Queued(_) => {
+            Enqueued::Queued(_) | Enqueued::Held => {
                 return Err(SubmitError::Store(StoreError::Unavailable(
                     "a dry run was queued".into(),
                 )));
             }
         };
         Ok(Preview {
+            approval,
             recipients,
             size,
             dkim_selectors: self.signer.selectors(&dkim_domain).await?,
@@ -280,6 +303,25 @@ impl Outbound {
             quota,
             now,
         })
+    }
+
+    /// Why this send waits for approval: a token that may only draft, an inbox that requires
+    /// it, or (by setting) a reply to a message scored high risk.
+    fn approval_needed(
+        &self,
+        caller: &Caller,
+        inbox: &crate::store::InboxRecord,
+        composed: &Composed,
+    ) -> Option<&'static str> {
+        if !caller.scopes.can_send() {
+            Some("token_may_only_draft")
+        } else if inbox.approval_required {
+            Some("inbox_requires_approval")
+        } else if self.hold_high_risk_replies && composed.replies_to_high_risk {
+            Some("reply_to_high_risk_message")
+        } else {
+            None
+        }
     }
 
     /// The message a send request describes, composed, with its recipients (not yet checked
@@ -300,8 +342,10 @@ impl Outbound {
         let cc = parse_list(&request.cc.to_vec(), "cc")?;
         let bcc = parse_list(&request.bcc.to_vec(), "bcc")?;
         let mut threading = Threading::default();
+        let mut replies_to_high_risk = false;
         if let Some(parent_id) = &request.in_reply_to {
             let parent = self.parent(caller, &inbox.id, parent_id).await?;
+            replies_to_high_risk = parent.security.as_ref().is_some_and(|s| s.level == "high");
             threading = Threading::answering(&parent, request.subject.is_none(), &mut subject);
             if to.is_empty() {
                 let reply_to = parent.reply_to.first().or(parent.from.as_ref());
@@ -340,6 +384,7 @@ impl Outbound {
             to,
             cc,
             bytes,
+            replies_to_high_risk,
         })
     }
 
@@ -383,6 +428,7 @@ impl Outbound {
         return_path: &str,
         recipients: Vec<String>,
         bytes: Vec<u8>,
+        held_for: Option<&'static str>,
     ) -> Result<Accepted, SubmitError> {
         let message_id = id::new_id(id::MESSAGE, self.clock.now());
         let message = self
@@ -398,7 +444,11 @@ impl Outbound {
                 self.limits.submission_on_limit,
             )
             .await?;
-        self.commit(message).await
+        self.commit(QueuedMessage {
+            held_for,
+            ..message
+        })
+        .await
     }
 
     /// The suppression (if any) among `addresses`, for SMTP's RCPT.
@@ -474,6 +524,7 @@ impl Outbound {
                 on_limit,
             }),
             dry_run: false,
+            held_for: None,
         };
         Ok(message)
     }
@@ -482,7 +533,19 @@ impl Outbound {
     async fn commit(&self, message: QueuedMessage) -> Result<Accepted, SubmitError> {
         let (message_id, now) = (message.id.clone(), message.created_at);
         // DURABILITY: committed before the 202 (API) or 250 (SMTP) that acknowledges it.
-        match self.store.enqueue(message).await? {
+        let held_for = message.held_for;
+        let (done, wake) = self.store.enqueue(message).await?;
+        if let Some(wake) = wake {
+            self.wakeups.announce_all(&[wake]);
+        }
+        match done {
+            Enqueued::Held => Ok(Accepted {
+                id: message_id,
+                release_at: now,
+                held_by: None,
+                accepted_at: now,
+                held_for,
+            }),
             Enqueued::Queued(release) => {
                 // Held mail too: the queue then sleeps until its release, not past it.
                 self.queue.wake();
@@ -491,6 +554,7 @@ impl Outbound {
                     release_at: release.at,
                     held_by: release.held_by,
                     accepted_at: now,
+                    held_for: None,
                 })
             }
             Enqueued::OverQuota(release) => Err(SubmitError::OverQuota {
@@ -534,6 +598,7 @@ impl Outbound {
                     release_at,
                     held_by: None,
                     accepted_at: record.created_at,
+                    held_for: None,
                 }))
             }
             Some(_) => Err(SubmitError::IdempotencyConflict),
@@ -593,6 +658,25 @@ impl Outbound {
             });
         }
         Ok(())
+    }
+}
+
+/// What a refused enqueue (or approval) answers: the quota, the pause, the recipients.
+pub fn refusal(refused: Enqueued, now: Timestamp) -> SubmitError {
+    match refused {
+        Enqueued::OverQuota(release) => SubmitError::OverQuota {
+            hit: release.held_by,
+            release: release.at,
+            now,
+        },
+        Enqueued::NeverFits(never) => SubmitError::NeverFits {
+            hit: never.hit,
+            recipients: never.recipients,
+        },
+        Enqueued::Paused(pause) => paused(&pause),
+        Enqueued::Queued(_) | Enqueued::Held | Enqueued::DryRun(_) => SubmitError::Store(
+            StoreError::Unavailable("an accepted message was taken for a refusal".into()),
+        ),
     }
 }
 

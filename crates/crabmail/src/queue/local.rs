@@ -78,6 +78,7 @@ impl Queue {
         let sender = InboxTarget {
             inbox_id: sent.inbox_id.clone(),
             account_id: sent.account_id.clone(),
+            approval_required: false,
         };
         copies.add(sender, &sent.return_path, now);
         // A report has a null return path: nothing ever answers it.

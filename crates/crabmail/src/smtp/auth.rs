@@ -10,6 +10,7 @@ use super::reply;
 use super::session::{Flow, Session};
 use super::stream::Line;
 use crate::account::address::Mailbox;
+use crate::account::scope::Need;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN};
@@ -130,7 +131,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 Err(_) => return Err(()),
             }
         };
-        Ok(matches.then_some(Sender::Account {
+        // A token that may neither send nor draft cannot submit at all.
+        let submits = caller.scopes.allows(Need::SendOrDraft);
+        Ok((matches && submits).then_some(Sender::Account {
+            may_send: caller.scopes.can_send(),
             account_id: caller.account_id,
             inbox_scope: caller.inbox_scope,
         }))

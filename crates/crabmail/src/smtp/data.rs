@@ -182,6 +182,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             with
         };
         let recipients: Vec<String> = tx.recipients.into_iter().map(|r| r.address).collect();
+        let held_for = sender.approval_needed(&from_inbox);
         let submitted = self
             .ctx
             .outbound
@@ -191,10 +192,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 &tx.return_path,
                 recipients,
                 body,
+                held_for,
             )
             .await;
         match submitted {
             // DURABILITY: committed (queued) before the 250 reply.
+            Ok(accepted) if accepted.held_for.is_some() => reply::awaiting_approval(&accepted.id),
             Ok(accepted) if accepted.is_held() => reply::held(
                 &accepted.id,
                 &quota::describe(accepted.held_by.as_ref()),

@@ -20,12 +20,25 @@ pub enum Sender {
     Account {
         account_id: String,
         inbox_scope: Option<String>,
+        /// The token has the `send` scope; without it (`draft` only) mail waits for approval.
+        may_send: bool,
     },
     /// A host on `submission.trusted_networks`: any hosted inbox may be the sender.
     Trusted,
 }
 
 impl Sender {
+    /// Why this sender's mail from `inbox` waits for approval, if it does.
+    pub fn approval_needed(&self, inbox: &InboxTarget) -> Option<&'static str> {
+        match self {
+            Sender::Account {
+                may_send: false, ..
+            } => Some("token_may_only_draft"),
+            _ if inbox.approval_required => Some("inbox_requires_approval"),
+            _ => None,
+        }
+    }
+
     /// Whether this sender may send as the inbox `target`.
     pub fn may_send_as(&self, target: &InboxTarget) -> bool {
         match self {
@@ -33,6 +46,7 @@ impl Sender {
             Sender::Account {
                 account_id,
                 inbox_scope,
+                ..
             } => {
                 *account_id == target.account_id
                     && inbox_scope.as_deref().is_none_or(|s| s == target.inbox_id)

@@ -339,6 +339,15 @@ pub fn queued(id: &str) -> Reply {
     Reply::new(250, "2.0.0", format!("OK: queued as {id}"))
 }
 
+/// Accepted, and waiting for approval before it is sent.
+pub fn awaiting_approval(id: &str) -> Reply {
+    Reply::new(
+        250,
+        "2.0.0",
+        format!("OK: queued as {id}; it waits for approval (GET /v1/approvals) before it is sent"),
+    )
+}
+
 /// Accepted, and held by a sending quota until `release` (RFC 3339).
 pub fn held(id: &str, limit: &str, release: &str) -> Reply {
     Reply::new(

@@ -20,6 +20,8 @@ pub struct NewToken {
     pub inbox_id: Option<String>,
     pub name: Option<String>,
     pub created_at: Timestamp,
+    /// Space-separated scopes; None: all of them.
+    pub scopes: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub struct TokenRecord {
     pub inbox_id: Option<String>,
     pub name: Option<String>,
     pub created_at: Timestamp,
+    /// Space-separated scopes; None: all of them.
+    pub scopes: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +42,8 @@ pub struct InboxRecord {
     pub address: String,
     pub display_name: Option<String>,
     pub created_at: Timestamp,
+    /// Mail it sends waits for approval.
+    pub approval_required: bool,
 }
 
 /// Where a recipient address leads: the inbox and its owner.
@@ -45,6 +51,8 @@ pub struct InboxRecord {
 pub struct InboxTarget {
     pub inbox_id: String,
     pub account_id: String,
+    /// Mail the inbox sends waits for approval (read with the inbox for SMTP submission).
+    pub approval_required: bool,
 }
 
 #[async_trait]

@@ -75,6 +75,24 @@ impl<'a> NewEvent<'a> {
         }
     }
 
+    /// A message to send that waits for approval (`reason`: why), or was approved or rejected.
+    pub fn approval(
+        account_id: &'a str,
+        kind: &'static str,
+        message_id: &'a str,
+        inbox_id: &'a str,
+        reason: Option<&str>,
+    ) -> Self {
+        NewEvent {
+            account_id,
+            kind,
+            message_id: Some(message_id),
+            inbox_id: Some(inbox_id),
+            recipient: None,
+            detail: reason.map(|r| serde_json::json!({ "reason": r })),
+        }
+    }
+
     /// A recipient the operator or the sender cancelled before delivery.
     pub fn cancelled(
         account_id: &'a str,
@@ -96,6 +114,7 @@ impl<'a> NewEvent<'a> {
 /// The event a recipient's new status is reported as.
 pub fn event_kind(status: Status) -> &'static str {
     match status {
+        Status::Held => "message.held",
         Status::Queued | Status::Deferred => "message.deferred",
         Status::Delivered => "message.delivered",
         Status::Bounced | Status::Expired => "message.bounced",

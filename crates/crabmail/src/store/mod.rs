@@ -10,6 +10,7 @@
 //! Lookups scoped to an account return `None` for another account's rows, exactly as for missing ones.
 
 mod accounts;
+mod approvals;
 mod breakers;
 mod domains;
 mod events;
@@ -23,6 +24,7 @@ mod sending;
 mod sql;
 pub mod sqlite;
 pub use accounts::*;
+pub use approvals::*;
 pub use breakers::*;
 pub use domains::*;
 pub use events::*;
@@ -114,6 +116,7 @@ pub trait Store:
     + Sending
     + Quotas
     + Breakers
+    + Approvals
     + Queue
     + Domains
     + Events

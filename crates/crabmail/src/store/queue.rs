@@ -5,6 +5,9 @@ use super::*;
 /// Where a queued recipient stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// Waits for approval: never claimed until approved (then `Queued`) or rejected
+    /// (`Cancelled`).
+    Held,
     Queued,
     Deferred,
     Delivered,
@@ -16,6 +19,7 @@ pub enum Status {
 impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Held => "held",
             Status::Queued => "queued",
             Status::Deferred => "deferred",
             Status::Delivered => "delivered",
@@ -28,6 +32,7 @@ impl Status {
     /// The status `as_str` wrote; None for anything else.
     pub fn parse(text: &str) -> Option<Status> {
         Some(match text {
+            "held" => Status::Held,
             "queued" => Status::Queued,
             "deferred" => Status::Deferred,
             "delivered" => Status::Delivered,
@@ -39,7 +44,7 @@ impl Status {
     }
 
     pub fn is_final(self) -> bool {
-        !matches!(self, Status::Queued | Status::Deferred)
+        !matches!(self, Status::Held | Status::Queued | Status::Deferred)
     }
 }
 

@@ -16,6 +16,17 @@ pub struct QuotaCheck {
     pub on_limit: OnLimit,
 }
 
+/// A message as its quotas see it: whose, when, how many recipients.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotaSubject<'a> {
+    pub inbox_id: &'a str,
+    pub account_id: &'a str,
+    /// When it is sent (or approved).
+    pub at: Timestamp,
+    pub recipients: usize,
+    pub dry_run: bool,
+}
+
 /// What `Sending::enqueue` did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Enqueued {
@@ -29,6 +40,8 @@ pub enum Enqueued {
     DryRun(Release),
     /// Nothing written: the inbox's or the account's sending is paused.
     Paused(Pause),
+    /// Committed, waiting for approval (nothing counted yet).
+    Held,
 }
 
 /// Use of one scope's quota: its counts over the last day (and what is promised for later), and
@@ -89,7 +102,7 @@ pub trait Quotas: Send + Sync {
 /// the enqueue's transaction): `Ok` to write it, `Err` for what to answer without writing.
 pub(super) fn decide(
     check: &QuotaCheck,
-    message: &QueuedMessage,
+    message: &QuotaSubject<'_>,
     counts: &[(String, Bucket)],
     overrides: &[(String, LimitOverrides)],
     paused: Option<Pause>,
@@ -110,7 +123,7 @@ pub(super) fn decide(
             .map(|(_, b)| *b)
             .collect()
     };
-    let inbox = of(&message.inbox_id);
+    let inbox = of(message.inbox_id);
     // Held mail leaves in the order it was sent: never before the inbox's latest release.
     let latest = inbox
         .iter()
@@ -122,19 +135,19 @@ pub(super) fn decide(
     let ledgers = [
         Ledger {
             scope: Scope::Inbox,
-            limits: limits(&message.inbox_id, check.inbox),
+            limits: limits(message.inbox_id, check.inbox),
             buckets: inbox,
         },
         Ledger {
             scope: Scope::Account,
-            limits: limits(&message.account_id, check.account),
-            buckets: of(&message.account_id),
+            limits: limits(message.account_id, check.account),
+            buckets: of(message.account_id),
         },
     ];
-    let recipients = u32::try_from(message.recipients.len()).unwrap_or(u32::MAX);
-    match quota::release(&ledgers, recipients, message.created_at, not_before) {
+    let recipients = u32::try_from(message.recipients).unwrap_or(u32::MAX);
+    match quota::release(&ledgers, recipients, message.at, not_before) {
         Err(never) => Err(Enqueued::NeverFits(never)),
-        Ok(release) if release.at > message.created_at && check.on_limit == OnLimit::Reject => {
+        Ok(release) if release.at > message.at && check.on_limit == OnLimit::Reject => {
             Err(Enqueued::OverQuota(release))
         }
         Ok(release) if message.dry_run => Err(Enqueued::DryRun(release)),

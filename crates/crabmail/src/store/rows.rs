@@ -120,6 +120,7 @@ pub(super) fn token<R: Cells>(r: &R) -> Mapped<TokenRecord, R> {
         inbox_id: r.cell("inbox_id")?,
         name: r.cell("name")?,
         created_at: ts(r, "created_at")?,
+        scopes: r.cell("scopes")?,
     })
 }
 
@@ -130,7 +131,13 @@ pub(super) fn inbox<R: Cells>(r: &R) -> Mapped<InboxRecord, R> {
         address: r.cell("address")?,
         display_name: r.cell("display_name")?,
         created_at: ts(r, "created_at")?,
+        approval_required: flag(r, "approval_required")?,
     })
+}
+
+/// A flag column: INTEGER 0/1 in SQLite, BOOLEAN in PostgreSQL.
+fn flag<R: Cells>(r: &R, col: impl Col) -> Mapped<bool, R> {
+    r.cell::<bool, _>(col)
 }
 
 /// From `sql::LIST_MESSAGES` and `sql::GET_MESSAGE`.

@@ -33,6 +33,22 @@ pub struct QueuedMessage {
     pub quota: Option<QuotaCheck>,
     /// Only decide its release (`Enqueued::DryRun`): nothing is written or counted.
     pub dry_run: bool,
+    /// Why it waits for approval (its recipients are `held`, nothing is counted against a
+    /// quota until it is approved); None: it goes to the queue.
+    pub held_for: Option<&'static str>,
+}
+
+impl QueuedMessage {
+    /// What its quotas are judged on.
+    pub(crate) fn quota_subject(&self) -> QuotaSubject<'_> {
+        QuotaSubject {
+            inbox_id: &self.inbox_id,
+            account_id: &self.account_id,
+            at: self.created_at,
+            recipients: self.recipients.len(),
+            dry_run: self.dry_run,
+        }
+    }
 }
 
 impl QueuedMessage {
@@ -95,8 +111,9 @@ pub struct OutboundRecord {
 #[async_trait]
 pub trait Sending: Send + Sync {
     /// Bytes, message, its recipients (and its idempotency key), in one transaction, released
-    /// when its quotas allow (`QuotaCheck`); a refusal the sender asked for writes nothing.
-    async fn enqueue(&self, message: QueuedMessage) -> Result<Enqueued>;
+    /// when its quotas allow (`QuotaCheck`); a refusal the sender asked for writes nothing. A
+    /// message held for approval writes a `message.held` event, whose wake-up comes back.
+    async fn enqueue(&self, message: QueuedMessage) -> Result<(Enqueued, Option<Wake>)>;
     async fn find_idempotency(
         &self,
         account_id: &str,

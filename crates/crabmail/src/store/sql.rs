@@ -67,25 +67,24 @@ pub const USE_INVITE: &str =
     "UPDATE invites SET used_by = $1, used_at = $2 WHERE hash = $3 AND used_by IS NULL";
 pub const INSERT_ACCOUNT: &str = "INSERT INTO accounts (id, created_at) VALUES ($1, $2)";
 pub const INSERT_INVITE: &str = "INSERT INTO invites (hash, created_at) VALUES ($1, $2)";
-pub const FIND_TOKEN: &str = "SELECT id, account_id, inbox_id, name, created_at FROM tokens \
+pub const FIND_TOKEN: &str = "SELECT id, account_id, inbox_id, name, created_at, scopes FROM tokens \
                      WHERE hash = $1 AND revoked_at IS NULL";
-pub const LIST_TOKENS: &str = "SELECT id, account_id, inbox_id, name, created_at FROM tokens \
+pub const LIST_TOKENS: &str = "SELECT id, account_id, inbox_id, name, created_at, scopes FROM tokens \
                  WHERE account_id = $1 AND revoked_at IS NULL ORDER BY created_at, id";
 pub const REVOKE_TOKEN: &str =
     "UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL";
 pub const INSERT_INBOX: &str = "INSERT INTO inboxes (id, account_id, address, display_name, created_at) \
                  VALUES ($1, $2, $3, $4, $5)";
-pub const LIST_INBOXES: &str = "SELECT id, account_id, address, display_name, created_at FROM inboxes \
+pub const LIST_INBOXES: &str = "SELECT id, account_id, address, display_name, created_at, approval_required FROM inboxes \
                  WHERE account_id = $1 AND deleted_at IS NULL ORDER BY created_at, id";
-pub const GET_INBOX: &str = "SELECT id, account_id, address, display_name, created_at FROM inboxes \
+pub const GET_INBOX: &str = "SELECT id, account_id, address, display_name, created_at, approval_required FROM inboxes \
                      WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL";
 pub const MARK_INBOX_DELETED: &str =
     "UPDATE inboxes SET deleted_at = $1 WHERE id = $2 AND account_id = $3 AND deleted_at IS NULL";
 pub const DELETE_INBOX_THREAD_MEMBERS: &str = "DELETE FROM thread_members WHERE inbox_id = $1";
 pub const REVOKE_INBOX_TOKENS: &str =
     "UPDATE tokens SET revoked_at = $1 WHERE inbox_id = $2 AND revoked_at IS NULL";
-pub const FIND_INBOX: &str =
-    "SELECT id, account_id FROM inboxes WHERE address = $1 AND deleted_at IS NULL";
+pub const FIND_INBOX: &str = "SELECT id, account_id, approval_required FROM inboxes WHERE address = $1 AND deleted_at IS NULL";
 pub const NEXT_INBOX_SEQ: &str =
     "UPDATE inboxes SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq";
 pub const MAKE_MESSAGE_READABLE: &str = "UPDATE messages SET seq = $1, from_address = $2, subject = $3, summary = $4, \
@@ -106,6 +105,8 @@ pub const INSERT_OUTBOUND: &str = "INSERT INTO outbound (id, account_id, inbox_i
                  source, summary, parsed, release_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 pub const INSERT_RECIPIENT: &str = "INSERT INTO recipients (id, message_id, account_id, address, domain, status, queued_at, \
                  next_attempt_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $6, $6)";
+pub const INSERT_HELD_RECIPIENT: &str = "INSERT INTO recipients (id, message_id, account_id, address, domain, status, queued_at, \
+                 next_attempt_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'held', $6, NULL, $6)";
 pub const FIND_IDEMPOTENCY: &str = "SELECT request_hash, message_id, created_at FROM idempotency WHERE account_id = $1 AND key = $2";
 pub const EXPIRE_IDEMPOTENCY: &str =
     "DELETE FROM idempotency WHERE account_id = $1 AND key = $2 AND created_at < $3";
@@ -153,8 +154,8 @@ pub const NEXT_EVENT_SEQ: &str =
     "UPDATE accounts SET last_event = last_event + 1 WHERE id = $1 RETURNING last_event";
 pub const INSERT_EVENT: &str = "INSERT INTO events (account_id, seq, kind, message_id, inbox_id, recipient, detail, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-pub const INSERT_TOKEN: &str = "INSERT INTO tokens (id, account_id, hash, inbox_id, name, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)";
+pub const INSERT_TOKEN: &str = "INSERT INTO tokens (id, account_id, hash, inbox_id, name, created_at, scopes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)";
 /// A message's place in a thread; a message already placed keeps its place.
 pub const INSERT_THREAD_MEMBER: &str = "INSERT INTO thread_members (message_id, account_id, inbox_id, \
      thread_id, direction, header_id, subject, subject_key, participants, at) \
@@ -220,6 +221,20 @@ pub const PAUSES_OF_ACCOUNT: &str = "SELECT scope, account_id, paused_at, reason
                  WHERE account_id = $1 AND paused_at IS NOT NULL ORDER BY scope";
 pub const PAUSE_OF_TWO: &str = "SELECT scope, account_id, paused_at, reason, metrics FROM send_breakers \
                  WHERE scope IN ($1, $2) AND paused_at IS NOT NULL ORDER BY scope LIMIT 1";
+
+// Approvals (store/approvals.rs).
+pub const HELD_MESSAGES: &str = "SELECT o.id FROM outbound o WHERE o.account_id = $1 AND EXISTS \
+                 (SELECT 1 FROM recipients r WHERE r.message_id = o.id AND r.status = 'held') \
+                 ORDER BY o.created_at, o.id LIMIT $2";
+pub const HELD_OF_MESSAGE: &str = "SELECT o.inbox_id, count(*) FROM outbound o JOIN recipients r ON r.message_id = o.id \
+                 WHERE o.id = $1 AND o.account_id = $2 AND r.status = 'held' GROUP BY o.inbox_id";
+pub const RELEASE_HELD: &str = "UPDATE recipients SET status = 'queued', next_attempt_at = $1, queued_at = $1, \
+                 updated_at = $2 WHERE message_id = $3 AND status = 'held'";
+pub const SET_RELEASE: &str = "UPDATE outbound SET release_at = $1 WHERE id = $2";
+pub const REJECT_HELD: &str = "UPDATE recipients SET status = 'cancelled', next_attempt_at = NULL, updated_at = $1 \
+                 WHERE message_id = $2 AND account_id = $3 AND status = 'held'";
+pub const SET_APPROVAL_REQUIRED: &str = "UPDATE inboxes SET approval_required = $1 \
+                 WHERE id = $2 AND account_id = $3 AND deleted_at IS NULL";
 
 #[cfg(test)]
 mod tests {

@@ -146,6 +146,7 @@ impl Accounts for PgStore {
             Some(row) => Some(InboxTarget {
                 inbox_id: row.try_get(0)?,
                 account_id: row.try_get(1)?,
+                approval_required: row.try_get(2)?,
             }),
             None => None,
         })

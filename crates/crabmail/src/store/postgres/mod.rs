@@ -9,6 +9,7 @@
 //! a long-poll held by any node wakes when another node accepted the message.
 
 mod accounts;
+mod approvals;
 mod breakers;
 mod domains;
 mod events;
@@ -48,6 +49,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../../migrations/postgres/0006_quotas.sql"),
+    ),
+    (
+        7,
+        include_str!("../../../migrations/postgres/0007_approvals.sql"),
     ),
 ];
 const ARRIVALS_CHANNEL: &str = "crabmail_arrivals";
@@ -291,6 +296,7 @@ async fn insert_token(tx: &mut Transaction<'static, Postgres>, token: &NewToken)
         .bind(&token.inbox_id)
         .bind(&token.name)
         .bind(token.created_at.0)
+        .bind(&token.scopes)
         .execute(&mut **tx)
         .await?;
     Ok(())

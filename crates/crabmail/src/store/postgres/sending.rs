@@ -3,18 +3,25 @@ use crate::outbound::quota;
 
 #[async_trait]
 impl Sending for PgStore {
-    async fn enqueue(&self, message: QueuedMessage) -> Result<Enqueued> {
+    async fn enqueue(&self, message: QueuedMessage) -> Result<(Enqueued, Option<Wake>)> {
         let mut tx = self.begin().await?;
         let release = match &message.quota {
-            Some(check) => match count_release(&mut tx, check, &message).await? {
+            _ if message.held_for.is_some() => quota::Release {
+                at: message.created_at,
+                held_by: None,
+            },
+            Some(check) => match count_release(&mut tx, check, &message.quota_subject()).await? {
                 Ok(release) => release,
-                Err(refused) => return Ok(refused),
+                Err(refused) => return Ok((refused, None)),
             },
             None if message.dry_run => {
-                return Ok(Enqueued::DryRun(quota::Release {
-                    at: message.created_at,
-                    held_by: None,
-                }));
+                return Ok((
+                    Enqueued::DryRun(quota::Release {
+                        at: message.created_at,
+                        held_by: None,
+                    }),
+                    None,
+                ));
             }
             None => quota::Release {
                 at: message.created_at,
@@ -47,8 +54,13 @@ impl Sending for PgStore {
             .execute(&mut *tx)
             .await?;
         join_thread(&mut tx, &message.thread_join()).await?;
+        let insert = if message.held_for.is_some() {
+            sql::INSERT_HELD_RECIPIENT
+        } else {
+            sql::INSERT_RECIPIENT
+        };
         for r in &message.recipients {
-            sqlx::query(sql::INSERT_RECIPIENT)
+            sqlx::query(insert)
                 .bind(&r.id)
                 .bind(&message.id)
                 .bind(&message.account_id)
@@ -58,9 +70,25 @@ impl Sending for PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        let mut wake = None;
+        if let Some(reason) = message.held_for {
+            let event = NewEvent::approval(
+                &message.account_id,
+                "message.held",
+                &message.id,
+                &message.inbox_id,
+                Some(reason),
+            );
+            wake = Some(insert_event(&mut tx, &event, release.at).await?);
+        }
         // DURABILITY: committed before the 202 or 250 that acknowledges the message.
         tx.commit().await?;
-        Ok(Enqueued::Queued(release))
+        let done = if message.held_for.is_some() {
+            Enqueued::Held
+        } else {
+            Enqueued::Queued(release)
+        };
+        Ok((done, wake))
     }
 
     async fn find_idempotency(
@@ -165,19 +193,19 @@ impl Sending for PgStore {
 
 /// Locks the account (so nodes sharing the database count one quota), reads the counts of the
 /// message's inbox and account, decides its release, and counts it there.
-async fn count_release(
+pub(super) async fn count_release(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     check: &QuotaCheck,
-    message: &QueuedMessage,
+    message: &QuotaSubject<'_>,
 ) -> Result<std::result::Result<quota::Release, Enqueued>> {
-    let now = message.created_at;
+    let now = message.at;
     sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
-        .bind(&message.account_id)
+        .bind(message.account_id)
         .execute(&mut **tx)
         .await?;
     let counts = sqlx::query(sql::QUOTA_COUNTS)
-        .bind(&message.inbox_id)
-        .bind(&message.account_id)
+        .bind(message.inbox_id)
+        .bind(message.account_id)
         .bind(now.0 - quota::HORIZON)
         .fetch_all(&mut **tx)
         .await?
@@ -185,17 +213,17 @@ async fn count_release(
         .map(rows::quota_bucket)
         .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?;
     let overrides = sqlx::query(sql::SEND_LIMITS_OF_TWO)
-        .bind(&message.inbox_id)
-        .bind(&message.account_id)
-        .bind(&message.account_id)
+        .bind(message.inbox_id)
+        .bind(message.account_id)
+        .bind(message.account_id)
         .fetch_all(&mut **tx)
         .await?
         .iter()
         .map(rows::send_limits)
         .collect::<std::result::Result<Vec<_>, sqlx::Error>>()?;
     let paused = sqlx::query(sql::PAUSE_OF_TWO)
-        .bind(&message.inbox_id)
-        .bind(&message.account_id)
+        .bind(message.inbox_id)
+        .bind(message.account_id)
         .fetch_optional(&mut **tx)
         .await?
         .as_ref()
@@ -205,8 +233,8 @@ async fn count_release(
         Ok(release) => release,
         Err(refused) => return Ok(Err(refused)),
     };
-    let [second, minute] = quota::Bucket::of(release.at, message.recipients.len() as i64);
-    for scope in [&message.inbox_id, &message.account_id] {
+    let [second, minute] = quota::Bucket::of(release.at, message.recipients as i64);
+    for scope in [message.inbox_id, message.account_id] {
         if prune_due(&counts, scope, now) {
             sqlx::query(sql::QUOTA_PRUNE)
                 .bind(scope)

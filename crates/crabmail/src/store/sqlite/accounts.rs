@@ -138,6 +138,7 @@ impl Accounts for SqliteStore {
                     Ok(InboxTarget {
                         inbox_id: r.get(0)?,
                         account_id: r.get(1)?,
+                        approval_required: r.get(2)?,
                     })
                 })
                 .optional()?)

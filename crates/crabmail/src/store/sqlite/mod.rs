@@ -9,6 +9,7 @@
 //! writer. If the writer thread dies, every later write fails with `Closed`, never with success.
 
 mod accounts;
+mod approvals;
 mod breakers;
 mod domains;
 mod events;
@@ -46,6 +47,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../../migrations/sqlite/0006_quotas.sql"),
+    ),
+    (
+        7,
+        include_str!("../../../migrations/sqlite/0007_approvals.sql"),
     ),
 ];
 
@@ -443,7 +448,8 @@ fn insert_token(conn: &Connection, token: &NewToken) -> Result<()> {
             token.hash,
             token.inbox_id,
             token.name,
-            token.created_at.0
+            token.created_at.0,
+            token.scopes
         ],
     )?;
     Ok(())

@@ -3,7 +3,7 @@ use crate::outbound::quota;
 
 #[async_trait]
 impl Sending for SqliteStore {
-    async fn enqueue(&self, message: QueuedMessage) -> Result<Enqueued> {
+    async fn enqueue(&self, message: QueuedMessage) -> Result<(Enqueued, Option<Wake>)> {
         // Serialised here, not on the writer thread every commit waits for.
         let summary = rows::json_text(&message.summary);
         let parsed = rows::json_text(&message.parsed);
@@ -11,10 +11,21 @@ impl Sending for SqliteStore {
             // The one writer makes this read and the count below one step: no other send of
             // the account can come between.
             let release = match &message.quota {
-                Some(check) => match count_release(conn, check, &message)? {
-                    Ok(release) => release,
-                    Err(refused) => return Ok(refused),
+                _ if message.held_for.is_some() => quota::Release {
+                    at: message.created_at,
+                    held_by: None,
                 },
+                Some(check) => match count_release(conn, check, &message.quota_subject())? {
+                    Ok(release) => release,
+                    Err(refused) => return Ok((refused, None)),
+                },
+                None if message.dry_run => {
+                    let release = quota::Release {
+                        at: message.created_at,
+                        held_by: None,
+                    };
+                    return Ok((Enqueued::DryRun(release), None));
+                }
                 None => quota::Release {
                     at: message.created_at,
                     held_by: None,
@@ -47,7 +58,11 @@ impl Sending for SqliteStore {
                 release.at.0
             ])?;
             join_thread(conn, &message.thread_join())?;
-            let mut insert = conn.prepare_cached(sql::INSERT_RECIPIENT)?;
+            let mut insert = conn.prepare_cached(if message.held_for.is_some() {
+                sql::INSERT_HELD_RECIPIENT
+            } else {
+                sql::INSERT_RECIPIENT
+            })?;
             for r in &message.recipients {
                 insert.execute(params![
                     r.id,
@@ -58,7 +73,20 @@ impl Sending for SqliteStore {
                     release.at.0
                 ])?;
             }
-            Ok(Enqueued::Queued(release))
+            if let Some(reason) = message.held_for {
+                let event = NewEvent::approval(
+                    &message.account_id,
+                    "message.held",
+                    &message.id,
+                    &message.inbox_id,
+                    Some(reason),
+                );
+                return Ok((
+                    Enqueued::Held,
+                    Some(insert_event(conn, &event, release.at)?),
+                ));
+            }
+            Ok((Enqueued::Queued(release), None))
         })
         .await
     }
@@ -168,12 +196,12 @@ impl Sending for SqliteStore {
 }
 
 /// Reads the counts of the message's inbox and account, decides its release, and counts it there.
-fn count_release(
+pub(super) fn count_release(
     conn: &Connection,
     check: &QuotaCheck,
-    message: &QueuedMessage,
+    message: &QuotaSubject<'_>,
 ) -> Result<std::result::Result<quota::Release, Enqueued>> {
-    let now = message.created_at;
+    let now = message.at;
     let counts: Vec<(String, quota::Bucket)> = conn
         .prepare_cached(sql::QUOTA_COUNTS)?
         .query_map(
@@ -198,8 +226,8 @@ fn count_release(
         Ok(release) => release,
         Err(refused) => return Ok(Err(refused)),
     };
-    let [second, minute] = quota::Bucket::of(release.at, message.recipients.len() as i64);
-    for scope in [&message.inbox_id, &message.account_id] {
+    let [second, minute] = quota::Bucket::of(release.at, message.recipients as i64);
+    for scope in [message.inbox_id, message.account_id] {
         if prune_due(&counts, scope, now) {
             conn.prepare_cached(sql::QUOTA_PRUNE)?
                 .execute(params![scope, now.0 - quota::HORIZON])?;
