@@ -318,6 +318,23 @@ impl Client {
         Self::send(self.request(Method::GET, "/v1/events").query(&query)).await
     }
 
+    /// Adds an allow or block list entry.
+    pub async fn add_list_entry(&self, body: &CreateListEntry) -> Result<ListEntry, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/lists").json(body)).await
+    }
+
+    pub async fn list_entries(&self) -> Result<ListEntries, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/lists")).await
+    }
+
+    pub async fn delete_list_entry(&self, id: &str) -> Result<(), ClientError> {
+        let resp = self
+            .request(Method::DELETE, &format!("/v1/lists/{id}"))
+            .send()
+            .await?;
+        Self::check(resp).await.map(|_| ())
+    }
+
     /// Messages waiting for approval, oldest first.
     pub async fn list_approvals(&self) -> Result<ApprovalList, ClientError> {
         Self::send(self.request(Method::GET, "/v1/approvals")).await

@@ -287,14 +287,73 @@ pub struct Message {
     /// never crossed the network, such as local deliveries and bounce reports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthResults>,
-    /// Held out of the default list because DMARC said quarantine.
+    /// Held out of the default list: DMARC said quarantine, or the inbox's lists did not accept
+    /// the sender.
     #[serde(default)]
     pub quarantined: bool,
+    /// Received mail, when the inbox (or its account) has inbound allow or block lists: what
+    /// they say of the sender and of the Reply-To (`GET /v1/messages/{id}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_lists: Option<SenderLists>,
     /// The conversation this message belongs to (`GET /v1/threads/{id}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<String>,
     #[serde(flatten)]
     pub parsed: ParsedMessage,
+}
+
+/// What an inbox's inbound lists say of a received message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SenderLists {
+    /// The From address as checked.
+    pub from: Option<String>,
+    /// Whether authentication (DMARC, or an aligned SPF or DKIM pass) proves the From domain;
+    /// an unproven From is never allowed.
+    pub from_authenticated: bool,
+    /// `allowed`, `unlisted`, `blocked` or `not_allowed`.
+    pub verdict: String,
+    /// The Reply-To's verdict when the message has one: an allowed sender must not redirect the
+    /// agent's reply elsewhere, so anything but `allowed`/`unlisted` is a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// The Reply-To points outside what the lists allow.
+    pub reply_to_outside: bool,
+}
+
+/// An allow or block list entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ListEntry {
+    pub id: String,
+    /// Set for an inbox's own entry; absent: the whole account.
+    pub inbox_id: Option<String>,
+    /// `inbound` (who may write to us) or `outbound` (whom we may write to).
+    pub direction: String,
+    /// `allow` or `block`.
+    pub action: String,
+    /// An address (`bob@x.test`) or a domain (`x.test`, subdomains included).
+    pub pattern: String,
+    pub created_at: String,
+}
+
+/// `POST /v1/lists`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateListEntry {
+    pub direction: String,
+    pub action: String,
+    pub pattern: String,
+    /// Only this inbox; absent: every inbox of the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inbox_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ListEntries {
+    pub entries: Vec<ListEntry>,
 }
 
 /// Every error answer: `{"error": {"code", "message"}}`.

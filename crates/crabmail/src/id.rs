@@ -15,6 +15,8 @@ pub const THREAD: &str = "thr";
 pub const DOMAIN: &str = "dom";
 pub const SUBMISSION: &str = "sub";
 pub const RECIPIENT: &str = "rcpt";
+/// An entry of an allow or block list.
+pub const LIST_ENTRY: &str = "lst";
 
 pub fn new_id(prefix: &str, now: Timestamp) -> String {
     let millis = now.millis().max(0) as u64;

@@ -135,6 +135,7 @@ async fn serve(
         clock.clone(),
         queue_handle.clone(),
         wakeups.clone(),
+        accounts.lists().clone(),
         config,
     );
     let queue_stop = CancellationToken::new();
@@ -217,6 +218,7 @@ fn inbound_context(
             config.submission.auth_cooldown,
         )),
         trusted_networks: Vec::new(),
+        blocked_inbound: config.lists.inbound_blocked,
         verifier: config.verify.enabled.then(|| {
             Arc::new(Verifier::new(
                 dns,

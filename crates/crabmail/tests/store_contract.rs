@@ -150,6 +150,7 @@ fn inbound(blob: &str, body: &[u8], to: &[(&str, &str, &str)]) -> InboundMessage
                 inbox_id: (*inbox).into(),
                 account_id: (*account).into(),
                 recipient: "rcpt@d.test".into(),
+                quarantined: false,
             })
             .collect(),
     }

@@ -9,6 +9,7 @@
 //! account. Another account's resources are reported as not found, never as forbidden.
 
 pub mod address;
+pub mod lists;
 pub mod names;
 pub mod scope;
 pub mod token;
@@ -133,16 +134,23 @@ pub struct Accounts {
     clock: SharedClock,
     domain: String,
     signup: SignupPolicy,
+    lists: lists::Lists,
 }
 
 impl Accounts {
     pub fn new(store: SharedStore, clock: SharedClock, domain: &str, signup: SignupPolicy) -> Self {
         Accounts {
+            lists: lists::Lists::new(store.clone()),
             store,
             clock,
             domain: domain.to_ascii_lowercase(),
             signup,
         }
+    }
+
+    /// The accounts' allow and block lists (cached briefly; see `lists`).
+    pub fn lists(&self) -> &lists::Lists {
+        &self.lists
     }
 
     pub fn domain(&self) -> &str {

@@ -148,6 +148,12 @@ impl From<SubmitError> for ApiError {
                 }
                 error
             }
+            SubmitError::RecipientBlocked { field, .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "recipient_blocked",
+                message,
+            )
+            .with_field(field),
             SubmitError::Paused { .. } => {
                 ApiError::new(StatusCode::LOCKED, "sending_paused", message)
             }

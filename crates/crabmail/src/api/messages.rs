@@ -63,6 +63,7 @@ pub(crate) fn message_json(record: MessageRecord) -> Result<Message, ApiError> {
 /// A received message as the API shows it, its parsed view already decoded.
 pub(crate) fn message_with(record: MessageRecord, parsed: ParsedMessage) -> Message {
     Message {
+        sender_lists: None,
         thread_id: record.thread_id,
         auth: record.auth,
         quarantined: record.quarantined,
@@ -168,6 +169,7 @@ pub(crate) fn outbound_json(record: OutboundRecord, now: Timestamp) -> Result<Me
         "failed"
     };
     Ok(Message {
+        sender_lists: None,
         auth: None,
         quarantined: false,
         thread_id: record.thread_id,
@@ -267,7 +269,11 @@ pub async fn get_message(
     };
     match owned_message(&state, &caller, &message_id).await {
         Ok(record) if safe => Ok(axum::Json(safe_view(message_json(record)?)).into_response()),
-        Ok(record) => Ok(axum::Json(message_json(record)?).into_response()),
+        Ok(record) => {
+            let mut message = message_json(record)?;
+            message.sender_lists = super::lists::sender_lists(&state, &caller, &message).await?;
+            Ok(axum::Json(message).into_response())
+        }
         Err(not_found) => {
             let sent = owned_sent(&state, &caller, &message_id)
                 .await?

@@ -13,6 +13,7 @@ pub mod error;
 mod events;
 mod health;
 mod inboxes;
+mod lists;
 mod messages;
 mod quota;
 pub mod rate;
@@ -82,6 +83,7 @@ pub(crate) async fn pause(
         quota::set_account_quota, quota::get_inbox_quota, quota::set_inbox_quota,
         inboxes::resume_inbox, inboxes::pause_account, inboxes::resume_account,
         inboxes::update_inbox, approvals::list_approvals, approvals::approve, approvals::reject,
+        lists::add_entry, lists::list_entries, lists::delete_entry,
     ),
     modifiers(&BearerAuth),
 )]
@@ -172,6 +174,8 @@ pub fn router(
         .route("/v1/messages/{id}/approve", post(approvals::approve))
         .route("/v1/messages/{id}/reject", post(approvals::reject))
         .route("/v1/approvals", get(approvals::list_approvals))
+        .route("/v1/lists", post(lists::add_entry).get(lists::list_entries))
+        .route("/v1/lists/{id}", delete(lists::delete_entry))
         .route(
             "/v1/messages/{id}/attachments/{index}",
             get(messages::get_attachment),

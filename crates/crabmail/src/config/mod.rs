@@ -389,6 +389,11 @@ pub const SETTINGS: &[Setting] = &[
         doc: "A reply (in_reply_to) to a message scored high injection risk waits for approval (GET /v1/approvals) instead of sending.",
     },
     Setting {
+        key: "lists.inbound_blocked",
+        default: r#""quarantine""#,
+        doc: "Mail an inbox's allow or block list does not accept: quarantine (kept out of the default list, ?include=quarantined) or reject (550 5.7.1 when no recipient accepts it).",
+    },
+    Setting {
         key: "breaker.window",
         default: r#""24h""#,
         doc: "How far back sent mail counts for an inbox's or account's hard-bounce rate.",
@@ -464,6 +469,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub breaker: crate::outbound::breaker::BreakerConfig,
     pub approval: ApprovalConfig,
+    pub lists: ListsConfig,
     pub store: StoreConfig,
     pub shutdown: ShutdownConfig,
 }
@@ -657,6 +663,20 @@ pub enum SignupPolicy {
 #[serde(deny_unknown_fields)]
 pub struct SignupConfig {
     pub policy: SignupPolicy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListsConfig {
+    pub inbound_blocked: BlockedInbound,
+}
+
+/// What happens to mail an inbox's lists do not accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockedInbound {
+    Quarantine,
+    Reject,
 }
 
 #[derive(Debug, Clone, Deserialize)]

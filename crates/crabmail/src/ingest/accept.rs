@@ -31,12 +31,45 @@ impl Copies {
             inbox_id: target.inbox_id,
             account_id: target.account_id,
             recipient: recipient.to_owned(),
+            quarantined: false,
         });
+    }
+
+    /// Applies a decision to each copy: keep it, quarantine it, or drop it.
+    pub fn decide(&mut self, mut decision: impl FnMut(&Delivery) -> CopyFate) {
+        self.deliveries.retain_mut(|d| match decision(d) {
+            CopyFate::Keep => true,
+            CopyFate::Quarantine => {
+                d.quarantined = true;
+                true
+            }
+            CopyFate::Drop => false,
+        });
+    }
+
+    /// The accounts the copies go to.
+    pub fn accounts(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self
+            .deliveries
+            .iter()
+            .map(|d| d.account_id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     pub fn is_empty(&self) -> bool {
         self.deliveries.is_empty()
     }
+}
+
+/// What happens to one copy of a message (an inbox's lists decide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFate {
+    Keep,
+    Quarantine,
+    Drop,
 }
 
 /// The envelope of mail that never crossed the network: from this server to itself.

@@ -11,6 +11,7 @@ pub mod quota;
 pub mod wire;
 
 use crate::account::address::Domain;
+use crate::account::lists;
 use crate::account::{AccountError, Caller};
 use crate::clock::{SharedClock, Timestamp};
 use crate::config::LimitsConfig;
@@ -62,6 +63,14 @@ pub enum SubmitError {
         reason: String,
         since: Timestamp,
         how: &'static str,
+    },
+    /// A recipient the account's or inbox's outbound lists do not let it write to.
+    #[error("{address} is {why} by this {scope}'s outbound list; see GET /v1/lists")]
+    RecipientBlocked {
+        field: String,
+        address: String,
+        why: &'static str,
+        scope: &'static str,
     },
     /// More recipients than a day's quota takes: no wait helps.
     #[error("{recipients} recipients; the {} quota allows {} per day", .hit.scope.as_str(), .hit.limit)]
@@ -139,6 +148,8 @@ pub struct Outbound {
     limits: LimitsConfig,
     /// Replies to a message scored high risk wait for approval (`approval.high_risk_replies`).
     hold_high_risk_replies: bool,
+    /// Whom the account's and inbox's outbound lists let it write to.
+    lists: crate::account::lists::Lists,
 }
 
 impl Outbound {
@@ -148,9 +159,11 @@ impl Outbound {
         clock: SharedClock,
         queue: QueueHandle,
         wakeups: Arc<crate::events::Wakeups>,
+        lists: crate::account::lists::Lists,
         config: &crate::config::Config,
     ) -> Self {
         Outbound {
+            lists,
             store,
             signer,
             clock,
@@ -202,6 +215,8 @@ impl Outbound {
             &composed.cc,
         )
         .await?;
+        self.check_lists(&caller.account_id, &inbox.id, &composed.recipients)
+            .await?;
         let message = self
             .prepare(
                 &caller.account_id,
@@ -430,6 +445,7 @@ impl Outbound {
         bytes: Vec<u8>,
         held_for: Option<&'static str>,
     ) -> Result<Accepted, SubmitError> {
+        self.check_lists(account_id, inbox_id, &recipients).await?;
         let message_id = id::new_id(id::MESSAGE, self.clock.now());
         let message = self
             .prepare(
@@ -626,6 +642,54 @@ impl Outbound {
             .filter(|m| m.inbox_id == inbox_id)
             .ok_or_else(not_found)?;
         Ok(record.parsed.decode()?)
+    }
+
+    /// Every recipient must pass the account's and inbox's outbound lists.
+    async fn check_lists(
+        &self,
+        account_id: &str,
+        inbox_id: &str,
+        recipients: &[String],
+    ) -> Result<(), SubmitError> {
+        let entries = self.lists.of(account_id).await?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        for (n, address) in recipients.iter().enumerate() {
+            let verdict = lists::judge(
+                &entries,
+                inbox_id,
+                lists::Direction::Outbound,
+                Some(address),
+                &[],
+            );
+            let why = match verdict {
+                lists::Verdict::Blocked(_) => "blocked",
+                lists::Verdict::NotAllowed => "not allowed",
+                _ => continue,
+            };
+            return Err(SubmitError::RecipientBlocked {
+                field: format!("recipients[{n}]"),
+                address: address.clone(),
+                why,
+                scope: "account or inbox",
+            });
+        }
+        Ok(())
+    }
+
+    /// Each recipient's outbound list verdict, for a dry run.
+    pub async fn list_verdicts(
+        &self,
+        account_id: &str,
+        inbox_id: &str,
+        recipients: &[String],
+    ) -> Result<Vec<lists::Verdict>, SubmitError> {
+        let entries = self.lists.of(account_id).await?;
+        Ok(recipients
+            .iter()
+            .map(|a| lists::judge(&entries, inbox_id, lists::Direction::Outbound, Some(a), &[]))
+            .collect())
     }
 
     async fn check_suppressions(

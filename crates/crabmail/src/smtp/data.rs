@@ -14,7 +14,9 @@ use super::policy;
 use super::reply::{self, Reply};
 use super::session::{Chunks, Flow, Session, Transaction};
 use crate::account::address::Domain;
+use crate::account::lists;
 use crate::id;
+use crate::ingest::accept::CopyFate;
 use crate::ingest::accept::{self, Copies};
 use crate::outbound::{SubmitError, quota};
 use crate::store::Envelope;
@@ -211,11 +213,58 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             ),
             Err(SubmitError::NeverFits { hit, .. }) => reply::over_daily_recipients(hit.limit),
             Err(SubmitError::Paused { scope, reason, .. }) => reply::sending_paused(scope, &reason),
+            Err(SubmitError::RecipientBlocked { .. }) => reply::recipient_blocked(),
             Err(e) => {
                 tracing::error!(peer = %self.peer, error = %e, "smtp: submission not queued");
                 reply::temporary_failure()
             }
         }
+    }
+
+    /// Each recipient inbox's inbound lists on the sender (the From address when authentication
+    /// proves it): a copy they do not accept is quarantined, or dropped under
+    /// `lists.inbound_blocked = reject`. False when no copy is left.
+    async fn apply_lists(
+        &self,
+        copies: &mut Copies,
+        auth: Option<&crabmail_api::AuthResults>,
+        return_path: &str,
+        body: &[u8],
+    ) -> Result<bool, crate::store::StoreError> {
+        let mut entries = Vec::new();
+        for account in copies.accounts() {
+            entries.extend(self.ctx.accounts.lists().of(account).await?.iter().cloned());
+        }
+        if !entries.iter().any(|e| e.direction == "inbound") {
+            return Ok(true);
+        }
+        let from = mail_parser::MessageParser::default()
+            .parse_headers(body)
+            .and_then(|h| {
+                h.from()
+                    .and_then(|a| a.first())
+                    .and_then(|m| m.address())
+                    .map(str::to_ascii_lowercase)
+            })
+            .unwrap_or_default();
+        let proven = lists::authenticated_from(auth, &from);
+        let unproven = [from.as_str(), return_path];
+        let reject = self.ctx.blocked_inbound == crate::config::BlockedInbound::Reject;
+        copies.decide(|copy| {
+            let verdict = lists::judge(
+                &entries,
+                &copy.inbox_id,
+                lists::Direction::Inbound,
+                proven,
+                &unproven,
+            );
+            match (verdict.passes(), reject) {
+                (true, _) => CopyFate::Keep,
+                (false, false) => CopyFate::Quarantine,
+                (false, true) => CopyFate::Drop,
+            }
+        });
+        Ok(!copies.is_empty())
     }
 
     /// Commits the message (bytes, a copy per inbox, an ingest job) and answers for it.
@@ -248,6 +297,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         for rcpt in tx.recipients {
             if let Some(target) = rcpt.target {
                 copies.add(target, &rcpt.address, now);
+            }
+        }
+        match self
+            .apply_lists(&mut copies, auth.as_ref(), &tx.return_path, &body)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return reply::sender_not_accepted(),
+            Err(e) => {
+                tracing::error!(peer = %self.peer, error = %e, "smtp: cannot read the inboxes' lists");
+                return reply::temporary_failure();
             }
         }
         let envelope = Envelope {

@@ -65,6 +65,8 @@ pub struct SmtpContext {
     /// Checks inbound mail before it is accepted (None when `verify.enabled` is off).
     pub verifier: Option<Arc<crate::verify::Verifier>>,
     pub trusted_networks: Vec<crate::config::Network>,
+    /// What the MX does with mail an inbox's lists do not accept.
+    pub blocked_inbound: crate::config::BlockedInbound,
 }
 
 impl SmtpContext {

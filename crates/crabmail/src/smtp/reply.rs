@@ -382,6 +382,24 @@ pub fn sending_paused(scope: &str, reason: &str) -> Reply {
     )
 }
 
+/// A recipient the sending account's outbound lists do not allow.
+pub fn recipient_blocked() -> Reply {
+    Reply::new(
+        550,
+        "5.7.1",
+        "A recipient is not allowed by this account's outbound list (GET /v1/lists)",
+    )
+}
+
+/// The recipients' lists do not accept this sender.
+pub fn sender_not_accepted() -> Reply {
+    Reply::new(
+        550,
+        "5.7.1",
+        "Sender not accepted by the recipient's policy",
+    )
+}
+
 /// More recipients than a day's quota takes.
 pub fn over_daily_recipients(limit: u32) -> Reply {
     Reply::new(

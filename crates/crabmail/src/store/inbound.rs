@@ -20,6 +20,8 @@ pub struct Delivery {
     pub account_id: String,
     /// The RCPT TO address as the client gave it.
     pub recipient: String,
+    /// This inbox holds it out of its default list (its lists did not accept the sender).
+    pub quarantined: bool,
 }
 
 /// A message accepted from the network: its bytes (stored once) and a copy per inbox.

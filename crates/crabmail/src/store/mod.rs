@@ -15,6 +15,7 @@ mod breakers;
 mod domains;
 mod events;
 mod inbound;
+mod lists;
 pub mod postgres;
 mod queue;
 mod quotas;
@@ -29,6 +30,7 @@ pub use breakers::*;
 pub use domains::*;
 pub use events::*;
 pub use inbound::*;
+pub use lists::*;
 pub use queue::*;
 pub use quotas::*;
 pub use reading::*;
@@ -117,6 +119,7 @@ pub trait Store:
     + Quotas
     + Breakers
     + Approvals
+    + Lists
     + Queue
     + Domains
     + Events

@@ -385,6 +385,19 @@ pub(super) fn two_counts<R: Cells>(r: &R) -> Mapped<(u64, u64), R> {
     Ok((whole.max(0) as u64, part.max(0) as u64))
 }
 
+/// From `sql::LIST_ENTRIES`.
+pub(super) fn list_entry<R: Cells>(r: &R) -> Mapped<ListEntry, R> {
+    Ok(ListEntry {
+        id: r.cell(0)?,
+        account_id: r.cell(1)?,
+        scope: r.cell(2)?,
+        direction: r.cell(3)?,
+        action: r.cell(4)?,
+        pattern: r.cell(5)?,
+        created_at: ts(r, 6)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

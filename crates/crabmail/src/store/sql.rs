@@ -236,6 +236,13 @@ pub const REJECT_HELD: &str = "UPDATE recipients SET status = 'cancelled', next_
 pub const SET_APPROVAL_REQUIRED: &str = "UPDATE inboxes SET approval_required = $1 \
                  WHERE id = $2 AND account_id = $3 AND deleted_at IS NULL";
 
+// Allow and block lists (store/lists.rs).
+pub const INSERT_LIST_ENTRY: &str = "INSERT INTO list_entries (id, account_id, scope, direction, action, pattern, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub const LIST_ENTRIES: &str = "SELECT id, account_id, scope, direction, action, pattern, created_at FROM list_entries \
+                 WHERE account_id = $1 ORDER BY created_at, id";
+pub const DELETE_LIST_ENTRY: &str = "DELETE FROM list_entries WHERE account_id = $1 AND id = $2";
+
 #[cfg(test)]
 mod tests {
     /// SQLite numbers `$n` parameters in the order they first appear, whatever `n` says, so a

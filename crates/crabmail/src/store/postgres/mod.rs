@@ -14,6 +14,7 @@ mod breakers;
 mod domains;
 mod events;
 mod inbound;
+mod lists;
 mod queue;
 mod quotas;
 mod reading;
@@ -212,7 +213,7 @@ async fn insert_inbound(
             .bind(&env.helo)
             .bind(env.tls)
             .bind(rows::to_json(message.auth.as_ref()))
-            .bind(message.quarantined)
+            .bind(message.quarantined || d.quarantined)
             .execute(&mut **tx)
             .await?;
     }

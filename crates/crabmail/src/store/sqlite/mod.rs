@@ -14,6 +14,7 @@ mod breakers;
 mod domains;
 mod events;
 mod inbound;
+mod lists;
 mod queue;
 mod quotas;
 mod reading;
@@ -413,7 +414,7 @@ fn insert_inbound(conn: &Connection, message: &InboundMessage) -> Result<()> {
             env.helo,
             env.tls,
             rows::to_json(message.auth.as_ref()),
-            message.quarantined
+            message.quarantined || d.quarantined
         ])?;
     }
     conn.prepare_cached("INSERT INTO ingest_jobs (blob_id, created_at) VALUES ($1, $2)")?
