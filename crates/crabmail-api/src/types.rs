@@ -529,6 +529,9 @@ pub struct QuotaLimits {
     pub per_hour: u32,
     pub per_day: u32,
     pub recipients_per_day: u32,
+    /// A new inbox's warm-up ramp today (recipients; 0: the ramp no longer binds, or off).
+    #[serde(default)]
+    pub warmup_recipients_per_day: u32,
 }
 
 /// `PUT /v1/quota`, `PUT /v1/inboxes/{id}/quota`: limits an account sets for itself or an inbox,

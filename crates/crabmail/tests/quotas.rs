@@ -52,9 +52,14 @@ on_both_backends!(a_burst_over_the_minute_quota_is_held_and_leaves_a_window_at_a
 
 async fn a_burst_over_the_minute_quota_is_held_and_leaves_a_window_at_a_time(backend: Backend) {
     let clock = ManualClock::new(T0);
+    // The warm-up ramp (50 recipients on a new inbox's first day) is off: this is about the
+    // minute window alone.
     let server = TestServer::start_with_manual_clock(
         backend,
-        &[("limits.inbox.per_minute", "60")],
+        &[
+            ("limits.inbox.per_minute", "60"),
+            ("limits.warmup.start", "0"),
+        ],
         clock.clone(),
     )
     .await;
@@ -470,4 +475,45 @@ async fn a_dry_run_reports_every_decision_and_queues_nothing() {
         .await
         .unwrap_err();
     assert_eq!(invalid.status(), Some(422));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_inbox_warms_up_fifty_recipients_on_its_first_day() {
+    let clock = ManualClock::new(T0);
+    let server = TestServer::start_with_manual_clock(Backend::Sqlite, &[], clock.clone()).await;
+    let (client, bot) = server.mailbox("bot").await;
+    let quota = client.get_quota(Some(&bot.id)).await.unwrap();
+    assert_eq!(quota.limits.warmup_recipients_per_day, 50);
+    let mut many = note("delivered@simulator.crabmail.test", "to many".into());
+    many.to = AddressList::Many(
+        (0..50)
+            .map(|n| format!("delivered+{n}@simulator.crabmail.test"))
+            .collect(),
+    );
+    assert_eq!(
+        client
+            .send_message(&bot.id, &many, None)
+            .await
+            .unwrap()
+            .status,
+        "queued"
+    );
+    let next = client
+        .send_message(
+            &bot.id,
+            &note("delivered@simulator.crabmail.test", "51st".into()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.status, "throttled");
+    let hit = next.held_by.unwrap();
+    assert_eq!(
+        (hit.window.as_str(), hit.limit),
+        ("warmup_recipients_per_day", 50)
+    );
+    // Tomorrow the ramp allows twice as many.
+    clock.advance(Duration::from_secs(86_400));
+    let quota = client.get_quota(Some(&bot.id)).await.unwrap();
+    assert_eq!(quota.limits.warmup_recipients_per_day, 100);
 }

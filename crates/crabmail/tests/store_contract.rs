@@ -966,6 +966,7 @@ fn limited(id: &str, inbox: &str, per_minute: u32, on_limit: OnLimit) -> QueuedM
         },
         account: Limits::default(),
         on_limit,
+        warmup: Default::default(),
     });
     m
 }

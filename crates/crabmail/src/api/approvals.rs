@@ -55,6 +55,7 @@ pub async fn approve(
         inbox: limits.inbox,
         account: limits.account,
         on_limit: Default::default(),
+        warmup: limits.warmup,
     };
     let now = state.clock.now();
     let (approved, wake) = state

@@ -92,6 +92,10 @@ fn within(request: SetQuota, default: Limits) -> Result<LimitOverrides, ApiError
         per_day: request.per_day,
         recipients_per_day: request.recipients_per_day,
     };
+    let default = Limits {
+        warmup: 0,
+        ..default
+    };
     let asked = quota::merged(default, &overrides);
     for window in Window::ALL {
         let (value, ceiling) = (window.limit(&asked), window.limit(&default));
@@ -113,8 +117,16 @@ pub(crate) async fn report(state: &ApiState, scope: QuotaScope<'_>) -> Result<Qu
         QuotaScope::Account(_) => (defaults.account, None),
         QuotaScope::Inbox { inbox_id, .. } => (defaults.inbox, Some(inbox_id.to_owned())),
     };
-    let limits = quota::merged(default, &state.store.send_limits(scope).await?);
+    let mut limits = quota::merged(default, &state.store.send_limits(scope).await?);
     let now = state.clock.now();
+    if let QuotaScope::Inbox {
+        account_id,
+        inbox_id,
+    } = scope
+        && let Some(inbox) = state.store.get_inbox(account_id, inbox_id).await?
+    {
+        limits.warmup = defaults.warmup.limit_at(inbox.created_at, now);
+    }
     let usage = state.store.quota_use(scope, now).await?;
     let paused = state
         .store
@@ -128,6 +140,7 @@ pub(crate) async fn report(state: &ApiState, scope: QuotaScope<'_>) -> Result<Qu
         per_hour: f(Window::Hour),
         per_day: f(Window::Day),
         recipients_per_day: f(Window::RecipientsDay),
+        warmup_recipients_per_day: f(Window::WarmUp),
     };
     let used = |w: Window| quota::used(w, &usage.buckets, now).clamp(0, u32::MAX as i64) as u32;
     Ok(Quota {

@@ -269,6 +269,21 @@ pub const SETTINGS: &[Setting] = &[
         doc: "How long an idle connection to a destination is kept for reuse.",
     },
     Setting {
+        key: "delivery.rate_per_destination",
+        default: "0",
+        doc: "Messages a minute to one destination domain (or the relay), after a burst of 10; 0: no pace (as Postfix's default).",
+    },
+    Setting {
+        key: "delivery.throttle_backoff",
+        default: r#""1m""#,
+        doc: "How long a destination rests after it answers 421 or a 4.7.x deferral (it asked us to slow down); doubles at each new throttle.",
+    },
+    Setting {
+        key: "delivery.throttle_backoff_max",
+        default: r#""30m""#,
+        doc: "The longest rest a throttling destination gets; its first success resets the backoff.",
+    },
+    Setting {
         key: "dns.nameservers",
         default: "[]",
         doc: "DNS servers as ip:port; empty means the system's resolver configuration.",
@@ -377,6 +392,16 @@ pub const SETTINGS: &[Setting] = &[
         key: "limits.account.recipients_per_day",
         default: "50000",
         doc: "Recipients one account may send to per sliding day (0: no limit).",
+    },
+    Setting {
+        key: "limits.warmup.start",
+        default: "50",
+        doc: "A new inbox's warm-up: recipients it may send to on its first day (0 turns the ramp off).",
+    },
+    Setting {
+        key: "limits.warmup.growth",
+        default: "2.0",
+        doc: "The warm-up ramp's daily growth: day n allows start x growth^n recipients, until the inbox's own limits are lower.",
     },
     Setting {
         key: "limits.submission_on_limit",
@@ -580,6 +605,11 @@ pub struct DeliveryConfig {
     pub data_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub idle_connections: Duration,
+    pub rate_per_destination: u32,
+    #[serde(with = "humantime_serde")]
+    pub throttle_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    pub throttle_backoff_max: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -692,6 +722,7 @@ pub struct LimitsConfig {
     pub inbox: crate::outbound::quota::Limits,
     pub account: crate::outbound::quota::Limits,
     pub submission_on_limit: crate::outbound::quota::OnLimit,
+    pub warmup: crate::outbound::quota::Warmup,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -13,6 +13,7 @@ pub mod client;
 pub mod dsn;
 pub mod mta_sts;
 pub mod outcome;
+pub mod pacing;
 pub mod route;
 pub mod simulator;
 pub mod tls;

@@ -22,6 +22,9 @@ pub struct Outcome {
     pub host: Option<String>,
     /// TLS version and cipher of the session, when encrypted.
     pub tls: Option<String>,
+    /// For a deferral: the moment to try again, when something knows it better than the retry
+    /// schedule (a paced or resting destination).
+    pub retry_at: Option<crate::clock::Timestamp>,
 }
 
 impl Outcome {
@@ -35,6 +38,7 @@ impl Outcome {
             text: rest.to_owned(),
             host: Some(host.to_owned()),
             tls,
+            retry_at: None,
         }
     }
 
@@ -47,6 +51,7 @@ impl Outcome {
             text: text.into(),
             host: None,
             tls: None,
+            retry_at: None,
         }
     }
 

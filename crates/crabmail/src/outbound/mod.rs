@@ -538,6 +538,7 @@ impl Outbound {
                 inbox: self.limits.inbox,
                 account: self.limits.account,
                 on_limit,
+                warmup: self.limits.warmup,
             }),
             dry_run: false,
             held_for: None,

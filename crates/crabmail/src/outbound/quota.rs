@@ -32,6 +32,33 @@ pub struct Limits {
     pub per_hour: u32,
     pub per_day: u32,
     pub recipients_per_day: u32,
+    /// A new inbox's warm-up ramp (recipients per day), from `Warmup`; never configured
+    /// directly.
+    #[serde(skip)]
+    pub warmup: u32,
+}
+
+/// The warm-up ramp of a new inbox: `start` recipients a day on its first day, times `growth`
+/// each day after, until the ramp passes the inbox's own limits (a new sender has no
+/// reputation; receivers trust volume that grows).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Warmup {
+    /// Recipients on day one; 0 turns the ramp off.
+    pub start: u32,
+    pub growth: f64,
+}
+
+impl Warmup {
+    /// The ramp's recipients-per-day limit for an inbox made at `created`, at `now` (0: none).
+    pub fn limit_at(&self, created: Timestamp, now: Timestamp) -> u32 {
+        if self.start == 0 {
+            return 0;
+        }
+        let days = (now.0 - created.0).max(0) / DAY;
+        let limit = f64::from(self.start) * self.growth.max(1.0).powi(days.min(64) as i32);
+        if limit >= 1e9 { 0 } else { limit as u32 }
+    }
 }
 
 /// Whose quota: the sending inbox's or its account's.
@@ -65,14 +92,17 @@ pub enum Window {
     Hour,
     Day,
     RecipientsDay,
+    /// A new inbox's warm-up ramp: recipients per day.
+    WarmUp,
 }
 
 impl Window {
-    pub const ALL: [Window; 4] = [
+    pub const ALL: [Window; 5] = [
         Window::Minute,
         Window::Hour,
         Window::Day,
         Window::RecipientsDay,
+        Window::WarmUp,
     ];
 
     /// The setting's and the API's name for it.
@@ -82,6 +112,7 @@ impl Window {
             Window::Hour => "per_hour",
             Window::Day => "per_day",
             Window::RecipientsDay => "recipients_per_day",
+            Window::WarmUp => "warmup_recipients_per_day",
         }
     }
 
@@ -89,7 +120,7 @@ impl Window {
         match self {
             Window::Minute => MINUTE,
             Window::Hour => HOUR,
-            Window::Day | Window::RecipientsDay => DAY,
+            Window::Day | Window::RecipientsDay | Window::WarmUp => DAY,
         }
     }
 
@@ -102,7 +133,7 @@ impl Window {
 
     /// A day's quota used up is a different thing to tell a caller than a short burst.
     pub fn is_daily(self) -> bool {
-        matches!(self, Window::Day | Window::RecipientsDay)
+        matches!(self, Window::Day | Window::RecipientsDay | Window::WarmUp)
     }
 
     pub fn limit(self, limits: &Limits) -> u32 {
@@ -111,12 +142,13 @@ impl Window {
             Window::Hour => limits.per_hour,
             Window::Day => limits.per_day,
             Window::RecipientsDay => limits.recipients_per_day,
+            Window::WarmUp => limits.warmup,
         }
     }
 
     fn weight(self, bucket: &Bucket) -> i64 {
         match self {
-            Window::RecipientsDay => bucket.recipients,
+            Window::RecipientsDay | Window::WarmUp => bucket.recipients,
             _ => bucket.messages,
         }
     }
@@ -221,7 +253,7 @@ pub fn release(
                 limit,
             };
             let weight = match window {
-                Window::RecipientsDay => i64::from(recipients),
+                Window::RecipientsDay | Window::WarmUp => i64::from(recipients),
                 _ => 1,
             };
             if weight > i64::from(limit) {
@@ -276,6 +308,7 @@ pub fn used(window: Window, buckets: &[Bucket], now: Timestamp) -> i64 {
 /// Limits in force: an override where one is set, else the default.
 pub fn merged(default: Limits, overrides: &LimitOverrides) -> Limits {
     Limits {
+        warmup: default.warmup,
         per_minute: overrides.per_minute.unwrap_or(default.per_minute),
         per_hour: overrides.per_hour.unwrap_or(default.per_hour),
         per_day: overrides.per_day.unwrap_or(default.per_day),
@@ -435,6 +468,42 @@ mod tests {
         assert_eq!(used(Window::Minute, &l.buckets, Timestamp(T0)), 1);
         assert_eq!(used(Window::Hour, &l.buckets, Timestamp(T0)), 2);
         assert_eq!(used(Window::RecipientsDay, &l.buckets, Timestamp(T0)), 3);
+    }
+
+    #[test]
+    fn the_warm_up_ramp_grows_daily_until_it_no_longer_binds() {
+        let ramp = Warmup {
+            start: 50,
+            growth: 2.0,
+        };
+        let made = Timestamp(T0);
+        assert_eq!(ramp.limit_at(made, made), 50);
+        assert_eq!(ramp.limit_at(made, Timestamp(T0 + DAY - 1)), 50);
+        assert_eq!(ramp.limit_at(made, Timestamp(T0 + 3 * DAY)), 400);
+        assert_eq!(
+            ramp.limit_at(made, Timestamp(T0 + 40 * DAY)),
+            0,
+            "past any limit"
+        );
+        let off = Warmup {
+            start: 0,
+            growth: 2.0,
+        };
+        assert_eq!(off.limit_at(made, made), 0);
+        // A new inbox's 51st recipient of the day waits.
+        let limits = Limits {
+            warmup: 50,
+            ..Limits::default()
+        };
+        let sent: Vec<(i64, i64)> = vec![(T0, 50)];
+        let held = release(
+            &[ledger(Scope::Inbox, limits, &sent)],
+            1,
+            Timestamp(T0),
+            Timestamp(T0),
+        )
+        .expect("fits later");
+        assert_eq!(held.held_by.map(|h| h.window), Some(Window::WarmUp));
     }
 
     #[test]

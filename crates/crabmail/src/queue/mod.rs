@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::delivery::Deliverer;
 use crate::delivery::dsn::{self, Failed};
 use crate::delivery::outcome::{Outcome, Verdict};
+use crate::delivery::pacing::{self, Pacer};
 use crate::delivery::route::Route;
 use crate::delivery::simulator;
 use crate::events::Wakeups;
@@ -96,6 +97,7 @@ pub struct Queue {
     lease: Duration,
     concurrency: usize,
     breaker: crate::outbound::breaker::BreakerConfig,
+    pacer: Pacer,
 }
 
 /// One message to one route: the unit of delivery.
@@ -133,6 +135,11 @@ impl Queue {
             lease: config.queue.lease,
             concurrency: config.queue.concurrency.max(1),
             breaker: config.breaker.clone(),
+            pacer: Pacer::new(
+                config.delivery.rate_per_destination,
+                config.delivery.throttle_backoff,
+                config.delivery.throttle_backoff_max,
+            ),
         }
     }
 
@@ -248,22 +255,53 @@ impl Queue {
                     .await
             }
             Route::Simulator => self.simulate(&job.recipients, &mut outcomes).await,
-            route => {
-                let addresses: Vec<String> =
-                    job.recipients.iter().map(|r| r.address.clone()).collect();
-                contain_panic(
-                    self.deliverer
-                        .deliver(route, &first.return_path, &addresses, &body),
-                    addresses.len(),
-                )
-                .await
-            }
+            route => self.deliver_remotely(route, &job.recipients, &body).await,
         };
         self.settle(&job.recipients, results, &body, outcomes).await;
     }
 }
 
 impl Queue {
+    /// To the MX hosts or the relay, when the destination's pace allows; a throttling answer
+    /// rests the destination (`pacing`), and its recipients wait for the end of the rest.
+    async fn deliver_remotely(
+        &self,
+        route: &Route,
+        recipients: &[Claimed],
+        body: &[u8],
+    ) -> Vec<Outcome> {
+        let destination = route.key();
+        if let Err(wait) = self.pacer.admit(&destination, self.clock.now()) {
+            let mut outcome = Outcome::deferred("4.4.5", wait.reason);
+            outcome.retry_at = Some(wait.until);
+            return vec![outcome; recipients.len()];
+        }
+        let Some(first) = recipients.first() else {
+            return Vec::new();
+        };
+        let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
+        let mut outcomes = contain_panic(
+            self.deliverer
+                .deliver(route, &first.return_path, &addresses, body),
+            addresses.len(),
+        )
+        .await;
+        for outcome in &mut outcomes {
+            if outcome.verdict == Verdict::Delivered {
+                self.pacer.succeeded(&destination);
+            } else if pacing::is_throttling(outcome.code, outcome.enhanced.as_deref()) {
+                let until = self.pacer.throttled(&destination, self.clock.now());
+                outcome.retry_at = Some(until);
+                outcome.text = format!(
+                    "{} (throttled: {destination} rests until {})",
+                    outcome.text,
+                    until.to_rfc3339()
+                );
+            }
+        }
+        outcomes
+    }
+
     /// Test mode: the simulator's answers, and the suppression a simulated complaint makes.
     async fn simulate(&self, recipients: &[Claimed], outcomes: &mut Outcomes) -> Vec<Outcome> {
         let asked: Vec<(String, u32)> = recipients

@@ -33,7 +33,10 @@ impl Queue {
                         now,
                         rand::random(),
                     ) {
-                        Next::RetryAt(at) => (Status::Deferred, Some(at)),
+                        // A paced or resting destination knows better than the schedule.
+                        Next::RetryAt(at) => {
+                            (Status::Deferred, Some(outcome.retry_at.unwrap_or(at)))
+                        }
                         Next::Expire => (Status::Expired, None),
                     }
                 }

@@ -9,11 +9,13 @@ use crate::outbound::quota::{
 /// The default limits for one message (what its account set for itself or the inbox is read
 /// in the enqueue's transaction and overrides them), and what its sender wants when they are
 /// reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QuotaCheck {
     pub inbox: Limits,
     pub account: Limits,
     pub on_limit: OnLimit,
+    /// The warm-up ramp of new inboxes (the store knows the inbox's age).
+    pub warmup: quota::Warmup,
 }
 
 /// A message as its quotas see it: whose, when, how many recipients.
@@ -106,6 +108,7 @@ pub(super) fn decide(
     counts: &[(String, Bucket)],
     overrides: &[(String, LimitOverrides)],
     paused: Option<Pause>,
+    inbox_created: Option<Timestamp>,
 ) -> std::result::Result<Release, Enqueued> {
     if let Some(pause) = paused {
         return Err(Enqueued::Paused(pause));
@@ -132,10 +135,14 @@ pub(super) fn decide(
         .max()
         .unwrap_or(i64::MIN);
     let not_before = Timestamp(latest);
+    let mut inbox_limits = limits(message.inbox_id, check.inbox);
+    if let Some(created) = inbox_created {
+        inbox_limits.warmup = check.warmup.limit_at(created, message.at);
+    }
     let ledgers = [
         Ledger {
             scope: Scope::Inbox,
-            limits: limits(message.inbox_id, check.inbox),
+            limits: inbox_limits,
             buckets: inbox,
         },
         Ledger {

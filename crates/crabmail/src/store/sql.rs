@@ -243,6 +243,8 @@ pub const LIST_ENTRIES: &str = "SELECT id, account_id, scope, direction, action,
                  WHERE account_id = $1 ORDER BY created_at, id";
 pub const DELETE_LIST_ENTRY: &str = "DELETE FROM list_entries WHERE account_id = $1 AND id = $2";
 
+pub const INBOX_CREATED: &str = "SELECT created_at FROM inboxes WHERE id = $1";
+
 #[cfg(test)]
 mod tests {
     /// SQLite numbers `$n` parameters in the order they first appear, whatever `n` says, so a

@@ -229,7 +229,18 @@ pub(super) async fn count_release(
         .as_ref()
         .map(rows::pause)
         .transpose()?;
-    let release = match decide(check, message, &counts, &overrides, paused) {
+    let created: Option<i64> = sqlx::query_scalar(sql::INBOX_CREATED)
+        .bind(message.inbox_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let release = match decide(
+        check,
+        message,
+        &counts,
+        &overrides,
+        paused,
+        created.map(Timestamp),
+    ) {
         Ok(release) => release,
         Err(refused) => return Ok(Err(refused)),
     };

@@ -222,7 +222,18 @@ pub(super) fn count_release(
             rows::pause(r)
         })
         .optional()?;
-    let release = match decide(check, message, &counts, &overrides, paused) {
+    let created: Option<i64> = conn
+        .prepare_cached(sql::INBOX_CREATED)?
+        .query_row(params![message.inbox_id], |r| r.get(0))
+        .optional()?;
+    let release = match decide(
+        check,
+        message,
+        &counts,
+        &overrides,
+        paused,
+        created.map(Timestamp),
+    ) {
         Ok(release) => release,
         Err(refused) => return Ok(Err(refused)),
     };
