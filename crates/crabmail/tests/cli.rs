@@ -254,3 +254,64 @@ async fn send_from_the_cli_and_manage_the_queue() {
     );
     assert!(!listed.contains(&id), "{listed}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_and_quota_from_the_cli() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    let created = stdout(&run(home.path(), &server, &["inbox", "create", "--name", "bot"]).await);
+    let inbox_id = created.trim().split('\t').nth(1).unwrap().to_owned();
+    let token = std::fs::read_to_string(home.path().join(".crabmail/token")).unwrap();
+    let client = server.client(Some(token.trim().to_owned()));
+    client
+        .update_inbox(
+            &inbox_id,
+            &crabmail_api::UpdateInbox {
+                approval: Some("required".into()),
+            },
+        )
+        .await
+        .unwrap();
+    let to = "delivered@simulator.crabmail.test";
+    for subject in ["first", "second"] {
+        let sent = stdout(
+            &run(
+                home.path(),
+                &server,
+                &[
+                    "send",
+                    "--from",
+                    &inbox_id,
+                    "--to",
+                    to,
+                    "--subject",
+                    subject,
+                    "--text",
+                    "x",
+                ],
+            )
+            .await,
+        );
+        assert!(sent.contains("pending_approval"), "{sent}");
+    }
+    let listed = stdout(&run(home.path(), &server, &["approvals", "list"]).await);
+    let ids: Vec<&str> = listed
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{listed}");
+    assert!(listed.contains("first") && listed.contains(to), "{listed}");
+    let approved = stdout(&run(home.path(), &server, &["approvals", "approve", ids[0]]).await);
+    assert!(approved.contains("queued"), "{approved}");
+    let rejected = stdout(&run(home.path(), &server, &["approvals", "reject", ids[1]]).await);
+    assert!(rejected.contains("rejected"), "{rejected}");
+    let again = run(home.path(), &server, &["approvals", "approve", ids[1]]).await;
+    assert!(
+        !again.status.success(),
+        "a rejected message cannot be approved"
+    );
+    let quota = stdout(&run(home.path(), &server, &["quota", "--inbox", &inbox_id]).await);
+    let quota: serde_json::Value = serde_json::from_str(&quota).unwrap();
+    assert_eq!(quota["used"]["per_minute"], 1, "{quota}");
+    assert_eq!(quota["limits"]["warmup_recipients_per_day"], 50);
+}

@@ -43,6 +43,9 @@ pub enum AgentCommand {
     WaitForCode(WaitForCodeArgs),
     /// Show one message.
     Read(ReadArgs),
+    /// Sending limits, what each window holds, held mail and any pause: the account's, or one
+    /// inbox's.
+    Quota(QuotaArgs),
     /// Mail waiting for approval: list it, approve it (it is sent) or reject it.
     Approvals {
         #[command(subcommand)]
@@ -50,6 +53,15 @@ pub enum AgentCommand {
         #[command(flatten)]
         conn: Connection,
     },
+}
+
+#[derive(Args)]
+pub struct QuotaArgs {
+    /// Inbox address or id; the account's quota when absent.
+    #[arg(long)]
+    pub inbox: Option<String>,
+    #[command(flatten)]
+    pub conn: Connection,
 }
 
 #[derive(Subcommand)]
@@ -186,7 +198,19 @@ pub async fn run(command: AgentCommand) -> anyhow::Result<()> {
         AgentCommand::Send(args) => send(args).await,
         AgentCommand::Read(args) => read(args).await,
         AgentCommand::Approvals { command, conn } => approvals(command, &conn).await,
+        AgentCommand::Quota(args) => quota(args).await,
     }
+}
+
+async fn quota(args: QuotaArgs) -> anyhow::Result<()> {
+    let client = client(&args.conn).await?;
+    let inbox = match &args.inbox {
+        Some(which) => Some(pick_inbox(&client, Some(which)).await?.id),
+        None => None,
+    };
+    let quota = client.get_quota(inbox.as_deref()).await.map_err(explain)?;
+    println!("{}", serde_json::to_string_pretty(&quota)?);
+    Ok(())
 }
 
 async fn approvals(command: ApprovalCommand, conn: &Connection) -> anyhow::Result<()> {
