@@ -16,6 +16,37 @@ pub use sink::{Dumped, SmtpSink};
 pub use smtp::{Reply, Smtp};
 pub use tls::{HttpsServer, Issued, TestCa};
 
+/// Waits (long-polling the account's event log from the start) for the first event of `kind`
+/// about `message_id` (or about `inbox_id`, when no message is named); panics after 30 s of
+/// silence.
+pub async fn event(
+    client: &crabmail_api::client::Client,
+    kind: &str,
+    message_id: Option<&str>,
+    inbox_id: Option<&str>,
+) -> crabmail_api::Event {
+    let mut cursor = "0".to_owned();
+    loop {
+        let page = client
+            .list_events(Some(&cursor), Some(30))
+            .await
+            .expect("list events");
+        assert!(
+            !page.events.is_empty(),
+            "no {kind} event (message {message_id:?}, inbox {inbox_id:?}) within 30 s"
+        );
+        let wanted = |e: &&crabmail_api::Event| {
+            e.kind == kind
+                && message_id.is_none_or(|m| e.message_id.as_deref() == Some(m))
+                && inbox_id.is_none_or(|i| e.inbox_id.as_deref() == Some(i))
+        };
+        if let Some(e) = page.events.iter().find(wanted) {
+            return e.clone();
+        }
+        cursor = page.next_cursor;
+    }
+}
+
 /// The message as received, without the Authentication-Results field the receiving crabmail put
 /// on top (which it must have put there: this panics otherwise).
 pub fn as_received(stored: &[u8]) -> &[u8] {

@@ -204,6 +204,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<S> {
         )
     }
 
+    /// EHLO, then AUTH PLAIN as `user` with `password` (the token), which must succeed.
+    pub async fn login(&mut self, user: &str, password: &str) {
+        use base64::Engine;
+        self.cmd("EHLO agent.test", "250").await;
+        let plain =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        self.cmd(&format!("AUTH PLAIN {plain}"), "235").await;
+    }
+
     /// A whole transaction: MAIL, each RCPT (which must be accepted), DATA with `body`
     /// (dot-stuffed here), and the reply to the end of data.
     pub async fn send_mail(&mut self, from: &str, to: &[&str], body: &str) -> Reply {

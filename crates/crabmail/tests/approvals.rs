@@ -125,16 +125,7 @@ async fn held_mail_waits_for_approval_and_is_sent_or_never_sent(backend: Backend
 
     // SMTP submission to that inbox waits the same way.
     let mut smtp = Smtp::connect_tls(server.submission_tls).await;
-    smtp.cmd("EHLO agent.test", "250").await;
-    let plain = {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(format!(
-            "\0{}\0{}",
-            bot.address,
-            owner.token().unwrap()
-        ))
-    };
-    smtp.cmd(&format!("AUTH PLAIN {plain}"), "235").await;
+    smtp.login(&bot.address, owner.token().unwrap()).await;
     let body = format!(
         "From: <{}>\r\nTo: <{}>\r\nSubject: by smtp\r\n\r\nhello\r\n",
         bot.address, target.address

@@ -22,21 +22,8 @@ fn sim(local: &str) -> String {
     format!("{local}@simulator.crabmail.test")
 }
 
-/// The first event of `kind` (about `inbox`, if given), waiting for it.
 async fn event(client: &Client, kind: &str, inbox: Option<&str>) -> Event {
-    let mut cursor = "0".to_owned();
-    loop {
-        let page = client.list_events(Some(&cursor), Some(30)).await.unwrap();
-        assert!(!page.events.is_empty(), "no {kind} event within 30 s");
-        if let Some(e) = page
-            .events
-            .iter()
-            .find(|e| e.kind == kind && inbox.is_none_or(|i| e.inbox_id.as_deref() == Some(i)))
-        {
-            return e.clone();
-        }
-        cursor = page.next_cursor;
-    }
+    crabmail_testkit::event(client, kind, None, inbox).await
 }
 
 fn refusal_code(result: Result<crabmail_api::Sent, ClientError>) -> (Option<u16>, String) {

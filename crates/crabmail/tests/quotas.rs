@@ -213,13 +213,7 @@ async fn smtp_submission_over_quota_is_told_when_to_come_back() {
     let (client, bot) = server.mailbox("bot").await;
     let (_, target) = server.mailbox("reader").await;
     let mut smtp = Smtp::connect_tls(server.submission_tls).await;
-    smtp.cmd("EHLO agent.test", "250").await;
-    let token = client.token().unwrap();
-    let plain = {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(format!("\0{}\0{token}", bot.address))
-    };
-    smtp.cmd(&format!("AUTH PLAIN {plain}"), "235").await;
+    smtp.login(&bot.address, client.token().unwrap()).await;
     let body = |n: u32| {
         format!(
             "From: <{}>\r\nTo: <{}>\r\nSubject: {n}\r\n\r\nhello\r\n",
@@ -250,16 +244,7 @@ async fn smtp_submission_over_quota_is_told_when_to_come_back() {
     .await;
     let (client, bot) = server.mailbox("bot").await;
     let mut smtp = Smtp::connect_tls(server.submission_tls).await;
-    smtp.cmd("EHLO agent.test", "250").await;
-    let plain = {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(format!(
-            "\0{}\0{}",
-            bot.address,
-            client.token().unwrap()
-        ))
-    };
-    smtp.cmd(&format!("AUTH PLAIN {plain}"), "235").await;
+    smtp.login(&bot.address, client.token().unwrap()).await;
     let body = |n: u32| {
         format!(
             "From: <{}>\r\nTo: <{}>\r\nSubject: {n}\r\n\r\nhello\r\n",

@@ -9,24 +9,8 @@ use std::time::Duration;
 
 const T0: Timestamp = Timestamp(1_796_000_040_000);
 
-/// Every event up to the one of `kind` about `message_id`; that one last.
 async fn event(client: &Client, kind: &str, message_id: &str) -> Event {
-    let mut cursor = "0".to_owned();
-    loop {
-        let page = client.list_events(Some(&cursor), Some(30)).await.unwrap();
-        assert!(
-            !page.events.is_empty(),
-            "no {kind} event for {message_id} within 30 s"
-        );
-        if let Some(e) = page
-            .events
-            .iter()
-            .find(|e| e.kind == kind && e.message_id.as_deref() == Some(message_id))
-        {
-            return e.clone();
-        }
-        cursor = page.next_cursor;
-    }
+    crabmail_testkit::event(client, kind, Some(message_id), None).await
 }
 
 async fn send(client: &Client, inbox: &str, to: &str) -> String {

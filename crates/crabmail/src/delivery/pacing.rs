@@ -55,13 +55,7 @@ impl Pacer {
     /// Whether one message may go to `destination` now; counts it if so.
     pub fn admit(&self, destination: &str, now: Timestamp) -> Result<(), Wait> {
         let mut all = self.lock();
-        let d = all
-            .entry(destination.to_owned())
-            .or_insert_with(|| Destination {
-                next_at: now.0,
-                resting_until: 0,
-                backoff: self.backoff,
-            });
+        let d = self.state(&mut all, destination, now);
         if d.resting_until > now.0 {
             return Err(Wait {
                 until: Timestamp(d.resting_until),
@@ -93,13 +87,7 @@ impl Pacer {
     /// next one. Returns when it may be tried again.
     pub fn throttled(&self, destination: &str, now: Timestamp) -> Timestamp {
         let mut all = self.lock();
-        let d = all
-            .entry(destination.to_owned())
-            .or_insert_with(|| Destination {
-                next_at: now.0,
-                resting_until: 0,
-                backoff: self.backoff,
-            });
+        let d = self.state(&mut all, destination, now);
         // Several deliveries in flight may all meet the throttle: one rest, not one each.
         if d.resting_until <= now.0 {
             d.resting_until = now.plus(d.backoff).0;
@@ -114,6 +102,21 @@ impl Pacer {
         if let Some(d) = self.lock().get_mut(destination) {
             d.backoff = self.backoff;
         }
+    }
+
+    /// A destination's state, fresh when it is new.
+    fn state<'a>(
+        &self,
+        all: &'a mut HashMap<String, Destination>,
+        destination: &str,
+        now: Timestamp,
+    ) -> &'a mut Destination {
+        all.entry(destination.to_owned())
+            .or_insert_with(|| Destination {
+                next_at: now.0,
+                resting_until: 0,
+                backoff: self.backoff,
+            })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Destination>> {
