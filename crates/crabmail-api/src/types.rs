@@ -631,7 +631,9 @@ pub struct SuppressionList {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Event {
     pub seq: i64,
-    /// message.received, message.delivered, message.deferred, message.bounced, message.cancelled.
+    /// message.received, message.delivered, message.deferred, message.bounced, message.cancelled;
+    /// message.throttled (a quota holds it: detail.release_at), message.held, message.approved,
+    /// message.rejected; sending.paused, sending.resumed (detail.scope, reason, metrics).
     #[serde(rename = "type")]
     pub kind: String,
     pub at: String,

@@ -94,6 +94,11 @@ async fn a_burst_over_the_minute_quota_is_held_and_leaves_a_window_at_a_time(bac
             .map(|h| (h.scope.as_str(), h.window.as_str(), h.limit)),
         Some(("inbox", "per_minute", 60))
     );
+    let held =
+        crabmail_testkit::event(&client, "message.throttled", Some(&sent[60].id), None).await;
+    let detail = held.detail.unwrap();
+    assert_eq!(detail["release_at"], at(61));
+    assert_eq!(detail["held_by"], "inbox 60 per_minute");
     let quota = client.get_quota(Some(&bot.id)).await.unwrap();
     assert_eq!(quota.limits.per_minute, 60);
     assert_eq!((quota.used.per_minute, quota.remaining.per_minute), (60, 0));

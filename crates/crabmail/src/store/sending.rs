@@ -39,6 +39,34 @@ pub struct QueuedMessage {
 }
 
 impl QueuedMessage {
+    /// The event its enqueue writes, if any: `message.held` (waits for approval, and why) or
+    /// `message.throttled` (a quota holds it until `release_at`).
+    pub(super) fn enqueue_event(
+        &self,
+        release: &crate::outbound::quota::Release,
+    ) -> Option<NewEvent<'_>> {
+        if let Some(reason) = self.held_for {
+            return Some(NewEvent::approval(
+                &self.account_id,
+                "message.held",
+                &self.id,
+                &self.inbox_id,
+                Some(reason),
+            ));
+        }
+        (release.at > self.created_at).then(|| NewEvent {
+            account_id: &self.account_id,
+            kind: "message.throttled",
+            message_id: Some(&self.id),
+            inbox_id: Some(&self.inbox_id),
+            recipient: None,
+            detail: Some(serde_json::json!({
+                "release_at": release.at.to_rfc3339(),
+                "held_by": crate::outbound::quota::describe(release.held_by.as_ref()),
+            })),
+        })
+    }
+
     /// What its quotas are judged on.
     pub(crate) fn quota_subject(&self) -> QuotaSubject<'_> {
         QuotaSubject {

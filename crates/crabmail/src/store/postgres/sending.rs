@@ -70,17 +70,10 @@ impl Sending for PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let mut wake = None;
-        if let Some(reason) = message.held_for {
-            let event = NewEvent::approval(
-                &message.account_id,
-                "message.held",
-                &message.id,
-                &message.inbox_id,
-                Some(reason),
-            );
-            wake = Some(insert_event(&mut tx, &event, release.at).await?);
-        }
+        let wake = match message.enqueue_event(&release) {
+            Some(event) => Some(insert_event(&mut tx, &event, message.created_at).await?),
+            None => None,
+        };
         // DURABILITY: committed before the 202 or 250 that acknowledges the message.
         tx.commit().await?;
         let done = if message.held_for.is_some() {

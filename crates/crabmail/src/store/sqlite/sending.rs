@@ -73,20 +73,14 @@ impl Sending for SqliteStore {
                     release.at.0
                 ])?;
             }
-            if let Some(reason) = message.held_for {
-                let event = NewEvent::approval(
-                    &message.account_id,
-                    "message.held",
-                    &message.id,
-                    &message.inbox_id,
-                    Some(reason),
-                );
-                return Ok((
-                    Enqueued::Held,
-                    Some(insert_event(conn, &event, release.at)?),
-                ));
+            let wake = match message.enqueue_event(&release) {
+                Some(event) => Some(insert_event(conn, &event, message.created_at)?),
+                None => None,
+            };
+            if message.held_for.is_some() {
+                return Ok((Enqueued::Held, wake));
             }
-            Ok((Enqueued::Queued(release), None))
+            Ok((Enqueued::Queued(release), wake))
         })
         .await
     }
