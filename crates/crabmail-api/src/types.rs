@@ -508,6 +508,10 @@ pub struct DryRunRecipient {
     pub address: String,
     /// Why the suppression list would refuse it; null: allowed.
     pub suppressed: Option<String>,
+    /// What the outbound allow and block lists say: `allowed`, `unlisted`, `blocked` or
+    /// `not_allowed` (the last two refuse it).
+    #[serde(default)]
+    pub list: String,
 }
 
 /// A sending quota that holds (or refused) a message.

@@ -206,3 +206,29 @@ async fn blocks_refuse_inbound_when_set_to_and_outbound_lists_refuse_recipients(
         .unwrap_err();
     assert_eq!(bad.status(), Some(422));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_shows_each_recipients_list_verdict() {
+    let server = TestServer::start().await;
+    let (agent, inbox) = server.mailbox("agent").await;
+    agent
+        .add_list_entry(&entry("outbound", "block", "competitor.test", None))
+        .await
+        .unwrap();
+    let message = SendMessage {
+        to: AddressList::Many(vec![
+            "delivered@simulator.crabmail.test".into(),
+            "ceo@competitor.test".into(),
+        ]),
+        text: Some("hi".into()),
+        ..Default::default()
+    };
+    let preview = agent.dry_run(&inbox.id, &message).await.unwrap();
+    assert_eq!(preview.outcome, "refused");
+    assert_eq!(
+        preview.refusal.map(|r| (r.code, r.field)),
+        Some(("recipient_blocked".into(), Some("recipients[1]".into())))
+    );
+    let verdicts: Vec<&str> = preview.recipients.iter().map(|r| r.list.as_str()).collect();
+    assert_eq!(verdicts, ["unlisted", "blocked"]);
+}

@@ -538,6 +538,7 @@ fn queued(id: &str, rcpts: &[&str], key: Option<(&str, &[u8])>) -> QueuedMessage
         quota: None,
         dry_run: false,
         held_for: None,
+        custom_domain: None,
     }
 }
 

@@ -84,7 +84,29 @@ async fn dry_run_json(
         .recipients
         .iter()
         .find_map(|(address, reason)| reason.as_ref().map(|r| (address, r)));
+    let listed_out = preview
+        .recipients
+        .iter()
+        .zip(&preview.lists)
+        .enumerate()
+        .find(|(_, (_, verdict))| !verdict.passes())
+        .map(
+            |(n, ((address, _), verdict))| SubmitError::RecipientBlocked {
+                field: format!("recipients[{n}]"),
+                address: address.clone(),
+                why: if matches!(verdict, crate::account::lists::Verdict::Blocked(_)) {
+                    "blocked"
+                } else {
+                    "not allowed"
+                },
+                scope: "account or inbox",
+            },
+        );
     let (outcome, refusal, release_at, held_by) = match (preview.quota, suppressed) {
+        (_, None) if listed_out.is_some() => {
+            let refused = listed_out.map(ApiError::from).map(detail);
+            ("refused", refused, None, None)
+        }
         (_, Some((address, reason))) => {
             let refused = ApiError::from(SubmitError::Suppressed {
                 field: "to".into(),
@@ -120,9 +142,11 @@ async fn dry_run_json(
         recipients: preview
             .recipients
             .into_iter()
-            .map(|(address, suppressed)| DryRunRecipient {
+            .zip(&preview.lists)
+            .map(|((address, suppressed), list)| DryRunRecipient {
                 address,
                 suppressed,
+                list: list.as_str().into(),
             })
             .collect(),
         dkim_domain: preview.dkim_domain,

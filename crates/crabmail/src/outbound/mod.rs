@@ -108,6 +108,8 @@ pub struct Preview {
     pub approval: Option<&'static str>,
     /// Each recipient, and the suppression that would refuse it.
     pub recipients: Vec<(String, Option<String>)>,
+    /// Each recipient's outbound list verdict, in the same order.
+    pub lists: Vec<lists::Verdict>,
     /// The message's size as it would be sent (signed).
     pub size: usize,
     pub dkim_domain: String,
@@ -150,6 +152,8 @@ pub struct Outbound {
     hold_high_risk_replies: bool,
     /// Whom the account's and inbox's outbound lists let it write to.
     lists: crate::account::lists::Lists,
+    /// The shared domain (lower case): not a custom domain, so no domain warm-up.
+    shared_domain: String,
 }
 
 impl Outbound {
@@ -164,6 +168,7 @@ impl Outbound {
     ) -> Self {
         Outbound {
             lists,
+            shared_domain: config.domain.to_ascii_lowercase(),
             store,
             signer,
             clock,
@@ -272,6 +277,9 @@ impl Outbound {
                 (address.clone(), reason)
             })
             .collect();
+        let list_verdicts = self
+            .list_verdicts(&caller.account_id, &inbox.id, &composed.recipients)
+            .await?;
         let dkim_domain = Domain::of(&inbox.address)
             .map(Domain::into_string)
             .unwrap_or_default();
@@ -311,6 +319,7 @@ impl Outbound {
         };
         Ok(Preview {
             approval,
+            lists: list_verdicts,
             recipients,
             size,
             dkim_selectors: self.signer.selectors(&dkim_domain).await?,
@@ -542,6 +551,8 @@ impl Outbound {
             }),
             dry_run: false,
             held_for: None,
+            // The shared domain is the operator's; a custom domain warms up on its own.
+            custom_domain: (!domain.is_empty() && domain != self.shared_domain).then_some(domain),
         };
         Ok(message)
     }

@@ -66,6 +66,8 @@ impl Warmup {
 pub enum Scope {
     Inbox,
     Account,
+    /// A custom sending domain, on its warm-up ramp (all its inboxes together).
+    Domain,
 }
 
 impl Scope {
@@ -73,8 +75,14 @@ impl Scope {
         match self {
             Scope::Inbox => "inbox",
             Scope::Account => "account",
+            Scope::Domain => "domain",
         }
     }
+}
+
+/// The key a custom domain's counts are kept under (never an inbox's or an account's id).
+pub fn domain_key(domain: &str) -> String {
+    format!("domain:{domain}")
 }
 
 /// What holds a message, as a person reads it: `inbox 60 per_minute`.

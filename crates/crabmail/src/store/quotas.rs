@@ -23,6 +23,8 @@ pub struct QuotaCheck {
 pub struct QuotaSubject<'a> {
     pub inbox_id: &'a str,
     pub account_id: &'a str,
+    /// The sending inbox's custom domain (None on the shared domain): it warms up too.
+    pub domain: Option<&'a str>,
     /// When it is sent (or approved).
     pub at: Timestamp,
     pub recipients: usize,
@@ -109,6 +111,7 @@ pub(super) fn decide(
     overrides: &[(String, LimitOverrides)],
     paused: Option<Pause>,
     inbox_created: Option<Timestamp>,
+    domain_verified: Option<Timestamp>,
 ) -> std::result::Result<Release, Enqueued> {
     if let Some(pause) = paused {
         return Err(Enqueued::Paused(pause));
@@ -150,6 +153,17 @@ pub(super) fn decide(
             limits: limits(message.account_id, check.account),
             buckets: of(message.account_id),
         },
+        Ledger {
+            scope: Scope::Domain,
+            limits: Limits {
+                warmup: domain_verified.map_or(0, |at| check.warmup.limit_at(at, message.at)),
+                ..Limits::default()
+            },
+            buckets: message
+                .domain
+                .map(|d| of(&quota::domain_key(d)))
+                .unwrap_or_default(),
+        },
     ];
     let recipients = u32::try_from(message.recipients).unwrap_or(u32::MAX);
     match quota::release(&ledgers, recipients, message.at, not_before) {
@@ -169,4 +183,47 @@ pub(super) fn prune_due(counts: &[(String, Bucket)], scope: &str, now: Timestamp
     !counts
         .iter()
         .any(|(s, b)| s == scope && b.step == quota::MINUTE_STEP && b.start == minute)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbound::quota::Warmup;
+
+    #[test]
+    fn a_custom_domain_warms_up_across_its_inboxes() {
+        let now = Timestamp(1_800_000_000_000);
+        let check = QuotaCheck {
+            inbox: Limits::default(),
+            account: Limits::default(),
+            on_limit: OnLimit::Hold,
+            warmup: Warmup {
+                start: 3,
+                growth: 2.0,
+            },
+        };
+        let subject = QuotaSubject {
+            inbox_id: "inb_2",
+            account_id: "acc_1",
+            domain: Some("brand.test"),
+            at: now,
+            recipients: 1,
+            dry_run: false,
+        };
+        // Another inbox of the domain already sent to three recipients today.
+        let counts: Vec<(String, Bucket)> = Bucket::of(now, 3)
+            .into_iter()
+            .map(|b| (quota::domain_key("brand.test"), b))
+            .collect();
+        let held = decide(&check, &subject, &counts, &[], None, Some(now), Some(now))
+            .expect("held, not refused");
+        assert_eq!(held.held_by.map(|h| h.scope), Some(Scope::Domain));
+        // On the shared domain (no custom domain) the same counts hold nothing back.
+        let shared = QuotaSubject {
+            domain: None,
+            ..subject
+        };
+        let free = decide(&check, &shared, &counts, &[], None, Some(now), None).expect("free");
+        assert_eq!(free.held_by, None);
+    }
 }

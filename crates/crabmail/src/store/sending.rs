@@ -36,6 +36,9 @@ pub struct QueuedMessage {
     /// Why it waits for approval (its recipients are `held`, nothing is counted against a
     /// quota until it is approved); None: it goes to the queue.
     pub held_for: Option<&'static str>,
+    /// The sending inbox's custom domain, which has a warm-up of its own; None on the shared
+    /// domain.
+    pub custom_domain: Option<String>,
 }
 
 impl QueuedMessage {
@@ -72,6 +75,7 @@ impl QueuedMessage {
         QuotaSubject {
             inbox_id: &self.inbox_id,
             account_id: &self.account_id,
+            domain: self.custom_domain.as_deref(),
             at: self.created_at,
             recipients: self.recipients.len(),
             dry_run: self.dry_run,

@@ -175,7 +175,10 @@ pub const UNREAD_COPIES_LOCKED: &str = concat!(unread_copies!(), " FOR UPDATE OF
 
 // Sending quotas (store/quotas.rs).
 pub const QUOTA_COUNTS: &str = "SELECT scope, step, bucket, messages, recipients FROM send_ledger \
-                 WHERE scope IN ($1, $2) AND bucket >= $3";
+                 WHERE scope IN ($1, $2, $3) AND bucket >= $4";
+/// When a custom sending domain was verified: its warm-up starts there.
+pub const DOMAIN_VERIFIED: &str =
+    "SELECT verified_at FROM domains WHERE name = $1 AND verified_at IS NOT NULL";
 pub const QUOTA_COUNT_ONE: &str = "SELECT scope, step, bucket, messages, recipients FROM send_ledger \
                  WHERE scope = $1 AND bucket >= $2";
 /// One message released at a moment, counted in its second and its minute. (SQLite numbers

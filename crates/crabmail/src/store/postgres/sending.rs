@@ -196,9 +196,11 @@ pub(super) async fn count_release(
         .bind(message.account_id)
         .execute(&mut **tx)
         .await?;
+    let domain_key = message.domain.map(quota::domain_key);
     let counts = sqlx::query(sql::QUOTA_COUNTS)
         .bind(message.inbox_id)
         .bind(message.account_id)
+        .bind(domain_key.as_deref().unwrap_or(""))
         .bind(now.0 - quota::HORIZON)
         .fetch_all(&mut **tx)
         .await?
@@ -226,6 +228,15 @@ pub(super) async fn count_release(
         .bind(message.inbox_id)
         .fetch_optional(&mut **tx)
         .await?;
+    let verified: Option<i64> = match message.domain {
+        Some(domain) => {
+            sqlx::query_scalar(sql::DOMAIN_VERIFIED)
+                .bind(domain)
+                .fetch_optional(&mut **tx)
+                .await?
+        }
+        None => None,
+    };
     let release = match decide(
         check,
         message,
@@ -233,12 +244,16 @@ pub(super) async fn count_release(
         &overrides,
         paused,
         created.map(Timestamp),
+        verified.map(Timestamp),
     ) {
         Ok(release) => release,
         Err(refused) => return Ok(Err(refused)),
     };
     let [second, minute] = quota::Bucket::of(release.at, message.recipients as i64);
-    for scope in [message.inbox_id, message.account_id] {
+    for scope in [message.inbox_id, message.account_id]
+        .into_iter()
+        .chain(domain_key.as_deref())
+    {
         if prune_due(&counts, scope, now) {
             sqlx::query(sql::QUOTA_PRUNE)
                 .bind(scope)

@@ -36,6 +36,9 @@ impl Approvals for SqliteStore {
                 at: now,
                 recipients: recipients.max(0) as usize,
                 dry_run: false,
+                // Approved mail is counted against its inbox and account; not (yet) against a
+                // custom domain's warm-up, which counts mail sent directly.
+                domain: None,
             };
             let release = match sending::count_release(conn, &check, &subject)? {
                 Ok(release) => release,

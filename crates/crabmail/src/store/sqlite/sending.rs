@@ -196,10 +196,16 @@ pub(super) fn count_release(
     message: &QuotaSubject<'_>,
 ) -> Result<std::result::Result<quota::Release, Enqueued>> {
     let now = message.at;
+    let domain_key = message.domain.map(quota::domain_key);
     let counts: Vec<(String, quota::Bucket)> = conn
         .prepare_cached(sql::QUOTA_COUNTS)?
         .query_map(
-            params![message.inbox_id, message.account_id, now.0 - quota::HORIZON],
+            params![
+                message.inbox_id,
+                message.account_id,
+                domain_key.as_deref().unwrap_or(""),
+                now.0 - quota::HORIZON
+            ],
             |r| rows::quota_bucket(r),
         )?
         .collect::<rusqlite::Result<_>>()?;
@@ -220,6 +226,13 @@ pub(super) fn count_release(
         .prepare_cached(sql::INBOX_CREATED)?
         .query_row(params![message.inbox_id], |r| r.get(0))
         .optional()?;
+    let verified: Option<i64> = match message.domain {
+        Some(domain) => conn
+            .prepare_cached(sql::DOMAIN_VERIFIED)?
+            .query_row(params![domain], |r| r.get(0))
+            .optional()?,
+        None => None,
+    };
     let release = match decide(
         check,
         message,
@@ -227,12 +240,16 @@ pub(super) fn count_release(
         &overrides,
         paused,
         created.map(Timestamp),
+        verified.map(Timestamp),
     ) {
         Ok(release) => release,
         Err(refused) => return Ok(Err(refused)),
     };
     let [second, minute] = quota::Bucket::of(release.at, message.recipients as i64);
-    for scope in [message.inbox_id, message.account_id] {
+    for scope in [message.inbox_id, message.account_id]
+        .into_iter()
+        .chain(domain_key.as_deref())
+    {
         if prune_due(&counts, scope, now) {
             conn.prepare_cached(sql::QUOTA_PRUNE)?
                 .execute(params![scope, now.0 - quota::HORIZON])?;
