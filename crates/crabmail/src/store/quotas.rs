@@ -130,14 +130,21 @@ pub(super) fn decide(
             .collect()
     };
     let inbox = of(message.inbox_id);
-    // Held mail leaves in the order it was sent: never before the inbox's latest release.
+    // Held mail leaves in the order it was sent (to the second): never before the inbox's
+    // latest held release.
     let latest = inbox
         .iter()
         .filter(|b| b.step == quota::SECOND_STEP)
         .map(|b| b.start)
         .max()
         .unwrap_or(i64::MIN);
-    let not_before = Timestamp(latest);
+    // Only a hold counts: a send of the same moment committed just before this one (its
+    // second may start after this message was made) must not turn this one into a hold.
+    let not_before = if latest > message.at.0 + quota::SECOND_STEP {
+        Timestamp(latest)
+    } else {
+        message.at
+    };
     let mut inbox_limits = limits(message.inbox_id, check.inbox);
     if let Some(created) = inbox_created {
         inbox_limits.warmup = check.warmup.limit_at(created, message.at);
@@ -225,5 +232,33 @@ mod tests {
         };
         let free = decide(&check, &shared, &counts, &[], None, Some(now), None).expect("free");
         assert_eq!(free.held_by, None);
+    }
+
+    #[test]
+    fn a_send_committed_just_before_this_one_is_not_a_hold() {
+        // Under load, a message made at 10.9 s can commit after one made at 11.0 s: the
+        // ledger's latest second then starts after this message was made.
+        let made = Timestamp(1_800_000_010_900);
+        let check = QuotaCheck {
+            inbox: Limits::default(),
+            account: Limits::default(),
+            on_limit: OnLimit::Reject,
+            warmup: Warmup::default(),
+        };
+        let subject = QuotaSubject {
+            inbox_id: "inb_1",
+            account_id: "acc_1",
+            domain: None,
+            at: made,
+            recipients: 1,
+            dry_run: false,
+        };
+        let counts: Vec<(String, Bucket)> = Bucket::of(Timestamp(made.0 + 100), 1)
+            .into_iter()
+            .map(|b| ("inb_1".to_owned(), b))
+            .collect();
+        let release = decide(&check, &subject, &counts, &[], None, None, None)
+            .expect("not refused: nothing holds it");
+        assert_eq!(release.at, made);
     }
 }
