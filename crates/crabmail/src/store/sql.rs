@@ -176,9 +176,10 @@ pub const UNREAD_COPIES_LOCKED: &str = concat!(unread_copies!(), " FOR UPDATE OF
 // Sending quotas (store/quotas.rs).
 pub const QUOTA_COUNTS: &str = "SELECT scope, step, bucket, messages, recipients FROM send_ledger \
                  WHERE scope IN ($1, $2, $3) AND bucket >= $4";
-/// When a custom sending domain was verified: its warm-up starts there.
-pub const DOMAIN_VERIFIED: &str =
-    "SELECT verified_at FROM domains WHERE name = $1 AND verified_at IS NOT NULL";
+/// When a custom sending domain was verified: its warm-up starts there (the shared domain, which
+/// no account owns, has none).
+pub const DOMAIN_VERIFIED: &str = "SELECT verified_at FROM domains \
+                 WHERE name = $1 AND verified_at IS NOT NULL AND account_id IS NOT NULL";
 pub const QUOTA_COUNT_ONE: &str = "SELECT scope, step, bucket, messages, recipients FROM send_ledger \
                  WHERE scope = $1 AND bucket >= $2";
 /// One message released at a moment, counted in its second and its minute. (SQLite numbers
@@ -229,8 +230,9 @@ pub const PAUSE_OF_TWO: &str = "SELECT scope, account_id, paused_at, reason, met
 pub const HELD_MESSAGES: &str = "SELECT o.id FROM outbound o WHERE o.account_id = $1 AND EXISTS \
                  (SELECT 1 FROM recipients r WHERE r.message_id = o.id AND r.status = 'held') \
                  ORDER BY o.created_at, o.id LIMIT $2";
-pub const HELD_OF_MESSAGE: &str = "SELECT o.inbox_id, count(*) FROM outbound o JOIN recipients r ON r.message_id = o.id \
-                 WHERE o.id = $1 AND o.account_id = $2 AND r.status = 'held' GROUP BY o.inbox_id";
+pub const HELD_OF_MESSAGE: &str = "SELECT o.inbox_id, count(*), o.return_path FROM outbound o \
+                 JOIN recipients r ON r.message_id = o.id \
+                 WHERE o.id = $1 AND o.account_id = $2 AND r.status = 'held' GROUP BY o.inbox_id, o.return_path";
 pub const RELEASE_HELD: &str = "UPDATE recipients SET status = 'queued', next_attempt_at = $1, queued_at = $1, \
                  updated_at = $2 WHERE message_id = $3 AND status = 'held'";
 pub const SET_RELEASE: &str = "UPDATE outbound SET release_at = $1 WHERE id = $2";

@@ -23,12 +23,12 @@ impl Approvals for PgStore {
             .bind(account_id)
             .execute(&mut *tx)
             .await?;
-        let held: Option<(String, i64)> = sqlx::query_as(sql::HELD_OF_MESSAGE)
+        let held: Option<(String, i64, String)> = sqlx::query_as(sql::HELD_OF_MESSAGE)
             .bind(message_id)
             .bind(account_id)
             .fetch_optional(&mut *tx)
             .await?;
-        let Some((inbox_id, recipients)) = held else {
+        let Some((inbox_id, recipients, return_path)) = held else {
             return Ok((Approved::NotHeld, None));
         };
         let subject = QuotaSubject {
@@ -37,9 +37,7 @@ impl Approvals for PgStore {
             at: now,
             recipients: recipients.max(0) as usize,
             dry_run: false,
-            // Approved mail is counted against its inbox and account; not (yet) against a
-            // custom domain's warm-up, which counts mail sent directly.
-            domain: None,
+            domain: return_path.rsplit_once('@').map(|(_, d)| d),
         };
         let release = match sending::count_release(&mut tx, &check, &subject).await? {
             Ok(release) => release,
@@ -85,12 +83,12 @@ impl Approvals for PgStore {
         now: Timestamp,
     ) -> Result<Option<Wake>> {
         let mut tx = self.begin().await?;
-        let held: Option<(String, i64)> = sqlx::query_as(sql::HELD_OF_MESSAGE)
+        let held: Option<(String, i64, String)> = sqlx::query_as(sql::HELD_OF_MESSAGE)
             .bind(message_id)
             .bind(account_id)
             .fetch_optional(&mut *tx)
             .await?;
-        let Some((inbox_id, _)) = held else {
+        let Some((inbox_id, _, _)) = held else {
             return Ok(None);
         };
         sqlx::query(sql::REJECT_HELD)

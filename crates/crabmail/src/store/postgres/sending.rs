@@ -196,7 +196,20 @@ pub(super) async fn count_release(
         .bind(message.account_id)
         .execute(&mut **tx)
         .await?;
-    let domain_key = message.domain.map(quota::domain_key);
+    let verified: Option<i64> = match message.domain {
+        Some(domain) => {
+            sqlx::query_scalar(sql::DOMAIN_VERIFIED)
+                .bind(domain)
+                .fetch_optional(&mut **tx)
+                .await?
+        }
+        None => None,
+    };
+    // Only a custom domain is counted as one (the shared domain has no warm-up).
+    let domain_key = message
+        .domain
+        .filter(|_| verified.is_some())
+        .map(quota::domain_key);
     let counts = sqlx::query(sql::QUOTA_COUNTS)
         .bind(message.inbox_id)
         .bind(message.account_id)
@@ -228,15 +241,6 @@ pub(super) async fn count_release(
         .bind(message.inbox_id)
         .fetch_optional(&mut **tx)
         .await?;
-    let verified: Option<i64> = match message.domain {
-        Some(domain) => {
-            sqlx::query_scalar(sql::DOMAIN_VERIFIED)
-                .bind(domain)
-                .fetch_optional(&mut **tx)
-                .await?
-        }
-        None => None,
-    };
     let release = match decide(
         check,
         message,

@@ -21,13 +21,13 @@ impl Approvals for SqliteStore {
     ) -> Result<(Approved, Option<Wake>)> {
         let (account_id, message_id) = (account_id.to_owned(), message_id.to_owned());
         self.write(move |conn| {
-            let held: Option<(String, i64)> = conn
+            let held: Option<(String, i64, String)> = conn
                 .prepare_cached(sql::HELD_OF_MESSAGE)?
                 .query_row(params![message_id, account_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })
                 .optional()?;
-            let Some((inbox_id, recipients)) = held else {
+            let Some((inbox_id, recipients, return_path)) = held else {
                 return Ok((Approved::NotHeld, None));
             };
             let subject = QuotaSubject {
@@ -36,9 +36,7 @@ impl Approvals for SqliteStore {
                 at: now,
                 recipients: recipients.max(0) as usize,
                 dry_run: false,
-                // Approved mail is counted against its inbox and account; not (yet) against a
-                // custom domain's warm-up, which counts mail sent directly.
-                domain: None,
+                domain: return_path.rsplit_once('@').map(|(_, d)| d),
             };
             let release = match sending::count_release(conn, &check, &subject)? {
                 Ok(release) => release,

@@ -196,7 +196,18 @@ pub(super) fn count_release(
     message: &QuotaSubject<'_>,
 ) -> Result<std::result::Result<quota::Release, Enqueued>> {
     let now = message.at;
-    let domain_key = message.domain.map(quota::domain_key);
+    let verified: Option<i64> = match message.domain {
+        Some(domain) => conn
+            .prepare_cached(sql::DOMAIN_VERIFIED)?
+            .query_row(params![domain], |r| r.get(0))
+            .optional()?,
+        None => None,
+    };
+    // Only a custom domain is counted as one (the shared domain has no warm-up).
+    let domain_key = message
+        .domain
+        .filter(|_| verified.is_some())
+        .map(quota::domain_key);
     let counts: Vec<(String, quota::Bucket)> = conn
         .prepare_cached(sql::QUOTA_COUNTS)?
         .query_map(
@@ -226,13 +237,6 @@ pub(super) fn count_release(
         .prepare_cached(sql::INBOX_CREATED)?
         .query_row(params![message.inbox_id], |r| r.get(0))
         .optional()?;
-    let verified: Option<i64> = match message.domain {
-        Some(domain) => conn
-            .prepare_cached(sql::DOMAIN_VERIFIED)?
-            .query_row(params![domain], |r| r.get(0))
-            .optional()?,
-        None => None,
-    };
     let release = match decide(
         check,
         message,
