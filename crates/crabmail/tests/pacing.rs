@@ -52,8 +52,10 @@ async fn sender(
     Client,
     String,
 ) {
+    // Two domains served by one MX host.
     let dns = Zone::new()
         .mx("busy.test", 10, "mx.busy.test")
+        .mx("also.test", 10, "mx.busy.test")
         .a("mx.busy.test", ip)
         .serve()
         .await;
@@ -159,4 +161,30 @@ async fn a_configured_pace_defers_what_exceeds_it() {
     clock.advance(Duration::from_secs(11));
     event(&client, "message.delivered", &paced).await;
     assert_eq!(sink.received().len(), 11);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_mx_host_rests_for_every_domain_it_serves() {
+    let ip = "127.0.0.20";
+    let port = free_port(ip);
+    let addr: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+    let (_server, _dns, clock, client, inbox) = sender(ip, port, &[]).await;
+    let busy = SmtpSink::start(addr, &["-r", "RCPT", "-b", "421 4.7.0 Slow down"]).await;
+    let first = send(&client, &inbox, "a@busy.test").await;
+    event(&client, "message.deferred", &first).await;
+    drop(busy);
+    let sink = SmtpSink::start(addr, &[]).await;
+    // Another domain on the same host: its own pace is untouched, but the host rests.
+    let other = send(&client, &inbox, "b@also.test").await;
+    let waiting = event(&client, "message.deferred", &other).await;
+    let detail = waiting.detail.unwrap();
+    assert!(
+        detail["text"].as_str().unwrap().contains("mx:mx.busy.test"),
+        "{detail}"
+    );
+    assert_eq!(detail["host"], "mx.busy.test");
+    assert_eq!(sink.received().len(), 0);
+    clock.advance(Duration::from_secs(61));
+    event(&client, "message.delivered", &other).await;
+    event(&client, "message.delivered", &first).await;
 }

@@ -5,7 +5,8 @@
 //!
 //! Connections are reused: after a transaction, a healthy connection waits in a small pool for
 //! more mail to the same host (`delivery.idle_connections`). At most
-//! `queue.max_per_destination` deliveries run at once per destination.
+//! `queue.max_per_destination` deliveries run at once per destination. Each MX host has a pace
+//! and a rest of its own (`pacing`): one host serving many domains is rested once it throttles.
 //!
 //! Nothing here touches the store; the queue records what comes back.
 
@@ -48,6 +49,9 @@ pub struct Deliverer {
     idle_limit: Duration,
     idle: Mutex<HashMap<String, Vec<(Client, Instant)>>>,
     destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Pace and rest per destination domain (the queue asks) and per MX host (asked here).
+    pacer: pacing::Pacer,
+    clock: crate::clock::SharedClock,
 }
 
 impl Deliverer {
@@ -90,7 +94,7 @@ impl Deliverer {
         let mta_sts = if d.mta_sts {
             let tls = connectors.verified.config().as_ref().clone();
             Some(
-                mta_sts::MtaSts::new(dns.clone(), tls, d.mta_sts_port, clock)
+                mta_sts::MtaSts::new(dns.clone(), tls, d.mta_sts_port, clock.clone())
                     .map_err(DeliveryError::Tls)?,
             )
         } else {
@@ -107,6 +111,12 @@ impl Deliverer {
             idle_limit: d.idle_connections,
             idle: Mutex::new(HashMap::new()),
             destinations: Mutex::new(HashMap::new()),
+            pacer: pacing::Pacer::new(
+                d.rate_per_destination,
+                d.throttle_backoff,
+                d.throttle_backoff_max,
+            ),
+            clock,
         })
     }
 
@@ -196,6 +206,15 @@ impl Deliverer {
         };
         let mut last_failure = None;
         for target in &targets {
+            // An MX host resting after a throttle (or past its pace) is skipped, whichever of
+            // its domains the mail is for.
+            let host_key = format!("mx:{}", target.host);
+            if let Err(wait) = self.pacer.admit(&host_key, self.clock.now()) {
+                let mut resting = Outcome::deferred("4.4.5", wait.reason).at_host(&target.host);
+                resting.retry_at = Some(wait.until);
+                last_failure = Some(resting);
+                continue;
+            }
             let options = if sts_enforced {
                 ClientOptions {
                     tls: TlsMode::Verified {
@@ -224,11 +243,27 @@ impl Deliverer {
             if usable {
                 self.checkin(target, &options.tls, client);
             }
+            if outcomes
+                .iter()
+                .any(|o| pacing::is_throttling(o.code, o.enhanced.as_deref()))
+            {
+                self.pacer.throttled(&host_key, self.clock.now());
+            } else if outcomes
+                .iter()
+                .any(|o| o.verdict == outcome::Verdict::Delivered)
+            {
+                self.pacer.succeeded(&host_key);
+            }
             return outcomes;
         }
         let failure = last_failure
             .unwrap_or_else(|| Outcome::deferred("4.4.1", "no mail host could be reached"));
         vec![failure; n]
+    }
+
+    /// The pace and rest of destinations (domains, and MX hosts as `mx:<host>`).
+    pub fn pacer(&self) -> &pacing::Pacer {
+        &self.pacer
     }
 
     fn destination(&self, key: &str) -> Arc<Semaphore> {

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::delivery::Deliverer;
 use crate::delivery::dsn::{self, Failed};
 use crate::delivery::outcome::{Outcome, Verdict};
-use crate::delivery::pacing::{self, Pacer};
+use crate::delivery::pacing;
 use crate::delivery::route::Route;
 use crate::delivery::simulator;
 use crate::events::Wakeups;
@@ -97,7 +97,6 @@ pub struct Queue {
     lease: Duration,
     concurrency: usize,
     breaker: crate::outbound::breaker::BreakerConfig,
-    pacer: Pacer,
 }
 
 /// One message to one route: the unit of delivery.
@@ -135,11 +134,6 @@ impl Queue {
             lease: config.queue.lease,
             concurrency: config.queue.concurrency.max(1),
             breaker: config.breaker.clone(),
-            pacer: Pacer::new(
-                config.delivery.rate_per_destination,
-                config.delivery.throttle_backoff,
-                config.delivery.throttle_backoff_max,
-            ),
         }
     }
 
@@ -271,7 +265,7 @@ impl Queue {
         body: &[u8],
     ) -> Vec<Outcome> {
         let destination = route.key();
-        if let Err(wait) = self.pacer.admit(&destination, self.clock.now()) {
+        if let Err(wait) = self.deliverer.pacer().admit(&destination, self.clock.now()) {
             let mut outcome = Outcome::deferred("4.4.5", wait.reason);
             outcome.retry_at = Some(wait.until);
             return vec![outcome; recipients.len()];
@@ -288,9 +282,12 @@ impl Queue {
         .await;
         for outcome in &mut outcomes {
             if outcome.verdict == Verdict::Delivered {
-                self.pacer.succeeded(&destination);
+                self.deliverer.pacer().succeeded(&destination);
             } else if pacing::is_throttling(outcome.code, outcome.enhanced.as_deref()) {
-                let until = self.pacer.throttled(&destination, self.clock.now());
+                let until = self
+                    .deliverer
+                    .pacer()
+                    .throttled(&destination, self.clock.now());
                 outcome.retry_at = Some(until);
                 outcome.text = format!(
                     "{} (throttled: {destination} rests until {})",
