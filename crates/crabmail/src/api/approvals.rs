@@ -10,7 +10,7 @@ use super::sending::sent_json;
 use crate::account::Caller;
 use crate::id;
 use crate::outbound::Accepted;
-use crate::store::{Approved, Enqueued, QuotaCheck};
+use crate::store::{Approved, Enqueued};
 use axum::extract::State;
 use crabmail_api::{ApprovalList, ErrorBody, Sent};
 
@@ -50,13 +50,7 @@ pub async fn approve(
     Path(message_id): Path<String>,
 ) -> Result<axum::Json<Sent>, ApiError> {
     visible_held(&state, &caller, &message_id).await?;
-    let limits = state.outbound.default_limits();
-    let check = QuotaCheck {
-        inbox: limits.inbox,
-        account: limits.account,
-        on_limit: Default::default(),
-        warmup: limits.warmup,
-    };
+    let check = state.outbound.quota_check(Default::default());
     let now = state.clock.now();
     let (approved, wake) = state
         .store

@@ -84,24 +84,8 @@ async fn dry_run_json(
         .recipients
         .iter()
         .find_map(|(address, reason)| reason.as_ref().map(|r| (address, r)));
-    let listed_out = preview
-        .recipients
-        .iter()
-        .zip(&preview.lists)
-        .enumerate()
-        .find(|(_, (_, verdict))| !verdict.passes())
-        .map(
-            |(n, ((address, _), verdict))| SubmitError::RecipientBlocked {
-                field: format!("recipients[{n}]"),
-                address: address.clone(),
-                why: if matches!(verdict, crate::account::lists::Verdict::Blocked(_)) {
-                    "blocked"
-                } else {
-                    "not allowed"
-                },
-                scope: "account or inbox",
-            },
-        );
+    let addresses: Vec<String> = preview.recipients.iter().map(|(a, _)| a.clone()).collect();
+    let listed_out = crate::outbound::listed_out(&addresses, &preview.lists);
     let (outcome, refusal, release_at, held_by) = match (preview.quota, suppressed) {
         (_, None) if listed_out.is_some() => {
             let refused = listed_out.map(ApiError::from).map(detail);

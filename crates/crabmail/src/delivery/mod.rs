@@ -49,7 +49,7 @@ pub struct Deliverer {
     idle_limit: Duration,
     idle: Mutex<HashMap<String, Vec<(Client, Instant)>>>,
     destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
-    /// Pace and rest per destination domain (the queue asks) and per MX host (asked here).
+    /// Pace and rest per destination domain and per MX host (`mx:<host>`).
     pacer: pacing::Pacer,
     clock: crate::clock::SharedClock,
 }
@@ -183,8 +183,52 @@ impl Deliverer {
         }
     }
 
-    /// Delivers one message to `recipients`, which share `route` (never `Route::Local`).
+    /// Delivers one message to `recipients`, which share `route` (never `Route::Local`), when the
+    /// destination's pace allows; a throttling answer rests the destination (`pacing`) and its
+    /// recipients wait for the end of the rest.
     pub async fn deliver(
+        &self,
+        route: &Route,
+        from: &str,
+        recipients: &[String],
+        body: &[u8],
+    ) -> Vec<Outcome> {
+        let n = recipients.len();
+        let destination = route.key();
+        if let Err(wait) = self.pacer.admit(&destination, self.clock.now()) {
+            let mut outcome = Outcome::deferred("4.4.5", wait.reason);
+            outcome.retry_at = Some(wait.until);
+            return vec![outcome; n];
+        }
+        let mut outcomes = self.deliver_paced(route, from, recipients, body).await;
+        let throttled = outcomes
+            .iter()
+            .any(|o| pacing::is_throttling(o.code, o.enhanced.as_deref()));
+        if throttled {
+            let until = self.pacer.throttled(&destination, self.clock.now());
+            for outcome in outcomes
+                .iter_mut()
+                .filter(|o| pacing::is_throttling(o.code, o.enhanced.as_deref()))
+            {
+                outcome.retry_at = Some(until);
+                outcome.text = format!(
+                    "{} (throttled: {destination} rests until {})",
+                    outcome.text,
+                    until.to_rfc3339()
+                );
+            }
+        } else if outcomes
+            .iter()
+            .any(|o| o.verdict == outcome::Verdict::Delivered)
+        {
+            self.pacer.succeeded(&destination);
+        }
+        outcomes
+    }
+
+    /// One delivery once the destination's pace allowed it: the MX hosts (or the relay) in
+    /// order, each paced and rested on its own.
+    async fn deliver_paced(
         &self,
         route: &Route,
         from: &str,
@@ -259,11 +303,6 @@ impl Deliverer {
         let failure = last_failure
             .unwrap_or_else(|| Outcome::deferred("4.4.1", "no mail host could be reached"));
         vec![failure; n]
-    }
-
-    /// The pace and rest of destinations (domains, and MX hosts as `mx:<host>`).
-    pub fn pacer(&self) -> &pacing::Pacer {
-        &self.pacer
     }
 
     fn destination(&self, key: &str) -> Arc<Semaphore> {

@@ -65,12 +65,11 @@ pub enum SubmitError {
         how: &'static str,
     },
     /// A recipient the account's or inbox's outbound lists do not let it write to.
-    #[error("{address} is {why} by this {scope}'s outbound list; see GET /v1/lists")]
+    #[error("{address} is {why} by this account or inbox's outbound list; see GET /v1/lists")]
     RecipientBlocked {
         field: String,
         address: String,
         why: &'static str,
-        scope: &'static str,
     },
     /// More recipients than a day's quota takes: no wait helps.
     #[error("{recipients} recipients; the {} quota allows {} per day", .hit.scope.as_str(), .hit.limit)]
@@ -177,6 +176,16 @@ impl Outbound {
             max_message_size: config.smtp.max_message_size,
             limits: config.limits.clone(),
             hold_high_risk_replies: config.approval.high_risk_replies,
+        }
+    }
+
+    /// The limits a message is sent under (the defaults; the store adds what the account set).
+    pub fn quota_check(&self, on_limit: OnLimit) -> QuotaCheck {
+        QuotaCheck {
+            inbox: self.limits.inbox,
+            account: self.limits.account,
+            on_limit,
+            warmup: self.limits.warmup,
         }
     }
 
@@ -543,12 +552,7 @@ impl Outbound {
                 })
                 .collect(),
             idempotency,
-            quota: Some(QuotaCheck {
-                inbox: self.limits.inbox,
-                account: self.limits.account,
-                on_limit,
-                warmup: self.limits.warmup,
-            }),
+            quota: Some(self.quota_check(on_limit)),
             dry_run: false,
             held_for: None,
             // The shared domain is the operator's; a custom domain warms up on its own.
@@ -663,35 +667,15 @@ impl Outbound {
         inbox_id: &str,
         recipients: &[String],
     ) -> Result<(), SubmitError> {
-        let entries = self.lists.of(account_id).await?;
-        if entries.is_empty() {
-            return Ok(());
+        let verdicts = self.list_verdicts(account_id, inbox_id, recipients).await?;
+        match listed_out(recipients, &verdicts) {
+            Some(refused) => Err(refused),
+            None => Ok(()),
         }
-        for (n, address) in recipients.iter().enumerate() {
-            let verdict = lists::judge(
-                &entries,
-                inbox_id,
-                lists::Direction::Outbound,
-                Some(address),
-                &[],
-            );
-            let why = match verdict {
-                lists::Verdict::Blocked(_) => "blocked",
-                lists::Verdict::NotAllowed => "not allowed",
-                _ => continue,
-            };
-            return Err(SubmitError::RecipientBlocked {
-                field: format!("recipients[{n}]"),
-                address: address.clone(),
-                why,
-                scope: "account or inbox",
-            });
-        }
-        Ok(())
     }
 
-    /// Each recipient's outbound list verdict, for a dry run.
-    pub async fn list_verdicts(
+    /// Each recipient's outbound list verdict.
+    async fn list_verdicts(
         &self,
         account_id: &str,
         inbox_id: &str,
@@ -735,6 +719,25 @@ impl Outbound {
         }
         Ok(())
     }
+}
+
+/// The refusal for the first recipient the outbound lists do not let through (`verdicts` in
+/// the order of `recipients`).
+pub fn listed_out(recipients: &[String], verdicts: &[lists::Verdict]) -> Option<SubmitError> {
+    recipients
+        .iter()
+        .zip(verdicts)
+        .enumerate()
+        .find(|(_, (_, verdict))| !verdict.passes())
+        .map(|(n, (address, verdict))| SubmitError::RecipientBlocked {
+            field: format!("recipients[{n}]"),
+            address: address.clone(),
+            why: if matches!(verdict, lists::Verdict::Blocked(_)) {
+                "blocked"
+            } else {
+                "not allowed"
+            },
+        })
 }
 
 /// What a refused enqueue (or approval) answers: the quota, the pause, the recipients.

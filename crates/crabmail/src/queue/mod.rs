@@ -21,7 +21,6 @@ use crate::config::Config;
 use crate::delivery::Deliverer;
 use crate::delivery::dsn::{self, Failed};
 use crate::delivery::outcome::{Outcome, Verdict};
-use crate::delivery::pacing;
 use crate::delivery::route::Route;
 use crate::delivery::simulator;
 use crate::events::Wakeups;
@@ -256,47 +255,23 @@ impl Queue {
 }
 
 impl Queue {
-    /// To the MX hosts or the relay, when the destination's pace allows; a throttling answer
-    /// rests the destination (`pacing`), and its recipients wait for the end of the rest.
+    /// To the MX hosts or the relay (the deliverer paces destinations and hosts).
     async fn deliver_remotely(
         &self,
         route: &Route,
         recipients: &[Claimed],
         body: &[u8],
     ) -> Vec<Outcome> {
-        let destination = route.key();
-        if let Err(wait) = self.deliverer.pacer().admit(&destination, self.clock.now()) {
-            let mut outcome = Outcome::deferred("4.4.5", wait.reason);
-            outcome.retry_at = Some(wait.until);
-            return vec![outcome; recipients.len()];
-        }
         let Some(first) = recipients.first() else {
             return Vec::new();
         };
         let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
-        let mut outcomes = contain_panic(
+        contain_panic(
             self.deliverer
                 .deliver(route, &first.return_path, &addresses, body),
             addresses.len(),
         )
-        .await;
-        for outcome in &mut outcomes {
-            if outcome.verdict == Verdict::Delivered {
-                self.deliverer.pacer().succeeded(&destination);
-            } else if pacing::is_throttling(outcome.code, outcome.enhanced.as_deref()) {
-                let until = self
-                    .deliverer
-                    .pacer()
-                    .throttled(&destination, self.clock.now());
-                outcome.retry_at = Some(until);
-                outcome.text = format!(
-                    "{} (throttled: {destination} rests until {})",
-                    outcome.text,
-                    until.to_rfc3339()
-                );
-            }
-        }
-        outcomes
+        .await
     }
 
     /// Test mode: the simulator's answers, and the suppression a simulated complaint makes.

@@ -55,7 +55,7 @@ pub(super) fn pause_event<'a>(
         QuotaScope::Inbox { inbox_id, .. } => ("inbox", Some(*inbox_id)),
     };
     NewEvent {
-        account_id: scope.account_id_ref(),
+        account_id: scope.account_id(),
         kind,
         message_id: None,
         inbox_id,

@@ -76,12 +76,8 @@ impl<'a> QuotaScope<'a> {
         }
     }
 
-    pub fn account_id(&self) -> &str {
-        self.account_id_ref()
-    }
-
     /// The account's id, borrowed for as long as the scope's.
-    pub fn account_id_ref(&self) -> &'a str {
+    pub fn account_id(&self) -> &'a str {
         match *self {
             QuotaScope::Account(id) => id,
             QuotaScope::Inbox { account_id, .. } => account_id,

@@ -131,13 +131,8 @@ pub(super) fn inbox<R: Cells>(r: &R) -> Mapped<InboxRecord, R> {
         address: r.cell("address")?,
         display_name: r.cell("display_name")?,
         created_at: ts(r, "created_at")?,
-        approval_required: flag(r, "approval_required")?,
+        approval_required: r.cell("approval_required")?,
     })
-}
-
-/// A flag column: INTEGER 0/1 in SQLite, BOOLEAN in PostgreSQL.
-fn flag<R: Cells>(r: &R, col: impl Col) -> Mapped<bool, R> {
-    r.cell::<bool, _>(col)
 }
 
 /// From `sql::LIST_MESSAGES` and `sql::GET_MESSAGE`.
