@@ -335,6 +335,47 @@ impl Client {
         Self::check(resp).await.map(|_| ())
     }
 
+    pub async fn create_webhook(&self, body: &CreateWebhook) -> Result<Webhook, ClientError> {
+        Self::send(self.request(Method::POST, "/v1/webhooks").json(body)).await
+    }
+
+    pub async fn list_webhooks(&self) -> Result<WebhookList, ClientError> {
+        Self::send(self.request(Method::GET, "/v1/webhooks")).await
+    }
+
+    pub async fn get_webhook(&self, id: &str) -> Result<Webhook, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/v1/webhooks/{id}"))).await
+    }
+
+    pub async fn delete_webhook(&self, id: &str) -> Result<(), ClientError> {
+        let resp = self
+            .request(Method::DELETE, &format!("/v1/webhooks/{id}"))
+            .send()
+            .await?;
+        Self::check(resp).await.map(|_| ())
+    }
+
+    /// A new signing secret; the old one keeps signing beside it for 24 hours.
+    pub async fn rotate_webhook_secret(&self, id: &str) -> Result<Webhook, ClientError> {
+        Self::send(self.request(Method::POST, &format!("/v1/webhooks/{id}/rotate"))).await
+    }
+
+    pub async fn replay_webhook(
+        &self,
+        id: &str,
+        body: &ReplayWebhook,
+    ) -> Result<Webhook, ClientError> {
+        Self::send(
+            self.request(Method::POST, &format!("/v1/webhooks/{id}/replay"))
+                .json(body),
+        )
+        .await
+    }
+
+    pub async fn webhook_deliveries(&self, id: &str) -> Result<WebhookDeliveries, ClientError> {
+        Self::send(self.request(Method::GET, &format!("/v1/webhooks/{id}/deliveries"))).await
+    }
+
     /// Messages waiting for approval, oldest first.
     pub async fn list_approvals(&self) -> Result<ApprovalList, ClientError> {
         Self::send(self.request(Method::GET, "/v1/approvals")).await

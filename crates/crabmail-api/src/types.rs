@@ -356,6 +356,90 @@ pub struct ListEntries {
     pub entries: Vec<ListEntry>,
 }
 
+/// A webhook endpoint (`/v1/webhooks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    /// The event types delivered; empty: every type.
+    pub event_types: Vec<String>,
+    /// Only this inbox's events; absent: every inbox's.
+    pub inbox_id: Option<String>,
+    /// `active` or `disabled` (`disabled_reason` says why; `replay` enables it again).
+    pub status: String,
+    pub disabled_reason: Option<String>,
+    /// The signing secret (`whsec_...`), in the answers to creating and rotating only: keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// The event seq the endpoint has been given everything up to.
+    pub cursor: i64,
+    /// When the next attempt is due, while an event is being retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// Failed attempts at the next event.
+    pub failed_attempts: i64,
+    pub created_at: String,
+}
+
+/// `POST /v1/webhooks`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// http or https; a public address unless the operator allows private ones.
+    pub url: String,
+    /// Event types as in `GET /v1/events`; omitted or empty: every type.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    /// Only this inbox's events.
+    #[serde(default)]
+    pub inbox_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WebhookList {
+    pub webhooks: Vec<Webhook>,
+}
+
+/// `POST /v1/webhooks/{id}/replay`: deliver again from this event on (by `seq` or `event_id`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReplayWebhook {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+}
+
+/// One attempt to deliver one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WebhookDelivery {
+    pub event_id: String,
+    pub event_seq: i64,
+    /// 1 for the first try.
+    pub attempt: i64,
+    pub at: String,
+    /// The endpoint's HTTP status, when it answered.
+    pub status_code: Option<i64>,
+    /// What went wrong (with the start of the endpoint's answer).
+    pub error: Option<String>,
+    /// `delivered`, `retrying`, `failed` (the last retry failed; the event was passed) or
+    /// `disabled` (the endpoint answered 410).
+    pub outcome: String,
+    pub duration_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WebhookDeliveries {
+    /// Newest first; kept 7 days.
+    pub deliveries: Vec<WebhookDelivery>,
+}
+
 /// Every error answer: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -634,6 +718,12 @@ pub struct SuppressionList {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Event {
+    /// Unique among all accounts (`evt_<account>_<seq>`): the `webhook-id` of the event's webhook
+    /// deliveries, for receivers that drop duplicates.
+    #[serde(default)]
+    pub id: String,
+    /// The event's place in the account's log: a cursor for `after`, and the `id:` of the
+    /// event stream (`Last-Event-ID`).
     pub seq: i64,
     /// message.received, message.delivered, message.deferred, message.bounced, message.cancelled;
     /// message.throttled (a quota holds it: detail.release_at), message.held, message.approved,

@@ -9,12 +9,14 @@ mod server;
 mod sink;
 mod smtp;
 mod tls;
+mod webhooks;
 
 pub use dns::{DnsServer, Zone, reverse_name};
 pub use server::{Backend, TestServer, pg_base_url, pg_schema_url};
 pub use sink::{Dumped, SmtpSink};
 pub use smtp::{Reply, Smtp};
 pub use tls::{HttpsServer, Issued, TestCa};
+pub use webhooks::{Received, WebhookReceiver};
 
 /// Waits (long-polling the account's event log from the start) for the first event of `kind`
 /// about `message_id` (or about `inbox_id`, when no message is named); panics after 30 s of

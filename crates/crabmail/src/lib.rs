@@ -9,7 +9,8 @@
 //! - `verify`: SPF, DKIM, DMARC and ARC of inbound mail; `dkim`: signing what we send.
 //! - `risk`: injection risk of received mail and its safe view; `extract`: codes and links;
 //!   `thread`: conversation keys and the new part of a reply.
-//! - `events`: wake long-polls when messages arrive or deliveries happen.
+//! - `events`: wake long-polls when messages arrive or deliveries happen; `webhook`: push each
+//!   event to the endpoints an account registered.
 //! - `api`: the HTTP API agents use; `account`: accounts, tokens, inboxes and their rules.
 //! - `config`, `clock`, `id`: settings, the one reader of wall time, identifiers.
 //! - `server`: wiring and orderly shutdown.
@@ -34,5 +35,6 @@ pub mod server;
 pub mod smtp;
 pub mod store;
 pub mod verify;
+pub mod webhook;
 
 pub use server::{Listeners, ServerError, run};

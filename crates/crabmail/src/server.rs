@@ -50,6 +50,8 @@ pub enum ServerError {
     Network(std::io::Error),
     #[error("shared domain: {0}")]
     Domain(#[from] DomainError),
+    #[error("{0}")]
+    Webhooks(String),
 }
 
 /// Sockets the server serves on, bound before `run` so tests can bind port 0 and learn the port.
@@ -159,6 +161,16 @@ async fn serve(
         clock.clone(),
         outbound.clone(),
     )?;
+    let webhooks_stop = CancellationToken::new();
+    let webhooks = crate::webhook::Dispatcher::new(
+        &config.webhooks,
+        dns.clone(),
+        store.clone(),
+        clock.clone(),
+        wakeups.clone(),
+    )
+    .map_err(ServerError::Webhooks)?
+    .start(webhooks_stop.clone());
     let api_state = ApiState {
         accounts,
         store: store.clone(),
@@ -169,6 +181,8 @@ async fn serve(
         shutdown: shutdown.clone(),
         hostname: config.hostname().to_owned(),
         domains,
+        webhooks: config.webhooks.clone(),
+        dns: dns.clone(),
     };
     let addresses = Addresses::of(&listeners)?;
     let sessions = TaskTracker::new();
@@ -185,6 +199,8 @@ async fn serve(
     let _ = queue.await;
     ingest_stop.cancel();
     let _ = ingest_worker.await;
+    webhooks_stop.cancel();
+    let _ = webhooks.await;
     follower.abort();
     http_result
 }

@@ -14,13 +14,14 @@ mod events;
 mod health;
 mod inboxes;
 mod lists;
-mod messages;
+pub(crate) mod messages;
 mod quota;
 pub mod rate;
 mod sending;
 pub mod serve;
 mod threads;
 mod wait;
+mod webhooks;
 
 use crate::account::Accounts;
 use crate::clock::SharedClock;
@@ -50,6 +51,10 @@ pub struct ApiState {
     /// Our SMTP host name (what custom domains' MX records must name).
     pub hostname: String,
     pub domains: crate::domain::Domains,
+    /// Where webhooks may point, and how many an account may have.
+    pub webhooks: crate::config::WebhooksConfig,
+    /// Checks webhook hosts when they are registered.
+    pub dns: crate::dns::Dns,
 }
 
 /// A long-poll also looks again this often, in case a wake-up from another node was missed.
@@ -84,6 +89,9 @@ pub(crate) async fn pause(
         inboxes::resume_inbox, inboxes::pause_account, inboxes::resume_account,
         inboxes::update_inbox, approvals::list_approvals, approvals::approve, approvals::reject,
         lists::add_entry, lists::list_entries, lists::delete_entry,
+        webhooks::create_webhook, webhooks::list_webhooks, webhooks::get_webhook,
+        webhooks::delete_webhook, webhooks::rotate_secret, webhooks::replay,
+        webhooks::list_deliveries,
     ),
     modifiers(&BearerAuth),
 )]
@@ -176,6 +184,20 @@ pub fn router(
         .route("/v1/approvals", get(approvals::list_approvals))
         .route("/v1/lists", post(lists::add_entry).get(lists::list_entries))
         .route("/v1/lists/{id}", delete(lists::delete_entry))
+        .route(
+            "/v1/webhooks",
+            post(webhooks::create_webhook).get(webhooks::list_webhooks),
+        )
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::get_webhook).delete(webhooks::delete_webhook),
+        )
+        .route("/v1/webhooks/{id}/rotate", post(webhooks::rotate_secret))
+        .route("/v1/webhooks/{id}/replay", post(webhooks::replay))
+        .route(
+            "/v1/webhooks/{id}/deliveries",
+            get(webhooks::list_deliveries),
+        )
         .route(
             "/v1/messages/{id}/attachments/{index}",
             get(messages::get_attachment),

@@ -419,6 +419,21 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Mail an inbox's allow or block list does not accept: quarantine (kept out of the default list, ?include=quarantined) or reject (550 5.7.1 when no recipient accepts it).",
     },
     Setting {
+        key: "webhooks.allow_private",
+        default: "false",
+        doc: "Let webhooks reach loopback, private and link-local addresses (refused by default, so a webhook cannot probe the operator's network).",
+    },
+    Setting {
+        key: "webhooks.timeout",
+        default: r#""15s""#,
+        doc: "How long a webhook endpoint has to answer one delivery before it counts as failed and is retried.",
+    },
+    Setting {
+        key: "webhooks.max_per_account",
+        default: "20",
+        doc: "Most webhook endpoints one account may register.",
+    },
+    Setting {
         key: "breaker.window",
         default: r#""24h""#,
         doc: "How far back sent mail counts for an inbox's or account's hard-bounce rate.",
@@ -495,6 +510,7 @@ pub struct Config {
     pub breaker: crate::outbound::breaker::BreakerConfig,
     pub approval: ApprovalConfig,
     pub lists: ListsConfig,
+    pub webhooks: WebhooksConfig,
     pub store: StoreConfig,
     pub shutdown: ShutdownConfig,
 }
@@ -707,6 +723,15 @@ pub struct ListsConfig {
 pub enum BlockedInbound {
     Quarantine,
     Reject,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    pub allow_private: bool,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    pub max_per_account: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

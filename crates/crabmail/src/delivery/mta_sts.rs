@@ -209,7 +209,7 @@ impl MtaSts {
 }
 
 /// reqwest's error with its causes: "error sending request" alone says nothing.
-fn describe(e: reqwest::Error) -> String {
+pub(crate) fn describe(e: reqwest::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(cause) = source {

@@ -24,6 +24,7 @@ mod rows;
 mod sending;
 mod sql;
 pub mod sqlite;
+mod webhooks;
 pub use accounts::*;
 pub use approvals::*;
 pub use breakers::*;
@@ -35,6 +36,7 @@ pub use queue::*;
 pub use quotas::*;
 pub use reading::*;
 pub use sending::*;
+pub use webhooks::*;
 
 use crate::clock::Timestamp;
 use async_trait::async_trait;
@@ -123,6 +125,7 @@ pub trait Store:
     + Queue
     + Domains
     + Events
+    + Webhooks
     + Send
     + Sync
     + 'static

@@ -393,6 +393,47 @@ pub(super) fn list_entry<R: Cells>(r: &R) -> Mapped<ListEntry, R> {
     })
 }
 
+pub(super) fn webhook<R: Cells>(r: &R) -> Mapped<WebhookRecord, R> {
+    let types: Option<String> = r.cell(6)?;
+    Ok(WebhookRecord {
+        id: r.cell(0)?,
+        account_id: r.cell(1)?,
+        url: r.cell(2)?,
+        secret: r.cell(3)?,
+        previous_secret: r.cell(4)?,
+        previous_until: opt_ts(r, 5)?,
+        event_types: types
+            .map(|t| t.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default(),
+        inbox_id: r.cell(7)?,
+        status: r.cell(8)?,
+        disabled_reason: r.cell(9)?,
+        cursor: r.cell(10)?,
+        attempt: r.cell(11)?,
+        next_attempt_at: ts(r, 12)?,
+        created_at: ts(r, 13)?,
+    })
+}
+
+pub(super) fn webhook_delivery<R: Cells>(r: &R) -> Mapped<WebhookDelivery, R> {
+    Ok(WebhookDelivery {
+        id: r.cell(0)?,
+        webhook_id: r.cell(1)?,
+        event_seq: r.cell(2)?,
+        attempt: r.cell(3)?,
+        at: ts(r, 4)?,
+        code: r.cell(5)?,
+        error: r.cell(6)?,
+        outcome: r.cell(7)?,
+        duration_ms: r.cell(8)?,
+    })
+}
+
+/// Event types as stored: space-separated, NULL for every type.
+pub(super) fn event_types_text(types: &[String]) -> Option<String> {
+    (!types.is_empty()).then(|| types.join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -248,6 +248,66 @@ pub const LIST_ENTRIES: &str = "SELECT id, account_id, scope, direction, action,
                  WHERE account_id = $1 ORDER BY created_at, id";
 pub const DELETE_LIST_ENTRY: &str = "DELETE FROM list_entries WHERE account_id = $1 AND id = $2";
 
+/// The columns `WebhookRecord` is read from.
+macro_rules! webhook_columns {
+    () => {
+        "id, account_id, url, secret, previous_secret, previous_until, event_types, inbox_id, \
+         status, disabled_reason, cursor, attempt, next_attempt_at, created_at"
+    };
+}
+
+pub const INSERT_WEBHOOK: &str = concat!(
+    "INSERT INTO webhooks (id, account_id, url, secret, event_types, inbox_id, status, cursor, \
+     attempt, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'active', \
+     (SELECT last_event FROM accounts WHERE id = $2), 0, $7, $8) RETURNING ",
+    webhook_columns!()
+);
+pub const LIST_WEBHOOKS: &str = concat!(
+    "SELECT ",
+    webhook_columns!(),
+    " FROM webhooks WHERE account_id = $1 ORDER BY created_at, id"
+);
+pub const GET_WEBHOOK: &str = concat!(
+    "SELECT ",
+    webhook_columns!(),
+    " FROM webhooks WHERE account_id = $1 AND id = $2"
+);
+pub const DELETE_WEBHOOK: &str = "DELETE FROM webhooks WHERE account_id = $1 AND id = $2";
+pub const DELETE_WEBHOOK_LOG: &str = "DELETE FROM webhook_deliveries WHERE webhook_id = $1";
+pub const ROTATE_WEBHOOK: &str = concat!(
+    "UPDATE webhooks SET previous_secret = secret, previous_until = $1, secret = $2 \
+     WHERE account_id = $3 AND id = $4 RETURNING ",
+    webhook_columns!()
+);
+pub const REPLAY_WEBHOOK: &str = concat!(
+    "UPDATE webhooks SET cursor = $1, attempt = 0, next_attempt_at = $2, status = 'active', \
+     disabled_reason = NULL, lease = NULL, lease_until = 0 \
+     WHERE account_id = $3 AND id = $4 RETURNING ",
+    webhook_columns!()
+);
+/// The outer `lease_until` test is checked again on the locked row by PostgreSQL, so two nodes
+/// claiming at once never both get an endpoint.
+pub const CLAIM_WEBHOOKS: &str = concat!(
+    "UPDATE webhooks SET lease = $1, lease_until = $2 WHERE lease_until <= $3 AND id IN \
+     (SELECT w.id FROM webhooks w JOIN accounts a ON a.id = w.account_id \
+      WHERE w.status = 'active' AND w.next_attempt_at <= $3 AND w.lease_until <= $3 \
+      AND a.last_event > w.cursor ORDER BY w.next_attempt_at LIMIT $4) RETURNING ",
+    webhook_columns!()
+);
+pub const WEBHOOK_PROGRESS: &str = "UPDATE webhooks SET cursor = $1, attempt = $2, \
+     next_attempt_at = $3, status = $4, disabled_reason = $5 WHERE id = $6 AND lease = $7";
+pub const RELEASE_WEBHOOK: &str =
+    "UPDATE webhooks SET lease = NULL, lease_until = 0 WHERE id = $1 AND lease = $2";
+pub const INSERT_WEBHOOK_DELIVERY: &str = "INSERT INTO webhook_deliveries (id, webhook_id, \
+     event_seq, attempt, at, code, error, outcome, duration_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub const PRUNE_WEBHOOK_LOG: &str =
+    "DELETE FROM webhook_deliveries WHERE webhook_id = $1 AND at < $2";
+pub const WEBHOOK_DELIVERIES: &str = "SELECT d.id, d.webhook_id, d.event_seq, d.attempt, d.at, \
+     d.code, d.error, d.outcome, d.duration_ms FROM webhook_deliveries d \
+     JOIN webhooks w ON w.id = d.webhook_id WHERE w.account_id = $1 AND d.webhook_id = $2 \
+     ORDER BY d.at DESC, d.id DESC LIMIT $3";
+
 pub const INBOX_CREATED: &str = "SELECT created_at FROM inboxes WHERE id = $1";
 
 #[cfg(test)]

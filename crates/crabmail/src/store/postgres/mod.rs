@@ -19,6 +19,7 @@ mod queue;
 mod quotas;
 mod reading;
 mod sending;
+mod webhooks;
 
 use super::*;
 use crate::config::StoreConfig;
@@ -54,6 +55,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         7,
         include_str!("../../../migrations/postgres/0007_approvals.sql"),
+    ),
+    (
+        8,
+        include_str!("../../../migrations/postgres/0008_webhooks.sql"),
     ),
 ];
 const ARRIVALS_CHANNEL: &str = "crabmail_arrivals";

@@ -19,6 +19,7 @@ mod queue;
 mod quotas;
 mod reading;
 mod sending;
+mod webhooks;
 
 use super::*;
 use crate::config::StoreConfig;
@@ -52,6 +53,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         7,
         include_str!("../../../migrations/sqlite/0007_approvals.sql"),
+    ),
+    (
+        8,
+        include_str!("../../../migrations/sqlite/0008_webhooks.sql"),
     ),
 ];
 
