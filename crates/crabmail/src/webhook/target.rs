@@ -164,7 +164,7 @@ mod tests {
             ("http://[::1]/", TargetError::Private("::1".into())),
             (
                 "http://[::ffff:192.168.1.1]/",
-                TargetError::Private("192.168.1.1".into()),
+                TargetError::Private("::ffff:192.168.1.1".into()),
             ),
             ("http://[fd00::1]/", TargetError::Private("fd00::1".into())),
             (
