@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A webhook endpoint for the tests, in plain Python.
 
-serve ANSWERS LOG: listens on 127.0.0.1 (port printed as "listening <port>"), answers the n-th
+serve ANSWERS LOG [PORT]: listens on 127.0.0.1 (on PORT, or any port; printed as
+"listening <port>"), answers the n-th
 request with line n of the file ANSWERS (the last line repeats; the file is read again at every
 request, so a test can change it), e.g. "200", "500", "410" or "503:7" (503 with Retry-After: 7),
 and appends each request to LOG as a JSON line before answering.
@@ -15,7 +16,7 @@ import sys
 import threading
 
 
-def serve(answers_path, log_path):
+def serve(answers_path, log_path, port=0):
     lock = threading.Lock()
     count = [0]
 
@@ -47,7 +48,7 @@ def serve(answers_path, log_path):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
     print(f"listening {server.server_address[1]}", flush=True)
     server.serve_forever()
 
@@ -73,7 +74,7 @@ def verify(secret, log_path):
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
-        serve(sys.argv[2], sys.argv[3])
+        serve(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else 0)
     elif sys.argv[1] == "verify":
         try:
             verify(sys.argv[2], sys.argv[3])

@@ -18,6 +18,18 @@ pub use smtp::{Reply, Smtp};
 pub use tls::{HttpsServer, Issued, TestCa};
 pub use webhooks::{Received, WebhookReceiver};
 
+/// A script of `node/` (real JavaScript clients: EventSource, the Standard Webhooks verifier),
+/// whose packages `scripts/test` installs with `npm ci`.
+pub fn node_script(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("node");
+    assert!(
+        dir.join("node_modules").is_dir(),
+        "{}/node_modules is missing: run scripts/test (it runs npm ci there)",
+        dir.display()
+    );
+    dir.join(name)
+}
+
 /// Waits (long-polling the account's event log from the start) for the first event of `kind`
 /// about `message_id` (or about `inbox_id`, when no message is named); panics after 30 s of
 /// silence.

@@ -1,6 +1,7 @@
 //! A webhook endpoint in another process (`scripts/webhook_receiver.py`): it answers as the test
-//! scripts it and records every request; `verify` checks the signatures with the Standard Webhooks
-//! reference library from PyPI, so our signing is judged by code we did not write.
+//! scripts it and records every request; `verified` checks the signatures with the Standard
+//! Webhooks reference libraries from PyPI and npm, so our signing is judged by code we did not
+//! write.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -32,6 +33,11 @@ pub struct Received {
 impl WebhookReceiver {
     /// Starts a receiver answering as `answers` says (one status per line, the last repeating).
     pub fn start(answers: &str) -> WebhookReceiver {
+        WebhookReceiver::start_on(0, answers)
+    }
+
+    /// The same on a chosen port (0: any), e.g. one a webhook already points at.
+    pub fn start_on(port: u16, answers: &str) -> WebhookReceiver {
         let dir = tempfile::tempdir().expect("receiver dir");
         std::fs::write(dir.path().join("receiver.py"), SCRIPT).expect("write receiver");
         std::fs::write(dir.path().join("answers"), answers).expect("write answers");
@@ -40,6 +46,7 @@ impl WebhookReceiver {
             .arg("serve")
             .arg(dir.path().join("answers"))
             .arg(dir.path().join("log"))
+            .arg(port.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -110,6 +117,24 @@ impl WebhookReceiver {
             String::from_utf8_lossy(&out.stderr)
         );
         let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+        // The JavaScript reference library must agree, request for request.
+        let js = Command::new("node")
+            .arg(crate::node_script("verify_webhooks.mjs"))
+            .arg(secret)
+            .arg(self.log())
+            .output()
+            .expect("node");
+        assert!(
+            js.status.success(),
+            "standardwebhooks (npm) rejected a delivery: {}",
+            String::from_utf8_lossy(&js.stderr)
+        );
+        let js_ids: Vec<String> = serde_json::from_slice(&js.stdout).expect("json");
+        let py_ids: Vec<&str> = all
+            .iter()
+            .map(|r| r["id"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(js_ids, py_ids);
         all.into_iter()
             .map(|r| Received {
                 n: r["n"].as_u64().unwrap_or_default(),

@@ -203,7 +203,10 @@ async fn listed_once(
     }
 }
 
-on_both_backends!(every_250_survives_kill_9);
+on_both_backends!(
+    every_250_survives_kill_9,
+    webhook_events_survive_kill_9_mid_retry
+);
 
 async fn every_250_survives_kill_9(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
@@ -397,4 +400,89 @@ async fn a_dead_nodes_accepted_mail_is_taken_over() {
     );
     held.abort();
     drop(node_a);
+}
+
+/// A webhook endpoint that is down, then answers 500, then 200, while crabmail is killed with
+/// SIGKILL between retries: after the restart the endpoint gets every event, once, in order,
+/// each signature checked by the Standard Webhooks reference libraries.
+async fn webhook_events_survive_kill_9_mid_retry(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match backend {
+        Backend::Sqlite => String::new(),
+        Backend::Postgres => pg_schema_url().await,
+    };
+    let dns = Zone::new().serve().await;
+    let settings = vec![
+        format!("dns.nameservers=[\"{}\"]", dns.addr),
+        "webhooks.allow_private=true".to_owned(),
+        format!("webhooks.retry_schedule=[{}]", ["\"1s\""; 12].join(",")),
+    ];
+    // The endpoint's port, with nothing listening yet: the endpoint is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = spawn_with(dir.path(), &database_url, &settings);
+    let (client, inbox) = mailbox_on(server.api, "hooked").await;
+    let hook = client
+        .create_webhook(&crabmail_api::CreateWebhook {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for n in 0..3 {
+        let note = crabmail_api::SendMessage {
+            to: crabmail_api::AddressList::One(inbox.address.clone()),
+            subject: Some(format!("note {n}")),
+            text: Some("to myself".into()),
+            ..Default::default()
+        };
+        client.send_message(&inbox.id, &note, None).await.unwrap();
+    }
+    // Two refused attempts: the first event waits for its third.
+    loop {
+        let log = client
+            .webhook_deliveries(&hook.id)
+            .await
+            .unwrap()
+            .deliveries;
+        if log.len() >= 2 {
+            assert!(
+                log.iter()
+                    .all(|d| d.outcome == "retrying" && d.status_code.is_none())
+            );
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().unwrap();
+
+    let receiver = crabmail_testkit::WebhookReceiver::start_on(port, "500\n200");
+    let restarted = spawn_with(dir.path(), &database_url, &settings);
+    let client = crabmail_api::client::Client::new(
+        &format!("http://{}", restarted.api),
+        client.token().map(str::to_owned),
+    );
+    let events = client.list_events(None, None).await.unwrap().events;
+    assert_eq!(events.len(), 6, "three sent, three received");
+    // One 500, then the six events.
+    receiver
+        .wait_for(7, std::time::Duration::from_secs(60))
+        .await;
+    let got = receiver.verified(hook.secret.as_deref().unwrap());
+    assert_eq!(got[0].answer, 500);
+    let accepted: Vec<&str> = got
+        .iter()
+        .filter(|r| r.answer == 200)
+        .map(|r| r.id.as_str())
+        .collect();
+    let expected: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(accepted, expected, "every event once, in order");
+    let settled = client.get_webhook(&hook.id).await.unwrap();
+    assert_eq!(settled.cursor, events[5].seq);
+    assert_eq!(receiver.count(), 7, "nothing sent twice");
+    drop(restarted);
 }

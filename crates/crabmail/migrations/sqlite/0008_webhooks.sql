@@ -21,8 +21,9 @@ CREATE TABLE webhooks (
     cursor          INTEGER NOT NULL,
     attempt         INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL,
-    -- The node delivering for this endpoint now (a random claim id) and until when.
+    -- The claim delivering for this endpoint now (a random id), its node, and until when.
     lease           TEXT,
+    lease_node      TEXT,
     lease_until     INTEGER NOT NULL DEFAULT 0,
     created_at      INTEGER NOT NULL
 );

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use crabmail_api::{Event, EventList};
+use futures::StreamExt;
 use serde::Deserialize;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -19,6 +20,8 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 500;
 /// A comment line this often keeps proxies from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How long a client waits before reconnecting to a stream it lost.
+const RECONNECT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -197,6 +200,10 @@ fn stream(
             }
         }
     });
+    // A client that loses the stream reconnects after a second (not the usual three), with
+    // Last-Event-ID.
+    let reconnect = axum::response::sse::Event::default().retry(RECONNECT);
+    let events = futures::stream::once(async move { Ok(reconnect) }).chain(events);
     Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 

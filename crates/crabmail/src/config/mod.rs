@@ -429,6 +429,11 @@ pub const SETTINGS: &[Setting] = &[
         doc: "How long a webhook endpoint has to answer one delivery before it counts as failed and is retried.",
     },
     Setting {
+        key: "webhooks.retry_schedule",
+        default: r#"["5s", "5m", "30m", "2h", "5h", "10h", "14h", "20h", "24h"]"#,
+        doc: "How long after each failed attempt a webhook event is tried again (later if the endpoint asks with Retry-After); after the last, it is given up and the next event goes.",
+    },
+    Setting {
         key: "webhooks.max_per_account",
         default: "20",
         doc: "Most webhook endpoints one account may register.",
@@ -731,6 +736,7 @@ pub struct WebhooksConfig {
     pub allow_private: bool,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    pub retry_schedule: Vec<humantime_serde::Serde<Duration>>,
     pub max_per_account: usize,
 }
 

@@ -82,8 +82,8 @@ impl Ingested {
 pub trait Inbound: Send + Sync {
     /// Stores the bytes, a copy per delivery and an ingest job, in one transaction.
     async fn accept_inbound(&self, message: InboundMessage) -> Result<()>;
-    /// At start, before any worker: the ingest jobs and queue recipients this node held in an
-    /// earlier run are free now (it died or stopped), without waiting out their leases. Returns
+    /// At start, before any worker: the ingest jobs, queue recipients and webhook endpoints this
+    /// node held in an earlier run are free now (it died or stopped), without waiting out their leases. Returns
     /// how many.
     async fn resume_own_work(&self) -> Result<u64>;
     /// Leases up to `limit` ingest jobs that nobody holds at `now`, until `now + lease`, oldest

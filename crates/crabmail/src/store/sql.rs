@@ -288,16 +288,19 @@ pub const REPLAY_WEBHOOK: &str = concat!(
 /// The outer `lease_until` test is checked again on the locked row by PostgreSQL, so two nodes
 /// claiming at once never both get an endpoint.
 pub const CLAIM_WEBHOOKS: &str = concat!(
-    "UPDATE webhooks SET lease = $1, lease_until = $2 WHERE lease_until <= $3 AND id IN \
-     (SELECT w.id FROM webhooks w JOIN accounts a ON a.id = w.account_id \
-      WHERE w.status = 'active' AND w.next_attempt_at <= $3 AND w.lease_until <= $3 \
-      AND a.last_event > w.cursor ORDER BY w.next_attempt_at LIMIT $4) RETURNING ",
+    "UPDATE webhooks SET lease = $1, lease_node = $2, lease_until = $3 WHERE lease_until <= $4 \
+     AND id IN (SELECT w.id FROM webhooks w JOIN accounts a ON a.id = w.account_id \
+      WHERE w.status = 'active' AND w.next_attempt_at <= $4 AND w.lease_until <= $4 \
+      AND a.last_event > w.cursor ORDER BY w.next_attempt_at LIMIT $5) RETURNING ",
     webhook_columns!()
 );
 pub const WEBHOOK_PROGRESS: &str = "UPDATE webhooks SET cursor = $1, attempt = $2, \
      next_attempt_at = $3, status = $4, disabled_reason = $5 WHERE id = $6 AND lease = $7";
 pub const RELEASE_WEBHOOK: &str =
     "UPDATE webhooks SET lease = NULL, lease_until = 0 WHERE id = $1 AND lease = $2";
+/// At start: the endpoints this node was delivering for when it stopped are free at once.
+pub const RELEASE_NODE_WEBHOOKS: &str =
+    "UPDATE webhooks SET lease = NULL, lease_until = 0 WHERE lease_node = $1";
 pub const INSERT_WEBHOOK_DELIVERY: &str = "INSERT INTO webhook_deliveries (id, webhook_id, \
      event_seq, attempt, at, code, error, outcome, duration_ms) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";

@@ -129,7 +129,7 @@ impl Dispatcher {
             } => {
                 delivery.code = code.map(i64::from);
                 delivery.error = Some(error);
-                match retry_delay(attempt) {
+                match retry_delay(&self.schedule, attempt) {
                     Some(delay) => {
                         let asked = retry_after.unwrap_or_default().min(MAX_RETRY_AFTER);
                         delivery.outcome = "retrying".into();

@@ -6,9 +6,9 @@
 //! reports, and each endpoint keeps a cursor into the log that moves past an event only once the
 //! event was delivered (2xx), filtered out, or given up on after the last retry. So an endpoint
 //! gets every event at least once, in order, across crashes and restarts. A failed event is
-//! retried at 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h (or later if the endpoint
-//! says `Retry-After`), and the endpoint's later events wait behind it; a 410 disables the
-//! endpoint. Every attempt is logged (`GET /v1/webhooks/{id}/deliveries`).
+//! retried after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h
+//! (`webhooks.retry_schedule`; later if the endpoint says `Retry-After`), and the endpoint's
+//! later events wait behind it; a 410 disables the endpoint. Every attempt is logged (`GET /v1/webhooks/{id}/deliveries`).
 //!
 //! Endpoints are leased like queue rows, so on shared PostgreSQL one node at a time delivers for
 //! an endpoint and another takes over when a node dies (after `LEASE`).
@@ -57,6 +57,8 @@ pub struct Dispatcher {
     allow_private: bool,
     /// How long one endpoint is served per claim before it is handed back.
     turn: Duration,
+    /// `webhooks.retry_schedule`.
+    schedule: Vec<Duration>,
 }
 
 impl Dispatcher {
@@ -87,7 +89,12 @@ impl Dispatcher {
             http,
             allow_private: config.allow_private,
             turn: LEASE.saturating_sub(config.timeout * 2),
+            schedule: Dispatcher::schedule(config),
         })
+    }
+
+    fn schedule(config: &WebhooksConfig) -> Vec<Duration> {
+        config.retry_schedule.iter().map(|d| **d).collect()
     }
 
     pub fn start(self, shutdown: CancellationToken) -> JoinHandle<()> {
@@ -130,22 +137,9 @@ impl Dispatcher {
 }
 
 /// How long after its `attempt`-th failure an event is tried again; None: it was the last try.
-pub fn retry_delay(attempt: i64) -> Option<Duration> {
-    const MIN: u64 = 60;
-    const HOUR: u64 = 3600;
-    const SCHEDULE: [u64; 9] = [
-        5,
-        5 * MIN,
-        30 * MIN,
-        2 * HOUR,
-        5 * HOUR,
-        10 * HOUR,
-        14 * HOUR,
-        20 * HOUR,
-        24 * HOUR,
-    ];
+pub fn retry_delay(schedule: &[Duration], attempt: i64) -> Option<Duration> {
     let index = usize::try_from(attempt).ok()?.checked_sub(1)?;
-    SCHEDULE.get(index).map(|s| Duration::from_secs(*s))
+    schedule.get(index).copied()
 }
 
 #[cfg(test)]
@@ -154,10 +148,15 @@ mod tests {
 
     #[test]
     fn retries_follow_the_schedule_then_stop() {
-        assert_eq!(retry_delay(1), Some(Duration::from_secs(5)));
-        assert_eq!(retry_delay(2), Some(Duration::from_secs(300)));
-        assert_eq!(retry_delay(9), Some(Duration::from_secs(24 * 3600)));
-        assert_eq!(retry_delay(10), None);
-        assert_eq!(retry_delay(0), None);
+        let config = crate::config::Config::defaults();
+        let schedule = Dispatcher::schedule(&config.webhooks);
+        assert_eq!(retry_delay(&schedule, 1), Some(Duration::from_secs(5)));
+        assert_eq!(retry_delay(&schedule, 2), Some(Duration::from_secs(300)));
+        assert_eq!(
+            retry_delay(&schedule, 9),
+            Some(Duration::from_secs(24 * 3600))
+        );
+        assert_eq!(retry_delay(&schedule, 10), None);
+        assert_eq!(retry_delay(&schedule, 0), None);
     }
 }

@@ -25,8 +25,12 @@ impl Inbound for PgStore {
         .bind(&self.node)
         .execute(&mut *tx)
         .await?;
+        let webhooks = sqlx::query(sql::RELEASE_NODE_WEBHOOKS)
+            .bind(&self.node)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(jobs.rows_affected() + recipients.rows_affected())
+        Ok(jobs.rows_affected() + recipients.rows_affected() + webhooks.rows_affected())
     }
 
     async fn claim_ingest(

@@ -99,6 +99,7 @@ impl Webhooks for PgStore {
     ) -> Result<Vec<WebhookRecord>> {
         let rows = sqlx::query(sql::CLAIM_WEBHOOKS)
             .bind(lease)
+            .bind(&self.node)
             .bind(until.0)
             .bind(now.0)
             .bind(limit as i64)

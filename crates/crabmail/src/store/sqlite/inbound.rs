@@ -19,7 +19,10 @@ impl Inbound for SqliteStore {
                     "UPDATE recipients SET lease_until = NULL WHERE lease_until IS NOT NULL",
                 )?
                 .execute([])?;
-            Ok((jobs + recipients) as u64)
+            let webhooks = conn
+                .prepare_cached(sql::RELEASE_NODE_WEBHOOKS)?
+                .execute([""])?;
+            Ok((jobs + recipients + webhooks) as u64)
         })
         .await
     }

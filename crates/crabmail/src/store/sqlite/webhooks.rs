@@ -101,7 +101,7 @@ impl Webhooks for SqliteStore {
         let lease = lease.to_owned();
         self.write(move |conn| {
             let mut stmt = conn.prepare_cached(sql::CLAIM_WEBHOOKS)?;
-            let rows = stmt.query_map(params![lease, until.0, now.0, limit as i64], |r| {
+            let rows = stmt.query_map(params![lease, "", until.0, now.0, limit as i64], |r| {
                 rows::webhook(r)
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
