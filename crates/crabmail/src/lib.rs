@@ -29,6 +29,7 @@ pub mod events;
 pub mod gate;
 pub mod id;
 pub mod ingest;
+pub mod mcp;
 pub mod outbound;
 pub mod queue;
 pub mod server;

@@ -171,6 +171,7 @@ async fn serve(
     )
     .map_err(ServerError::Webhooks)?
     .start(webhooks_stop.clone());
+    let addresses = Addresses::of(&listeners)?;
     let api_state = ApiState {
         accounts,
         store: store.clone(),
@@ -183,8 +184,8 @@ async fn serve(
         domains,
         webhooks: config.webhooks.clone(),
         dns: dns.clone(),
+        self_url: addresses.api_url(),
     };
-    let addresses = Addresses::of(&listeners)?;
     let sessions = TaskTracker::new();
     let (api, smtp_listeners) = listeners.split();
     let smtp = start_smtp(config, smtp_listeners, inbound_ctx, &shutdown, &sessions);
@@ -410,6 +411,21 @@ impl Addresses {
             submission: addr(&listeners.submission)?,
             submissions: addr(&listeners.submission_tls)?,
         })
+    }
+
+    /// Where this process reaches its own API (MCP tools call it): the listening address, or
+    /// loopback when it listens on every address.
+    fn api_url(&self) -> String {
+        let ip = match self.api.ip() {
+            std::net::IpAddr::V4(v4) if v4.is_unspecified() => {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+            }
+            std::net::IpAddr::V6(v6) if v6.is_unspecified() => {
+                std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+            }
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, self.api.port()))
     }
 
     fn announce(&self, domain: &str) {

@@ -55,6 +55,8 @@ pub struct ApiState {
     pub webhooks: crate::config::WebhooksConfig,
     /// Checks webhook hosts when they are registered.
     pub dns: crate::dns::Dns,
+    /// This server's own API (`http://127.0.0.1:8080`): MCP tools at `/mcp` call it.
+    pub self_url: String,
 }
 
 /// A long-poll also looks again this often, in case a wake-up from another node was missed.
@@ -117,6 +119,16 @@ pub fn router(
     rate: Option<std::sync::Arc<rate::RateLimiter>>,
 ) -> Router {
     let spec = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
+    // MCP over Streamable HTTP: a token is checked before the MCP service sees the request.
+    let mcp = Router::new()
+        .nest_service(
+            "/mcp",
+            crate::mcp::service(state.self_url.clone(), state.shutdown.clone()),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::mcp::require_token,
+        ));
     let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -202,6 +214,7 @@ pub fn router(
             "/v1/messages/{id}/attachments/{index}",
             get(messages::get_attachment),
         )
+        .merge(mcp)
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -46,6 +46,12 @@ pub enum AgentCommand {
     /// Sending limits, what each window holds, held mail and any pause: the account's, or one
     /// inbox's.
     Quota(QuotaArgs),
+    /// Serve MCP over stdio (for desktop agents and IDEs): every crabmail verb as a tool, with
+    /// this CLI's token (signing up on first use).
+    Mcp {
+        #[command(flatten)]
+        conn: Connection,
+    },
     /// Mail waiting for approval: list it, approve it (it is sent) or reject it.
     Approvals {
         #[command(subcommand)]
@@ -199,7 +205,17 @@ pub async fn run(command: AgentCommand) -> anyhow::Result<()> {
         AgentCommand::Read(args) => read(args).await,
         AgentCommand::Approvals { command, conn } => approvals(command, &conn).await,
         AgentCommand::Quota(args) => quota(args).await,
+        AgentCommand::Mcp { conn } => mcp(&conn).await,
     }
+}
+
+/// MCP on stdin and stdout: stdout carries only the protocol (the signup note goes to stderr).
+async fn mcp(conn: &Connection) -> anyhow::Result<()> {
+    let client = client(conn).await?;
+    let token = client.token().unwrap_or_default().to_owned();
+    crabmail::mcp::serve_stdio(&conn.server, token)
+        .await
+        .map_err(anyhow::Error::msg)
 }
 
 async fn quota(args: QuotaArgs) -> anyhow::Result<()> {
