@@ -18,6 +18,13 @@ pub use smtp::{Reply, Smtp};
 pub use tls::{HttpsServer, Issued, TestCa};
 pub use webhooks::{Received, WebhookReceiver};
 
+/// A script of `scripts/` (real Python clients: the MCP SDK, the webhook receiver).
+pub fn python_script(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name)
+}
+
 /// A script of `node/` (real JavaScript clients: EventSource, the Standard Webhooks verifier),
 /// whose packages `scripts/test` installs with `npm ci`.
 pub fn node_script(name: &str) -> std::path::PathBuf {

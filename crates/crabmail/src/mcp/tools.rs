@@ -617,7 +617,13 @@ impl Mail {
             attachments,
             ..Default::default()
         };
-        send(&self.client(&ctx)?, &p.inbox_id, &message, &p.idempotency_key).await
+        send(
+            &self.client(&ctx)?,
+            &p.inbox_id,
+            &message,
+            &p.idempotency_key,
+        )
+        .await
     }
 
     /// Reply to a message you received: to its sender (and with `reply_all` its other
@@ -855,7 +861,10 @@ impl Mail {
         idempotent_hint = true,
         open_world_hint = false
     ))]
-    async fn get_account(&self, ctx: RequestContext<RoleServer>) -> Result<Json<AccountOut>, String> {
+    async fn get_account(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<Json<AccountOut>, String> {
         let client = self.client(&ctx)?;
         let inboxes = client.list_inboxes().await.map_err(failed)?;
         let quota = client.get_quota(None).await.map_err(failed)?;
@@ -957,14 +966,22 @@ async fn wait(
         after: None,
         since,
     };
-    match client.wait_for(&p.inbox_id, &filter).await.map_err(failed)? {
+    match client
+        .wait_for(&p.inbox_id, &filter)
+        .await
+        .map_err(failed)?
+    {
         WaitResult::Message(m) => Ok(Some(*m)),
         WaitResult::TimedOut(_) => Ok(None),
     }
 }
 
 /// ~/.crabmail/attachments/<message>/<index>-<name>, the name reduced to safe characters.
-async fn default_save_path(client: &Client, message_id: &str, index: usize) -> Result<PathBuf, String> {
+async fn default_save_path(
+    client: &Client,
+    message_id: &str,
+    index: usize,
+) -> Result<PathBuf, String> {
     let m = client.get_message(message_id).await.map_err(failed)?;
     let name = m
         .parsed
@@ -975,11 +992,20 @@ async fn default_save_path(client: &Client, message_id: &str, index: usize) -> R
         .unwrap_or_else(|| "attachment".into());
     let safe: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let safe = safe.trim_start_matches('.');
     let home = std::env::var_os("HOME").ok_or("HOME is not set")?;
-    let id: String = message_id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    let id: String = message_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
     Ok(PathBuf::from(home)
         .join(".crabmail")
         .join("attachments")
