@@ -73,3 +73,47 @@ fn the_python_sdk_suite_passes_against_this_server() {
         "pytest",
     );
 }
+
+#[test]
+fn the_typescript_sdk_suite_passes_against_this_server() {
+    let work = tempfile::tempdir().unwrap();
+    // The package as npm would ship it (`npm pack`), with the suite beside it: the suite imports
+    // `crabmail`, which resolves to the packed files.
+    run(
+        Command::new("npm")
+            .args(["pack", "--silent", "--pack-destination"])
+            .arg(work.path())
+            .current_dir(repo().join("sdk/typescript")),
+        "npm pack",
+    );
+    let tarball = std::fs::read_dir(work.path())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with(".tgz"))
+        .expect("a package tarball");
+    run(
+        Command::new("tar")
+            .arg("xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(work.path()),
+        "unpack",
+    );
+    let package = work.path().join("package");
+    run(
+        Command::new("cp")
+            .arg("-r")
+            .arg(repo().join("sdk/typescript/test"))
+            .arg(package.join("test")),
+        "copy the suite",
+    );
+    run(
+        Command::new("node")
+            .args(["--test", "test/"])
+            .current_dir(&package)
+            .env("CRABMAIL_BIN", env!("CARGO_BIN_EXE_crabmail"))
+            .env_remove("CRABMAIL_TOKEN")
+            .env_remove("CRABMAIL_URL"),
+        "node --test",
+    );
+}
