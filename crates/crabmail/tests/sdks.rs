@@ -107,6 +107,29 @@ fn the_typescript_sdk_suite_passes_against_this_server() {
             .arg(package.join("test")),
         "copy the suite",
     );
+    // The declarations type-check what the README's example does (TypeScript from the testkit's
+    // pinned packages; the package itself depends on nothing).
+    let testkit = repo().join("crates/crabmail-testkit/node");
+    std::os::unix::fs::symlink(testkit.join("node_modules"), package.join("node_modules"))
+        .expect("link the testkit's packages");
+    run(
+        Command::new(testkit.join("node_modules/.bin/tsc"))
+            .args([
+                "--noEmit",
+                "--strict",
+                "--module",
+                "nodenext",
+                "--moduleResolution",
+                "nodenext",
+                "--target",
+                "es2022",
+                "--types",
+                "node",
+                "test/types.ts",
+            ])
+            .current_dir(&package),
+        "tsc",
+    );
     run(
         Command::new("node")
             .args(["--test", "test/"])
