@@ -79,6 +79,7 @@ contract!(
     threads_join_by_reference_then_subject_and_participants,
     ingest_jobs_are_leased_and_taken_over,
     sending_quotas_hold_refuse_and_count_once,
+    webhooks_follow_the_log_under_a_lease,
 );
 
 const T0: Timestamp = Timestamp(1_796_000_000_000);
@@ -1084,4 +1085,184 @@ async fn sending_quotas_hold_refuse_and_count_once(b: Backend) {
             ]
         );
     }
+}
+
+fn hook(id: &str, account: &str) -> WebhookRecord {
+    WebhookRecord {
+        id: id.into(),
+        account_id: account.into(),
+        url: "https://hooks.example.test/in".into(),
+        secret: "whsec_first".into(),
+        previous_secret: None,
+        previous_until: None,
+        event_types: vec!["sending.paused".into(), "sending.resumed".into()],
+        inbox_id: None,
+        status: "active".into(),
+        disabled_reason: None,
+        cursor: 0,
+        attempt: 0,
+        next_attempt_at: T0,
+        created_at: T0,
+    }
+}
+
+fn progress(cursor: i64, attempt: i64, next: Timestamp) -> WebhookProgress {
+    WebhookProgress {
+        cursor,
+        attempt,
+        next_attempt_at: next,
+        disabled: None,
+    }
+}
+
+async fn webhooks_follow_the_log_under_a_lease(b: Backend) {
+    let s = &*b.store;
+    account(s, "acc_a").await;
+    account(s, "acc_b").await;
+    let scope = QuotaScope::Account("acc_a");
+    s.pause(scope, "first", None, T0).await.unwrap();
+    // A new endpoint starts at the account's newest event.
+    let created = s.create_webhook(hook("whk_1", "acc_a")).await.unwrap();
+    assert_eq!(created.cursor, 1);
+    assert_eq!(created.event_types, ["sending.paused", "sending.resumed"]);
+    let until = Timestamp(T0.0 + 120_000);
+    assert!(!s.webhooks_due(T0).await.unwrap());
+    assert!(
+        s.claim_webhooks("l1", T0, until, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // An event after its cursor: due, claimed by one claimant only.
+    s.resume(scope, T0).await.unwrap();
+    assert!(s.webhooks_due(T0).await.unwrap());
+    let claimed = s.claim_webhooks("l1", T0, until, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        s.claim_webhooks("l2", T0, until, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!s.webhooks_due(T0).await.unwrap(), "held by l1");
+    let delivery = WebhookDelivery {
+        id: "whd_1".into(),
+        webhook_id: "whk_1".into(),
+        event_seq: 2,
+        attempt: 1,
+        at: T0,
+        code: Some(200),
+        error: None,
+        outcome: "delivered".into(),
+        duration_ms: 3,
+    };
+    // Only the holder records progress.
+    assert!(
+        !s.record_webhook_progress("whk_1", "l2", progress(2, 0, T0), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.record_webhook_progress("whk_1", "l1", progress(2, 0, T0), Some(delivery.clone()))
+            .await
+            .unwrap()
+    );
+    s.release_webhook("whk_1", "l1").await.unwrap();
+    assert!(
+        s.claim_webhooks("l3", T0, until, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "caught up"
+    );
+    let log = s.webhook_deliveries("acc_a", "whk_1", 10).await.unwrap();
+    assert_eq!(log, vec![delivery]);
+    assert!(
+        s.webhook_deliveries("acc_b", "whk_1", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A failed attempt waits for its retry.
+    s.pause(scope, "again", None, T0).await.unwrap();
+    let claimed = s.claim_webhooks("l4", T0, until, 10).await.unwrap();
+    assert_eq!(claimed[0].cursor, 2);
+    let retry_at = Timestamp(T0.0 + 5_000);
+    assert!(
+        s.record_webhook_progress("whk_1", "l4", progress(2, 1, retry_at), None)
+            .await
+            .unwrap()
+    );
+    s.release_webhook("whk_1", "l4").await.unwrap();
+    assert!(
+        s.claim_webhooks("l5", T0, until, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    let claimed = s
+        .claim_webhooks("l5", retry_at, Timestamp(retry_at.0 + 120_000), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].attempt, 1);
+
+    // A replay moves the cursor back, enables, and takes the claim away from its holder.
+    let replayed = s
+        .replay_webhook("acc_a", "whk_1", 0, T0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((replayed.cursor, replayed.attempt), (0, 0));
+    assert!(
+        !s.record_webhook_progress("whk_1", "l5", progress(3, 0, T0), None)
+            .await
+            .unwrap()
+    );
+    let gone = WebhookProgress {
+        disabled: Some("410".into()),
+        ..progress(0, 1, T0)
+    };
+    let claimed = s.claim_webhooks("l6", T0, until, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        s.record_webhook_progress("whk_1", "l6", gone, None)
+            .await
+            .unwrap()
+    );
+    s.release_webhook("whk_1", "l6").await.unwrap();
+    let disabled = s.get_webhook("acc_a", "whk_1").await.unwrap().unwrap();
+    assert_eq!(disabled.status, "disabled");
+    assert!(
+        !s.webhooks_due(T0).await.unwrap(),
+        "a disabled endpoint is never due"
+    );
+
+    // Rotation keeps the old secret beside the new one; another account sees nothing.
+    let rotated = s
+        .rotate_webhook_secret("acc_a", "whk_1", "whsec_second", until)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.secret, "whsec_second");
+    assert_eq!(rotated.previous_secret.as_deref(), Some("whsec_first"));
+    assert_eq!(rotated.previous_until, Some(until));
+    assert!(s.get_webhook("acc_b", "whk_1").await.unwrap().is_none());
+    assert!(
+        s.rotate_webhook_secret("acc_b", "whk_1", "x", until)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(!s.delete_webhook("acc_b", "whk_1").await.unwrap());
+    assert!(s.delete_webhook("acc_a", "whk_1").await.unwrap());
+    assert!(s.list_webhooks("acc_a").await.unwrap().is_empty());
+    assert!(
+        s.webhook_deliveries("acc_a", "whk_1", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -294,6 +294,10 @@ pub const CLAIM_WEBHOOKS: &str = concat!(
       AND a.last_event > w.cursor ORDER BY w.next_attempt_at LIMIT $5) RETURNING ",
     webhook_columns!()
 );
+/// Whether any endpoint is due: read before claiming, so an idle dispatcher never writes.
+pub const WEBHOOKS_DUE: &str = "SELECT 1 FROM webhooks w JOIN accounts a ON a.id = w.account_id \
+     WHERE w.status = 'active' AND w.next_attempt_at <= $1 AND w.lease_until <= $1 \
+     AND a.last_event > w.cursor LIMIT 1";
 pub const WEBHOOK_PROGRESS: &str = "UPDATE webhooks SET cursor = $1, attempt = $2, \
      next_attempt_at = $3, status = $4, disabled_reason = $5 WHERE id = $6 AND lease = $7";
 pub const RELEASE_WEBHOOK: &str =

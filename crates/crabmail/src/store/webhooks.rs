@@ -83,6 +83,8 @@ pub trait Webhooks: Send + Sync {
         after: i64,
         now: Timestamp,
     ) -> Result<Option<WebhookRecord>>;
+    /// Whether some endpoint is due at `now` (a read: an idle dispatcher never writes).
+    async fn webhooks_due(&self, now: Timestamp) -> Result<bool>;
     /// Claims up to `limit` active endpoints that are due and have events past their cursor,
     /// until `until`, under the claim id `lease`; endpoints another node holds are skipped.
     async fn claim_webhooks(

@@ -48,6 +48,8 @@ const LEASE: Duration = Duration::from_secs(120);
 const CONCURRENCY: usize = 16;
 /// Events committed by other nodes, and retries falling due, are noticed within this.
 const POLL: Duration = Duration::from_secs(1);
+/// After an event, how long the dispatcher lets others gather before it looks.
+const BATCH: Duration = Duration::from_millis(20);
 
 pub struct Dispatcher {
     store: SharedStore,
@@ -106,7 +108,7 @@ impl Dispatcher {
         while !shutdown.is_cancelled() {
             while serving.try_join_next().is_some() {}
             let room = CONCURRENCY.saturating_sub(serving.len());
-            if room > 0 {
+            if room > 0 && self.due().await {
                 let lease = crate::id::new_id("whl", self.clock.now());
                 let now = self.clock.now();
                 match self
@@ -126,13 +128,29 @@ impl Dispatcher {
             }
             tokio::select! {
                 _ = shutdown.cancelled() => {}
-                _ = self.wakeups.any_event() => {}
+                _ = self.wakeups.any_event() => {
+                    // Events come in bursts under load: look once per burst, not per event.
+                    tokio::time::sleep(BATCH).await;
+                }
                 _ = tokio::time::sleep(POLL) => {}
                 Some(_) = serving.join_next(), if !serving.is_empty() => {}
             }
         }
         // Endpoints being served stop after their current attempt and hand their claims back.
         while serving.join_next().await.is_some() {}
+    }
+}
+
+impl Dispatcher {
+    /// Whether an endpoint is due (a read; a failing store is reported and counts as no).
+    async fn due(&self) -> bool {
+        match self.store.webhooks_due(self.clock.now()).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhooks: cannot look for due endpoints");
+                false
+            }
+        }
     }
 }
 

@@ -90,6 +90,14 @@ impl Webhooks for PgStore {
         Ok(row.as_ref().map(rows::webhook).transpose()?)
     }
 
+    async fn webhooks_due(&self, now: Timestamp) -> Result<bool> {
+        let row = sqlx::query(sql::WEBHOOKS_DUE)
+            .bind(now.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     async fn claim_webhooks(
         &self,
         lease: &str,

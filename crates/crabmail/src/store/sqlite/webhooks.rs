@@ -91,6 +91,17 @@ impl Webhooks for SqliteStore {
         .await
     }
 
+    async fn webhooks_due(&self, now: Timestamp) -> Result<bool> {
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(sql::WEBHOOKS_DUE)?
+                .query_row(params![now.0], |_| Ok(()))
+                .optional()?
+                .is_some())
+        })
+        .await
+    }
+
     async fn claim_webhooks(
         &self,
         lease: &str,
