@@ -275,6 +275,7 @@ async fn bounces_and_delivers_per_recipient_then_suppresses(backend: Backend) {
             status,
             code,
             message,
+            ..
         } => {
             assert_eq!((status, code.as_str()), (422, "suppressed"));
             assert!(message.contains("ghost@other.test"), "{message}");

@@ -7,6 +7,9 @@ import { dirname, join } from "node:path";
 
 const DEFAULT_URL = "http://127.0.0.1:8080";
 const RETRY_STATUSES = new Set([429, 502, 503, 504]);
+// 429s that refuse a send over a sending quota: final answers (the caller asked to be refused
+// rather than queued), never retried.
+const QUOTA_REFUSED = new Set(["rate_limited", "daily_quota_exceeded"]);
 const MAX_RETRY_AFTER_MS = 60_000;
 
 export class CrabmailError extends Error {
@@ -318,17 +321,17 @@ export class Crabmail {
         const text = await response.text();
         return text ? JSON.parse(text) : null;
       }
-      if (retry && RETRY_STATUSES.has(response.status) && attempt < this.maxRetries) {
-        await response.arrayBuffer();
-        await sleep(delay(attempt + 1, response.headers.get("retry-after")));
-        continue;
-      }
       const text = await response.text();
       let detail;
       try {
         detail = JSON.parse(text).error;
       } catch {
         detail = { code: "error", message: text.slice(0, 200) };
+      }
+      const transient = RETRY_STATUSES.has(response.status) && !QUOTA_REFUSED.has(detail.code);
+      if (retry && transient && attempt < this.maxRetries) {
+        await sleep(delay(attempt + 1, response.headers.get("retry-after")));
+        continue;
       }
       throw new CrabmailError(response.status, detail.code ?? "error", detail.message ?? "", detail.field);
     }

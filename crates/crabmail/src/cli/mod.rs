@@ -613,43 +613,14 @@ fn cursor_path(inbox_id: &str) -> anyhow::Result<PathBuf> {
 
 /// A client with a token: from the environment, the token file, or a fresh signup.
 async fn client(conn: &Connection) -> anyhow::Result<Client> {
-    if let Ok(token) = std::env::var("CRABMAIL_TOKEN")
-        && !token.trim().is_empty()
-    {
-        return Ok(Client::new(&conn.server, Some(token.trim().to_owned())));
-    }
     let path = token_path()?;
-    if let Ok(token) = std::fs::read_to_string(&path) {
-        return Ok(Client::new(&conn.server, Some(token.trim().to_owned())));
+    let (client, signed_up) = Client::connect(&conn.server, Some(&path))
+        .await
+        .map_err(explain)?;
+    if signed_up {
+        eprintln!("signed up; token saved to {}", path.display());
     }
-    let anonymous = Client::new(&conn.server, None);
-    let signed = anonymous.create_account(None).await.map_err(explain)?;
-    save_token(&path, &signed.token)?;
-    eprintln!(
-        "signed up as {}; token saved to {}",
-        signed.account_id,
-        path.display()
-    );
-    Ok(Client::new(&conn.server, Some(signed.token)))
-}
-
-fn save_token(path: &std::path::Path, token: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(token.as_bytes())?;
-    Ok(())
+    Ok(client)
 }
 
 fn explain(e: ClientError) -> anyhow::Error {

@@ -82,6 +82,13 @@ fn failed(e: ClientError) -> String {
             status,
             code,
             message,
+            field: Some(field),
+        } => format!("{status} {code}: {message} (field: {field})"),
+        ClientError::Api {
+            status,
+            code,
+            message,
+            field: None,
         } => format!("{status} {code}: {message}"),
         other => other.to_string(),
     }

@@ -18,6 +18,9 @@ from ._models import Event, Inbox, Message, MessageSummary, Page, Sent
 DEFAULT_URL = "http://127.0.0.1:8080"
 # Statuses worth another try: the server asked to slow down, or was briefly unavailable.
 RETRY_STATUSES = {429, 502, 503, 504}
+# 429s that refuse a send over a sending quota: final answers (the caller asked to be refused
+# rather than queued), never retried.
+QUOTA_REFUSED = {"rate_limited", "daily_quota_exceeded"}
 MAX_RETRY_AFTER = 60.0
 
 
@@ -299,11 +302,17 @@ class Crabmail:
                     return json.loads(payload) if payload else None
             except urllib.error.HTTPError as e:
                 payload = e.read()
-                if retry and e.code in RETRY_STATUSES and attempt < self.max_retries:
+                error = _error(e.code, payload)
+                if (
+                    retry
+                    and e.code in RETRY_STATUSES
+                    and error.code not in QUOTA_REFUSED
+                    and attempt < self.max_retries
+                ):
                     attempt += 1
                     time.sleep(_delay(attempt, e.headers.get("Retry-After")))
                     continue
-                raise _error(e.code, payload) from None
+                raise error from None
             except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
                 if retry and attempt < self.max_retries:
                     attempt += 1
