@@ -384,6 +384,23 @@ impl Client {
         self.send(req).await
     }
 
+    /// Keeps `bytes` for 24 hours to attach by `upload_id`; the size is announced, so bytes cut
+    /// short on the way are refused, never kept.
+    pub async fn upload(
+        &self,
+        bytes: Vec<u8>,
+        filename: &str,
+        content_type: &str,
+    ) -> Result<Upload, ClientError> {
+        let size = bytes.len().to_string();
+        let req = self
+            .request(Method::POST, "/v1/uploads")
+            .query(&[("filename", filename), ("size", size.as_str())])
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(bytes);
+        self.send(req).await
+    }
+
     /// The most likely verification code of the first message carrying one that arrives within
     /// `timeout`, or arrived within `lookback` before the call; None at the timeout.
     pub async fn wait_for_code(

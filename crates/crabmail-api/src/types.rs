@@ -485,15 +485,36 @@ impl AddressList {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OutgoingAttachment {
+    /// Required with `content_base64`; with `upload_id`, the upload's name when absent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub filename: String,
-    /// Defaults to application/octet-stream.
+    /// Defaults to the upload's type, else application/octet-stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
-    pub content_base64: String,
+    /// The content, base64; or give `upload_id` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_base64: Option<String>,
+    /// An upload of this account (`POST /v1/uploads`), instead of `content_base64`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
+}
+
+/// `POST /v1/uploads`: bytes kept for 24 hours, to attach by `upload_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Upload {
+    pub id: String,
+    pub filename: String,
+    pub content_type: String,
+    /// Octets received.
+    pub size: u64,
+    /// Hex SHA-256 of the bytes received.
+    pub sha256: String,
+    pub expires_at: String,
 }
 
 /// `POST /v1/inboxes/{id}/messages`: a message from this inbox.

@@ -18,7 +18,22 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamablehttp_client
 
 
-async def scenario(session):
+def upload(mcp_url, token, data, filename):
+    """POST /v1/uploads beside the /mcp endpoint: the bytes an attachment refers to by id."""
+    import urllib.request
+
+    base = mcp_url.rsplit("/mcp", 1)[0]
+    request = urllib.request.Request(
+        f"{base}/v1/uploads?filename={filename}&size={len(data)}",
+        data=data,
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "text/csv"},
+    )
+    with urllib.request.urlopen(request) as response:
+        return json.load(response)["id"]
+
+
+async def scenario(session, http=None):
     await session.initialize()
     tools = (await session.list_tools()).tools
     report = {
@@ -60,6 +75,18 @@ async def scenario(session):
     _, listed, _ = await call("list_messages", {"inbox_id": inbox["id"]})
     _, status, _ = await call("get_delivery_status", {"message_id": first["message_id"]})
     missing_error, _, missing_text = await call("get_message", {"message_id": "msg_" + "0" * 32})
+    attached = None
+    if http:
+        # Over HTTP an attachment goes by upload id, never base64 inside the call.
+        upload_id = upload(*http, b"a,b\n1,2\n", "report.csv")
+        with_file = dict(note, subject="with a file", idempotency_key="file-" + inbox["id"],
+                         attachments=[{"upload_id": upload_id}])
+        error, _, text = await call("send_message", with_file)
+        if error:
+            raise SystemExit(f"send_message with an upload failed: {text}")
+        _, got, _ = await call("wait_for_message", {"inbox_id": inbox["id"], "subject_contains": "with a file", "timeout_seconds": 30})
+        _, full, _ = await call("get_message", {"message_id": got["message"]["id"], "view": "full"})
+        attached = [a["filename"] for a in full["message"]["attachments"]]
     report.update(
         {
             "inbox": inbox,
@@ -70,6 +97,7 @@ async def scenario(session):
             "listed": len(listed["messages"]),
             "delivery": status,
             "missing": {"is_error": missing_error, "text": missing_text},
+            "attached": attached,
         }
     )
     return report
@@ -89,7 +117,7 @@ async def main():
         headers = {"Authorization": f"Bearer {token}"}
         async with streamablehttp_client(url, headers=headers) as (read, write, _):
             async with ClientSession(read, write) as session:
-                report = await scenario(session)
+                report = await scenario(session, http=(url, token))
     print(json.dumps(report))
 
 

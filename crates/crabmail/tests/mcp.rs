@@ -153,6 +153,10 @@ async fn over_http(sdk: Sdk, text: &str) {
     let token = client.token().unwrap().to_owned();
     let report = agent(sdk, &["http", &format!("{}/mcp", server.url()), &token]).await;
     check(&report, sdk, text);
+    if let Sdk::Python = sdk {
+        // An attachment by upload id arrived with the message.
+        assert_eq!(report["attached"], serde_json::json!(["report.csv"]));
+    }
     let inboxes = client.list_inboxes().await.unwrap();
     assert_eq!(
         inboxes.inboxes[0].id,

@@ -143,7 +143,8 @@ async fn replies_thread_to_the_received_message_and_carry_attachments() {
                 attachments: vec![OutgoingAttachment {
                     filename: "report.csv".into(),
                     content_type: Some("text/csv".into()),
-                    content_base64: "YSxiCjEsMgo=".into(),
+                    content_base64: Some("YSxiCjEsMgo=".into()),
+                    upload_id: None,
                 }],
                 ..Default::default()
             },

@@ -95,7 +95,8 @@ impl Scopes {
     }
 }
 
-/// The scope a request needs: reads need `read`; sending `send` or `draft`; approving `send` or
+/// The scope a request needs: reads need `read`; sending (and uploading what it attaches) `send`
+/// or `draft`; approving `send` or
 /// `admin`; every other change `admin`.
 pub fn needed(method: &Method, path: &str) -> Need {
     let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
@@ -103,7 +104,9 @@ pub fn needed(method: &Method, path: &str) -> Need {
         return Need::Read;
     }
     match (method, parts.as_slice()) {
-        (&Method::POST, ["", "v1", "inboxes", _, "messages"]) => Need::SendOrDraft,
+        (&Method::POST, ["", "v1", "inboxes", _, "messages"] | ["", "v1", "uploads"]) => {
+            Need::SendOrDraft
+        }
         (&Method::POST, ["", "v1", "messages", _, "approve" | "reject"]) => Need::SendOrAdmin,
         _ => Need::Admin,
     }
@@ -118,6 +121,7 @@ mod tests {
         let draft = Scopes::parse(&["draft".into(), "read".into()]).unwrap();
         assert!(draft.allows(needed(&Method::GET, "/v1/inboxes/inb_1/messages")));
         assert!(draft.allows(needed(&Method::POST, "/v1/inboxes/inb_1/messages")));
+        assert!(draft.allows(needed(&Method::POST, "/v1/uploads")));
         assert!(!draft.can_send());
         assert!(!draft.allows(needed(&Method::POST, "/v1/messages/msg_1/approve")));
         assert!(!draft.allows(needed(&Method::DELETE, "/v1/messages/msg_1")));

@@ -214,10 +214,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
-/// A JSON body and the bytes it was read from (for idempotency keys).
-pub struct RawJson<T>(pub T, pub Bytes);
+/// A whole request body, as bytes. One that is too large, too slow, or cut short (the
+/// connection ended before its Content-Length) is refused in the API's JSON shape.
+pub struct Body(pub Bytes);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for RawJson<T> {
+impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -242,6 +243,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for RawJson<T> {
                 )
             }
         })?;
+        Ok(Body(bytes))
+    }
+}
+
+/// A JSON body and the bytes it was read from (for idempotency keys).
+pub struct RawJson<T>(pub T, pub Bytes);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for RawJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Body(bytes) = Body::from_request(req, state).await?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {

@@ -20,6 +20,7 @@ pub mod rate;
 mod sending;
 pub mod serve;
 mod threads;
+mod uploads;
 mod wait;
 mod webhooks;
 
@@ -93,7 +94,7 @@ pub(crate) async fn pause(
         lists::add_entry, lists::list_entries, lists::delete_entry,
         webhooks::create_webhook, webhooks::list_webhooks, webhooks::get_webhook,
         webhooks::delete_webhook, webhooks::rotate_secret, webhooks::replay,
-        webhooks::list_deliveries,
+        webhooks::list_deliveries, uploads::create_upload,
     ),
     modifiers(&BearerAuth),
 )]
@@ -196,6 +197,7 @@ pub fn router(
         .route("/v1/approvals", get(approvals::list_approvals))
         .route("/v1/lists", post(lists::add_entry).get(lists::list_entries))
         .route("/v1/lists/{id}", delete(lists::delete_entry))
+        .route("/v1/uploads", post(uploads::create_upload))
         .route(
             "/v1/webhooks",
             post(webhooks::create_webhook).get(webhooks::list_webhooks),

@@ -426,7 +426,8 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "attachment".into()),
             content_type: Some(content_type_for(&path).to_owned()),
-            content_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+            content_base64: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            upload_id: None,
         });
     }
     let list = |v: Vec<String>| {

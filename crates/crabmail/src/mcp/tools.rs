@@ -154,13 +154,17 @@ pub struct WaitParams {
     pub lookback_seconds: Option<u64>,
 }
 
+/// One attachment: a local file (`path`, over stdio) or an upload (`upload_id`, from
+/// `POST /v1/uploads`); never base64 inside the call.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct AttachmentParam {
     /// A local file to attach (`crabmail mcp` over stdio only).
-    pub path: String,
-    /// Name shown to the recipient; the file's name when absent.
+    pub path: Option<String>,
+    /// An upload of this account (`POST /v1/uploads?filename=...` with the bytes as the body).
+    pub upload_id: Option<String>,
+    /// Name shown to the recipient; the file's or upload's name when absent.
     pub filename: Option<String>,
-    /// MIME type; application/octet-stream when absent.
+    /// MIME type; the upload's, else application/octet-stream, when absent.
     pub content_type: Option<String>,
 }
 
@@ -177,7 +181,7 @@ pub struct SendParams {
     pub subject: Option<String>,
     pub text: Option<String>,
     pub html: Option<String>,
-    /// Files to attach, by path.
+    /// Files to attach, by local path (stdio) or upload id.
     #[serde(default)]
     pub attachments: Vec<AttachmentParam>,
     /// Any unique string for this send (e.g. a UUID). Calling again with the same key (a retry)
@@ -708,7 +712,8 @@ impl Mail {
             attachments: vec![OutgoingAttachment {
                 filename: "forwarded.eml".into(),
                 content_type: Some("message/rfc822".into()),
-                content_base64: STANDARD.encode(&raw),
+                content_base64: Some(STANDARD.encode(&raw)),
+                upload_id: None,
             }],
             ..Default::default()
         };
@@ -896,17 +901,26 @@ impl ServerHandler for Mail {
 }
 
 impl Mail {
-    /// A file to attach, read whole; one that changes size while read is refused, never sent
-    /// cut short.
+    /// An attachment by upload id, or a local file read whole (stdio only); a file that changes
+    /// size while read is refused, never sent cut short.
     fn read_attachment(&self, a: &AttachmentParam) -> Result<OutgoingAttachment, String> {
-        if !self.local_files {
-            return Err(
-                "attachments by path need `crabmail mcp` over stdio; over HTTP use the API's \
-                 send with content_base64"
-                    .into(),
-            );
+        match (&a.path, &a.upload_id) {
+            (None, Some(upload_id)) => Ok(OutgoingAttachment {
+                filename: a.filename.clone().unwrap_or_default(),
+                content_type: a.content_type.clone(),
+                content_base64: None,
+                upload_id: Some(upload_id.clone()),
+            }),
+            (Some(path), None) if self.local_files => self.read_file(path, a),
+            (Some(_), None) => Err("attachments by path need `crabmail mcp` over stdio; over \
+                 HTTP, upload the bytes (POST /v1/uploads) and give upload_id"
+                .into()),
+            _ => Err("each attachment needs one of path and upload_id".into()),
         }
-        let path = PathBuf::from(&a.path);
+    }
+
+    fn read_file(&self, path: &str, a: &AttachmentParam) -> Result<OutgoingAttachment, String> {
+        let path = PathBuf::from(path);
         let expected = std::fs::metadata(&path)
             .map_err(|e| format!("{}: {e}", path.display()))?
             .len();
@@ -927,7 +941,8 @@ impl Mail {
         Ok(OutgoingAttachment {
             filename,
             content_type: a.content_type.clone(),
-            content_base64: STANDARD.encode(&bytes),
+            content_base64: Some(STANDARD.encode(&bytes)),
+            upload_id: None,
         })
     }
 }

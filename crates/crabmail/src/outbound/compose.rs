@@ -117,6 +117,28 @@ pub fn decode_attachment(
     content_type: Option<&str>,
     base64: &str,
 ) -> Result<Attachment, Invalid> {
+    let cleaned: String = base64
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(cleaned.as_bytes())
+        .map_err(|e| {
+            invalid(
+                format!("attachments[{index}].content_base64"),
+                format!("not valid base64: {e}"),
+            )
+        })?;
+    attachment(index, filename, content_type, bytes)
+}
+
+/// An attachment with its name and type checked.
+pub fn attachment(
+    index: usize,
+    filename: &str,
+    content_type: Option<&str>,
+    bytes: Vec<u8>,
+) -> Result<Attachment, Invalid> {
     let field = format!("attachments[{index}]");
     if filename.trim().is_empty() || filename.chars().any(char::is_control) {
         return Err(invalid(
@@ -141,18 +163,6 @@ pub fn decode_attachment(
             format!("`{content_type}` is not a MIME type"),
         ));
     }
-    let cleaned: String = base64
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(cleaned.as_bytes())
-        .map_err(|e| {
-            invalid(
-                format!("{field}.content_base64"),
-                format!("not valid base64: {e}"),
-            )
-        })?;
     Ok(Attachment {
         filename: filename.to_owned(),
         content_type,

@@ -5,6 +5,7 @@
 //! one). Addresses the account has suppressed are refused up front, naming the address and why.
 //! `Idempotency-Key` makes a retried API call return the first answer instead of sending twice.
 
+mod attachments;
 pub mod breaker;
 pub mod compose;
 pub mod quota;
@@ -393,7 +394,9 @@ impl Outbound {
         for (name, value) in &request.headers {
             compose::check_header(name, value)?;
         }
-        let attachments = decode_attachments(&request.attachments)?;
+        let attachments =
+            attachments::resolve(&self.store, &caller.account_id, now, &request.attachments)
+                .await?;
         let bytes = compose::compose(Draft {
             from: Addressee {
                 name: inbox.display_name.clone().filter(|n| !n.is_empty()),
@@ -822,19 +825,6 @@ fn check_recipient_count(n: usize) -> Result<(), SubmitError> {
         });
     }
     Ok(())
-}
-
-fn decode_attachments(
-    attachments: &[crabmail_api::OutgoingAttachment],
-) -> Result<Vec<compose::Attachment>, SubmitError> {
-    attachments
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            compose::decode_attachment(i, &a.filename, a.content_type.as_deref(), &a.content_base64)
-        })
-        .collect::<Result<Vec<_>, Invalid>>()
-        .map_err(SubmitError::from)
 }
 
 /// The headers that thread a reply (RFC 5322 3.6.4).

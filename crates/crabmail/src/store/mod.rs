@@ -24,6 +24,7 @@ mod rows;
 mod sending;
 mod sql;
 pub mod sqlite;
+mod uploads;
 mod webhooks;
 pub use accounts::*;
 pub use approvals::*;
@@ -36,6 +37,7 @@ pub use queue::*;
 pub use quotas::*;
 pub use reading::*;
 pub use sending::*;
+pub use uploads::*;
 pub use webhooks::*;
 
 use crate::clock::Timestamp;
@@ -126,6 +128,7 @@ pub trait Store:
     + Domains
     + Events
     + Webhooks
+    + Uploads
     + Send
     + Sync
     + 'static

@@ -429,6 +429,19 @@ pub(super) fn webhook_delivery<R: Cells>(r: &R) -> Mapped<WebhookDelivery, R> {
     })
 }
 
+pub(super) fn upload<R: Cells>(r: &R) -> Mapped<UploadRecord, R> {
+    Ok(UploadRecord {
+        id: r.cell(0)?,
+        account_id: r.cell(1)?,
+        filename: r.cell(2)?,
+        content_type: r.cell(3)?,
+        sha256: r.cell(4)?,
+        data: r.cell(5)?,
+        created_at: ts(r, 6)?,
+        expires_at: ts(r, 7)?,
+    })
+}
+
 /// Event types as stored: space-separated, NULL for every type.
 pub(super) fn event_types_text(types: &[String]) -> Option<String> {
     (!types.is_empty()).then(|| types.join(" "))

@@ -315,6 +315,12 @@ pub const WEBHOOK_DELIVERIES: &str = "SELECT d.id, d.webhook_id, d.event_seq, d.
      JOIN webhooks w ON w.id = d.webhook_id WHERE w.account_id = $1 AND d.webhook_id = $2 \
      ORDER BY d.at DESC, d.id DESC LIMIT $3";
 
+pub const INSERT_UPLOAD: &str = "INSERT INTO uploads (id, account_id, filename, content_type, \
+     size, sha256, data, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub const PRUNE_UPLOADS: &str = "DELETE FROM uploads WHERE expires_at <= $1";
+pub const GET_UPLOAD: &str = "SELECT id, account_id, filename, content_type, sha256, data, \
+     created_at, expires_at FROM uploads WHERE account_id = $1 AND id = $2 AND expires_at > $3";
+
 pub const INBOX_CREATED: &str = "SELECT created_at FROM inboxes WHERE id = $1";
 
 #[cfg(test)]

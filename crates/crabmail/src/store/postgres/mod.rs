@@ -19,6 +19,7 @@ mod queue;
 mod quotas;
 mod reading;
 mod sending;
+mod uploads;
 mod webhooks;
 
 use super::*;
@@ -59,6 +60,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         8,
         include_str!("../../../migrations/postgres/0008_webhooks.sql"),
+    ),
+    (
+        9,
+        include_str!("../../../migrations/postgres/0009_uploads.sql"),
     ),
 ];
 const ARRIVALS_CHANNEL: &str = "crabmail_arrivals";
