@@ -140,7 +140,7 @@ async fn a_quota_refusal_is_an_answer_not_retried() {
     let (client, inbox) = server.mailbox("quota").await;
     let refuse = |subject: &str| SendMessage {
         on_limit: Some(crabmail_api::OnLimit::Reject),
-        ..note("x@simulator.crabmail.test", subject, "x")
+        ..note("delivered@simulator.crabmail.test", subject, "x")
     };
     client
         .send_message(&inbox.id, &refuse("one"), None)
