@@ -55,6 +55,17 @@ pub struct WebhookProgress {
     pub disabled: Option<String>,
 }
 
+impl WebhookProgress {
+    /// The endpoint's status as stored.
+    pub fn status(&self) -> &'static str {
+        if self.disabled.is_some() {
+            "disabled"
+        } else {
+            "active"
+        }
+    }
+}
+
 /// Delivery attempts are kept this long.
 pub const WEBHOOK_LOG_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 

@@ -127,16 +127,11 @@ impl Webhooks for PgStore {
         delivery: Option<WebhookDelivery>,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let status = if progress.disabled.is_some() {
-            "disabled"
-        } else {
-            "active"
-        };
         let changed = sqlx::query(sql::WEBHOOK_PROGRESS)
             .bind(progress.cursor)
             .bind(progress.attempt)
             .bind(progress.next_attempt_at.0)
-            .bind(status)
+            .bind(progress.status())
             .bind(&progress.disabled)
             .bind(id)
             .bind(lease)

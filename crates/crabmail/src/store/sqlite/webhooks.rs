@@ -129,18 +129,13 @@ impl Webhooks for SqliteStore {
     ) -> Result<bool> {
         let (id, lease) = (id.to_owned(), lease.to_owned());
         self.write(move |conn| {
-            let status = if progress.disabled.is_some() {
-                "disabled"
-            } else {
-                "active"
-            };
             let changed = conn.execute(
                 sql::WEBHOOK_PROGRESS,
                 params![
                     progress.cursor,
                     progress.attempt,
                     progress.next_attempt_at.0,
-                    status,
+                    progress.status(),
                     progress.disabled,
                     id,
                     lease
