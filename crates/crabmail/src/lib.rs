@@ -19,6 +19,7 @@
 
 pub mod account;
 pub mod api;
+pub mod bounce;
 pub mod clock;
 pub mod config;
 pub mod delivery;

@@ -315,3 +315,41 @@ async fn approvals_and_quota_from_the_cli() {
     assert_eq!(quota["used"]["per_minute"], 1, "{quota}");
     assert_eq!(quota["limits"]["warmup_recipients_per_day"], 50);
 }
+
+/// `check bounce` reads a directory: one JSON line per failed recipient, "none" for ordinary mail.
+#[test]
+fn check_bounce_prints_a_line_per_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a-notice.eml"),
+        "From: MAILER-DAEMON@mx.example.net\r\nTo: bot@agents.test\r\nSubject: failure notice\r\n\r\n\
+         I'm afraid I wasn't able to deliver your message to the following addresses.\r\n\
+         This is a permanent error; I've given up.\r\n\r\n<erin@example.net>:\r\n\
+         552 5.2.2 mailbox full\r\n\r\n--- Below this line is a copy of the message.\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b-ordinary.eml"),
+        "From: gina@example.org\r\nTo: bot@agents.test\r\nSubject: hello\r\n\r\nHi!\r\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_crabmail"))
+        .args(["check", "bounce"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["address"], "erin@example.net");
+    assert_eq!(lines[0]["status"], "5.2.2");
+    assert_eq!(lines[0]["reason"], "mailboxfull");
+    // A full mailbox is a permanent failure of this message, not a bad address.
+    assert_eq!(
+        (lines[0]["permanent"].as_bool(), lines[0]["hard"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert_eq!(lines[1]["kind"], "none");
+}

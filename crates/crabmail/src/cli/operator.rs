@@ -61,6 +61,13 @@ pub enum CheckCommand {
         #[arg(long)]
         jsonl: bool,
     },
+    /// What a bounce, complaint or auto-reply reports: one JSON line per recipient ({file, kind,
+    /// path, address, status, smtp_code, action, permanent, hard, reason, ...}), or one line
+    /// with kind "none" for ordinary mail. FILE may be a directory: every file in it, by name.
+    Bounce {
+        /// A message (.eml) or a directory of them.
+        file: PathBuf,
+    },
 }
 
 /// The domain service over the server's store, for operator commands.
@@ -135,6 +142,7 @@ pub async fn dkim_command(command: DkimCommand) -> anyhow::Result<()> {
 pub async fn check_command(command: CheckCommand) -> anyhow::Result<()> {
     let (file, ip, helo, mail_from, options) = match command {
         CheckCommand::Risk { file, jsonl } => return super::risk::check(&file, jsonl),
+        CheckCommand::Bounce { file } => return check_bounce(&file),
         CheckCommand::Auth {
             file,
             ip,
@@ -335,5 +343,43 @@ async fn queue_retry(store: &SharedStore, id: &str) -> anyhow::Result<()> {
 async fn queue_cancel(store: &SharedStore, id: &str) -> anyhow::Result<()> {
     let n = store.cancel(id, SystemClock.now()).await?;
     println!("{n} recipient(s) of {id} cancelled");
+    Ok(())
+}
+
+/// `check bounce`: one JSON line per recipient of each file.
+fn check_bounce(path: &std::path::Path) -> anyhow::Result<()> {
+    let mut files = if path.is_dir() {
+        std::fs::read_dir(path)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect::<Vec<_>>()
+    } else {
+        vec![path.to_owned()]
+    };
+    files.sort();
+    for file in files {
+        let raw = std::fs::read(&file).with_context(|| format!("{}", file.display()))?;
+        let name = file.display().to_string();
+        match crabmail::bounce::analyse(&raw) {
+            None => println!("{}", serde_json::json!({ "file": name, "kind": "none" })),
+            Some(report) if report.recipients.is_empty() => {
+                let mut line = serde_json::to_value(&report)?;
+                line["file"] = name.into();
+                println!("{line}");
+            }
+            Some(report) => {
+                for r in &report.recipients {
+                    let mut line = serde_json::to_value(r)?;
+                    line["file"] = name.clone().into();
+                    line["kind"] = serde_json::to_value(report.kind)?;
+                    line["path"] = report.path.into();
+                    line["reporting_mta"] = serde_json::to_value(&report.reporting_mta)?;
+                    line["original_message_id"] =
+                        serde_json::to_value(&report.original_message_id)?;
+                    println!("{line}");
+                }
+            }
+        }
+    }
     Ok(())
 }
