@@ -273,6 +273,16 @@ const BOUNCE_SUBJECTS: &[&str] = &[
     "failed delivery",
     "mail failure",
     "error sending message",
+    // Other languages' notices (Exchange, Domino and webmail write these).
+    "non remis",
+    "non distribuable",
+    "unzustellbar",
+    "nicht zustellbar",
+    "non recapitabile",
+    "no entregado",
+    "no se pudo entregar",
+    "niet afgeleverd",
+    "onbestelbaar",
 ];
 
 /// Sent by a mail system: the null sender, or a system mailbox (MAILER-DAEMON, postmaster).
@@ -318,7 +328,7 @@ fn notice(message: &Message<'_>) -> Option<Report> {
         // A bounce subject alone, from a person, naming nobody: ordinary mail.
         return None;
     }
-    let delayed = text::is_delay(notice);
+    let delayed = text::is_delay(&subject, notice);
     let recipients = named
         .into_iter()
         .map(|n| {

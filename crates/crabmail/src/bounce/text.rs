@@ -109,10 +109,20 @@ fn marks_returned(lower: &str) -> bool {
         && (decorated || lower.len() < 70)
 }
 
-/// Whether the notice says delivery is late rather than failed.
-pub fn is_delay(notice: &str) -> bool {
-    let lower = notice.to_ascii_lowercase();
-    DELAYED.iter().any(|w| lower.contains(w)) && !FINAL.iter().any(|w| lower.contains(w))
+/// Whether the notice says delivery is late rather than failed: its subject says so first
+/// ("Warning: message delayed"), else its text, unless either also says the failure is final.
+pub fn is_delay(subject: &str, notice: &str) -> bool {
+    let says = |text: &str, words: &[&str]| {
+        let lower = text.to_ascii_lowercase();
+        words.iter().any(|w| lower.contains(w))
+    };
+    if says(subject, FINAL) {
+        return false;
+    }
+    if says(subject, &["warning", "delay"]) {
+        return true;
+    }
+    says(notice, DELAYED) && !says(notice, FINAL)
 }
 
 /// The recipients a notice names, in order, each once.
@@ -120,14 +130,24 @@ pub fn named(notice: &str, exclude: &[String]) -> Vec<Named> {
     let lines: Vec<&str> = notice.lines().collect();
     let mut out: Vec<Named> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
-        let lower = line.trim().to_ascii_lowercase();
+        // Header lines quoted from the returned message (in text or HTML dress) name its
+        // correspondents, not failed recipients.
+        let lower = line
+            .replace("&nbsp;", " ")
+            .trim()
+            .trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+            .to_ascii_lowercase();
         if [
             "message-id",
             "in-reply-to",
             "references",
             "from:",
             "to:",
+            "cc:",
             "date:",
+            "sent:",
+            "subject:",
+            "reply-to:",
         ]
         .iter()
         .any(|h| lower.starts_with(h))
@@ -242,9 +262,14 @@ mod tests {
             enhanced_code(&named[0].diagnostic).as_deref(),
             Some("5.1.1")
         );
-        assert!(!is_delay(notice));
+        assert!(!is_delay("failure notice", notice));
         assert!(is_delay(
+            "",
             "This is a warning message only; delivery will continue trying"
+        ));
+        assert!(is_delay(
+            "Warning: message delayed 2 days",
+            "it could not be delivered yet"
         ));
     }
 
