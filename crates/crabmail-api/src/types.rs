@@ -266,6 +266,51 @@ pub struct ParsedMessage {
     /// The new part of a reply, without quoted history or signature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_text: Option<String>,
+    /// Received mail that is a bounce another server wrote: each recipient's fate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounce: Option<MailReport>,
+    /// Received mail that is a complaint (an RFC 5965 feedback report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complaint: Option<MailReport>,
+    /// Received mail that is an automatic reply (out of office, vacation): never a bounce.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_reply: bool,
+}
+
+/// What a bounce or complaint says (`crabmail check bounce` prints the same).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MailReport {
+    /// How it was read: `dsn` (RFC 3464), `dsn_text`, `arf` (RFC 5965) or `text` (a notice in
+    /// words).
+    pub path: String,
+    pub reporting_mta: Option<String>,
+    /// The Message-ID of the message it is about, when it says.
+    pub original_message_id: Option<String>,
+    /// Complaints: abuse, fraud, virus, other...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback_type: Option<String>,
+    pub recipients: Vec<ReportedRecipient>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ReportedRecipient {
+    pub address: String,
+    /// Enhanced status code (`5.1.1`).
+    pub status: Option<String>,
+    pub smtp_code: Option<u16>,
+    pub diagnostic: Option<String>,
+    pub remote_mta: Option<String>,
+    /// failed, delayed, delivered, relayed, expanded or complained.
+    pub action: String,
+    /// The failure is final (a delay is not).
+    pub permanent: bool,
+    /// The address itself is bad (user or host unknown, moved, accepts no mail).
+    pub hard: bool,
+    /// userunknown, mailboxfull, hostunknown, blocked, spamdetected, expired, ... (Sisimai's
+    /// taxonomy).
+    pub reason: String,
 }
 
 /// `GET /v1/messages/{id}`: a message an inbox received, or one it sent (with `delivery`).

@@ -74,10 +74,55 @@ pub fn analyse(raw: &[u8]) -> Option<Report> {
         None => raw,
     };
     let message = MessageParser::default().parse(raw)?;
-    arf(&message)
-        .or_else(|| dsn(&message))
-        .or_else(|| auto_reply(&message))
-        .or_else(|| notice(&message))
+    analyse_message(&message)
+}
+
+/// The same over a message already parsed (ingest's). Ordinary mail costs a look at its part
+/// types and a few header fields.
+pub fn analyse_message(message: &Message<'_>) -> Option<Report> {
+    arf(message)
+        .or_else(|| dsn(message))
+        .or_else(|| auto_reply(message))
+        .or_else(|| notice(message))
+}
+
+impl Report {
+    /// As the message JSON shows it: `(bounce, complaint, auto_reply)`.
+    pub fn into_view(
+        self,
+    ) -> (
+        Option<crabmail_api::MailReport>,
+        Option<crabmail_api::MailReport>,
+        bool,
+    ) {
+        let kind = self.kind;
+        let view = crabmail_api::MailReport {
+            path: self.path.to_owned(),
+            reporting_mta: self.reporting_mta,
+            original_message_id: self.original_message_id,
+            feedback_type: self.feedback_type,
+            recipients: self
+                .recipients
+                .into_iter()
+                .map(|r| crabmail_api::ReportedRecipient {
+                    address: r.address,
+                    status: r.status,
+                    smtp_code: r.smtp_code,
+                    diagnostic: r.diagnostic,
+                    remote_mta: r.remote_mta,
+                    action: r.action,
+                    permanent: r.permanent,
+                    hard: r.hard,
+                    reason: r.reason.to_owned(),
+                })
+                .collect(),
+        };
+        match kind {
+            Kind::Bounce => (Some(view), None, false),
+            Kind::Complaint => (None, Some(view), false),
+            Kind::AutoReply => (None, None, true),
+        }
+    }
 }
 
 fn content_type(part: &mail_parser::MessagePart<'_>) -> String {

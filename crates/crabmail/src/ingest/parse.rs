@@ -74,7 +74,7 @@ pub fn parse(raw: &[u8]) -> Parsed {
     let warnings = warnings(&message, raw, limited.as_deref());
     let attachments = attachments(&message);
     let headers = headers(&message);
-    let view = ParsedMessage {
+    let mut view = ParsedMessage {
         from: message
             .from()
             .and_then(|a| mailboxes(Some(a)).into_iter().next()),
@@ -93,6 +93,9 @@ pub fn parse(raw: &[u8]) -> Parsed {
         parse_warnings: warnings,
         ..Default::default()
     };
+    if let Some(report) = crate::bounce::analyse_message(&message) {
+        (view.bounce, view.complaint, view.auto_reply) = report.into_view();
+    }
     let has_plain_text = matches!(
         message.text_part(0).map(|p| &p.body),
         Some(PartType::Text(_))
