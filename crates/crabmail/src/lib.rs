@@ -7,11 +7,13 @@
 //! - `outbound`: accept mail to send (API or submission); `queue`: retry and record outcomes;
 //!   `delivery`: routes, the SMTP client, outcomes, bounce reports; `dns`: MX and address lookups.
 //! - `verify`: SPF, DKIM, DMARC and ARC of inbound mail; `dkim`: signing what we send.
+//! - `bounce`: what received mail reports about mail we sent (bounces, complaints, auto-replies).
 //! - `risk`: injection risk of received mail and its safe view; `extract`: codes and links;
 //!   `thread`: conversation keys and the new part of a reply.
 //! - `events`: wake long-polls when messages arrive or deliveries happen; `webhook`: push each
 //!   event to the endpoints an account registered.
-//! - `api`: the HTTP API agents use; `account`: accounts, tokens, inboxes and their rules.
+//! - `api`: the HTTP API agents use; `mcp`: the same verbs as MCP tools; `account`: accounts,
+//!   tokens, inboxes and their rules.
 //! - `config`, `clock`, `id`: settings, the one reader of wall time, identifiers.
 //! - `server`: wiring and orderly shutdown.
 
