@@ -22,6 +22,11 @@ use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
 pub use reason::Reason;
 use serde::Serialize;
 
+/// Recipient blocks read from one report (a real one has a few).
+const MAX_BLOCKS: usize = 1000;
+/// A report body is read this far.
+const MAX_REPORT_BODY: usize = 1024 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -140,7 +145,10 @@ fn part_body(message: &Message<'_>, wanted: &str) -> Option<String> {
     let part = message.parts.iter().find(|p| content_type(p) == wanted)?;
     let raw = message.raw_message();
     let (start, end) = (part.offset_body as usize, part.offset_end as usize);
-    raw.get(start..end.min(raw.len()))
+    let end = end
+        .min(raw.len())
+        .min(start.saturating_add(MAX_REPORT_BODY));
+    raw.get(start..end)
         .map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
@@ -189,6 +197,7 @@ fn dsn(message: &Message<'_>) -> Option<Report> {
         fields::get(per_message, "reporting-mta").map(|v| fields::untyped(v).to_owned());
     let recipients: Vec<Recipient> = blocks
         .iter()
+        .take(MAX_BLOCKS)
         .filter(|b| {
             fields::get(b, "final-recipient").is_some()
                 || fields::get(b, "original-recipient").is_some()

@@ -67,6 +67,11 @@ const SYSTEM_SENDERS: &[&str] = &[
     "abuse",
 ];
 
+/// A notice is read this far (a real one is a few KiB; a stranger's may be 25 MB).
+pub const MAX_NOTICE: usize = 64 * 1024;
+/// At most this many recipients are taken from one notice.
+pub const MAX_NAMED: usize = 100;
+
 /// One failed recipient of a notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Named {
@@ -75,8 +80,13 @@ pub struct Named {
     pub diagnostic: String,
 }
 
-/// The notice's text before the returned message.
+/// The notice's text before the returned message (at most `MAX_NOTICE` bytes of it).
 pub fn notice(text: &str) -> &str {
+    let mut cut = text.len().min(MAX_NOTICE);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let text = &text[..cut];
     let mut end = text.len();
     let mut offset = 0;
     let mut seen_text = false;
@@ -125,7 +135,7 @@ pub fn is_delay(subject: &str, notice: &str) -> bool {
     says(notice, DELAYED) && !says(notice, FINAL)
 }
 
-/// The recipients a notice names, in order, each once.
+/// The recipients a notice names, in order, each once, at most `MAX_NAMED`.
 pub fn named(notice: &str, exclude: &[String]) -> Vec<Named> {
     let lines: Vec<&str> = notice.lines().collect();
     let mut out: Vec<Named> = Vec::new();
@@ -167,6 +177,9 @@ pub fn named(notice: &str, exclude: &[String]) -> Vec<Named> {
                 address,
                 diagnostic: context(&lines, i),
             });
+            if out.len() == MAX_NAMED {
+                return out;
+            }
         }
     }
     out
@@ -271,6 +284,16 @@ mod tests {
             "Warning: message delayed 2 days",
             "it could not be delivered yet"
         ));
+    }
+
+    #[test]
+    fn a_huge_notice_costs_a_bounded_read() {
+        let many: String = (0..200_000)
+            .map(|n| format!("<u{n}@example.org>: unknown\n"))
+            .collect();
+        let notice = notice(&many);
+        assert!(notice.len() <= MAX_NOTICE);
+        assert_eq!(named(notice, &[]).len(), MAX_NAMED);
     }
 
     #[test]
