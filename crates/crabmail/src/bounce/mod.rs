@@ -50,23 +50,8 @@ pub struct Report {
     pub recipients: Vec<Recipient>,
 }
 
-/// One recipient's fate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Recipient {
-    pub address: String,
-    /// The enhanced status code (`5.1.1`), when known.
-    pub status: Option<String>,
-    pub smtp_code: Option<u16>,
-    pub diagnostic: Option<String>,
-    pub remote_mta: Option<String>,
-    /// failed, delayed, delivered, relayed or expanded (DSN Action; a notice: failed or delayed).
-    pub action: String,
-    /// The failure is final (a delay is not).
-    pub permanent: bool,
-    /// The address itself is bad: suppress it.
-    pub hard: bool,
-    pub reason: &'static str,
-}
+/// One recipient's fate, as the message JSON shows it.
+pub type Recipient = crabmail_api::ReportedRecipient;
 
 /// What `raw` reports, or None for ordinary mail.
 pub fn analyse(raw: &[u8]) -> Option<Report> {
@@ -106,21 +91,7 @@ impl Report {
             reporting_mta: self.reporting_mta,
             original_message_id: self.original_message_id,
             feedback_type: self.feedback_type,
-            recipients: self
-                .recipients
-                .into_iter()
-                .map(|r| crabmail_api::ReportedRecipient {
-                    address: r.address,
-                    status: r.status,
-                    smtp_code: r.smtp_code,
-                    diagnostic: r.diagnostic,
-                    remote_mta: r.remote_mta,
-                    action: r.action,
-                    permanent: r.permanent,
-                    hard: r.hard,
-                    reason: r.reason.to_owned(),
-                })
-                .collect(),
+            recipients: self.recipients,
         };
         match kind {
             Kind::Bounce => (Some(view), None, false),
@@ -176,7 +147,7 @@ fn arf(message: &Message<'_>) -> Option<Report> {
             action: "complained".into(),
             permanent: true,
             hard: false,
-            reason: Reason::Feedback.as_str(),
+            reason: Reason::Feedback.as_str().to_owned(),
         })
         .collect();
     Some(Report {
@@ -273,7 +244,7 @@ fn recipient(
         remote_mta,
         action,
         permanent,
-        reason: reason.as_str(),
+        reason: reason.as_str().to_owned(),
     }
 }
 
