@@ -138,3 +138,31 @@ async fn bodies_not_as_announced_are_refused() {
         .unwrap_err();
     assert_eq!(code(refused).0, 403);
 }
+
+#[tokio::test]
+async fn an_account_holds_a_bounded_number_of_uploads() {
+    let server = TestServer::start_with(Backend::Sqlite, &[]).await;
+    let client = server.signup().await;
+    for n in 0..100 {
+        client
+            .upload(
+                vec![n as u8],
+                &format!("f{n}.bin"),
+                "application/octet-stream",
+            )
+            .await
+            .unwrap();
+    }
+    let refused = client
+        .upload(b"one more".to_vec(), "more.bin", "application/octet-stream")
+        .await
+        .unwrap_err();
+    let (status, code, _) = code(refused);
+    assert_eq!((status, code.as_str()), (507, "upload_quota_exceeded"));
+    // Another account is not held back by this one.
+    let other = server.signup().await;
+    other
+        .upload(b"fine".to_vec(), "fine.bin", "text/plain")
+        .await
+        .unwrap();
+}

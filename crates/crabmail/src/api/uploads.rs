@@ -14,6 +14,9 @@ use std::time::Duration;
 
 /// How long an upload is kept.
 const KEPT: Duration = Duration::from_secs(24 * 3600);
+/// What one account may hold in uploads at a time (they expire after `KEPT`).
+const MAX_UPLOADS: i64 = 100;
+const MAX_UPLOAD_BYTES: i64 = 256 * 1024 * 1024;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -35,6 +38,7 @@ pub struct UploadQuery {
     responses((status = 201, body = Upload),
         (status = 400, description = "The body did not arrive whole", body = ErrorBody),
         (status = 413, body = ErrorBody),
+        (status = 507, description = "The account holds its most uploads (100, 256 MiB)", body = ErrorBody),
         (status = 422, description = "size or sha256 does not match", body = ErrorBody)))]
 pub async fn create_upload(
     State(state): State<ApiState>,
@@ -80,6 +84,19 @@ pub async fn create_upload(
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "application/octet-stream".into());
     let now = state.clock.now();
+    let (count, bytes_held) = state.store.upload_usage(&caller.account_id, now).await?;
+    if count >= MAX_UPLOADS || bytes_held + bytes.len() as i64 > MAX_UPLOAD_BYTES {
+        return Err(ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "upload_quota_exceeded",
+            format!(
+                "an account holds at most {MAX_UPLOADS} uploads and {} MiB at a time (it holds \
+                 {count} and {} MiB); uploads expire 24 hours after they are made",
+                MAX_UPLOAD_BYTES >> 20,
+                bytes_held >> 20
+            ),
+        ));
+    }
     let upload = UploadRecord {
         id: crate::id::new_id("upl", now),
         account_id: caller.account_id.clone(),

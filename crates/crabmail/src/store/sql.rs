@@ -317,6 +317,8 @@ pub const WEBHOOK_DELIVERIES: &str = "SELECT d.id, d.webhook_id, d.event_seq, d.
 
 pub const INSERT_UPLOAD: &str = "INSERT INTO uploads (id, account_id, filename, content_type, \
      size, sha256, data, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub const UPLOAD_USAGE: &str = "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM uploads \
+     WHERE account_id = $1 AND expires_at > $2";
 pub const PRUNE_UPLOADS: &str = "DELETE FROM uploads WHERE expires_at <= $1";
 pub const GET_UPLOAD: &str = "SELECT id, account_id, filename, content_type, sha256, data, \
      created_at, expires_at FROM uploads WHERE account_id = $1 AND id = $2 AND expires_at > $3";

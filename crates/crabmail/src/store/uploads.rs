@@ -19,6 +19,8 @@ pub struct UploadRecord {
 pub trait Uploads: Send + Sync {
     /// Keeps the upload, and forgets every upload expired at its `created_at`.
     async fn save_upload(&self, upload: UploadRecord) -> Result<()>;
+    /// How many uploads the account holds at `now`, and their bytes.
+    async fn upload_usage(&self, account_id: &str, now: Timestamp) -> Result<(i64, i64)>;
     /// The account's upload, unless it expired by `now`.
     async fn get_upload(
         &self,

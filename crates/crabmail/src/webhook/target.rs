@@ -21,10 +21,18 @@ pub enum TargetError {
         "{0} is not a public address; webhooks may not reach loopback, private or link-local networks"
     )]
     Private(String),
+    #[error("the URL is longer than {MAX_URL} characters")]
+    TooLong,
 }
+
+/// The longest webhook URL accepted.
+pub const MAX_URL: usize = 2048;
 
 /// Checks a URL as written (scheme, credentials, IP literals and local names).
 pub fn check_url(text: &str, allow_private: bool) -> Result<Url, TargetError> {
+    if text.len() > MAX_URL {
+        return Err(TargetError::TooLong);
+    }
     let url = Url::parse(text).map_err(|e| TargetError::Malformed(e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(TargetError::Scheme);

@@ -24,6 +24,15 @@ impl Uploads for PgStore {
         Ok(())
     }
 
+    async fn upload_usage(&self, account_id: &str, now: Timestamp) -> Result<(i64, i64)> {
+        let row = sqlx::query(sql::UPLOAD_USAGE)
+            .bind(account_id)
+            .bind(now.0)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.try_get(0)?, row.try_get::<i64, _>(1)?))
+    }
+
     async fn get_upload(
         &self,
         account_id: &str,

@@ -24,6 +24,16 @@ impl Uploads for SqliteStore {
         .await
     }
 
+    async fn upload_usage(&self, account_id: &str, now: Timestamp) -> Result<(i64, i64)> {
+        let account_id = account_id.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(sql::UPLOAD_USAGE)?
+                .query_row(params![account_id, now.0], |r| Ok((r.get(0)?, r.get(1)?)))?)
+        })
+        .await
+    }
+
     async fn get_upload(
         &self,
         account_id: &str,
