@@ -5,7 +5,8 @@ serve ANSWERS LOG [PORT]: listens on 127.0.0.1 (on PORT, or any port; printed as
 "listening <port>"), answers the n-th
 request with line n of the file ANSWERS (the last line repeats; the file is read again at every
 request, so a test can change it), e.g. "200", "500", "410" or "503:7" (503 with Retry-After: 7),
-and appends each request to LOG as a JSON line before answering.
+appends each request to LOG as a JSON line and then prints "request <count>", before
+answering.
 
 verify SECRET LOG: checks every logged request's signature with the Standard Webhooks reference
 library (PyPI `standardwebhooks`) and prints them as a JSON array; exits 1 if one fails.
@@ -38,6 +39,8 @@ def serve(answers_path, log_path, port=0):
                 }
                 with open(log_path, "a") as log:
                     log.write(json.dumps(record) + "\n")
+                # Tell the test, which waits on this line rather than polling the log.
+                print(f"request {n + 1}", flush=True)
             self.send_response(int(code))
             if retry_after:
                 self.send_header("Retry-After", retry_after)

@@ -14,6 +14,8 @@ pub struct WebhookReceiver {
     pub url: String,
     dir: tempfile::TempDir,
     child: Child,
+    /// How many requests the receiver has logged, as it announces them on its stdout.
+    logged: tokio::sync::watch::Receiver<usize>,
 }
 
 /// One request the receiver got, as the reference library verified it.
@@ -51,19 +53,28 @@ impl WebhookReceiver {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("python3");
-        let stdout = child.stdout.take().expect("stdout");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("receiver's port");
+        stdout.read_line(&mut line).expect("receiver's port");
         let port = line
             .trim()
             .strip_prefix("listening ")
-            .expect("listening <port>");
+            .expect("listening <port>")
+            .to_owned();
+        // Each "request <count>" line moves the count; waiters wake on it.
+        let (count, logged) = tokio::sync::watch::channel(0);
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if let Some(n) = line.strip_prefix("request ").and_then(|n| n.parse().ok()) {
+                    count.send_replace(n);
+                }
+            }
+        });
         WebhookReceiver {
             url: format!("http://127.0.0.1:{port}/hook"),
             dir,
             child,
+            logged,
         }
     }
 
@@ -80,22 +91,18 @@ impl WebhookReceiver {
 
     /// How many requests came so far.
     pub fn count(&self) -> usize {
-        std::fs::read_to_string(self.log())
-            .map(|text| text.lines().count())
-            .unwrap_or(0)
+        *self.logged.borrow()
     }
 
     /// Waits (up to `within`) until at least `n` requests came; panics otherwise.
     pub async fn wait_for(&self, n: usize, within: Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        while self.count() < n {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the receiver got {} requests, not {n}, within {within:?}",
-                self.count()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let mut logged = self.logged.clone();
+        let reached = tokio::time::timeout(within, logged.wait_for(|count| *count >= n)).await;
+        assert!(
+            matches!(reached, Ok(Ok(_))),
+            "the receiver got {} requests, not {n}, within {within:?}",
+            self.count()
+        );
     }
 
     /// Every request so far, each signature checked by the reference library with `secret`;

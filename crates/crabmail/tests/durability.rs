@@ -442,21 +442,25 @@ async fn webhook_events_survive_kill_9_mid_retry(backend: Backend) {
         client.send_message(&inbox.id, &note, None).await.unwrap();
     }
     // Two refused attempts: the first event waits for its third.
-    loop {
-        let log = client
+    crabmail_testkit::eventually("two refused attempts", || async {
+        client
             .webhook_deliveries(&hook.id)
             .await
             .unwrap()
-            .deliveries;
-        if log.len() >= 2 {
-            assert!(
-                log.iter()
-                    .all(|d| d.outcome == "retrying" && d.status_code.is_none())
-            );
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+            .deliveries
+            .len()
+            >= 2
+    })
+    .await;
+    let log = client
+        .webhook_deliveries(&hook.id)
+        .await
+        .unwrap()
+        .deliveries;
+    assert!(
+        log.iter()
+            .all(|d| d.outcome == "retrying" && d.status_code.is_none())
+    );
     server.child.kill().expect("SIGKILL");
     server.child.wait().unwrap();
 
@@ -482,13 +486,10 @@ async fn webhook_events_survive_kill_9_mid_retry(backend: Backend) {
     let expected: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(accepted, expected, "every event once, in order");
     // The receiver logs a request before it answers; crabmail records the answer after.
-    loop {
-        let settled = client.get_webhook(&hook.id).await.unwrap();
-        if settled.cursor == events[5].seq {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    crabmail_testkit::eventually("the cursor at the last event", || async {
+        client.get_webhook(&hook.id).await.unwrap().cursor == events[5].seq
+    })
+    .await;
     assert_eq!(receiver.count(), 7, "nothing sent twice");
     drop(restarted);
 }

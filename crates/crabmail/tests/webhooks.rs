@@ -281,19 +281,17 @@ async fn inward_targets_are_refused_unless_the_operator_allows_them() {
     assert!(client.list_webhooks().await.unwrap().webhooks.is_empty());
 }
 
+/// The endpoint once `done` holds (its progress is recorded just after the receiver answers).
 async fn wait_until(
     client: &Client,
     id: &str,
     done: impl Fn(&crabmail_api::Webhook) -> bool,
 ) -> crabmail_api::Webhook {
-    for _ in 0..600 {
-        let hook = client.get_webhook(id).await.unwrap();
-        if done(&hook) {
-            return hook;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("webhook {id} did not reach the state expected within 30 s");
+    crabmail_testkit::eventually(&format!("webhook {id}"), || async {
+        done(&client.get_webhook(id).await.unwrap())
+    })
+    .await;
+    client.get_webhook(id).await.unwrap()
 }
 
 /// Seconds since the epoch of an RFC 3339 time as the API writes it.

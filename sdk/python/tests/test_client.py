@@ -13,6 +13,15 @@ def client(server, tmp_path, name="token"):
     return Crabmail(server.url, token_file=tmp_path / name)
 
 
+def arrived(mail, inbox_id, count):
+    """Waits for `count` messages in the inbox, long-polling (the server answers as mail lands)."""
+    seen = []
+    while len(seen) < count:
+        got = mail.receive(inbox_id, wait=30)
+        assert got, f"only {len(seen)} of {count} messages arrived within 30 s"
+        seen += got
+
+
 def test_signs_up_once_and_keeps_the_token(server, tmp_path, monkeypatch):
     monkeypatch.delenv("CRABMAIL_TOKEN", raising=False)
     first = client(server, tmp_path)
@@ -66,10 +75,7 @@ def test_a_retried_send_is_sent_once(server, tmp_path):
     # Without a key of your own, each call is its own send.
     other = mail.send(inbox.id, to=inbox.address, subject="once", text="x")
     assert other.id != first.id
-    mail.wait(inbox.id, subject_contains="once", timeout=30, lookback=60)
-    deadline = time.monotonic() + 30
-    while len(list(mail.iter_messages(inbox.id))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    arrived(mail, inbox.id, 2)
     assert len(list(mail.iter_messages(inbox.id))) == 2
 
 
@@ -78,9 +84,7 @@ def test_pages_and_events(server, tmp_path):
     inbox = mail.create_inbox(name="pages")
     for n in range(5):
         mail.send(inbox.id, to=inbox.address, subject=f"n{n}", text="x")
-    deadline = time.monotonic() + 30
-    while len(list(mail.iter_messages(inbox.id, page_size=2))) < 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    arrived(mail, inbox.id, 5)
     subjects = [m.subject for m in mail.iter_messages(inbox.id, page_size=2)]
     assert sorted(subjects) == [f"n{n}" for n in range(5)]
     events = list(mail.iter_events())
