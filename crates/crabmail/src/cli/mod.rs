@@ -604,21 +604,17 @@ fn home() -> anyhow::Result<PathBuf> {
         .context("HOME is not set; set CRABMAIL_TOKEN instead")
 }
 
-fn token_path() -> anyhow::Result<PathBuf> {
-    Ok(home()?.join(".crabmail").join("token"))
-}
-
 fn cursor_path(inbox_id: &str) -> anyhow::Result<PathBuf> {
     Ok(home()?.join(".crabmail").join("cursors").join(inbox_id))
 }
 
 /// A client with a token: from the environment, the token file, or a fresh signup.
 async fn client(conn: &Connection) -> anyhow::Result<Client> {
-    let path = token_path()?;
-    let (client, signed_up) = Client::connect(&conn.server, Some(&path))
+    let (client, signed_up) = Client::connect(&conn.server, None)
         .await
         .map_err(explain)?;
     if signed_up {
+        let path = crabmail_api::client::default_token_file().map_err(explain)?;
         eprintln!("signed up; token saved to {}", path.display());
     }
     Ok(client)
