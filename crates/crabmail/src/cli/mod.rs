@@ -610,9 +610,7 @@ fn cursor_path(inbox_id: &str) -> anyhow::Result<PathBuf> {
 
 /// A client with a token: from the environment, the token file, or a fresh signup.
 async fn client(conn: &Connection) -> anyhow::Result<Client> {
-    let (client, signed_up) = Client::connect(&conn.server, None)
-        .await
-        .map_err(explain)?;
+    let (client, signed_up) = Client::connect(&conn.server, None).await.map_err(explain)?;
     if signed_up {
         let path = crabmail_api::client::default_token_file().map_err(explain)?;
         eprintln!("signed up; token saved to {}", path.display());
