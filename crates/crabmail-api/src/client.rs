@@ -253,6 +253,24 @@ impl Client {
         self.send(req).await
     }
 
+    /// The reports about mail this account sent that reached an inbox (`report=`: `bounce`,
+    /// `complaint`, `auto_reply`, `any`, or `none` for ordinary mail), after `after`.
+    pub async fn list_reports(
+        &self,
+        inbox_id: &str,
+        report: &str,
+        after: Option<&str>,
+    ) -> Result<MessageList, ClientError> {
+        let mut query = vec![("report", report.to_owned())];
+        if let Some(after) = after {
+            query.push(("after", after.to_owned()));
+        }
+        let req = self
+            .request(Method::GET, &format!("/v1/inboxes/{inbox_id}/messages"))
+            .query(&query);
+        self.send(req).await
+    }
+
     /// Every message held in an inbox, those quarantined by DMARC included (`include=quarantined`).
     pub async fn list_all_messages(
         &self,

@@ -169,6 +169,10 @@ pub struct MessageSummary {
     /// The conversation this message belongs to (`GET /v1/threads/{id}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<String>,
+    /// What it reports about mail this account sent: `bounce`, `complaint` or `auto_reply`
+    /// (the list filters on it with `report=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
     #[serde(flatten)]
     pub content: SummaryContent,
 }
@@ -291,6 +295,14 @@ pub struct MailReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback_type: Option<String>,
     pub recipients: Vec<ReportedRecipient>,
+    /// The message this account sent that the report is about (`GET /v1/messages/{id}` shows
+    /// its delivery), when crabmail linked it: by the signed return path it came to, or by the
+    /// returned Message-ID and address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_message_id: Option<String>,
+    /// The recipient of that message it is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -744,6 +756,9 @@ pub struct DeliveryAttempt {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct RecipientState {
+    /// The recipient's id (`rcpt_...`): a report about it names it as `recipient_id`.
+    #[serde(default)]
+    pub id: String,
     pub address: String,
     /// throttled (held by a sending quota until `release_at`), queued, deferred, delivered,
     /// bounced, expired or cancelled.

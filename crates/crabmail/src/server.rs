@@ -125,7 +125,8 @@ async fn serve(
         clock.clone(),
         &config.domain,
         config.signup.policy,
-    );
+    )
+    .with_return_paths(return_path_key(&store, &clock).await?);
     let dns = Dns::new(&config.dns)?;
     let deliverer = Arc::new(Deliverer::new(config, dns.clone(), clock.clone())?);
     let queue_handle = QueueHandle::default();
@@ -297,6 +298,20 @@ fn follow_other_nodes(store: SharedStore, wakeups: Arc<Wakeups>) -> JoinHandle<(
 }
 
 /// Before any worker claims anything: what this node held when it last stopped is free.
+/// The key of signed return paths: made by the first node to start, kept in the store, so every
+/// node (and every restart) reads the return paths of mail any of them sent.
+async fn return_path_key(
+    store: &SharedStore,
+    clock: &SharedClock,
+) -> Result<crate::bounce::return_path::ReturnPaths, ServerError> {
+    let candidate: [u8; 32] = rand::random();
+    let candidate: String = candidate.iter().map(|b| format!("{b:02x}")).collect();
+    let key = store
+        .server_secret("return_path", &candidate, clock.now())
+        .await?;
+    Ok(crate::bounce::return_path::ReturnPaths::new(key.as_bytes()))
+}
+
 async fn resume_own_work(store: &SharedStore) {
     match store.resume_own_work().await {
         Ok(0) => {}

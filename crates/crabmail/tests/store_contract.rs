@@ -152,6 +152,7 @@ fn inbound(blob: &str, body: &[u8], to: &[(&str, &str, &str)]) -> InboundMessage
                 account_id: (*account).into(),
                 recipient: "rcpt@d.test".into(),
                 quarantined: false,
+                report_for: None,
             })
             .collect(),
     }
@@ -168,6 +169,7 @@ fn ingested(blob: &str, subject: &str) -> Ingested {
         }),
         parsed: Json::encode(&Default::default()),
         thread: ThreadKeys::default(),
+        report: None,
     }
 }
 
@@ -309,7 +311,7 @@ async fn inbound_messages_become_readable_in_order(b: Backend) {
     .unwrap();
     // Accepted but not ingested: not listed, not readable.
     assert!(
-        s.list_messages("acc_a", "inb_a", 0, 10, false)
+        s.list_messages("acc_a", "inb_a", 0, 10, &ListFilter::default())
             .await
             .unwrap()
             .is_empty()
@@ -347,7 +349,7 @@ async fn inbound_messages_become_readable_in_order(b: Backend) {
             .unwrap();
     }
     let all = s
-        .list_messages("acc_a", "inb_a", 0, 10, false)
+        .list_messages("acc_a", "inb_a", 0, 10, &ListFilter::default())
         .await
         .unwrap();
     assert_eq!(
@@ -360,14 +362,14 @@ async fn inbound_messages_become_readable_in_order(b: Backend) {
     assert_eq!(all[0].size, raw.len() as i64);
     assert_eq!(all[1].summary.subject.as_deref(), Some("s2"));
     let page = s
-        .list_messages("acc_a", "inb_a", 2, 1, false)
+        .list_messages("acc_a", "inb_a", 2, 1, &ListFilter::default())
         .await
         .unwrap();
     assert_eq!(page.len(), 1);
     assert_eq!(page[0].seq, 3);
     // Another account sees nothing of inb_a, even with its id.
     assert!(
-        s.list_messages("acc_b", "inb_a", 0, 10, false)
+        s.list_messages("acc_b", "inb_a", 0, 10, &ListFilter::default())
             .await
             .unwrap()
             .is_empty()
@@ -410,7 +412,7 @@ async fn ingest_is_idempotent_and_deletes_clean_up(b: Backend) {
             .is_empty()
     );
     assert_eq!(
-        s.list_messages("acc_a", "inb_a", 0, 10, false)
+        s.list_messages("acc_a", "inb_a", 0, 10, &ListFilter::default())
             .await
             .unwrap()
             .len(),
@@ -470,7 +472,7 @@ async fn concurrent_writes_all_commit(b: Backend) {
     }
     let listed = b
         .store
-        .list_messages("acc_a", "inb_a", 0, 100, false)
+        .list_messages("acc_a", "inb_a", 0, 100, &ListFilter::default())
         .await
         .unwrap();
     let seqs: Vec<i64> = listed.iter().map(|m| m.seq).collect();

@@ -14,6 +14,7 @@ pub mod names;
 pub mod scope;
 pub mod token;
 
+use crate::bounce::return_path::{self, ReturnPaths};
 use crate::clock::SharedClock;
 use crate::config::SignupPolicy;
 use crate::id;
@@ -21,6 +22,7 @@ use crate::store::{
     InboxRecord, InboxTarget, NewAccount, NewToken, SharedStore, StoreError, TokenRecord,
 };
 use address::{AddressError, Mailbox};
+use std::sync::Arc;
 
 /// Local parts kept for the operator (RFC 2142 role addresses and the like).
 const RESERVED: &[&str] = &[
@@ -34,6 +36,8 @@ const RESERVED: &[&str] = &[
     "security",
     "admin",
     "administrator",
+    // Signed return paths (`bounce::return_path`) are `bounces+...`.
+    "bounces",
 ];
 
 /// How many random names or suffixes we try before giving up.
@@ -120,6 +124,11 @@ pub struct MintedToken {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Resolved {
     Inbox(InboxTarget),
+    /// A signed return path of ours: reports about `recipient_id` go to the inbox that sent it.
+    ReturnPath {
+        target: InboxTarget,
+        recipient_id: String,
+    },
     /// A domain we host, but no inbox of that name.
     NoSuchInbox,
     /// A domain we do not host.
@@ -135,6 +144,8 @@ pub struct Accounts {
     domain: String,
     signup: SignupPolicy,
     lists: lists::Lists,
+    /// The key of signed return paths; None where nothing is sent or received (operator commands).
+    return_paths: Option<Arc<ReturnPaths>>,
 }
 
 impl Accounts {
@@ -145,7 +156,18 @@ impl Accounts {
             clock,
             domain: domain.to_ascii_lowercase(),
             signup,
+            return_paths: None,
         }
+    }
+
+    /// Reads and answers signed return paths with the installation's key.
+    pub fn with_return_paths(mut self, paths: ReturnPaths) -> Self {
+        self.return_paths = Some(Arc::new(paths));
+        self
+    }
+
+    pub fn return_paths(&self) -> Option<&ReturnPaths> {
+        self.return_paths.as_deref()
     }
 
     /// The accounts' allow and block lists (cached briefly; see `lists`).
@@ -175,6 +197,10 @@ impl Accounts {
         if !self.hosts_domain(&mailbox.domain).await? {
             return Ok(Resolved::NotHosted);
         }
+        let local = address.rsplit_once('@').map_or("", |(local, _)| local);
+        if return_path::is_return_path(local) {
+            return self.resolve_return_path(local).await;
+        }
         match self.store.find_inbox(&mailbox.address()).await? {
             Some(target) => Ok(Resolved::Inbox(target)),
             // RFC 5321 4.5.1: postmaster of every domain we host reaches the operator.
@@ -183,6 +209,21 @@ impl Accounts {
             }
             None => Ok(Resolved::NoSuchInbox),
         }
+    }
+
+    /// A signed return path leads to the inbox that sent the message, for the recipient it names;
+    /// a forged or unknown one leads nowhere.
+    async fn resolve_return_path(&self, local: &str) -> Result<Resolved, AccountError> {
+        let Some(recipient_id) = self.return_paths().and_then(|p| p.recipient_of(local)) else {
+            return Ok(Resolved::NoSuchInbox);
+        };
+        Ok(match self.store.return_path_owner(&recipient_id).await? {
+            Some(target) => Resolved::ReturnPath {
+                target,
+                recipient_id,
+            },
+            None => Resolved::NoSuchInbox,
+        })
     }
 
     /// The postmaster's inbox (`postmaster@` the shared domain), in an account of its own made on

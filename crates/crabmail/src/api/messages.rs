@@ -8,7 +8,7 @@ use crate::account::Caller;
 use crate::clock::Timestamp;
 use crate::id;
 use crate::ingest::parse;
-use crate::store::{MessageRecord, OutboundRecord, Status};
+use crate::store::{ListFilter, MessageRecord, OutboundRecord, Status};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -33,19 +33,38 @@ pub struct ListQuery {
     wait: Option<u64>,
     /// `quarantined` to list messages held for failing DMARC (p=quarantine) too.
     include: Option<String>,
+    /// Only reports about mail you sent: `bounce`, `complaint`, `auto_reply`, `any` of them,
+    /// or `none` (ordinary mail).
+    report: Option<String>,
 }
 
 impl ListQuery {
-    fn include_quarantined(&self) -> bool {
-        self.include
-            .as_deref()
-            .is_some_and(|i| i.split(',').any(|p| p.trim() == "quarantined"))
+    fn filter(&self) -> Result<ListFilter, ApiError> {
+        let report = match self.report.as_deref() {
+            None | Some("") => None,
+            Some(kind @ ("bounce" | "complaint" | "auto_reply" | "any" | "none")) => {
+                Some(kind.to_owned())
+            }
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "report: one of bounce, complaint, auto_reply, any, none",
+                ));
+            }
+        };
+        Ok(ListFilter {
+            include_quarantined: self
+                .include
+                .as_deref()
+                .is_some_and(|i| i.split(',').any(|p| p.trim() == "quarantined")),
+            report,
+        })
     }
 }
 
 pub(crate) fn summary_json(record: MessageRecord) -> MessageSummary {
     MessageSummary {
         thread_id: record.thread_id,
+        report: record.report_kind,
         content: record.summary,
         id: record.id,
         inbox_id: record.inbox_id,
@@ -61,7 +80,16 @@ pub(crate) fn message_json(record: MessageRecord) -> Result<Message, ApiError> {
 }
 
 /// A received message as the API shows it, its parsed view already decoded.
-pub(crate) fn message_with(record: MessageRecord, parsed: ParsedMessage) -> Message {
+pub(crate) fn message_with(record: MessageRecord, mut parsed: ParsedMessage) -> Message {
+    if let Some((recipient_id, sent_message_id)) = record.report_for {
+        for report in [&mut parsed.bounce, &mut parsed.complaint]
+            .into_iter()
+            .flatten()
+        {
+            report.recipient_id = Some(recipient_id.clone());
+            report.sent_message_id = Some(sent_message_id.clone());
+        }
+    }
     Message {
         sender_lists: None,
         thread_id: record.thread_id,
@@ -100,6 +128,7 @@ pub async fn list_messages(
     Query(query): Query<ListQuery>,
 ) -> Result<axum::Json<MessageList>, ApiError> {
     let inbox = owned_inbox(&state, &caller, &inbox_id).await?;
+    let filter = query.filter()?;
     let after: i64 = match query.after.as_deref() {
         None | Some("") => 0,
         Some(cursor) => cursor
@@ -127,13 +156,7 @@ pub async fn list_messages(
     let page = loop {
         let page = state
             .store
-            .list_messages(
-                &caller.account_id,
-                &inbox.id,
-                after,
-                limit,
-                query.include_quarantined(),
-            )
+            .list_messages(&caller.account_id, &inbox.id, after, limit, &filter)
             .await?;
         if !page.is_empty() || Instant::now() >= deadline {
             break page;
@@ -192,6 +215,7 @@ pub(crate) fn outbound_json(record: OutboundRecord, now: Timestamp) -> Result<Me
                 .recipients
                 .into_iter()
                 .map(|r| RecipientState {
+                    id: r.id,
                     address: r.address,
                     status: if held && r.status == Status::Queued {
                         "throttled".into()

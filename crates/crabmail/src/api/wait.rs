@@ -12,7 +12,7 @@ use super::inboxes::owned_inbox;
 use super::messages::message_with;
 use crate::account::Caller;
 use crate::account::address::Domain;
-use crate::store::MessageRecord;
+use crate::store::{ListFilter, MessageRecord};
 use axum::extract::State;
 use crabmail_api::{ErrorBody, Message, ParsedMessage, TimedOut, WaitResult};
 use serde::Deserialize;
@@ -153,7 +153,13 @@ pub async fn wait(
         loop {
             let page = state
                 .store
-                .list_messages(&caller.account_id, &inbox.id, cursor, PAGE, false)
+                .list_messages(
+                    &caller.account_id,
+                    &inbox.id,
+                    cursor,
+                    PAGE,
+                    &ListFilter::default(),
+                )
                 .await?;
             let full = page.len() == PAGE;
             for record in page {

@@ -14,8 +14,10 @@
 //!
 //! Anything else is ordinary mail: `analyse` returns None.
 
+pub mod act;
 mod fields;
 pub mod reason;
+pub mod return_path;
 mod text;
 
 use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
@@ -26,6 +28,8 @@ use serde::Serialize;
 const MAX_BLOCKS: usize = 1000;
 /// A report body is read this far.
 const MAX_REPORT_BODY: usize = 1024 * 1024;
+/// Lines of a report's text searched for the returned Message-ID.
+const MAX_REPORT_LINES: usize = 5000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -33,6 +37,17 @@ pub enum Kind {
     Bounce,
     Complaint,
     AutoReply,
+}
+
+impl Kind {
+    /// As the message list filters on it (`report`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Bounce => "bounce",
+            Kind::Complaint => "complaint",
+            Kind::AutoReply => "auto_reply",
+        }
+    }
 }
 
 /// What a received message reports.
@@ -92,6 +107,8 @@ impl Report {
             original_message_id: self.original_message_id,
             feedback_type: self.feedback_type,
             recipients: self.recipients,
+            sent_message_id: None,
+            recipient_id: None,
         };
         match kind {
             Kind::Bounce => (Some(view), None, false),
@@ -419,10 +436,37 @@ fn own_addresses(message: &Message<'_>) -> Vec<String> {
 
 /// The Message-ID of a returned message or its headers (`message/rfc822`,
 /// `text/rfc822-headers`).
+/// The Message-ID of the message a report returns: a `message/rfc822` part's, else the field in
+/// a `text/rfc822-headers` part, else the first `Message-ID:` line of a copy quoted in the text
+/// (qmail, Exim and others paste the returned headers after the notice). Without brackets, as
+/// thread keys keep it.
 fn returned_message_id(message: &Message<'_>) -> Option<String> {
-    message.parts.iter().find_map(|p| match &p.body {
+    let attached = message.parts.iter().find_map(|p| match &p.body {
         PartType::Message(inner) => inner.message_id().map(str::to_owned),
         _ => None,
+    });
+    attached
+        .or_else(|| part_body(message, "text/rfc822-headers").and_then(|h| message_id_line(&h)))
+        .or_else(|| {
+            let text = message.body_text(0)?;
+            message_id_line(&text[text.len().min(text::notice(&text).len())..])
+        })
+}
+
+/// The value of the first line that is a `Message-ID:` field, up to its closing bracket.
+fn message_id_line(text: &str) -> Option<String> {
+    text.lines().take(MAX_REPORT_LINES).find_map(|line| {
+        let line = line.trim_start_matches(['>', ' ', '\t']);
+        let (name, value) = line.split_once(':')?;
+        if !name.trim_end().eq_ignore_ascii_case("message-id") {
+            return None;
+        }
+        let value = value.trim();
+        let id = value
+            .strip_prefix('<')
+            .map_or(value, |v| v.split('>').next().unwrap_or(v));
+        (!id.is_empty() && id.contains('@') && !id.contains(char::is_whitespace))
+            .then(|| id.to_owned())
     })
 }
 

@@ -234,6 +234,11 @@ pub const SETTINGS: &[Setting] = &[
         doc: "STARTTLS to MX hosts: opportunistic (when offered) or required (defer without it).",
     },
     Setting {
+        key: "delivery.verp",
+        default: "true",
+        doc: "Send to other servers from a signed return path per recipient (bounces+<id>-<mac>@ the sender's domain), so a bounce or complaint that comes back later is linked to its recipient; false sends from the inbox's address.",
+    },
+    Setting {
         key: "delivery.mta_sts",
         default: "true",
         doc: "Honour MTA-STS policies (RFC 8461) of recipient domains.",
@@ -613,6 +618,7 @@ pub struct DeliveryConfig {
     /// The smart host all mail goes through; None delivers by MX.
     #[serde(deserialize_with = "values::optional_relay")]
     pub relay: Option<Relay>,
+    pub verp: bool,
     pub mta_sts: bool,
     pub mta_sts_port: u16,
     pub mx_port: u16,

@@ -32,12 +32,41 @@ impl Copies {
             account_id: target.account_id,
             recipient: recipient.to_owned(),
             quarantined: false,
+            report_for: None,
+        });
+    }
+
+    /// A copy for the inbox that sent the message a signed return path names: one per
+    /// recipient it reports on, and never held back by the inbox's lists (the path's key proves
+    /// it answers mail we sent).
+    pub fn add_report(
+        &mut self,
+        target: InboxTarget,
+        recipient: &str,
+        recipient_id: String,
+        now: Timestamp,
+    ) {
+        if self
+            .deliveries
+            .iter()
+            .any(|d| d.report_for.as_deref() == Some(recipient_id.as_str()))
+        {
+            return;
+        }
+        self.deliveries.push(Delivery {
+            message_id: id::new_id(id::MESSAGE, now),
+            inbox_id: target.inbox_id,
+            account_id: target.account_id,
+            recipient: recipient.to_owned(),
+            quarantined: false,
+            report_for: Some(recipient_id),
         });
     }
 
     /// Applies a decision to each copy: keep it, quarantine it, or drop it.
     pub fn decide(&mut self, mut decision: impl FnMut(&Delivery) -> CopyFate) {
         self.deliveries.retain_mut(|d| match decision(d) {
+            _ if d.report_for.is_some() => true,
             CopyFate::Keep => true,
             CopyFate::Quarantine => {
                 d.quarantined = true;

@@ -12,6 +12,7 @@ pub struct Prepared {
     blob_id: String,
     view: ParsedMessage,
     thread: thread::ThreadKeys,
+    report: Option<crate::bounce::Report>,
 }
 
 /// The injection-risk assessment of a parsed message: what the scorer reads of it.
@@ -82,6 +83,7 @@ pub fn unanalysed(job: &IngestJob, why: &str) -> Prepared {
         blob_id: job.blob_id.clone(),
         thread: thread::keys(&view),
         view,
+        report: None,
     }
 }
 
@@ -92,6 +94,7 @@ pub fn prepare(job: &IngestJob, policy: &Policy) -> Prepared {
         // What lies past the limit was not read, so not scored either: the agent is told.
         note(&mut assessment.security, MIME_LIMIT, why);
     }
+    let report = parsed.report;
     let mut view = parsed.view;
     let extracted = extract::extract(
         view.subject.as_deref(),
@@ -125,6 +128,7 @@ pub fn prepare(job: &IngestJob, policy: &Policy) -> Prepared {
         blob_id: job.blob_id.clone(),
         thread: thread::keys(&view),
         view,
+        report,
     }
 }
 
@@ -158,6 +162,7 @@ impl Prepared {
             summary: Json::encode(&summary),
             parsed: Json::encode(&view),
             thread: self.thread,
+            report: self.report,
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct Parsed {
     pub attachment_texts: Vec<AttachmentText>,
     /// Why parsing stopped short of the whole structure, if it did.
     pub limited: Option<String>,
+    /// What it reports about mail we sent (`bounce`), if anything.
+    pub report: Option<crate::bounce::Report>,
 }
 
 /// Characters of an attachment read for scoring.
@@ -68,6 +70,7 @@ pub fn parse(raw: &[u8]) -> Parsed {
                 has_plain_text: false,
                 attachment_texts: Vec::new(),
                 limited,
+                report: None,
             };
         }
     };
@@ -93,8 +96,9 @@ pub fn parse(raw: &[u8]) -> Parsed {
         parse_warnings: warnings,
         ..Default::default()
     };
-    if let Some(report) = crate::bounce::analyse_message(&message) {
-        (view.bounce, view.complaint, view.auto_reply) = report.into_view();
+    let report = crate::bounce::analyse_message(&message);
+    if let Some(report) = &report {
+        (view.bounce, view.complaint, view.auto_reply) = report.clone().into_view();
     }
     let has_plain_text = matches!(
         message.text_part(0).map(|p| &p.body),
@@ -107,6 +111,7 @@ pub fn parse(raw: &[u8]) -> Parsed {
         has_plain_text,
         attachment_texts,
         limited,
+        report,
     }
 }
 

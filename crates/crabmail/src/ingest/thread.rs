@@ -128,7 +128,17 @@ pub fn normalise_subject(subject: &str) -> String {
 
 pub fn keys(view: &ParsedMessage) -> ThreadKeys {
     let mut refs: Vec<String> = Vec::new();
-    for id in view.in_reply_to.iter().chain(view.references.iter().rev()) {
+    // A bounce or complaint names the message it returns: it joins that message's thread.
+    let returned = [&view.bounce, &view.complaint]
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.original_message_id.as_ref());
+    for id in view
+        .in_reply_to
+        .iter()
+        .chain(view.references.iter().rev())
+        .chain(returned)
+    {
         let id = id.trim_matches(['<', '>', ' ']).to_owned();
         if !id.is_empty() && !refs.contains(&id) {
             refs.push(id);

@@ -96,6 +96,8 @@ pub struct Queue {
     lease: Duration,
     concurrency: usize,
     breaker: crate::outbound::breaker::BreakerConfig,
+    /// Each remote recipient gets its signed return path (`delivery.verp`).
+    verp: bool,
 }
 
 /// One message to one route: the unit of delivery.
@@ -133,6 +135,7 @@ impl Queue {
             lease: config.queue.lease,
             concurrency: config.queue.concurrency.max(1),
             breaker: config.breaker.clone(),
+            verp: config.delivery.verp,
         }
     }
 
@@ -255,7 +258,9 @@ impl Queue {
 }
 
 impl Queue {
-    /// To the MX hosts or the relay (the deliverer paces destinations and hosts).
+    /// To the MX hosts or the relay (the deliverer paces destinations and hosts). With signed
+    /// return paths (`delivery.verp`) each recipient of an MX delivery is a transaction of its
+    /// own, from its own return path, one after another on the pooled connection.
     async fn deliver_remotely(
         &self,
         route: &Route,
@@ -265,6 +270,21 @@ impl Queue {
         let Some(first) = recipients.first() else {
             return Vec::new();
         };
+        // A smart host often insists that the envelope sender be the account it authenticates:
+        // relayed mail keeps the inbox's address (its reports are linked by Message-ID).
+        let verp = self.verp && matches!(route, Route::Mx(_));
+        if let Some(paths) = self.accounts.return_paths().filter(|_| verp) {
+            let mut outcomes = Vec::with_capacity(recipients.len());
+            for recipient in recipients {
+                let from = paths
+                    .for_recipient(&recipient.recipient_id, &recipient.return_path)
+                    .unwrap_or_default();
+                let to = [recipient.address.clone()];
+                let outcome = contain_panic(self.deliverer.deliver(route, &from, &to, body), 1);
+                outcomes.extend(outcome.await);
+            }
+            return outcomes;
+        }
         let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
         contain_panic(
             self.deliverer

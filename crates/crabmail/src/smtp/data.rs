@@ -295,8 +295,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let now = self.ctx.clock.now();
         let mut copies = Copies::default();
         for rcpt in tx.recipients {
-            if let Some(target) = rcpt.target {
-                copies.add(target, &rcpt.address, now);
+            match (rcpt.target, rcpt.report_for) {
+                (Some(target), Some(recipient_id)) => {
+                    copies.add_report(target, &rcpt.address, recipient_id, now)
+                }
+                (Some(target), None) => copies.add(target, &rcpt.address, now),
+                (None, _) => {}
             }
         }
         match self

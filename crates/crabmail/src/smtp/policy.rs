@@ -123,10 +123,18 @@ impl AuthGuard {
     }
 }
 
-/// The inbox a RCPT TO address leads to, or the refusal to send.
-pub async fn inbound_recipient(ctx: &SmtpContext, address: &str) -> Result<InboxTarget, Reply> {
+/// The inbox a RCPT TO address leads to (with the recipient of ours a signed return path names),
+/// or the refusal to send.
+pub async fn inbound_recipient(
+    ctx: &SmtpContext,
+    address: &str,
+) -> Result<(InboxTarget, Option<String>), Reply> {
     match ctx.accounts.resolve(address).await {
-        Ok(Resolved::Inbox(target)) => Ok(target),
+        Ok(Resolved::Inbox(target)) => Ok((target, None)),
+        Ok(Resolved::ReturnPath {
+            target,
+            recipient_id,
+        }) => Ok((target, Some(recipient_id))),
         Ok(Resolved::NoSuchInbox) => Err(reply::unknown_user()),
         Ok(Resolved::NotHosted) => Err(reply::relay_denied()),
         Ok(Resolved::Invalid) => Err(reply::bad_recipient_address()),

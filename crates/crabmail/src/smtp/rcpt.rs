@@ -27,15 +27,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let decision = match self.ctx.role {
             Role::Inbound => policy::inbound_recipient(&self.ctx, address)
                 .await
-                .map(Some),
-            Role::Submission => self.submission_recipient(address).await.map(|()| None),
+                .map(|(target, report_for)| (Some(target), report_for)),
+            Role::Submission => self
+                .submission_recipient(address)
+                .await
+                .map(|()| (None, None)),
         };
         match decision {
-            Ok(target) => {
+            Ok((target, report_for)) => {
                 if let Some(tx) = &mut self.tx {
                     tx.recipients.push(Accepted {
                         address: address.to_owned(),
                         target,
+                        report_for,
                     });
                 }
                 self.reply(reply::recipient_ok())

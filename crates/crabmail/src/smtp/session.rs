@@ -38,6 +38,8 @@ pub(super) struct Accepted {
     pub address: String,
     /// The inbox it reaches (inbound); none for submission, where recipients are anywhere.
     pub target: Option<InboxTarget>,
+    /// A signed return path: the recipient of ours it reports on.
+    pub report_for: Option<String>,
 }
 
 /// A mail transaction: from MAIL to the end of DATA (or the last BDAT chunk), or RSET.

@@ -58,4 +58,7 @@ pub trait Domains: Send + Sync {
         keys: Vec<DkimKeyRecord>,
         now: Timestamp,
     ) -> Result<()>;
+    /// The installation's secret `name` (hex): `candidate` if none was kept yet, else the one the
+    /// first node kept (every node then holds the same).
+    async fn server_secret(&self, name: &str, candidate: &str, now: Timestamp) -> Result<String>;
 }

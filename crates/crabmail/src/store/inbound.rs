@@ -22,6 +22,8 @@ pub struct Delivery {
     pub recipient: String,
     /// This inbox holds it out of its default list (its lists did not accept the sender).
     pub quarantined: bool,
+    /// Sent to a signed return path: the recipient of ours it reports on (`bounce::return_path`).
+    pub report_for: Option<String>,
 }
 
 /// A message accepted from the network: its bytes (stored once) and a copy per inbox.
@@ -57,6 +59,9 @@ pub struct Ingested {
     pub parsed: Json<crabmail_api::ParsedMessage>,
     /// Where the message joins a conversation.
     pub thread: crate::ingest::thread::ThreadKeys,
+    /// What it reports about mail we sent (a bounce, a complaint, an auto-reply), if anything:
+    /// the store links it to the recipient and applies `bounce::act::decide` as it lists it.
+    pub report: Option<crate::bounce::Report>,
 }
 
 impl Ingested {

@@ -133,4 +133,7 @@ pub trait Queue: Send + Sync {
     async fn retry_now(&self, message_id: &str, now: Timestamp) -> Result<usize>;
     /// Cancels a message's unfinished recipients; how many.
     async fn cancel(&self, message_id: &str, now: Timestamp) -> Result<usize>;
+    /// The inbox that sent the message a recipient belongs to (a report to its signed return
+    /// path goes there); None once that inbox is deleted.
+    async fn return_path_owner(&self, recipient_id: &str) -> Result<Option<InboxTarget>>;
 }

@@ -3,6 +3,16 @@
 use super::*;
 use crabmail_api::{ParsedMessage, SummaryContent};
 
+/// Which messages a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Messages held for failing DMARC (p=quarantine) too.
+    pub include_quarantined: bool,
+    /// Only reports of this kind (`bounce`, `complaint`, `auto_reply`), `any` report, or `none`
+    /// (ordinary mail).
+    pub report: Option<String>,
+}
+
 /// A readable message copy.
 #[derive(Debug, Clone)]
 pub struct MessageRecord {
@@ -21,6 +31,10 @@ pub struct MessageRecord {
     pub auth: Option<crabmail_api::AuthResults>,
     pub quarantined: bool,
     pub thread_id: Option<String>,
+    /// `bounce`, `complaint` or `auto_reply` (`bounce::Kind`).
+    pub report_kind: Option<String>,
+    /// The recipient and the sent message a report is linked to.
+    pub report_for: Option<(String, String)>,
 }
 
 /// One message's place in a conversation.
@@ -58,7 +72,7 @@ pub trait Reading: Send + Sync {
         inbox_id: &str,
         after: i64,
         limit: usize,
-        include_quarantined: bool,
+        filter: &ListFilter,
     ) -> Result<Vec<MessageRecord>>;
     async fn get_message(
         &self,

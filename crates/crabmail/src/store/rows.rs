@@ -156,6 +156,14 @@ pub(super) fn message<R: Cells>(r: &R) -> Mapped<MessageRecord, R> {
         auth: json(r, "auth")?,
         quarantined: r.cell("quarantined")?,
         thread_id: r.cell("thread_id")?,
+        report_kind: r.cell("report_kind")?,
+        report_for: match (
+            r.cell::<Option<String>, _>("report_for")?,
+            r.cell::<Option<String>, _>("report_message")?,
+        ) {
+            (Some(recipient), Some(message)) => Some((recipient, message)),
+            _ => None,
+        },
     })
 }
 
@@ -337,6 +345,8 @@ pub(super) struct UnreadCopy {
     pub received_at: Timestamp,
     /// The inbox's address: left out of the thread's participants.
     pub own_address: String,
+    /// The recipient of ours a report to a signed return path is about.
+    pub report_for: Option<String>,
 }
 
 pub(super) fn unread_copy<R: Cells>(r: &R) -> Mapped<UnreadCopy, R> {
@@ -346,6 +356,7 @@ pub(super) fn unread_copy<R: Cells>(r: &R) -> Mapped<UnreadCopy, R> {
         account_id: r.cell(2)?,
         received_at: ts(r, 3)?,
         own_address: r.cell(4)?,
+        report_for: r.cell(5)?,
     })
 }
 
@@ -445,6 +456,18 @@ pub(super) fn upload<R: Cells>(r: &R) -> Mapped<UploadRecord, R> {
 /// Event types as stored: space-separated, NULL for every type.
 pub(super) fn event_types_text(types: &[String]) -> Option<String> {
     (!types.is_empty()).then(|| types.join(" "))
+}
+
+/// From `sql::SENT_RECIPIENT` and `sql::SENT_BY_HEADER_ID`.
+pub(super) fn sent_recipient<R: Cells>(r: &R) -> Mapped<crate::bounce::act::Sent, R> {
+    Ok(crate::bounce::act::Sent {
+        recipient_id: r.cell(0)?,
+        message_id: r.cell(1)?,
+        inbox_id: r.cell(2)?,
+        account_id: r.cell(3)?,
+        address: r.cell(4)?,
+        status: status(r, 5)?,
+    })
 }
 
 #[cfg(test)]

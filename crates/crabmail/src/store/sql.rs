@@ -5,8 +5,9 @@
 macro_rules! message_columns {
     () => {
         "id, inbox_id, account_id, seq, received_at, size, return_path, recipient, remote_ip, helo, \
-         tls, summary, parsed, auth, quarantined, \
-         (SELECT thread_id FROM thread_members t WHERE t.message_id = messages.id) AS thread_id"
+         tls, summary, parsed, auth, quarantined, report_kind, report_for, \
+         (SELECT thread_id FROM thread_members t WHERE t.message_id = messages.id) AS thread_id, \
+         (SELECT r.message_id FROM recipients r WHERE r.id = messages.report_for) AS report_message"
     };
 }
 
@@ -21,7 +22,9 @@ pub const LIST_MESSAGES: &str = concat!(
     "SELECT ",
     message_columns!(),
     " FROM messages WHERE inbox_id = $1 AND account_id = $2 AND seq > $3 \
-     AND (NOT quarantined OR $4) ORDER BY seq LIMIT $5"
+     AND (NOT quarantined OR $4) \
+     AND (CAST($5 AS TEXT) IS NULL OR coalesce(report_kind, 'none') = $5 \
+          OR ($5 = 'any' AND report_kind IS NOT NULL)) ORDER BY seq LIMIT $6"
 );
 pub const GET_MESSAGE: &str = concat!(
     "SELECT ",
@@ -148,8 +151,8 @@ pub const DKIM_KEYS: &str = "SELECT domain_id, selector, algorithm, private_key,
 pub const RETIRE_DKIM_KEYS: &str =
     "UPDATE dkim_keys SET retired_at = $1 WHERE domain_id = $2 AND retired_at IS NULL";
 pub const INSERT_INBOUND: &str = "INSERT INTO messages (id, inbox_id, account_id, blob_id, received_at, size, \
-         return_path, recipient, remote_ip, helo, tls, auth, quarantined) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+         return_path, recipient, remote_ip, helo, tls, auth, quarantined, report_for) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 pub const NEXT_EVENT_SEQ: &str =
     "UPDATE accounts SET last_event = last_event + 1 WHERE id = $1 RETURNING last_event";
 pub const INSERT_EVENT: &str = "INSERT INTO events (account_id, seq, kind, message_id, inbox_id, recipient, detail, created_at) \
@@ -164,7 +167,7 @@ pub const INSERT_THREAD_MEMBER: &str = "INSERT INTO thread_members (message_id, 
 /// The copies of a blob not yet readable, with their inbox's address (`rows::unread_copy`).
 macro_rules! unread_copies {
     () => {
-        "SELECT m.id, m.inbox_id, m.account_id, m.received_at, i.address FROM messages m \
+        "SELECT m.id, m.inbox_id, m.account_id, m.received_at, i.address, m.report_for FROM messages m \
          JOIN inboxes i ON i.id = m.inbox_id WHERE m.blob_id = $1 AND m.seq IS NULL ORDER BY m.id"
     };
 }
@@ -324,6 +327,26 @@ pub const GET_UPLOAD: &str = "SELECT id, account_id, filename, content_type, sha
      created_at, expires_at FROM uploads WHERE account_id = $1 AND id = $2 AND expires_at > $3";
 
 pub const INBOX_CREATED: &str = "SELECT created_at FROM inboxes WHERE id = $1";
+
+// Reports from other servers about mail we sent (store/inbound.rs, `bounce::act`).
+/// The inbox that sent the message a signed return path's recipient belongs to.
+pub const RETURN_PATH_OWNER: &str = "SELECT i.id, i.account_id, i.approval_required FROM recipients r \
+     JOIN outbound o ON o.id = r.message_id JOIN inboxes i ON i.id = o.inbox_id \
+     WHERE r.id = $1 AND i.deleted_at IS NULL";
+/// One recipient of the account's sent mail (`rows::sent_recipient`).
+pub const SENT_RECIPIENT: &str = "SELECT r.id, r.message_id, o.inbox_id, o.account_id, r.address, r.status \
+     FROM recipients r JOIN outbound o ON o.id = r.message_id WHERE r.id = $1 AND o.account_id = $2";
+/// The recipients of the message an inbox sent with this Message-ID (`rows::sent_recipient`).
+pub const SENT_BY_HEADER_ID: &str = "SELECT r.id, r.message_id, o.inbox_id, o.account_id, r.address, r.status \
+     FROM thread_members t JOIN outbound o ON o.id = t.message_id JOIN recipients r ON r.message_id = o.id \
+     WHERE t.inbox_id = $1 AND t.header_id = $2 AND t.direction = 'outbound' ORDER BY r.id LIMIT 100";
+/// A delivered recipient a report says failed after all.
+pub const LATE_BOUNCE: &str = "UPDATE recipients SET status = 'bounced', last_code = $1, last_enhanced = $2, \
+     last_text = $3, updated_at = $4 WHERE id = $5 AND status = 'delivered'";
+pub const SET_REPORT: &str = "UPDATE messages SET report_kind = $1, report_for = $2 WHERE id = $3";
+pub const INSERT_SECRET: &str = "INSERT INTO secrets (name, value, created_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (name) DO NOTHING";
+pub const GET_SECRET: &str = "SELECT value FROM secrets WHERE name = $1";
 
 #[cfg(test)]
 mod tests {

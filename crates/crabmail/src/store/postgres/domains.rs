@@ -141,4 +141,17 @@ impl Domains for PgStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn server_secret(&self, name: &str, candidate: &str, now: Timestamp) -> Result<String> {
+        sqlx::query(sql::INSERT_SECRET)
+            .bind(name)
+            .bind(candidate)
+            .bind(now.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(sqlx::query_scalar(sql::GET_SECRET)
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?)
+    }
 }

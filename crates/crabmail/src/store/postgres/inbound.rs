@@ -1,4 +1,5 @@
 use super::*;
+use crate::bounce::act;
 
 #[async_trait]
 impl Inbound for PgStore {
@@ -100,6 +101,9 @@ impl Inbound for PgStore {
                 let wake = Wake::inbox(&copy.inbox_id, seq);
                 announce(&mut tx, &wake).await?;
                 arrivals.push(wake);
+                if let Some(report) = &item.report {
+                    arrivals.extend(apply_report(&mut tx, &copy, report, now).await?);
+                }
             }
             sqlx::query(sql::DELETE_INGEST_JOB)
                 .bind(&item.blob_id)
@@ -110,4 +114,88 @@ impl Inbound for PgStore {
         tx.commit().await?;
         Ok(arrivals)
     }
+}
+
+/// Links a report to the recipient it is about and applies what it means (`bounce::act`).
+async fn apply_report(
+    tx: &mut Transaction<'static, Postgres>,
+    copy: &rows::UnreadCopy,
+    report: &crate::bounce::Report,
+    now: Timestamp,
+) -> Result<Vec<Wake>> {
+    let found = match (&copy.report_for, &report.original_message_id) {
+        (Some(recipient_id), _) => {
+            sqlx::query(sql::SENT_RECIPIENT)
+                .bind(recipient_id)
+                .bind(&copy.account_id)
+                .fetch_all(&mut **tx)
+                .await?
+        }
+        (None, Some(header_id)) => {
+            sqlx::query(sql::SENT_BY_HEADER_ID)
+                .bind(&copy.inbox_id)
+                .bind(header_id)
+                .fetch_all(&mut **tx)
+                .await?
+        }
+        (None, None) => Vec::new(),
+    };
+    let candidates = found
+        .iter()
+        .map(rows::sent_recipient)
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let actions = act::decide(report, &candidates, copy.report_for.is_some());
+    let linked = copy
+        .report_for
+        .clone()
+        .or_else(|| match actions.as_slice() {
+            [only] => Some(only.sent.recipient_id.clone()),
+            _ => None,
+        });
+    sqlx::query(sql::SET_REPORT)
+        .bind(report.kind.as_str())
+        .bind(linked)
+        .bind(&copy.message_id)
+        .execute(&mut **tx)
+        .await?;
+    let mut wakes = Vec::new();
+    for action in &actions {
+        let attempt = action.attempt(report, &copy.message_id, now);
+        if action.change == act::Change::LateBounce {
+            let changed = sqlx::query(sql::LATE_BOUNCE)
+                .bind(attempt.code.map(i64::from))
+                .bind(&attempt.enhanced)
+                .bind(&attempt.text)
+                .bind(now.0)
+                .bind(&action.sent.recipient_id)
+                .execute(&mut **tx)
+                .await?;
+            if changed.rows_affected() == 0 {
+                continue;
+            }
+        }
+        sqlx::query(sql::INSERT_ATTEMPT)
+            .bind(&action.sent.recipient_id)
+            .bind(attempt.at.0)
+            .bind(&attempt.host)
+            .bind(attempt.code.map(i64::from))
+            .bind(&attempt.enhanced)
+            .bind(&attempt.text)
+            .bind(&attempt.tls)
+            .execute(&mut **tx)
+            .await?;
+        if let Some(s) = action.suppression(report, now) {
+            sqlx::query(sql::INSERT_SUPPRESSION)
+                .bind(&s.account_id)
+                .bind(&s.address)
+                .bind(&s.reason)
+                .bind(s.created_at.0)
+                .execute(&mut **tx)
+                .await?;
+        }
+        if let Some(event) = action.event(report, &copy.message_id) {
+            wakes.push(insert_event(tx, &event, now).await?);
+        }
+    }
+    Ok(wakes)
 }

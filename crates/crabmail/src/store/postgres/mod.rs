@@ -65,6 +65,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../../../migrations/postgres/0009_uploads.sql"),
     ),
+    (
+        10,
+        include_str!("../../../migrations/postgres/0010_reports.sql"),
+    ),
 ];
 const ARRIVALS_CHANNEL: &str = "crabmail_arrivals";
 
@@ -224,6 +228,7 @@ async fn insert_inbound(
             .bind(env.tls)
             .bind(rows::to_json(message.auth.as_ref()))
             .bind(message.quarantined || d.quarantined)
+            .bind(&d.report_for)
             .execute(&mut **tx)
             .await?;
     }

@@ -148,4 +148,19 @@ impl Queue for PgStore {
         tx.commit().await?;
         Ok(cancelled.len())
     }
+
+    async fn return_path_owner(&self, recipient_id: &str) -> Result<Option<InboxTarget>> {
+        let row = sqlx::query(sql::RETURN_PATH_OWNER)
+            .bind(recipient_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(InboxTarget {
+                inbox_id: row.try_get(0)?,
+                account_id: row.try_get(1)?,
+                approval_required: row.try_get(2)?,
+            }),
+            None => None,
+        })
+    }
 }

@@ -8,13 +8,14 @@ impl Reading for PgStore {
         inbox_id: &str,
         after: i64,
         limit: usize,
-        include_quarantined: bool,
+        filter: &ListFilter,
     ) -> Result<Vec<MessageRecord>> {
         let rows = sqlx::query(sql::LIST_MESSAGES)
             .bind(inbox_id)
             .bind(account_id)
             .bind(after)
-            .bind(include_quarantined)
+            .bind(filter.include_quarantined)
+            .bind(&filter.report)
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await?;

@@ -135,4 +135,16 @@ impl Domains for SqliteStore {
         })
         .await
     }
+
+    async fn server_secret(&self, name: &str, candidate: &str, now: Timestamp) -> Result<String> {
+        let (name, candidate) = (name.to_owned(), candidate.to_owned());
+        self.write(move |conn| {
+            conn.prepare_cached(sql::INSERT_SECRET)?
+                .execute(params![name, candidate, now.0])?;
+            Ok(conn
+                .prepare_cached(sql::GET_SECRET)?
+                .query_row(params![name], |r| r.get(0))?)
+        })
+        .await
+    }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::bounce::act::{self, Sent};
 
 #[async_trait]
 impl Inbound for SqliteStore {
@@ -97,6 +98,9 @@ impl Inbound for SqliteStore {
                         now,
                     )?);
                     arrivals.push(Wake::inbox(&copy.inbox_id, seq));
+                    if let Some(report) = &item.report {
+                        arrivals.extend(apply_report(conn, &copy, report, now)?);
+                    }
                 }
                 conn.prepare_cached(sql::DELETE_INGEST_JOB)?
                     .execute(params![item.blob_id])?;
@@ -107,4 +111,74 @@ impl Inbound for SqliteStore {
         })
         .await
     }
+}
+
+/// Links a report to the recipient it is about and applies what it means (`bounce::act`).
+fn apply_report(
+    conn: &Connection,
+    copy: &rows::UnreadCopy,
+    report: &crate::bounce::Report,
+    now: Timestamp,
+) -> Result<Vec<Wake>> {
+    let candidates: Vec<Sent> = match (&copy.report_for, &report.original_message_id) {
+        (Some(recipient_id), _) => conn
+            .prepare_cached(sql::SENT_RECIPIENT)?
+            .query_map(params![recipient_id, copy.account_id], |r| {
+                rows::sent_recipient(r)
+            })?
+            .collect::<rusqlite::Result<_>>()?,
+        (None, Some(header_id)) => conn
+            .prepare_cached(sql::SENT_BY_HEADER_ID)?
+            .query_map(params![copy.inbox_id, header_id], |r| {
+                rows::sent_recipient(r)
+            })?
+            .collect::<rusqlite::Result<_>>()?,
+        (None, None) => Vec::new(),
+    };
+    let actions = act::decide(report, &candidates, copy.report_for.is_some());
+    let linked = copy
+        .report_for
+        .clone()
+        .or_else(|| match actions.as_slice() {
+            [only] => Some(only.sent.recipient_id.clone()),
+            _ => None,
+        });
+    conn.prepare_cached(sql::SET_REPORT)?.execute(params![
+        report.kind.as_str(),
+        linked,
+        copy.message_id
+    ])?;
+    let mut wakes = Vec::new();
+    for action in &actions {
+        let attempt = action.attempt(report, &copy.message_id, now);
+        if action.change == act::Change::LateBounce {
+            let changed = conn.prepare_cached(sql::LATE_BOUNCE)?.execute(params![
+                attempt.code,
+                attempt.enhanced,
+                attempt.text,
+                now.0,
+                action.sent.recipient_id
+            ])?;
+            if changed == 0 {
+                continue;
+            }
+        }
+        conn.prepare_cached(sql::INSERT_ATTEMPT)?.execute(params![
+            action.sent.recipient_id,
+            attempt.at.0,
+            attempt.host,
+            attempt.code,
+            attempt.enhanced,
+            attempt.text,
+            attempt.tls
+        ])?;
+        if let Some(s) = action.suppression(report, now) {
+            conn.prepare_cached(sql::INSERT_SUPPRESSION)?
+                .execute(params![s.account_id, s.address, s.reason, s.created_at.0])?;
+        }
+        if let Some(event) = action.event(report, &copy.message_id) {
+            wakes.push(insert_event(conn, &event, now)?);
+        }
+    }
+    Ok(wakes)
 }

@@ -63,6 +63,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../../../migrations/sqlite/0009_uploads.sql"),
     ),
+    (
+        10,
+        include_str!("../../../migrations/sqlite/0010_reports.sql"),
+    ),
 ];
 
 /// A write: runs inside the batch transaction and returns what to do once the batch committed.
@@ -424,7 +428,8 @@ fn insert_inbound(conn: &Connection, message: &InboundMessage) -> Result<()> {
             env.helo,
             env.tls,
             rows::to_json(message.auth.as_ref()),
-            message.quarantined || d.quarantined
+            message.quarantined || d.quarantined,
+            d.report_for
         ])?;
     }
     conn.prepare_cached("INSERT INTO ingest_jobs (blob_id, created_at) VALUES ($1, $2)")?

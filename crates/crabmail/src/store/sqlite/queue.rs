@@ -142,4 +142,21 @@ impl Queue for SqliteStore {
         })
         .await
     }
+
+    async fn return_path_owner(&self, recipient_id: &str) -> Result<Option<InboxTarget>> {
+        let recipient_id = recipient_id.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(sql::RETURN_PATH_OWNER)?
+                .query_row(params![recipient_id], |r| {
+                    Ok(InboxTarget {
+                        inbox_id: r.get(0)?,
+                        account_id: r.get(1)?,
+                        approval_required: r.get(2)?,
+                    })
+                })
+                .optional()?)
+        })
+        .await
+    }
 }

@@ -8,9 +8,10 @@ impl Reading for SqliteStore {
         inbox_id: &str,
         after: i64,
         limit: usize,
-        include_quarantined: bool,
+        filter: &ListFilter,
     ) -> Result<Vec<MessageRecord>> {
         let (account_id, inbox_id) = (account_id.to_owned(), inbox_id.to_owned());
+        let filter = filter.clone();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(sql::LIST_MESSAGES)?;
             let rows = stmt.query_map(
@@ -18,7 +19,8 @@ impl Reading for SqliteStore {
                     inbox_id,
                     account_id,
                     after,
-                    include_quarantined,
+                    filter.include_quarantined,
+                    filter.report,
                     limit as i64
                 ],
                 |r| rows::message(r),
