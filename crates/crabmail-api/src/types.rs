@@ -806,7 +806,8 @@ pub struct Event {
     /// The event's place in the account's log: a cursor for `after`, and the `id:` of the
     /// event stream (`Last-Event-ID`).
     pub seq: i64,
-    /// message.received, message.delivered, message.deferred, message.bounced, message.cancelled;
+    /// message.received, message.delivered, message.deferred, message.bounced (detail.late when
+    /// another server reported it after delivery), message.complained, message.cancelled;
     /// message.throttled (a quota holds it: detail.release_at), message.held, message.approved,
     /// message.rejected; sending.paused, sending.resumed (detail.scope, reason, metrics).
     #[serde(rename = "type")]

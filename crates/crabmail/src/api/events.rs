@@ -35,7 +35,7 @@ pub struct EventQuery {
     wait: Option<u64>,
 }
 
-/// Events: message.received, message.delivered, message.deferred, message.bounced,
+/// Events: message.received, message.delivered, message.deferred, message.bounced, message.complained,
 /// message.cancelled and the others listed under `Event.type`. Each is written in the same
 /// transaction as the change it reports. With `Accept: text/event-stream` the answer is a
 /// Server-Sent Events stream: one `event: <type>`, `id: <seq>`, `data: <Event JSON>` per event,

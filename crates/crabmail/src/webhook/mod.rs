@@ -33,6 +33,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "message.delivered",
     "message.deferred",
     "message.bounced",
+    "message.complained",
     "message.cancelled",
     "message.throttled",
     "message.held",
