@@ -128,6 +128,40 @@ fn free_port(ip: &str) -> u16 {
         .port()
 }
 
+/// A crabmail whose mail for example.test goes to Postfix's smtp-sink on `ip`, and an inbox
+/// that sends from it.
+struct World {
+    server: TestServer,
+    sink: SmtpSink,
+    client: Client,
+    inbox: crabmail_api::Inbox,
+    _dns: crabmail_testkit::DnsServer,
+}
+
+impl World {
+    async fn start(backend: Backend, ip: &str) -> World {
+        let port = free_port(ip);
+        let dns = Zone::new()
+            .mx("example.test", 10, "mx.example.test")
+            .a("mx.example.test", ip)
+            .serve()
+            .await;
+        let sink = SmtpSink::start(format!("{ip}:{port}").parse().unwrap(), &[]).await;
+        let (k, v) = dns.setting();
+        let port_text = port.to_string();
+        let server =
+            TestServer::start_with(backend, &[(&k, &v), ("delivery.mx_port", &port_text)]).await;
+        let (client, inbox) = server.mailbox("sender").await;
+        World {
+            server,
+            sink,
+            client,
+            inbox,
+            _dns: dns,
+        }
+    }
+}
+
 /// A DSN from the remote's MX that `address` failed after it was accepted (`status`, `text`),
 /// returning the headers of the message `message_id`.
 fn late_dsn(to: &str, address: &str, status: &str, text: &str, message_id: &str) -> String {
@@ -246,18 +280,8 @@ async fn suppressed(client: &Client, address: &str) -> Option<String> {
 /// (a hard bounce, a soft one, a complaint, an auto-reply) acts on that recipient alone. A
 /// return path whose MAC is not ours is refused like an unknown user.
 async fn reports_to_a_signed_return_path_act_on_their_recipient(backend: Backend) {
-    let port = free_port("127.0.0.2");
-    let dns = Zone::new()
-        .mx("example.test", 10, "mx.example.test")
-        .a("mx.example.test", "127.0.0.2")
-        .serve()
-        .await;
-    let sink = SmtpSink::start(format!("127.0.0.2:{port}").parse().unwrap(), &[]).await;
-    let (k, v) = dns.setting();
-    let port_text = port.to_string();
-    let server =
-        TestServer::start_with(backend, &[(&k, &v), ("delivery.mx_port", &port_text)]).await;
-    let (client, inbox) = server.mailbox("sender").await;
+    let world = World::start(backend, "127.0.0.2").await;
+    let (server, sink, client, inbox) = (&world.server, &world.sink, &world.client, &world.inbox);
     let mut events = "0".to_owned();
     let everyone = [
         "ann@example.test",
@@ -265,14 +289,14 @@ async fn reports_to_a_signed_return_path_act_on_their_recipient(backend: Backend
         "carol@example.test",
         "dave@example.test",
     ];
-    let sent = send_and_deliver(&client, &inbox, &sink, &everyone, &mut events).await;
+    let sent = send_and_deliver(client, inbox, sink, &everyone, &mut events).await;
     let mut cursor = None;
 
     // Hard: ann's mailbox does not exist after all.
     let (ann_id, ann_path) = sent.return_path("ann@example.test");
     assert!(ann_path.starts_with("bounces+"), "{ann_path}");
     deliver(
-        &server,
+        server,
         "",
         ann_path,
         &late_dsn(
@@ -284,7 +308,7 @@ async fn reports_to_a_signed_return_path_act_on_their_recipient(backend: Backend
         ),
     )
     .await;
-    let bounced = next_event(&client, "message.bounced", &mut events).await;
+    let bounced = next_event(client, "message.bounced", &mut events).await;
     assert_eq!(bounced.message_id.as_deref(), Some(sent.id.as_str()));
     assert_eq!(bounced.recipient.as_deref(), Some("ann@example.test"));
     let detail = bounced.detail.unwrap();
@@ -293,14 +317,14 @@ async fn reports_to_a_signed_return_path_act_on_their_recipient(backend: Backend
         (Some(true), Some(true))
     );
     assert_eq!(detail["reason"], "userunknown");
-    let ann = recipient_state(&client, &sent.id, "ann@example.test").await;
+    let ann = recipient_state(client, &sent.id, "ann@example.test").await;
     assert_eq!(ann.status, "bounced");
     assert_eq!(ann.attempts.len(), 2, "the delivery and the bounce");
     assert_eq!(ann.attempts[0].code, Some(250));
     assert_eq!(ann.attempts[1].enhanced_code.as_deref(), Some("5.1.1"));
-    assert!(suppressed(&client, "ann@example.test").await.is_some());
+    assert!(suppressed(client, "ann@example.test").await.is_some());
     // The report is in the sending inbox, linked, and the list filters on it.
-    let report = received(&client, &inbox.id, &mut cursor).await;
+    let report = received(client, &inbox.id, &mut cursor).await;
     let bounce = report.parsed.bounce.expect("a bounce");
     assert_eq!(bounce.recipient_id.as_deref(), Some(ann_id));
     assert_eq!(bounce.sent_message_id.as_deref(), Some(sent.id.as_str()));
@@ -322,7 +346,7 @@ async fn reports_to_a_signed_return_path_act_on_their_recipient(backend: Backend
     // Soft: bob's mailbox is full. The message did not arrive, but the address is fine.
     let (_, bob_path) = sent.return_path("bob@example.test");
     deliver(
-        &server,
+        server,
         "",
         bob_path,
         &late_dsn(
@@ -334,21 +358,21 @@ async fn reports_to_a_signed_return_path_act_on_their_recipient(backend: Backend
         ),
     )
     .await;
-    let bounced = next_event(&client, "message.bounced", &mut events).await;
+    let bounced = next_event(client, "message.bounced", &mut events).await;
     assert_eq!(bounced.recipient.as_deref(), Some("bob@example.test"));
     assert_eq!(bounced.detail.unwrap()["hard"].as_bool(), Some(false));
     assert_eq!(
-        recipient_state(&client, &sent.id, "bob@example.test")
+        recipient_state(client, &sent.id, "bob@example.test")
             .await
             .status,
         "bounced"
     );
-    assert_eq!(suppressed(&client, "bob@example.test").await, None);
+    assert_eq!(suppressed(client, "bob@example.test").await, None);
 
     // A complaint through carol's feedback loop, to her return path.
     let (_, carol_path) = sent.return_path("carol@example.test");
     deliver(
-        &server,
+        server,
         "fbl@isp.example",
         carol_path,
         &format!(
@@ -360,15 +384,15 @@ async fn reports_to_a_signed_return_path_act_on_their_recipient(backend: Backend
         ),
     )
     .await;
-    let complained = next_event(&client, "message.complained", &mut events).await;
+    let complained = next_event(client, "message.complained", &mut events).await;
     assert_eq!(complained.recipient.as_deref(), Some("carol@example.test"));
     assert_eq!(complained.detail.unwrap()["feedback_type"], "abuse");
-    let reason = suppressed(&client, "carol@example.test")
+    let reason = suppressed(client, "carol@example.test")
         .await
         .expect("suppressed");
     assert!(reason.starts_with("complaint"), "{reason}");
     assert_eq!(
-        recipient_state(&client, &sent.id, "carol@example.test")
+        recipient_state(client, &sent.id, "carol@example.test")
             .await
             .status,
         "delivered"
@@ -377,7 +401,7 @@ async fn reports_to_a_signed_return_path_act_on_their_recipient(backend: Backend
     // Dave's vacation program answers the return path: marked, never a bounce.
     let (_, dave_path) = sent.return_path("dave@example.test");
     deliver(
-        &server,
+        server,
         "",
         dave_path,
         &format!(
@@ -387,9 +411,9 @@ async fn reports_to_a_signed_return_path_act_on_their_recipient(backend: Backend
         ),
     )
     .await;
-    let _ = received(&client, &inbox.id, &mut cursor).await; // bob's
-    let _ = received(&client, &inbox.id, &mut cursor).await; // carol's
-    let vacation = received(&client, &inbox.id, &mut cursor).await;
+    let _ = received(client, &inbox.id, &mut cursor).await; // bob's
+    let _ = received(client, &inbox.id, &mut cursor).await; // carol's
+    let vacation = received(client, &inbox.id, &mut cursor).await;
     assert!(vacation.parsed.auto_reply);
     let sent_thread = client.get_message(&sent.id).await.unwrap().thread_id;
     assert!(sent_thread.is_some());
@@ -398,12 +422,12 @@ async fn reports_to_a_signed_return_path_act_on_their_recipient(backend: Backend
         "in the sent message's thread"
     );
     assert_eq!(
-        recipient_state(&client, &sent.id, "dave@example.test")
+        recipient_state(client, &sent.id, "dave@example.test")
             .await
             .status,
         "delivered"
     );
-    assert_eq!(suppressed(&client, "dave@example.test").await, None);
+    assert_eq!(suppressed(client, "dave@example.test").await, None);
     let auto = client
         .list_reports(&inbox.id, "auto_reply", None)
         .await
@@ -433,27 +457,17 @@ async fn reports_to_a_signed_return_path_act_on_their_recipient(backend: Backend
 /// returns and the address it names; a report naming a Message-ID this inbox never sent changes
 /// nothing.
 async fn reports_to_the_from_address_are_linked_by_the_returned_message_id(backend: Backend) {
-    let port = free_port("127.0.0.3");
-    let dns = Zone::new()
-        .mx("example.test", 10, "mx.example.test")
-        .a("mx.example.test", "127.0.0.3")
-        .serve()
-        .await;
-    let sink = SmtpSink::start(format!("127.0.0.3:{port}").parse().unwrap(), &[]).await;
-    let (k, v) = dns.setting();
-    let port_text = port.to_string();
-    let server =
-        TestServer::start_with(backend, &[(&k, &v), ("delivery.mx_port", &port_text)]).await;
-    let (client, inbox) = server.mailbox("sender").await;
+    let world = World::start(backend, "127.0.0.3").await;
+    let (server, sink, client, inbox) = (&world.server, &world.sink, &world.client, &world.inbox);
     let mut events = "0".to_owned();
     let both = ["erin@example.test", "frank@example.test"];
-    let sent = send_and_deliver(&client, &inbox, &sink, &both, &mut events).await;
+    let sent = send_and_deliver(client, inbox, sink, &both, &mut events).await;
     let mut cursor = None;
     let to = inbox.address.as_str();
 
     // A forged report: the right address, a Message-ID never sent from here.
     deliver(
-        &server,
+        server,
         "",
         to,
         &late_dsn(
@@ -465,20 +479,20 @@ async fn reports_to_the_from_address_are_linked_by_the_returned_message_id(backe
         ),
     )
     .await;
-    let forged = received(&client, &inbox.id, &mut cursor).await;
+    let forged = received(client, &inbox.id, &mut cursor).await;
     let bounce = forged.parsed.bounce.expect("still read as a bounce");
     assert_eq!(bounce.recipient_id, None);
     assert_eq!(
-        recipient_state(&client, &sent.id, "erin@example.test")
+        recipient_state(client, &sent.id, "erin@example.test")
             .await
             .status,
         "delivered"
     );
-    assert_eq!(suppressed(&client, "erin@example.test").await, None);
+    assert_eq!(suppressed(client, "erin@example.test").await, None);
 
     // The real one returns our Message-ID and names erin: erin alone bounces.
     deliver(
-        &server,
+        server,
         "",
         to,
         &late_dsn(
@@ -490,23 +504,23 @@ async fn reports_to_the_from_address_are_linked_by_the_returned_message_id(backe
         ),
     )
     .await;
-    let bounced = next_event(&client, "message.bounced", &mut events).await;
+    let bounced = next_event(client, "message.bounced", &mut events).await;
     assert_eq!(bounced.recipient.as_deref(), Some("erin@example.test"));
-    let real = received(&client, &inbox.id, &mut cursor).await;
+    let real = received(client, &inbox.id, &mut cursor).await;
     let bounce = real.parsed.bounce.expect("a bounce");
     assert_eq!(bounce.sent_message_id.as_deref(), Some(sent.id.as_str()));
     assert_eq!(
-        recipient_state(&client, &sent.id, "erin@example.test")
+        recipient_state(client, &sent.id, "erin@example.test")
             .await
             .status,
         "bounced"
     );
     assert_eq!(
-        recipient_state(&client, &sent.id, "frank@example.test")
+        recipient_state(client, &sent.id, "frank@example.test")
             .await
             .status,
         "delivered"
     );
-    assert!(suppressed(&client, "erin@example.test").await.is_some());
-    assert_eq!(suppressed(&client, "frank@example.test").await, None);
+    assert!(suppressed(client, "erin@example.test").await.is_some());
+    assert_eq!(suppressed(client, "frank@example.test").await, None);
 }

@@ -19,21 +19,13 @@ impl Copies {
     /// A copy for `target`'s inbox, unless it already has one (`recipient` is the address as
     /// the sender wrote it).
     pub fn add(&mut self, target: InboxTarget, recipient: &str, now: Timestamp) {
-        if self
+        let has_copy = self
             .deliveries
             .iter()
-            .any(|d| d.inbox_id == target.inbox_id)
-        {
-            return;
+            .any(|d| d.inbox_id == target.inbox_id && d.report_for.is_none());
+        if !has_copy {
+            self.push(target, recipient, None, now);
         }
-        self.deliveries.push(Delivery {
-            message_id: id::new_id(id::MESSAGE, now),
-            inbox_id: target.inbox_id,
-            account_id: target.account_id,
-            recipient: recipient.to_owned(),
-            quarantined: false,
-            report_for: None,
-        });
     }
 
     /// A copy for the inbox that sent the message a signed return path names: one per
@@ -46,20 +38,29 @@ impl Copies {
         recipient_id: String,
         now: Timestamp,
     ) {
-        if self
+        let known = self
             .deliveries
             .iter()
-            .any(|d| d.report_for.as_deref() == Some(recipient_id.as_str()))
-        {
-            return;
+            .any(|d| d.report_for.as_deref() == Some(recipient_id.as_str()));
+        if !known {
+            self.push(target, recipient, Some(recipient_id), now);
         }
+    }
+
+    fn push(
+        &mut self,
+        target: InboxTarget,
+        recipient: &str,
+        report_for: Option<String>,
+        now: Timestamp,
+    ) {
         self.deliveries.push(Delivery {
             message_id: id::new_id(id::MESSAGE, now),
             inbox_id: target.inbox_id,
             account_id: target.account_id,
             recipient: recipient.to_owned(),
             quarantined: false,
-            report_for: Some(recipient_id),
+            report_for,
         });
     }
 

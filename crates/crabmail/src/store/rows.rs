@@ -458,6 +458,15 @@ pub(super) fn event_types_text(types: &[String]) -> Option<String> {
     (!types.is_empty()).then(|| types.join(" "))
 }
 
+/// From `sql::FIND_INBOX` and `sql::RETURN_PATH_OWNER`.
+pub(super) fn inbox_target<R: Cells>(r: &R) -> Mapped<InboxTarget, R> {
+    Ok(InboxTarget {
+        inbox_id: r.cell(0)?,
+        account_id: r.cell(1)?,
+        approval_required: r.cell(2)?,
+    })
+}
+
 /// From `sql::SENT_RECIPIENT` and `sql::SENT_BY_HEADER_ID`.
 pub(super) fn sent_recipient<R: Cells>(r: &R) -> Mapped<crate::bounce::act::Sent, R> {
     Ok(crate::bounce::act::Sent {

@@ -154,13 +154,6 @@ impl Queue for PgStore {
             .bind(recipient_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(row) => Some(InboxTarget {
-                inbox_id: row.try_get(0)?,
-                account_id: row.try_get(1)?,
-                approval_required: row.try_get(2)?,
-            }),
-            None => None,
-        })
+        Ok(row.as_ref().map(rows::inbox_target).transpose()?)
     }
 }

@@ -134,13 +134,7 @@ impl Accounts for SqliteStore {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(sql::FIND_INBOX)?
-                .query_row(params![address], |r| {
-                    Ok(InboxTarget {
-                        inbox_id: r.get(0)?,
-                        account_id: r.get(1)?,
-                        approval_required: r.get(2)?,
-                    })
-                })
+                .query_row(params![address], |r| rows::inbox_target(r))
                 .optional()?)
         })
         .await

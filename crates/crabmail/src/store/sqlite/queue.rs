@@ -148,13 +148,7 @@ impl Queue for SqliteStore {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(sql::RETURN_PATH_OWNER)?
-                .query_row(params![recipient_id], |r| {
-                    Ok(InboxTarget {
-                        inbox_id: r.get(0)?,
-                        account_id: r.get(1)?,
-                        approval_required: r.get(2)?,
-                    })
-                })
+                .query_row(params![recipient_id], |r| rows::inbox_target(r))
                 .optional()?)
         })
         .await
