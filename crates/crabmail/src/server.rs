@@ -336,6 +336,12 @@ fn start_ingest(
         clock.clone(),
         scoring(config),
         &config.ingest,
+        crate::outbound::watch::BreakerWatch::new(
+            store.clone(),
+            clock.clone(),
+            wakeups.clone(),
+            config.breaker.clone(),
+        ),
         stop.clone(),
     )
 }

@@ -28,7 +28,8 @@ async fn received(client: &Client, inbox_id: &str, cursor: &mut Option<String>) 
 on_both_backends!(
     reports_from_other_servers_are_told_apart,
     reports_to_a_signed_return_path_act_on_their_recipient,
-    reports_to_the_from_address_are_linked_by_the_returned_message_id
+    reports_to_the_from_address_are_linked_by_the_returned_message_id,
+    late_hard_bounces_trip_the_circuit_breaker
 );
 
 async fn reports_from_other_servers_are_told_apart(backend: Backend) {
@@ -140,6 +141,10 @@ struct World {
 
 impl World {
     async fn start(backend: Backend, ip: &str) -> World {
+        World::start_with(backend, ip, &[]).await
+    }
+
+    async fn start_with(backend: Backend, ip: &str, extra: &[(&str, &str)]) -> World {
         let port = free_port(ip);
         let dns = Zone::new()
             .mx("example.test", 10, "mx.example.test")
@@ -149,8 +154,9 @@ impl World {
         let sink = SmtpSink::start(format!("{ip}:{port}").parse().unwrap(), &[]).await;
         let (k, v) = dns.setting();
         let port_text = port.to_string();
-        let server =
-            TestServer::start_with(backend, &[(&k, &v), ("delivery.mx_port", &port_text)]).await;
+        let mut settings = vec![(k.as_str(), v.as_str()), ("delivery.mx_port", &port_text)];
+        settings.extend_from_slice(extra);
+        let server = TestServer::start_with(backend, &settings).await;
         let (client, inbox) = server.mailbox("sender").await;
         World {
             server,
@@ -523,4 +529,39 @@ async fn reports_to_the_from_address_are_linked_by_the_returned_message_id(backe
     );
     assert!(suppressed(client, "erin@example.test").await.is_some());
     assert_eq!(suppressed(client, "frank@example.test").await, None);
+}
+
+/// Late hard bounces count like bounces at delivery: with a breaker at 50% of at least two
+/// recipients, the first of two delivered recipients bouncing later pauses the inbox.
+async fn late_hard_bounces_trip_the_circuit_breaker(backend: Backend) {
+    let world = World::start_with(
+        backend,
+        "127.0.0.4",
+        &[
+            ("breaker.min_recipients", "2"),
+            ("breaker.hard_bounce_rate", "0.5"),
+        ],
+    )
+    .await;
+    let (server, client, inbox) = (&world.server, &world.client, &world.inbox);
+    let mut events = "0".to_owned();
+    let both = ["gina@example.test", "hal@example.test"];
+    let sent = send_and_deliver(client, inbox, &world.sink, &both, &mut events).await;
+    let (_, gina_path) = sent.return_path("gina@example.test");
+    deliver(
+        server,
+        "",
+        gina_path,
+        &late_dsn(
+            gina_path,
+            "gina@example.test",
+            "5.1.1",
+            "550 5.1.1 no such user",
+            "x@y.test",
+        ),
+    )
+    .await;
+    let paused = next_event(client, "sending.paused", &mut events).await;
+    assert_eq!(paused.inbox_id.as_deref(), Some(inbox.id.as_str()));
+    assert_eq!(paused.detail.unwrap()["reason"], "hard_bounce_rate");
 }

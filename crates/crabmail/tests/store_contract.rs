@@ -324,7 +324,8 @@ async fn inbound_messages_become_readable_in_order(b: Backend) {
     let arrivals = s
         .complete_ingest(vec![ingested("blob_1", "one")], T0)
         .await
-        .unwrap();
+        .unwrap()
+        .wakes;
     assert_eq!(
         arrivals.len(),
         4,
@@ -402,6 +403,7 @@ async fn ingest_is_idempotent_and_deletes_clean_up(b: Backend) {
         s.complete_ingest(vec![ingested("blob_1", "x")], T0)
             .await
             .unwrap()
+            .wakes
             .len(),
         4
     );
@@ -409,6 +411,7 @@ async fn ingest_is_idempotent_and_deletes_clean_up(b: Backend) {
         s.complete_ingest(vec![ingested("blob_1", "x")], T0)
             .await
             .unwrap()
+            .wakes
             .is_empty()
     );
     assert_eq!(
@@ -443,6 +446,7 @@ async fn ingest_is_idempotent_and_deletes_clean_up(b: Backend) {
         s.complete_ingest(vec![ingested("blob_2", "y")], T0)
             .await
             .unwrap()
+            .wakes
             .is_empty()
     );
     assert!(pending(s).await.is_empty());

@@ -26,6 +26,7 @@ use crate::config::IngestConfig;
 use crate::events::Wakeups;
 use crate::ingest::risk::Policy;
 use crate::ingest::risk::classifier::Classifier;
+use crate::outbound::watch::BreakerWatch;
 use crate::store::{IngestJob, Ingested, SharedStore};
 use futures::FutureExt;
 use futures::StreamExt;
@@ -99,6 +100,7 @@ pub fn start(
     clock: SharedClock,
     scoring: Scoring,
     config: &IngestConfig,
+    breakers: BreakerWatch,
     shutdown: CancellationToken,
 ) -> (IngestQueue, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -112,6 +114,7 @@ pub fn start(
         budget: config.budget,
         lease: config.lease,
         in_flight: in_flight.clone(),
+        breakers,
         shutdown,
     };
     (IngestQueue { tx, in_flight }, tokio::spawn(worker.run(rx)))
@@ -126,6 +129,8 @@ struct Worker {
     budget: Duration,
     lease: Duration,
     in_flight: InFlight,
+    /// Judged again for the senders of mail a report bounced or complained about.
+    breakers: BreakerWatch,
     shutdown: CancellationToken,
 }
 
@@ -138,6 +143,7 @@ impl Worker {
             self.clock.clone(),
             self.in_flight.clone(),
             order_rx,
+            self.breakers.clone(),
             self.shutdown.clone(),
         ));
         let permits = Arc::new(Semaphore::new(self.workers.max(1)));
@@ -257,6 +263,7 @@ async fn commit_loop(
     clock: SharedClock,
     in_flight: InFlight,
     mut order: mpsc::Receiver<oneshot::Receiver<Ingested>>,
+    breakers: BreakerWatch,
     shutdown: CancellationToken,
 ) {
     let mut head: Option<oneshot::Receiver<Ingested>> = None;
@@ -292,7 +299,11 @@ async fn commit_loop(
         }
         if !batch.is_empty() {
             let items = std::mem::take(&mut batch);
-            commit(&*store, &wakeups, &clock, &items, &shutdown).await;
+            let reported = commit(&*store, &wakeups, &clock, &items, &shutdown).await;
+            // Rare (a report that bounced or complained about mail we sent), so judged in line.
+            for (account_id, inbox_id) in reported {
+                breakers.judge(&account_id, &inbox_id).await;
+            }
             in_flight.remove(&items);
             continue;
         }
@@ -332,26 +343,27 @@ async fn commit_loop(
     }
 }
 
-/// One batch into the store, retried while the store refuses (the jobs stay durable meanwhile).
+/// One batch into the store, retried while the store refuses (the jobs stay durable meanwhile);
+/// returns the `(account, inbox)` whose sent mail a report in it bounced or complained about.
 async fn commit(
     store: &dyn crate::store::Store,
     wakeups: &Wakeups,
     clock: &SharedClock,
     items: &[Ingested],
     shutdown: &CancellationToken,
-) {
+) -> Vec<(String, String)> {
     loop {
         match store.complete_ingest(items.to_vec(), clock.now()).await {
-            Ok(wakes) => {
-                wakeups.announce_all(&wakes);
-                return;
+            Ok(completed) => {
+                wakeups.announce_all(&completed.wakes);
+                return completed.reported_senders;
             }
             Err(e) => {
                 tracing::error!(error = %e, "ingest: store refused a batch; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(RETRY_PAUSE) => {}
                     // The jobs stay in the store; a later sweep or start takes them.
-                    _ = shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => return Vec::new(),
                 }
             }
         }

@@ -9,6 +9,7 @@ mod attachments;
 pub mod breaker;
 pub mod compose;
 pub mod quota;
+pub mod watch;
 pub mod wire;
 
 use crate::account::address::Domain;

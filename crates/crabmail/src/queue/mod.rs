@@ -95,7 +95,7 @@ pub struct Queue {
     hostname: String,
     lease: Duration,
     concurrency: usize,
-    breaker: crate::outbound::breaker::BreakerConfig,
+    breakers: crate::outbound::watch::BreakerWatch,
     /// Each remote recipient gets its signed return path (`delivery.verp`).
     verp: bool,
 }
@@ -118,6 +118,12 @@ impl Queue {
         clock: SharedClock,
         signer: Arc<crate::dkim::Signer>,
     ) -> Queue {
+        let breakers = crate::outbound::watch::BreakerWatch::new(
+            store.clone(),
+            clock.clone(),
+            wakeups.clone(),
+            config.breaker.clone(),
+        );
         Queue {
             store,
             signer,
@@ -134,7 +140,7 @@ impl Queue {
             hostname: config.hostname().to_owned(),
             lease: config.queue.lease,
             concurrency: config.queue.concurrency.max(1),
-            breaker: config.breaker.clone(),
+            breakers,
             verp: config.delivery.verp,
         }
     }

@@ -3,8 +3,6 @@
 //! recipients back if it never commits).
 
 use super::*;
-use crate::outbound::breaker;
-use crate::store::QuotaScope;
 
 impl Queue {
     /// What each outcome does: the recipient's new status and next attempt, a suppression for a
@@ -93,65 +91,9 @@ impl Queue {
             .any(|r| r.status != Status::Delivered);
         self.record(outcomes).await;
         if troubled {
-            self.check_breakers(first).await;
-        }
-    }
-
-    /// After a round that bounced or deferred: pauses the sending inbox, or else its account,
-    /// when its figures trip a breaker.
-    async fn check_breakers(&self, sent: &Claimed) {
-        let now = self.clock.now();
-        let sent_from = Timestamp(now.0 - self.breaker.window.as_millis() as i64);
-        let attempts_from = Timestamp(now.0 - self.breaker.deferral_window.as_millis() as i64);
-        let scopes = [
-            QuotaScope::Inbox {
-                account_id: &sent.account_id,
-                inbox_id: &sent.inbox_id,
-            },
-            QuotaScope::Account(&sent.account_id),
-        ];
-        for scope in scopes {
-            let metrics = match self
-                .store
-                .breaker_metrics(scope, sent_from, attempts_from)
-                .await
-            {
-                Ok(metrics) => metrics,
-                Err(e) => {
-                    tracing::error!(error = %e, "queue: cannot read breaker figures");
-                    return;
-                }
-            };
-            let Some(trip) = breaker::trips(&self.breaker, &metrics) else {
-                continue;
-            };
-            let detail = serde_json::json!({
-                "rate": trip.rate,
-                "threshold": trip.threshold,
-                "recipients": metrics.recipients,
-                "hard_bounces": metrics.hard_bounces,
-                "attempts": metrics.attempts,
-                "deferrals": metrics.deferrals,
-            });
-            match self
-                .store
-                .pause(scope, trip.reason, Some(detail), now)
-                .await
-            {
-                Ok(Some(wake)) => {
-                    tracing::warn!(
-                        scope = scope.key(),
-                        reason = trip.reason,
-                        rate = trip.rate,
-                        "queue: circuit breaker paused sending"
-                    );
-                    self.wakeups.announce_all(&[wake]);
-                }
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = %e, "queue: cannot pause sending"),
-            }
-            // The account is judged on its own only when the inbox was not to blame.
-            return;
+            self.breakers
+                .judge(&first.account_id, &first.inbox_id)
+                .await;
         }
     }
 

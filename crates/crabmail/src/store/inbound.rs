@@ -40,6 +40,16 @@ pub struct InboundMessage {
     pub quarantined: bool,
 }
 
+/// What completing ingest changed.
+#[derive(Debug, Default)]
+pub struct Completed {
+    /// The inboxes that grew and the events written.
+    pub wakes: Vec<Wake>,
+    /// `(account, inbox)` that sent mail a report just bounced or complained about: their
+    /// circuit breakers are judged again.
+    pub reported_senders: Vec<(String, String)>,
+}
+
 /// A stored message whose parsed view is still to be made (after a crash, or queued).
 #[derive(Debug, Clone)]
 pub struct IngestJob {
@@ -101,6 +111,7 @@ pub trait Inbound: Send + Sync {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<IngestJob>>;
-    /// Makes the copies of each blob readable, in one transaction; returns the inboxes that grew.
-    async fn complete_ingest(&self, done: Vec<Ingested>, now: Timestamp) -> Result<Vec<Wake>>;
+    /// Makes the copies of each blob readable (and applies the reports among them), in one
+    /// transaction.
+    async fn complete_ingest(&self, done: Vec<Ingested>, now: Timestamp) -> Result<Completed>;
 }

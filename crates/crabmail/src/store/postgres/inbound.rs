@@ -69,9 +69,9 @@ impl Inbound for PgStore {
             .collect()
     }
 
-    async fn complete_ingest(&self, done: Vec<Ingested>, now: Timestamp) -> Result<Vec<Wake>> {
+    async fn complete_ingest(&self, done: Vec<Ingested>, now: Timestamp) -> Result<Completed> {
         let mut tx = self.begin().await?;
-        let mut arrivals = Vec::new();
+        let mut completed = Completed::default();
         for item in &done {
             let (summary, parsed) = (item.summary.as_str(), item.parsed.as_str());
             // FOR UPDATE re-checks `seq IS NULL` after waiting for another node's ingest of
@@ -97,12 +97,14 @@ impl Inbound for PgStore {
                     .execute(&mut *tx)
                     .await?;
                 let event = NewEvent::received(&copy.account_id, &copy.message_id, &copy.inbox_id);
-                arrivals.push(insert_event(&mut tx, &event, now).await?);
+                completed
+                    .wakes
+                    .push(insert_event(&mut tx, &event, now).await?);
                 let wake = Wake::inbox(&copy.inbox_id, seq);
                 announce(&mut tx, &wake).await?;
-                arrivals.push(wake);
+                completed.wakes.push(wake);
                 if let Some(report) = &item.report {
-                    arrivals.extend(apply_report(&mut tx, &copy, report, now).await?);
+                    apply_report(&mut tx, &copy, report, now, &mut completed).await?;
                 }
             }
             sqlx::query(sql::DELETE_INGEST_JOB)
@@ -112,7 +114,7 @@ impl Inbound for PgStore {
             drop_orphan_blob(&mut tx, &item.blob_id).await?;
         }
         tx.commit().await?;
-        Ok(arrivals)
+        Ok(completed)
     }
 }
 
@@ -122,7 +124,8 @@ async fn apply_report(
     copy: &rows::UnreadCopy,
     report: &crate::bounce::Report,
     now: Timestamp,
-) -> Result<Vec<Wake>> {
+    completed: &mut Completed,
+) -> Result<()> {
     let found = match (&copy.report_for, &report.original_message_id) {
         (Some(recipient_id), _) => {
             sqlx::query(sql::SENT_RECIPIENT)
@@ -158,7 +161,6 @@ async fn apply_report(
         .bind(&copy.message_id)
         .execute(&mut **tx)
         .await?;
-    let mut wakes = Vec::new();
     for action in &actions {
         let attempt = action.attempt(report, &copy.message_id, now);
         if action.change == act::Change::LateBounce {
@@ -194,8 +196,12 @@ async fn apply_report(
                 .await?;
         }
         if let Some(event) = action.event(report, &copy.message_id) {
-            wakes.push(insert_event(tx, &event, now).await?);
+            completed.wakes.push(insert_event(tx, &event, now).await?);
+            let sender = (action.sent.account_id.clone(), action.sent.inbox_id.clone());
+            if !completed.reported_senders.contains(&sender) {
+                completed.reported_senders.push(sender);
+            }
         }
     }
-    Ok(wakes)
+    Ok(())
 }

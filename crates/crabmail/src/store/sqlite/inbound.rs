@@ -67,9 +67,9 @@ impl Inbound for SqliteStore {
         .await
     }
 
-    async fn complete_ingest(&self, done: Vec<Ingested>, now: Timestamp) -> Result<Vec<Wake>> {
+    async fn complete_ingest(&self, done: Vec<Ingested>, now: Timestamp) -> Result<Completed> {
         self.write(move |conn| {
-            let mut arrivals = Vec::new();
+            let mut completed = Completed::default();
             for item in &done {
                 let (summary, parsed) = (item.summary.as_str(), item.parsed.as_str());
                 let copies: Vec<rows::UnreadCopy> = conn
@@ -92,14 +92,14 @@ impl Inbound for SqliteStore {
                             parsed,
                             copy.message_id
                         ])?;
-                    arrivals.push(insert_event(
+                    completed.wakes.push(insert_event(
                         conn,
                         &NewEvent::received(&copy.account_id, &copy.message_id, &copy.inbox_id),
                         now,
                     )?);
-                    arrivals.push(Wake::inbox(&copy.inbox_id, seq));
+                    completed.wakes.push(Wake::inbox(&copy.inbox_id, seq));
                     if let Some(report) = &item.report {
-                        arrivals.extend(apply_report(conn, &copy, report, now)?);
+                        apply_report(conn, &copy, report, now, &mut completed)?;
                     }
                 }
                 conn.prepare_cached(sql::DELETE_INGEST_JOB)?
@@ -107,7 +107,7 @@ impl Inbound for SqliteStore {
                 // Every copy may have been deleted (with its inbox) before ingest ran.
                 drop_orphan_blob(conn, &item.blob_id)?;
             }
-            Ok(arrivals)
+            Ok(completed)
         })
         .await
     }
@@ -119,7 +119,8 @@ fn apply_report(
     copy: &rows::UnreadCopy,
     report: &crate::bounce::Report,
     now: Timestamp,
-) -> Result<Vec<Wake>> {
+    completed: &mut Completed,
+) -> Result<()> {
     let candidates: Vec<Sent> = match (&copy.report_for, &report.original_message_id) {
         (Some(recipient_id), _) => conn
             .prepare_cached(sql::SENT_RECIPIENT)?
@@ -148,7 +149,6 @@ fn apply_report(
         linked,
         copy.message_id
     ])?;
-    let mut wakes = Vec::new();
     for action in &actions {
         let attempt = action.attempt(report, &copy.message_id, now);
         if action.change == act::Change::LateBounce {
@@ -177,8 +177,12 @@ fn apply_report(
                 .execute(params![s.account_id, s.address, s.reason, s.created_at.0])?;
         }
         if let Some(event) = action.event(report, &copy.message_id) {
-            wakes.push(insert_event(conn, &event, now)?);
+            completed.wakes.push(insert_event(conn, &event, now)?);
+            let sender = (action.sent.account_id.clone(), action.sent.inbox_id.clone());
+            if !completed.reported_senders.contains(&sender) {
+                completed.reported_senders.push(sender);
+            }
         }
     }
-    Ok(wakes)
+    Ok(())
 }
