@@ -437,7 +437,7 @@ fn own_addresses(message: &Message<'_>) -> Vec<String> {
 /// The Message-ID of a returned message or its headers (`message/rfc822`,
 /// `text/rfc822-headers`).
 /// The Message-ID of the message a report returns: a `message/rfc822` part's, else the field in
-/// a `text/rfc822-headers` part, else the first `Message-ID:` line of a copy quoted in the text
+/// a `text/rfc822-headers` part (or `message/rfc822-headers`), else the first `Message-ID:` line of a copy quoted in the text
 /// (qmail, Exim and others paste the returned headers after the notice). Without brackets, as
 /// thread keys keep it.
 fn returned_message_id(message: &Message<'_>) -> Option<String> {
@@ -446,7 +446,12 @@ fn returned_message_id(message: &Message<'_>) -> Option<String> {
         _ => None,
     });
     attached
-        .or_else(|| part_body(message, "text/rfc822-headers").and_then(|h| message_id_line(&h)))
+        .or_else(|| {
+            // `message/rfc822-headers` is an old, common misspelling of the type.
+            ["text/rfc822-headers", "message/rfc822-headers"]
+                .into_iter()
+                .find_map(|t| part_body(message, t).and_then(|h| message_id_line(&h)))
+        })
         .or_else(|| {
             let text = message.body_text(0)?;
             message_id_line(&text[text.len().min(text::notice(&text).len())..])
@@ -511,6 +516,40 @@ Diagnostic-Code: smtp; 452 4.2.2 Mailbox full\r\n\r\n\
             ("delayed", false, false)
         );
         assert_eq!(bob.reason, "mailboxfull");
+        // The returned headers name the message it is about (the fallback link).
+        assert_eq!(
+            report.original_message_id.as_deref(),
+            Some("m1@agents.test")
+        );
+    }
+
+    #[test]
+    fn the_returned_message_id_is_found_in_headers_parts_and_quoted_copies() {
+        let misspelt = DSN.replace("text/rfc822-headers", "message/rfc822-headers");
+        let report = analyse(misspelt.as_bytes()).expect("a report");
+        assert_eq!(
+            report.original_message_id.as_deref(),
+            Some("m1@agents.test")
+        );
+
+        // A notice quoting the returned headers after it: its own Message-ID is not the one.
+        let notice = "From: MAILER-DAEMON@mx.example.net\r\nTo: bot@agents.test\r\n\
+Message-ID: <notice-1@mx.example.net>\r\nSubject: failure notice\r\n\r\n\
+I'm afraid I wasn't able to deliver your message to the following addresses.\r\n\r\n\
+<erin@example.net>:\r\nSorry, no mailbox here by that name. (#5.1.1)\r\n\r\n\
+--- Below this line is a copy of the message.\r\n\r\nTo: erin@example.net\r\n\
+Message-ID: <sent-7@agents.test>\r\nSubject: hello\r\n";
+        let report = analyse(notice.as_bytes()).expect("a notice");
+        assert_eq!(
+            report.original_message_id.as_deref(),
+            Some("sent-7@agents.test")
+        );
+        // A line that only mentions the field is not one.
+        assert_eq!(
+            message_id_line("see the Message-ID: header for details"),
+            None
+        );
+        assert_eq!(message_id_line("> Message-Id: <a@b>"), Some("a@b".into()));
     }
 
     #[test]
