@@ -87,6 +87,8 @@ def test_pages_and_events(server, tmp_path):
     arrived(mail, inbox.id, 5)
     subjects = [m.subject for m in mail.iter_messages(inbox.id, page_size=2)]
     assert sorted(subjects) == [f"n{n}" for n in range(5)]
+    assert mail.messages(inbox.id, report="bounce").items == []
+    assert len(mail.messages(inbox.id, report="none").items) == 5
     events = list(mail.iter_events())
     assert [e.seq for e in events] == sorted(e.seq for e in events)
     assert {"message.delivered", "message.received"} <= {e.type for e in events}

@@ -140,7 +140,11 @@ export declare class Crabmail {
   reply(messageId: string, options: { text?: string; html?: string; idempotencyKey?: string }): Promise<Sent>;
   deliveryStatus(messageId: string): Promise<Record<string, unknown>>;
 
-  messages(inboxId: string, options?: { after?: string; limit?: number; wait?: number }): Promise<Page<MessageSummary>>;
+  /** `report`: only reports about mail you sent (`bounce`, `complaint`, `auto_reply`, `any`), or only ordinary mail (`none`). */
+  messages(
+    inboxId: string,
+    options?: { after?: string; limit?: number; wait?: number; report?: "bounce" | "complaint" | "auto_reply" | "any" | "none" },
+  ): Promise<Page<MessageSummary>>;
   iterMessages(inboxId: string, options?: { after?: string; pageSize?: number }): AsyncGenerator<MessageSummary>;
   receive(inboxId: string, options?: { wait?: number }): Promise<MessageSummary[]>;
   wait(inboxId: string, options?: WaitOptions): Promise<Message | null>;

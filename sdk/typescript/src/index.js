@@ -192,9 +192,9 @@ export class Crabmail {
 
   // --- receiving ---
 
-  async messages(inboxId, { after, limit = 50, wait } = {}) {
+  async messages(inboxId, { after, limit = 50, wait, report } = {}) {
     const page = await this.request("GET", `/v1/inboxes/${seg(inboxId)}/messages`, {
-      query: { after, limit, wait: wait || undefined },
+      query: { after, limit, wait: wait || undefined, report },
       timeout: (wait ?? 0) * 1000 + this.timeout,
     });
     return { items: page.messages.map(summary), nextCursor: page.next_cursor };

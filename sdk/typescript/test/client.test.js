@@ -111,6 +111,8 @@ test("a retried send is sent once; pages and events", async () => {
   };
   await arrived(mail, inbox.id, 2);
   assert.equal((await all()).length, 2);
+  assert.equal((await mail.messages(inbox.id, { report: "bounce" })).items.length, 0);
+  assert.equal((await mail.messages(inbox.id, { report: "none" })).items.length, 2);
   const events = [];
   for await (const e of mail.iterEvents()) events.push(e);
   assert.deepEqual(events.map((e) => e.seq), [...events.map((e) => e.seq)].sort((a, b) => a - b));

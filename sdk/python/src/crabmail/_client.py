@@ -159,11 +159,17 @@ class Crabmail:
     # --- receiving ---
 
     def messages(
-        self, inbox_id: str, after: Optional[str] = None, limit: int = 50, wait: int = 0
+        self,
+        inbox_id: str,
+        after: Optional[str] = None,
+        limit: int = 50,
+        wait: int = 0,
+        report: Optional[str] = None,
     ) -> Page[MessageSummary]:
         """One page of received mail, oldest first; `wait` seconds holds the request when
-        nothing is new."""
-        query = {"after": after, "limit": limit, "wait": wait or None}
+        nothing is new. `report` keeps only reports about mail you sent (`bounce`, `complaint`,
+        `auto_reply`, `any`) or only ordinary mail (`none`)."""
+        query = {"after": after, "limit": limit, "wait": wait or None, "report": report}
         page = self._request("GET", f"/v1/inboxes/{_seg(inbox_id)}/messages", query=query)
         return Page([MessageSummary.from_json(m) for m in page["messages"]], page["next_cursor"])
 
