@@ -260,10 +260,14 @@ impl Client {
         inbox_id: &str,
         report: &str,
         after: Option<&str>,
+        limit: Option<u32>,
     ) -> Result<MessageList, ClientError> {
         let mut query = vec![("report", report.to_owned())];
         if let Some(after) = after {
             query.push(("after", after.to_owned()));
+        }
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
         }
         let req = self
             .request(Method::GET, &format!("/v1/inboxes/{inbox_id}/messages"))

@@ -335,14 +335,14 @@ async fn reports_to_a_signed_return_path_act_on_their_recipient(backend: Backend
     assert_eq!(bounce.recipient_id.as_deref(), Some(ann_id));
     assert_eq!(bounce.sent_message_id.as_deref(), Some(sent.id.as_str()));
     let listed = client
-        .list_reports(&inbox.id, "bounce", None)
+        .list_reports(&inbox.id, "bounce", None, None)
         .await
         .unwrap();
     assert_eq!(listed.messages.len(), 1);
     assert_eq!(listed.messages[0].report.as_deref(), Some("bounce"));
     assert!(
         client
-            .list_reports(&inbox.id, "none", None)
+            .list_reports(&inbox.id, "none", None, None)
             .await
             .unwrap()
             .messages
@@ -435,7 +435,7 @@ async fn reports_to_a_signed_return_path_act_on_their_recipient(backend: Backend
     );
     assert_eq!(suppressed(client, "dave@example.test").await, None);
     let auto = client
-        .list_reports(&inbox.id, "auto_reply", None)
+        .list_reports(&inbox.id, "auto_reply", None, None)
         .await
         .unwrap();
     assert_eq!(auto.messages.len(), 1);

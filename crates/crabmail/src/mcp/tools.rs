@@ -128,6 +128,9 @@ pub struct ListMessagesParams {
     pub after: Option<String>,
     /// At most this many (1 to 100, default 20).
     pub limit: Option<u32>,
+    /// Only reports about mail you sent: `bounce`, `complaint`, `auto_reply` or `any`; `none`
+    /// for ordinary mail only.
+    pub report: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -461,11 +464,21 @@ impl Mail {
         ctx: RequestContext<RoleServer>,
     ) -> Result<Json<MessagesOut>, String> {
         let limit = p.limit.unwrap_or(20).clamp(1, 100);
-        let page = self
-            .client(&ctx)?
-            .list_messages(&p.inbox_id, p.after.as_deref(), Some(limit), None)
-            .await
-            .map_err(failed)?;
+        let client = self.client(&ctx)?;
+        let after = p.after.as_deref();
+        let page = match p.report.as_deref() {
+            Some(report) => {
+                client
+                    .list_reports(&p.inbox_id, report, after, Some(limit))
+                    .await
+            }
+            None => {
+                client
+                    .list_messages(&p.inbox_id, after, Some(limit), None)
+                    .await
+            }
+        }
+        .map_err(failed)?;
         Ok(Json(MessagesOut {
             untrusted_content: UNTRUSTED.into(),
             messages: page.messages.iter().map(json).collect(),
