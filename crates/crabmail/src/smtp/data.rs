@@ -323,12 +323,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         let message = accept::accept(body, envelope, copies, auth, quarantined, now);
         let job = accept::job(&message);
         let blob_id = message.blob_id.clone();
+        // The ids the API knows the message by, one per inbox it reached.
+        let ids: Vec<String> = message
+            .deliveries
+            .iter()
+            .map(|d| d.message_id.clone())
+            .collect();
         match self.ctx.store.accept_inbound(message).await {
             Ok(()) => {
                 // DURABILITY: committed before the 250 reply.
                 self.ctx.ingest.push(job);
                 tracing::debug!(peer = %self.peer, blob = %blob_id, "smtp: message accepted");
-                reply::queued(&blob_id)
+                reply::queued(&ids.join(" "))
             }
             Err(e) => {
                 tracing::error!(peer = %self.peer, error = %e, "smtp: store failed; message not accepted");
