@@ -359,6 +359,15 @@ impl Client {
         Ok(resp.bytes().await?.to_vec())
     }
 
+    /// The message as stored: crabmail's Authentication-Results field (its verdict on arrival)
+    /// first, then the bytes received.
+    pub async fn get_raw_with_auth_results(&self, id: &str) -> Result<Vec<u8>, ClientError> {
+        let req = self
+            .request(Method::GET, &format!("/v1/messages/{id}/raw"))
+            .query(&[("with_auth_results", "true")]);
+        Ok(self.execute(req).await?.bytes().await?.to_vec())
+    }
+
     /// The decoded attachment and its content type.
     pub async fn get_attachment(
         &self,

@@ -86,28 +86,6 @@ pub async fn event(
     }
 }
 
-/// The message as received, without the Authentication-Results field the receiving crabmail put
-/// on top (which it must have put there: this panics otherwise).
-pub fn as_received(stored: &[u8]) -> &[u8] {
-    assert!(
-        stored.starts_with(b"Authentication-Results: "),
-        "the stored message does not start with our Authentication-Results: {}",
-        String::from_utf8_lossy(&stored[..stored.len().min(200)])
-    );
-    let mut end = 0;
-    loop {
-        let line_end = stored[end..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(stored.len(), |p| end + p + 1);
-        end = line_end;
-        // Folded continuation lines start with whitespace.
-        if !matches!(stored.get(end), Some(b' ') | Some(b'\t')) {
-            return &stored[end..];
-        }
-    }
-}
-
 /// Generates one `#[tokio::test]` per storage backend for `async fn name(backend: Backend)`.
 #[macro_export]
 macro_rules! on_both_backends {

@@ -2,7 +2,7 @@
 
 use crabmail_api::client::ClientError;
 use crabmail_api::{CreateInbox, CreateToken};
-use crabmail_testkit::{Backend, Smtp, TestServer, as_received, on_both_backends};
+use crabmail_testkit::{Backend, Smtp, TestServer, on_both_backends};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -449,7 +449,7 @@ async fn reading_messages_and_attachments(backend: Backend) {
         .unwrap();
     assert_eq!(resp.headers()["content-type"], "message/rfc822");
     let stored = resp.bytes().await.unwrap();
-    assert_eq!(as_received(&stored), with_attachment.as_bytes());
+    assert_eq!(&stored[..], with_attachment.as_bytes());
 
     client.delete_message(&report.id).await.unwrap();
     assert_eq!(

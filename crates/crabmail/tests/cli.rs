@@ -102,7 +102,7 @@ async fn an_agent_gets_an_address_and_reads_its_mail() {
     assert!(shown.contains("Do the thing."), "{shown}");
     let raw = run(home.path(), &server, &["read", &id, "--raw"]).await;
     assert_eq!(
-        crabmail_testkit::as_received(&raw.stdout),
+        &raw.stdout[..],
         b"From: Boss <boss@example.test>\r\nSubject: your task\r\n\r\nDo the thing.\r\n"
     );
 

@@ -259,7 +259,8 @@ async fn dkimpy_and_opendkim_signatures_verify_in_crabmail() {
         assert_eq!(auth.spf.result, "none", "{auth:?}");
         assert_eq!(auth.dmarc.result, dmarc, "{auth:?}");
         // The stored copy says the same, first, in the header our MX added.
-        let raw = String::from_utf8(reader.get_raw(&message.id).await.unwrap()).unwrap();
+        let raw = reader.get_raw_with_auth_results(&message.id).await;
+        let raw = String::from_utf8(raw.unwrap()).unwrap();
         let mut lines = raw.split("\r\n");
         let mut first_header = lines.next().unwrap().to_owned();
         for line in lines.take_while(|l| l.starts_with(['\t', ' '])) {

@@ -2,7 +2,7 @@
 //! pipelining, STARTTLS, and the message as stored. Every test reads mail back through the API.
 
 use crabmail_api::client::Client;
-use crabmail_testkit::{Backend, Smtp, TestServer, as_received, on_both_backends};
+use crabmail_testkit::{Backend, Smtp, TestServer, on_both_backends};
 
 /// Waits (long-poll) for the next message after `after` and returns it with its cursor.
 async fn next_message(
@@ -66,7 +66,9 @@ async fn delivers_to_hosted_inboxes_only(backend: Backend) {
     let (summary, _) = next_message(&client, &inbox.id, "0").await;
     // The 250 names the id the API knows it by (two RCPTs, one inbox: one copy).
     assert!(
-        queued.text().ends_with(&format!("queued as {}", summary.id)),
+        queued
+            .text()
+            .ends_with(&format!("queued as {}", summary.id)),
         "{queued:?}"
     );
     assert_eq!(summary.content.subject.as_deref(), Some("Hello"));
@@ -79,8 +81,12 @@ async fn delivers_to_hosted_inboxes_only(backend: Backend) {
         Some("Ann")
     );
     let raw = client.get_raw(&summary.id).await.unwrap();
+    // As stored, our verdict comes first, then exactly these bytes.
+    let stored = client.get_raw_with_auth_results(&summary.id).await.unwrap();
+    assert!(stored.starts_with(b"Authentication-Results: "));
+    assert!(stored.ends_with(&raw) && stored.len() > raw.len());
     assert_eq!(
-        as_received(&raw),
+        &raw[..],
         format!(
             "{}.leading dot line\r\n",
             BODY.replace("\r\n.leading dot line\r\n", "\r\n")
@@ -336,7 +342,7 @@ async fn bare_newlines_are_line_ends_and_long_lines_are_kept() {
     assert_eq!(first.content.subject.as_deref(), Some("first"));
     let raw = client.get_raw(&first.id).await.unwrap();
     assert!(
-        as_received(&raw).ends_with(
+        &raw[..].ends_with(
             b"Subject: first\r\n\r\nhello\r\n\r\nMAIL FROM:<ceo@bank.test>\r\nRCPT TO:<victim@crabmail.localhost>\r\nDATA\r\nSubject: smuggled\r\n\r\npay now\r\n.dotted\r\n"
         ),
         "{}",
@@ -344,7 +350,7 @@ async fn bare_newlines_are_line_ends_and_long_lines_are_kept() {
     );
     let (second, _) = next_message(&client, &inbox.id, &cursor).await;
     let raw = client.get_raw(&second.id).await.unwrap();
-    assert!(as_received(&raw).ends_with(format!("{long}\r\n").as_bytes()));
+    assert!(&raw[..].ends_with(format!("{long}\r\n").as_bytes()));
     let none = victim
         .list_messages(&victim_inbox.id, None, None, Some(0))
         .await
@@ -435,10 +441,7 @@ async fn bdat_chunks_make_one_message() {
     smtp.expect("550 5.6.0").await;
     let (summary, _) = next_message(&client, &inbox.id, "0").await;
     let raw = client.get_raw(&summary.id).await.unwrap();
-    assert_eq!(
-        as_received(&raw),
-        b"Subject: chunked\r\n\r\nfirst and second\r\n"
-    );
+    assert_eq!(&raw[..], b"Subject: chunked\r\n\r\nfirst and second\r\n");
     assert_eq!(
         client
             .list_messages(&inbox.id, None, None, None)

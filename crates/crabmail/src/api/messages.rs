@@ -341,9 +341,19 @@ pub(crate) async fn owned_sent(
         .filter(|m| caller.may_see_inbox(&m.inbox_id)))
 }
 
-/// The message exactly as received, byte for byte.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RawQuery {
+    /// `true`: as stored, with crabmail's own Authentication-Results field (the verdict on
+    /// arrival) first.
+    with_auth_results: Option<bool>,
+}
+
+/// The message exactly as received, byte for byte (a sent message: exactly as sent). Mail
+/// from the network is stored with our Authentication-Results field in front; it is left out
+/// unless `with_auth_results=true`.
 #[utoipa::path(get, path = "/v1/messages/{id}/raw", tag = "messages", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Message id")),
+    params(("id" = String, Path, description = "Message id"), RawQuery),
     responses(
         (status = 200, content_type = "message/rfc822", body = Vec<u8>),
         (status = 404, body = ErrorBody),
@@ -352,9 +362,36 @@ pub async fn get_raw(
     State(state): State<ApiState>,
     caller: Caller,
     Path(message_id): Path<String>,
+    Query(query): Query<RawQuery>,
 ) -> Result<Response, ApiError> {
+    let verified = owned_message(&state, &caller, &message_id)
+        .await
+        .is_ok_and(|record| record.auth.is_some());
     let (raw, _) = raw_and_parsed(&state, &caller, &message_id).await?;
+    let raw = if verified && query.with_auth_results != Some(true) {
+        without_first_field(&raw).to_vec()
+    } else {
+        raw
+    };
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
+}
+
+/// The bytes after the first header field (with its folded lines): what followed the
+/// Authentication-Results field the MX put in front.
+fn without_first_field(raw: &[u8]) -> &[u8] {
+    let mut at = 0;
+    let mut first = true;
+    while at < raw.len() {
+        if !first && !matches!(raw[at], b' ' | b'\t') {
+            break;
+        }
+        first = false;
+        at = raw[at..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(raw.len(), |i| at + i + 1);
+    }
+    &raw[at..]
 }
 
 /// The bytes and parsed view of a message the caller received or sent.

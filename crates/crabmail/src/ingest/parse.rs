@@ -90,7 +90,12 @@ pub fn parse(raw: &[u8]) -> Parsed {
         in_reply_to: text_list(message.in_reply_to()),
         references: text_list(message.references()),
         text: message.body_text(0).map(|t| t.into_owned()),
-        html: message.body_html(0).map(|h| h.into_owned()),
+        // Only an HTML part the sender wrote: mail-parser would render a plain-text body as
+        // HTML, which the message never had.
+        html: match message.html_part(0).map(|p| &p.body) {
+            Some(PartType::Html(html)) => Some(html.to_string()),
+            _ => None,
+        },
         attachments,
         headers,
         parse_warnings: warnings,
@@ -364,6 +369,15 @@ fn closing_delimiters(raw: &[u8]) -> std::collections::HashSet<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_text_message_has_no_html() {
+        let plain = parse(b"From: a@example.test\r\nSubject: hi\r\n\r\nJust text.\r\n");
+        assert_eq!(plain.view.text.as_deref(), Some("Just text.\r\n"));
+        assert_eq!(plain.view.html, None);
+        let html = parse(b"From: a@example.test\r\nContent-Type: text/html\r\n\r\n<p>Hi</p>\r\n");
+        assert_eq!(html.view.html.as_deref(), Some("<p>Hi</p>\r\n"));
+    }
 
     const MULTIPART: &[u8] = b"From: \"Ann Example\" <ann@example.test>\r\n\
 To: bot@crabmail.localhost, Bob <bob@example.test>\r\n\
