@@ -10,11 +10,19 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use crabmail::clock::{Clock, SystemClock};
 use crabmail::config::{self, Config};
+use std::process::ExitCode;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "crabmail", version, about = "Email server for AI agents")]
+#[command(
+    name = "crabmail",
+    version,
+    about = "Email server for AI agents",
+    after_help = "Exit codes: 0 success; 1 error (one line on stderr saying what failed); 2 usage \
+                  error; 3 `send --wait` ended with a recipient bounced, expired or cancelled; \
+                  4 `send --wait` ended with a recipient still pending."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -22,7 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (HTTP API and inbound MX).
+    /// Run the server: the HTTP API (and MCP at /mcp), the MX (inbound SMTP), submission (STARTTLS
+    /// and implicit TLS), the delivery queue and webhooks.
     Serve(ServerOptions),
     /// Show configuration.
     Config {
@@ -66,8 +75,38 @@ enum ConfigCommand {
     Show(Box<ServerOptions>),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("crabmail: {}", one_line(&e));
+            match e.downcast_ref::<cli::Unfinished>() {
+                Some(unfinished) => ExitCode::from(unfinished.exit_code()),
+                None => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// The error and its causes on one line, each said once (many of our errors already quote
+/// their cause in their own text).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out.replace('\n', " ")
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     match cli.command {
         Command::Serve(options) => {
@@ -187,6 +226,21 @@ async fn wait_for_signal() {
 mod tests {
     use super::Cli;
     use clap::CommandFactory;
+
+    #[test]
+    fn an_error_is_one_line_with_each_cause_once() {
+        let io = std::io::Error::other("Address already in use");
+        let quoted = anyhow::Error::new(std::io::Error::other(format!("cannot bind: {io}")));
+        assert_eq!(
+            super::one_line(&quoted),
+            "cannot bind: Address already in use"
+        );
+        let chained = anyhow::Error::new(io).context("cannot read the key");
+        assert_eq!(
+            super::one_line(&chained),
+            "cannot read the key: Address already in use"
+        );
+    }
 
     /// clap checks a command's arguments only when that command is parsed; check them all.
     #[test]

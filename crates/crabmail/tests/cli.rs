@@ -353,3 +353,86 @@ fn check_bounce_prints_a_line_per_recipient() {
     );
     assert_eq!(lines[1]["kind"], "none");
 }
+
+/// The exit code tells a script how it went: 0 delivered, 3 bounced (after `--wait`), 2 a
+/// usage error, 1 anything else with one line naming what failed; a taken inbox name is said.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_and_errors_tell_a_script_what_happened() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().unwrap();
+    stdout(&run(home.path(), &server, &["inbox", "create", "--name", "desk"]).await);
+    // Another account took "desk": this one gets another name, and is told.
+    let other_home = tempfile::tempdir().unwrap();
+    let other = run(
+        other_home.path(),
+        &server,
+        &["inbox", "create", "--name", "desk"],
+    )
+    .await;
+    let created = stdout(&other);
+    assert!(created.starts_with("desk-"), "{created}");
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(stderr.contains("desk was taken"), "{stderr}");
+
+    let send = |to: &'static str| {
+        let home = home.path().to_owned();
+        let server = &server;
+        async move {
+            run(
+                &home,
+                server,
+                &[
+                    "send",
+                    "--from",
+                    "desk@crabmail.localhost",
+                    "--to",
+                    to,
+                    "--subject",
+                    "exit codes",
+                    "--wait",
+                    "60",
+                ],
+            )
+            .await
+        }
+    };
+    let delivered = send("delivered@simulator.crabmail.test").await;
+    assert_eq!(delivered.status.code(), Some(0), "{delivered:?}");
+    let bounced = send("bounce@simulator.crabmail.test").await;
+    assert_eq!(bounced.status.code(), Some(3), "{bounced:?}");
+    let shown = String::from_utf8_lossy(&bounced.stdout);
+    assert!(
+        shown.contains("bounce@simulator.crabmail.test\tbounced"),
+        "{shown}"
+    );
+
+    let usage = run(home.path(), &server, &["send", "--nonsense"]).await;
+    assert_eq!(usage.status.code(), Some(2));
+
+    let missing = run(
+        home.path(),
+        &server,
+        &["read", "msg_00000000000000000000000000000000"],
+    )
+    .await;
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("not found"), "{stderr}");
+
+    // An operator command away from the server's data directory makes no store of its own.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_crabmail"))
+        .args(["queue", "list"])
+        .current_dir(elsewhere.path())
+        .env_remove("CRABMAIL_DATA_DIR")
+        .env_remove("CRABMAIL_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no crabmail store at"),
+        "{out:?}"
+    );
+    assert!(!elsewhere.path().join("crabmail-data").exists());
+}

@@ -133,7 +133,9 @@ pub struct SendArgs {
     /// Makes a retried command send only once.
     #[arg(long)]
     pub idempotency_key: Option<String>,
-    /// Seconds to wait for every recipient's outcome before returning.
+    /// Seconds to wait for every recipient's outcome before returning. The exit code then says
+    /// how it ended: 0 all delivered, 3 a recipient bounced, expired or was cancelled, 4 a
+    /// recipient was still pending when the wait ended.
     #[arg(long, default_value_t = 0)]
     pub wait: u64,
     #[command(flatten)]
@@ -274,7 +276,7 @@ async fn inbox(command: InboxCommand, conn: &Connection) -> anyhow::Result<()> {
         } => {
             let inbox = client
                 .create_inbox(&CreateInbox {
-                    name,
+                    name: name.clone(),
                     display_name,
                     domain: None,
                 })
@@ -284,6 +286,13 @@ async fn inbox(command: InboxCommand, conn: &Connection) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&inbox)?);
             } else {
                 println!("{}\t{}", inbox.address, inbox.id);
+            }
+            let got = inbox.address.split('@').next().unwrap_or_default();
+            if let Some(asked) = name.filter(|n| !n.eq_ignore_ascii_case(got)) {
+                eprintln!(
+                    "note: {asked} was taken (or reserved); the inbox is {}",
+                    inbox.address
+                );
             }
         }
         InboxCommand::List { json } => {
@@ -454,9 +463,31 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         .map_err(explain)?;
     println!("{}\t{}", sent.id, sent.status);
     if wait > 0 {
-        println!("{}", wait_for_outcome(&client, &sent.id, wait).await?);
+        let (shown, outcome) = wait_for_outcome(&client, &sent.id, wait).await?;
+        println!("{shown}");
+        if let Some(unfinished) = outcome {
+            return Err(unfinished.into());
+        }
     }
     Ok(())
+}
+
+/// How a `send --wait` that did not end with every recipient delivered ended (exit 3 or 4).
+#[derive(Debug, thiserror::Error)]
+pub enum Unfinished {
+    #[error("message {0} was not delivered to every recipient (see above)")]
+    Failed(String),
+    #[error("message {0} was still pending when the wait ended (see above)")]
+    Pending(String),
+}
+
+impl Unfinished {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Unfinished::Failed(_) => 3,
+            Unfinished::Pending(_) => 4,
+        }
+    }
 }
 
 async fn read(args: ReadArgs) -> anyhow::Result<()> {
@@ -513,7 +544,13 @@ async fn read(args: ReadArgs) -> anyhow::Result<()> {
 }
 
 /// Follows the message's delivery until every recipient is final or `wait` seconds pass.
-async fn wait_for_outcome(client: &Client, id: &str, wait: u64) -> anyhow::Result<String> {
+/// The delivery state once every recipient is final (or the wait ended), as text, and whether
+/// it fell short.
+async fn wait_for_outcome(
+    client: &Client,
+    id: &str,
+    wait: u64,
+) -> anyhow::Result<(String, Option<Unfinished>)> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
     let mut cursor: Option<String> = None;
     loop {
@@ -535,7 +572,16 @@ async fn wait_for_outcome(client: &Client, id: &str, wait: u64) -> anyhow::Resul
                     format!("{}\t{}{last}", r.address, r.status)
                 })
                 .collect();
-            return Ok(format!("{}\n{}", delivery.status, lines.join("\n")));
+            let shown = format!("{}\n{}", delivery.status, lines.join("\n"));
+            let statuses = || delivery.recipients.iter().map(|r| r.status.as_str());
+            let outcome = if statuses().any(|s| matches!(s, "bounced" | "expired" | "cancelled")) {
+                Some(Unfinished::Failed(id.to_owned()))
+            } else if statuses().any(|s| s != "delivered") {
+                Some(Unfinished::Pending(id.to_owned()))
+            } else {
+                None
+            };
+            return Ok((shown, outcome));
         }
         let page = client
             .list_events(cursor.as_deref(), Some(left.min(60) as u32))

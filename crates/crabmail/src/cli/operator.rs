@@ -70,9 +70,26 @@ pub enum CheckCommand {
     },
 }
 
+/// The server's store, for operator commands. They never make one: a SQLite file that does not
+/// exist means the command runs elsewhere than the server (another directory, another
+/// `--data-dir`), and an empty new store would only answer that nothing is there.
+async fn open_store(config: &crabmail::config::Config) -> anyhow::Result<SharedStore> {
+    if config.database_url.is_empty() {
+        let path = config.data_dir.join("crabmail.sqlite3");
+        if !path.exists() {
+            anyhow::bail!(
+                "no crabmail store at {}: run this where `crabmail serve` runs, or give the server's \
+                 --data-dir, --config or CRABMAIL_DATA_DIR (CRABMAIL_DATABASE_URL for PostgreSQL)",
+                path.display()
+            );
+        }
+    }
+    Ok(crabmail::store::open(config).await?)
+}
+
 /// The domain service over the server's store, for operator commands.
 async fn domains(config: &crabmail::config::Config) -> anyhow::Result<(Domains, SharedStore)> {
-    let store = crabmail::store::open(config).await?;
+    let store = open_store(config).await?;
     let domains = Domains::new(
         store.clone(),
         Arc::new(SystemClock),
@@ -240,7 +257,7 @@ pub enum AdminCommand {
 pub async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
     let (AdminCommand::Invite(options) | AdminCommand::Postmaster(options)) = &command;
     let config = options.load()?;
-    let store = crabmail::store::open(&config).await?;
+    let store = open_store(&config).await?;
     let clock: SharedClock = Arc::new(SystemClock);
     let accounts = crabmail::account::Accounts::new(
         store.clone(),
@@ -265,7 +282,7 @@ pub async fn queue_command(command: QueueCommand) -> anyhow::Result<()> {
         | QueueCommand::Cancel { options, .. } => options,
     };
     let config = options.load()?;
-    let store = crabmail::store::open(&config).await?;
+    let store = open_store(&config).await?;
     let result = match &command {
         QueueCommand::List(_) => queue_list(&store).await,
         QueueCommand::Show { id, .. } => queue_show(&store, id).await,

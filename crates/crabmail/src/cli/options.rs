@@ -10,30 +10,37 @@ pub struct ServerOptions {
     /// TOML configuration file (see `crabmail config defaults`).
     #[arg(long, env = "CRABMAIL_CONFIG")]
     config: Option<PathBuf>,
-    /// Where the SQLite database and generated certificate live.
-    #[arg(long)]
+    #[arg(long, help = setting_help("data_dir"))]
     data_dir: Option<PathBuf>,
-    /// Shared mail domain for inboxes.
-    #[arg(long)]
+    #[arg(long, help = setting_help("domain"))]
     domain: Option<String>,
-    /// HTTP API address.
-    #[arg(long)]
+    #[arg(long, help = setting_help("api.listen"))]
     api_listen: Option<String>,
-    /// Inbound MX (SMTP) address.
-    #[arg(long)]
+    #[arg(long, help = setting_help("mx.listen"))]
     mx_listen: Option<String>,
-    /// Submission address (STARTTLS).
-    #[arg(long)]
+    #[arg(long, help = setting_help("submission.listen"))]
     submission_listen: Option<String>,
-    /// Submission address with implicit TLS.
-    #[arg(long)]
+    #[arg(
+        long,
+        alias = "implicit-tls-listen",
+        help = setting_help("submission.implicit_tls_listen")
+    )]
     submissions_listen: Option<String>,
-    /// postgres://... to use PostgreSQL instead of embedded SQLite.
-    #[arg(long)]
+    #[arg(long, help = setting_help("database_url"))]
     database_url: Option<String>,
-    /// Any other setting, as key=value (repeatable), e.g. --set smtp.max_recipients=50.
+    /// Any other setting, as key=value (repeatable), e.g. --set smtp.max_recipients=50; every
+    /// setting is also CRABMAIL_<KEY> (dots as _, upper case) and a key of the --config file.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+}
+
+/// A flag's help from the setting it sets, so the two never disagree: what it does, the
+/// setting's name and its default.
+fn setting_help(key: &str) -> String {
+    match crabmail::config::SETTINGS.iter().find(|s| s.key == key) {
+        Some(s) => format!("{} [setting {}; default {}]", s.doc, s.key, s.default),
+        None => format!("[setting {key}]"),
+    }
 }
 
 impl ServerOptions {
