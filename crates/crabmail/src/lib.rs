@@ -33,6 +33,7 @@ pub mod gate;
 pub mod id;
 pub mod ingest;
 pub mod mcp;
+pub mod metrics;
 pub mod outbound;
 pub mod queue;
 pub mod server;

@@ -186,6 +186,7 @@ async fn serve(
         webhooks: config.webhooks.clone(),
         dns: dns.clone(),
         self_url: addresses.api_url(),
+        metrics_from: config.api.metrics_from.clone(),
     };
     let sessions = TaskTracker::new();
     let (api, smtp_listeners) = listeners.split();

@@ -93,6 +93,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "api: store failure");
+        crate::metrics::count("crabmail_store_errors_total", &[("where", "api")]);
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

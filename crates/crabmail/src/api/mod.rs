@@ -15,6 +15,7 @@ mod health;
 mod inboxes;
 mod lists;
 pub(crate) mod messages;
+mod metrics;
 mod quota;
 pub mod rate;
 mod sending;
@@ -58,6 +59,8 @@ pub struct ApiState {
     pub dns: crate::dns::Dns,
     /// This server's own API (`http://127.0.0.1:8080`): MCP tools at `/mcp` call it.
     pub self_url: String,
+    /// Who may read `/metrics`.
+    pub metrics_from: Vec<crate::config::Network>,
 }
 
 /// A long-poll also looks again this often, in case a wake-up from another node was missed.
@@ -132,6 +135,7 @@ pub fn router(
         ));
     let router = Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::metrics))
         .route("/readyz", get(health::readyz))
         .route(
             "/v1/openapi.json",
@@ -227,6 +231,7 @@ pub fn router(
             .into_response()
         })
         .layer(DefaultBodyLimit::max(max_body_size))
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .with_state(state);
     match rate {
         Some(limiter) => router.layer(axum::middleware::from_fn_with_state(limiter, rate::limit)),

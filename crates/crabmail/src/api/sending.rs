@@ -58,6 +58,7 @@ pub async fn send_message(
         .outbound
         .send(&caller, &inbox_id, request, key, &raw)
         .await?;
+    crate::metrics::count("crabmail_messages_accepted_total", &[("path", "api")]);
     Ok((StatusCode::ACCEPTED, axum::Json(sent_json(accepted))).into_response())
 }
 

@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 /// What one HTTP listener allows.
 #[derive(Debug, Clone)]
@@ -69,7 +70,14 @@ pub async fn serve(
             let _ = tcp.try_write(&too_many_connections());
             continue;
         };
-        let service = TowerToHyperService::new(app.clone());
+        // The client's address, for handlers that judge it (`/metrics`).
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        ));
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())

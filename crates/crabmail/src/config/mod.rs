@@ -94,6 +94,11 @@ pub const SETTINGS: &[Setting] = &[
         doc: "Requests one token may make at once before api.rate_limit paces it.",
     },
     Setting {
+        key: "api.metrics_from",
+        default: r#"["127.0.0.0/8", "::1/128"]"#,
+        doc: "Client networks that may read GET /metrics (Prometheus); others get 404.",
+    },
+    Setting {
         key: "mx.listen",
         default: r#""127.0.0.1:2525""#,
         doc: "Address of the inbound MX (SMTP); production uses 0.0.0.0:25.",
@@ -540,6 +545,7 @@ pub struct ApiConfig {
     pub body_timeout: Duration,
     pub rate_limit: u32,
     pub rate_burst: u32,
+    pub metrics_from: Vec<Network>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

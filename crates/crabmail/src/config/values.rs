@@ -55,8 +55,11 @@ impl Network {
 impl TryFrom<String> for Network {
     type Error = String;
     fn try_from(text: String) -> Result<Network, String> {
-        Network::parse(&text)
-            .ok_or_else(|| format!("submission.trusted_networks: `{text}` is not a CIDR network"))
+        Network::parse(&text).ok_or_else(|| {
+            format!(
+                "`{text}` is not a CIDR network (submission.trusted_networks, api.metrics_from)"
+            )
+        })
     }
 }
 

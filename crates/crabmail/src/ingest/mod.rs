@@ -229,7 +229,13 @@ impl Worker {
 async fn analyse(job: IngestJob, scoring: Arc<Scoring>, budget: Duration) -> insight::Prepared {
     let work = {
         let (job, scoring) = (job.clone(), scoring.clone());
-        tokio::task::spawn_blocking(move || insight::prepare(&job, &scoring.policy))
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let prepared = insight::prepare(&job, &scoring.policy);
+            let took = started.elapsed().as_secs_f64();
+            crate::metrics::observe("crabmail_ingest_analysis_seconds", &[], took);
+            prepared
+        })
     };
     let mut prepared = match tokio::time::timeout(budget, work).await {
         Ok(Ok(prepared)) => prepared,
@@ -360,6 +366,7 @@ async fn commit(
             }
             Err(e) => {
                 tracing::error!(error = %e, "ingest: store refused a batch; retrying");
+                crate::metrics::count("crabmail_store_errors_total", &[("where", "ingest")]);
                 tokio::select! {
                     _ = tokio::time::sleep(RETRY_PAUSE) => {}
                     // The jobs stay in the store; a later sweep or start takes them.

@@ -107,6 +107,16 @@ impl Queue {
                 .await
             {
                 Ok(wakes) => {
+                    for result in &outcomes.results {
+                        let outcome = match result.status {
+                            Status::Delivered => "delivered",
+                            Status::Bounced => "bounced",
+                            Status::Expired => "expired",
+                            Status::Cancelled => "cancelled",
+                            _ => "deferred",
+                        };
+                        crate::metrics::count("crabmail_deliveries_total", &[("outcome", outcome)]);
+                    }
                     for job in jobs {
                         self.ingest.push(job);
                     }
@@ -115,6 +125,7 @@ impl Queue {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "queue: cannot record outcomes; retrying");
+                    crate::metrics::count("crabmail_store_errors_total", &[("where", "queue")]);
                     tokio::time::sleep(RECORD_RETRY).await;
                 }
             }

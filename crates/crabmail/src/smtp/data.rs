@@ -197,6 +197,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
                 held_for,
             )
             .await;
+        if submitted.is_ok() {
+            crate::metrics::count(
+                "crabmail_messages_accepted_total",
+                &[("path", "submission")],
+            );
+        }
         match submitted {
             // DURABILITY: committed (queued) before the 250 reply.
             Ok(accepted) if accepted.held_for.is_some() => reply::awaiting_approval(&accepted.id),
@@ -333,6 +339,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Ok(()) => {
                 // DURABILITY: committed before the 250 reply.
                 self.ctx.ingest.push(job);
+                crate::metrics::count("crabmail_messages_accepted_total", &[("path", "mx")]);
                 tracing::debug!(peer = %self.peer, blob = %blob_id, "smtp: message accepted");
                 reply::queued(&ids.join(" "))
             }

@@ -49,6 +49,16 @@ pub enum Role {
     Submission,
 }
 
+impl Role {
+    /// As metrics label it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Inbound => "mx",
+            Role::Submission => "submission",
+        }
+    }
+}
+
 /// What every session of a listener shares.
 #[derive(Clone)]
 pub struct SmtpContext {
@@ -125,6 +135,7 @@ async fn connection(
     implicit_tls: bool,
     shutdown: CancellationToken,
 ) {
+    crate::metrics::count("crabmail_smtp_sessions_total", &[("role", ctx.role.name())]);
     let limits = Deadlines {
         idle: ctx.limits.idle_timeout,
         session_end: tokio::time::Instant::now() + ctx.limits.session_timeout,

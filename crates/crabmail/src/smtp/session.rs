@@ -174,6 +174,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// Queues a reply; permanent failures count towards `smtp.max_errors`.
     pub(super) fn reply(&mut self, reply: Reply) -> Flow {
+        let code = reply.code.to_string();
+        crate::metrics::count(
+            "crabmail_smtp_replies_total",
+            &[("role", self.ctx.role.name()), ("code", &code)],
+        );
         if reply.closes_connection() {
             return Flow::Close(reply);
         }

@@ -136,4 +136,6 @@ pub trait Queue: Send + Sync {
     /// The inbox that sent the message a recipient belongs to (a report to its signed return
     /// path goes there); None once that inbox is deleted.
     async fn return_path_owner(&self, recipient_id: &str) -> Result<Option<InboxTarget>>;
+    /// What waits: recipients not yet final and ingest jobs, with the age of the oldest of each.
+    async fn backlog(&self, now: Timestamp) -> Result<crate::metrics::Backlog>;
 }

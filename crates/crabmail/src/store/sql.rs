@@ -348,6 +348,11 @@ pub const INSERT_SECRET: &str = "INSERT INTO secrets (name, value, created_at) V
      ON CONFLICT (name) DO NOTHING";
 pub const GET_SECRET: &str = "SELECT value FROM secrets WHERE name = $1";
 
+// Metrics (store/queue.rs `backlog`): what waits, and since when.
+pub const QUEUE_BACKLOG: &str =
+    "SELECT count(*), min(queued_at) FROM recipients WHERE next_attempt_at IS NOT NULL";
+pub const INGEST_BACKLOG: &str = "SELECT count(*), min(created_at) FROM ingest_jobs";
+
 #[cfg(test)]
 mod tests {
     /// SQLite numbers `$n` parameters in the order they first appear, whatever `n` says, so a

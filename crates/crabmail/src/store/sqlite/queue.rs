@@ -153,4 +153,23 @@ impl Queue for SqliteStore {
         })
         .await
     }
+
+    async fn backlog(&self, now: Timestamp) -> Result<crate::metrics::Backlog> {
+        self.read(move |conn| {
+            let row = |sql: &str| -> rusqlite::Result<(i64, Option<i64>)> {
+                conn.prepare_cached(sql)?
+                    .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            };
+            let (queued, queued_since) = row(sql::QUEUE_BACKLOG)?;
+            let (jobs, jobs_since) = row(sql::INGEST_BACKLOG)?;
+            Ok(crate::metrics::Backlog::at(
+                now,
+                queued,
+                queued_since,
+                jobs,
+                jobs_since,
+            ))
+        })
+        .await
+    }
 }
