@@ -38,7 +38,7 @@ pub async fn metrics(
 /// Times every request: method, the route template it matched (never the path a client wrote,
 /// so ids do not multiply the series), and the status class.
 pub async fn track(request: Request, next: Next) -> Response {
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let method = request.method().as_str().to_owned();
     let route = request
         .extensions()

@@ -230,7 +230,7 @@ async fn analyse(job: IngestJob, scoring: Arc<Scoring>, budget: Duration) -> ins
     let work = {
         let (job, scoring) = (job.clone(), scoring.clone());
         tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
+            let started = tokio::time::Instant::now();
             let prepared = insight::prepare(&job, &scoring.policy);
             let took = started.elapsed().as_secs_f64();
             crate::metrics::observe("crabmail_ingest_analysis_seconds", &[], took);
