@@ -436,3 +436,79 @@ async fn exit_codes_and_errors_tell_a_script_what_happened() {
     );
     assert!(!elsewhere.path().join("crabmail-data").exists());
 }
+
+/// The operator's account commands against a running server's store: list accounts and inboxes
+/// with usage, disable (tokens stop working, mail still arrives), enable, reset the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_lists_disables_and_resets_accounts() {
+    let server = TestServer::start().await;
+    let created = server.client(None).create_account(None).await.unwrap();
+    let account = created.account_id.clone();
+    let client = server.client(Some(created.token.clone()));
+    let inbox = client
+        .create_inbox(&crabmail_api::CreateInbox {
+            name: Some("ops".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let data_dir = server.data_dir().to_str().unwrap().to_owned();
+    let admin = |args: &[&str]| {
+        let mut all = vec!["admin"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--data-dir", &data_dir]);
+        let all: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+        let (home, server) = (home.path().to_owned(), &server);
+        async move {
+            let args: Vec<&str> = all.iter().map(String::as_str).collect();
+            run(&home, server, &args).await
+        }
+    };
+
+    let listed = stdout(&admin(&["accounts"]).await);
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with(&account))
+        .unwrap_or_else(|| panic!("{listed}"));
+    let cells: Vec<&str> = row.split('\t').collect();
+    assert_eq!((cells[2], cells[3], cells[6]), ("-", "1", "1"), "{row}");
+    let inboxes = stdout(&admin(&["inboxes", &account]).await);
+    assert!(inboxes.starts_with(&format!("ops@crabmail.localhost\t{}", inbox.id)));
+
+    stdout(&admin(&["disable", &account]).await);
+    let refused = client.list_inboxes().await.unwrap_err();
+    assert_eq!(refused.status(), Some(401));
+    // Mail to a disabled account's inbox is still accepted.
+    let mut smtp = Smtp::connect(server.mx).await;
+    smtp.cmd("EHLO client.example.test", "250").await;
+    let reply = smtp
+        .send_mail(
+            "ann@example.test",
+            &["ops@crabmail.localhost"],
+            "Subject: while disabled\r\n\r\nkept\r\n",
+        )
+        .await;
+    assert!(reply.text().starts_with("250"), "{}", reply.text());
+    stdout(&admin(&["enable", &account]).await);
+    let list = client
+        .list_messages(&inbox.id, None, Some(10), Some(30))
+        .await
+        .unwrap();
+    assert_eq!(list.messages.len(), 1);
+
+    let reset = admin(&["reset-token", &account]).await;
+    let new_token = stdout(&reset).trim().to_owned();
+    assert!(new_token.starts_with("cm_"), "{new_token}");
+    assert_eq!(
+        client.list_inboxes().await.unwrap_err().status(),
+        Some(401),
+        "the old token is revoked"
+    );
+    let renewed = server.client(Some(new_token));
+    assert_eq!(renewed.list_inboxes().await.unwrap().inboxes.len(), 1);
+
+    let missing = admin(&["disable", "acc_00000000000000000000000000000000"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no account"));
+}

@@ -80,6 +80,7 @@ contract!(
     ingest_jobs_are_leased_and_taken_over,
     sending_quotas_hold_refuse_and_count_once,
     webhooks_follow_the_log_under_a_lease,
+    operators_see_disable_and_reset_accounts,
 );
 
 const T0: Timestamp = Timestamp(1_796_000_000_000);
@@ -223,6 +224,42 @@ async fn accounts_and_tokens(b: Backend) {
         .create_token(new_token("tok_dup", "acc_b", b"acc_a", None))
         .await;
     assert!(matches!(duplicate_hash, Err(StoreError::Conflict)));
+}
+
+async fn operators_see_disable_and_reset_accounts(b: Backend) {
+    let s = &*b.store;
+    account(s, "acc_a").await;
+    account(s, "acc_b").await;
+    inbox(s, "inb_a", "acc_a", "a@d.test").await;
+    let usage = s.account_usage(10).await.unwrap();
+    assert_eq!(usage.len(), 2);
+    let a = usage.iter().find(|u| u.id == "acc_a").unwrap();
+    assert_eq!((a.inboxes, a.received, a.sent, a.tokens), (1, 0, 0, 1));
+    assert_eq!(a.disabled_at, None);
+
+    // Disabled: its token is not found; the other account's still is.
+    assert!(s.set_account_disabled("acc_a", Some(T0)).await.unwrap());
+    assert!(s.find_token(b"acc_a".to_vec()).await.unwrap().is_none());
+    assert!(s.find_token(b"acc_b".to_vec()).await.unwrap().is_some());
+    let a = s.account_usage(10).await.unwrap().remove(0);
+    assert_eq!(a.disabled_at, Some(T0));
+    assert!(s.set_account_disabled("acc_a", None).await.unwrap());
+    assert!(s.find_token(b"acc_a".to_vec()).await.unwrap().is_some());
+    assert!(!s.set_account_disabled("acc_none", Some(T0)).await.unwrap());
+
+    // A reset revokes every live token and adds the new one, together.
+    s.create_token(new_token("tok_a2", "acc_a", b"second", None))
+        .await
+        .unwrap();
+    let revoked = s
+        .replace_tokens(new_token("tok_a3", "acc_a", b"third", None), T0)
+        .await
+        .unwrap();
+    assert_eq!(revoked, 2);
+    assert!(s.find_token(b"acc_a".to_vec()).await.unwrap().is_none());
+    assert!(s.find_token(b"second".to_vec()).await.unwrap().is_none());
+    assert!(s.find_token(b"third".to_vec()).await.unwrap().is_some());
+    assert!(s.find_token(b"acc_b".to_vec()).await.unwrap().is_some());
 }
 
 async fn invites_are_single_use(b: Backend) {

@@ -251,11 +251,51 @@ pub enum AdminCommand {
     /// Print a new token for the postmaster's account: mail to postmaster@ any hosted domain
     /// arrives in its inbox (postmaster@ the shared domain).
     Postmaster(Box<ServerOptions>),
+    /// List accounts, oldest first: id, created, disabled, inboxes, messages received and sent,
+    /// live tokens.
+    Accounts {
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
+    /// List an account's inboxes: address, id, created.
+    Inboxes {
+        account: String,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
+    /// Disable an account: its tokens stop working (API, MCP, SMTP AUTH); mail to its inboxes is
+    /// still accepted.
+    Disable {
+        account: String,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        account: String,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
+    /// Revoke every token of an account and print a new one (shown once).
+    ResetToken {
+        account: String,
+        #[command(flatten)]
+        options: Box<ServerOptions>,
+    },
 }
 
 /// Operator commands on the accounts, against the server's store (safe while it runs).
 pub async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
-    let (AdminCommand::Invite(options) | AdminCommand::Postmaster(options)) = &command;
+    let options = match &command {
+        AdminCommand::Invite(options) | AdminCommand::Postmaster(options) => options,
+        AdminCommand::Accounts { options, .. }
+        | AdminCommand::Inboxes { options, .. }
+        | AdminCommand::Disable { options, .. }
+        | AdminCommand::Enable { options, .. }
+        | AdminCommand::ResetToken { options, .. } => options,
+    };
     let config = options.load()?;
     let store = open_store(&config).await?;
     let clock: SharedClock = Arc::new(SystemClock);
@@ -266,12 +306,97 @@ pub async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
         config.signup.policy,
     );
     let printed = match command {
-        AdminCommand::Invite(_) => accounts.create_invite().await,
-        AdminCommand::Postmaster(_) => accounts.postmaster_token().await.map(|t| t.secret),
+        AdminCommand::Invite(_) => accounts.create_invite().await.map_err(Into::into),
+        AdminCommand::Postmaster(_) => accounts
+            .postmaster_token()
+            .await
+            .map(|t| t.secret)
+            .map_err(Into::into),
+        AdminCommand::Accounts { limit, .. } => list_accounts(&store, limit).await,
+        AdminCommand::Inboxes { account, .. } => list_account_inboxes(&store, &account).await,
+        AdminCommand::Disable { account, .. } => {
+            set_disabled(&store, &account, Some(SystemClock.now())).await
+        }
+        AdminCommand::Enable { account, .. } => set_disabled(&store, &account, None).await,
+        AdminCommand::ResetToken { account, .. } => reset_token(&store, &account).await,
     };
     store.close().await;
     println!("{}", printed?);
     Ok(())
+}
+
+async fn list_accounts(store: &SharedStore, limit: usize) -> anyhow::Result<String> {
+    let mut out = vec!["account\tcreated\tdisabled\tinboxes\treceived\tsent\ttokens".to_owned()];
+    for a in store.account_usage(limit).await? {
+        out.push(format!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            a.id,
+            a.created_at.to_rfc3339(),
+            a.disabled_at.map_or("-".into(), |t| t.to_rfc3339()),
+            a.inboxes,
+            a.received,
+            a.sent,
+            a.tokens
+        ));
+    }
+    Ok(out.join("\n"))
+}
+
+async fn list_account_inboxes(store: &SharedStore, account: &str) -> anyhow::Result<String> {
+    let inboxes = store.list_inboxes(account).await?;
+    if inboxes.is_empty() && !account_exists(store, account).await? {
+        anyhow::bail!("no account {account}");
+    }
+    let lines: Vec<String> = inboxes
+        .iter()
+        .map(|i| format!("{}\t{}\t{}", i.address, i.id, i.created_at.to_rfc3339()))
+        .collect();
+    Ok(lines.join("\n"))
+}
+
+async fn account_exists(store: &SharedStore, account: &str) -> anyhow::Result<bool> {
+    // Setting an account's disabled time to what it is would be a write; its usage row is a read.
+    Ok(store
+        .account_usage(usize::MAX >> 1)
+        .await?
+        .iter()
+        .any(|a| a.id == account))
+}
+
+async fn set_disabled(
+    store: &SharedStore,
+    account: &str,
+    when: Option<crabmail::clock::Timestamp>,
+) -> anyhow::Result<String> {
+    if !store.set_account_disabled(account, when).await? {
+        anyhow::bail!("no account {account}");
+    }
+    Ok(match when {
+        Some(_) => {
+            format!("{account} disabled: its tokens no longer work; its inboxes still receive")
+        }
+        None => format!("{account} enabled"),
+    })
+}
+
+async fn reset_token(store: &SharedStore, account: &str) -> anyhow::Result<String> {
+    if !account_exists(store, account).await? {
+        anyhow::bail!("no account {account}");
+    }
+    let now = SystemClock.now();
+    let secret = crabmail::account::token::mint();
+    let token = crabmail::store::NewToken {
+        id: crabmail::id::new_id(crabmail::id::TOKEN, now),
+        account_id: account.to_owned(),
+        hash: secret.hash,
+        inbox_id: None,
+        name: Some("reset by the operator".into()),
+        created_at: now,
+        scopes: None,
+    };
+    let revoked = store.replace_tokens(token, now).await?;
+    eprintln!("{revoked} token(s) of {account} revoked; the new one (shown once):");
+    Ok(secret.secret)
 }
 
 pub async fn queue_command(command: QueueCommand) -> anyhow::Result<()> {

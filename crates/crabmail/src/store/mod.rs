@@ -16,6 +16,7 @@ mod domains;
 mod events;
 mod inbound;
 mod lists;
+mod operator;
 pub mod postgres;
 mod queue;
 mod quotas;
@@ -33,6 +34,7 @@ pub use domains::*;
 pub use events::*;
 pub use inbound::*;
 pub use lists::*;
+pub use operator::*;
 pub use queue::*;
 pub use quotas::*;
 pub use reading::*;
@@ -129,6 +131,7 @@ pub trait Store:
     + Events
     + Webhooks
     + Uploads
+    + Operator
     + Send
     + Sync
     + 'static

@@ -479,6 +479,19 @@ pub(super) fn sent_recipient<R: Cells>(r: &R) -> Mapped<crate::bounce::act::Sent
     })
 }
 
+/// From `sql::ACCOUNT_USAGE`.
+pub(super) fn account_usage<R: Cells>(r: &R) -> Mapped<AccountUsage, R> {
+    Ok(AccountUsage {
+        id: r.cell(0)?,
+        created_at: ts(r, 1)?,
+        disabled_at: opt_ts(r, 2)?,
+        inboxes: r.cell(3)?,
+        received: r.cell(4)?,
+        sent: r.cell(5)?,
+        tokens: r.cell(6)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

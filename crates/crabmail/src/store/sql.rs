@@ -70,8 +70,10 @@ pub const USE_INVITE: &str =
     "UPDATE invites SET used_by = $1, used_at = $2 WHERE hash = $3 AND used_by IS NULL";
 pub const INSERT_ACCOUNT: &str = "INSERT INTO accounts (id, created_at) VALUES ($1, $2)";
 pub const INSERT_INVITE: &str = "INSERT INTO invites (hash, created_at) VALUES ($1, $2)";
-pub const FIND_TOKEN: &str = "SELECT id, account_id, inbox_id, name, created_at, scopes FROM tokens \
-                     WHERE hash = $1 AND revoked_at IS NULL";
+/// A disabled account's tokens are not found.
+pub const FIND_TOKEN: &str = "SELECT t.id, t.account_id, t.inbox_id, t.name, t.created_at, t.scopes FROM tokens t \
+                     JOIN accounts a ON a.id = t.account_id \
+                     WHERE t.hash = $1 AND t.revoked_at IS NULL AND a.disabled_at IS NULL";
 pub const LIST_TOKENS: &str = "SELECT id, account_id, inbox_id, name, created_at, scopes FROM tokens \
                  WHERE account_id = $1 AND revoked_at IS NULL ORDER BY created_at, id";
 pub const REVOKE_TOKEN: &str =
@@ -352,6 +354,17 @@ pub const GET_SECRET: &str = "SELECT value FROM secrets WHERE name = $1";
 pub const QUEUE_BACKLOG: &str =
     "SELECT count(*), min(queued_at) FROM recipients WHERE next_attempt_at IS NOT NULL";
 pub const INGEST_BACKLOG: &str = "SELECT count(*), min(created_at) FROM ingest_jobs";
+
+// Operator commands (store/operator.rs).
+pub const ACCOUNT_USAGE: &str = "SELECT a.id, a.created_at, a.disabled_at, \
+     (SELECT count(*) FROM inboxes i WHERE i.account_id = a.id AND i.deleted_at IS NULL), \
+     (SELECT count(*) FROM messages m WHERE m.account_id = a.id AND m.seq IS NOT NULL), \
+     (SELECT count(*) FROM outbound o WHERE o.account_id = a.id), \
+     (SELECT count(*) FROM tokens t WHERE t.account_id = a.id AND t.revoked_at IS NULL) \
+     FROM accounts a ORDER BY a.created_at, a.id LIMIT $1";
+pub const SET_ACCOUNT_DISABLED: &str = "UPDATE accounts SET disabled_at = $1 WHERE id = $2";
+pub const REVOKE_ACCOUNT_TOKENS: &str =
+    "UPDATE tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL";
 
 #[cfg(test)]
 mod tests {

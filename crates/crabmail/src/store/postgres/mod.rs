@@ -15,6 +15,7 @@ mod domains;
 mod events;
 mod inbound;
 mod lists;
+mod operator;
 mod queue;
 mod quotas;
 mod reading;
@@ -68,6 +69,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         10,
         include_str!("../../../migrations/postgres/0010_reports.sql"),
+    ),
+    (
+        11,
+        include_str!("../../../migrations/postgres/0011_operator.sql"),
     ),
 ];
 const ARRIVALS_CHANNEL: &str = "crabmail_arrivals";

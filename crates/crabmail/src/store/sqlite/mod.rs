@@ -15,6 +15,7 @@ mod domains;
 mod events;
 mod inbound;
 mod lists;
+mod operator;
 mod queue;
 mod quotas;
 mod reading;
@@ -66,6 +67,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         10,
         include_str!("../../../migrations/sqlite/0010_reports.sql"),
+    ),
+    (
+        11,
+        include_str!("../../../migrations/sqlite/0011_operator.sql"),
     ),
 ];
 

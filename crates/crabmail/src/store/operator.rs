@@ -1,0 +1,34 @@
+//! What the operator does to accounts (`crabmail admin`): look at them and their usage, disable
+//! and enable them, replace their tokens.
+
+use super::*;
+
+/// An account as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountUsage {
+    pub id: String,
+    pub created_at: Timestamp,
+    /// Its tokens do not work while this is set.
+    pub disabled_at: Option<Timestamp>,
+    pub inboxes: i64,
+    /// Readable received messages (every inbox copy).
+    pub received: i64,
+    pub sent: i64,
+    /// Live tokens.
+    pub tokens: i64,
+}
+
+#[async_trait]
+pub trait Operator: Send + Sync {
+    /// Accounts, oldest first, with what they hold and did.
+    async fn account_usage(&self, limit: usize) -> Result<Vec<AccountUsage>>;
+    /// Disables (`Some(when)`) or enables (`None`) an account; false when there is none.
+    async fn set_account_disabled(
+        &self,
+        account_id: &str,
+        disabled: Option<Timestamp>,
+    ) -> Result<bool>;
+    /// Revokes every live token of the account and adds `token`, in one transaction; returns how
+    /// many were revoked.
+    async fn replace_tokens(&self, token: NewToken, now: Timestamp) -> Result<u64>;
+}

@@ -1,0 +1,40 @@
+use super::*;
+
+#[async_trait]
+impl Operator for PgStore {
+    async fn account_usage(&self, limit: usize) -> Result<Vec<AccountUsage>> {
+        let rows = sqlx::query(sql::ACCOUNT_USAGE)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(rows::account_usage)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    async fn set_account_disabled(
+        &self,
+        account_id: &str,
+        disabled: Option<Timestamp>,
+    ) -> Result<bool> {
+        let changed = sqlx::query(sql::SET_ACCOUNT_DISABLED)
+            .bind(disabled.map(|t| t.0))
+            .bind(account_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(changed.rows_affected() > 0)
+    }
+
+    async fn replace_tokens(&self, token: NewToken, now: Timestamp) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let revoked = sqlx::query(sql::REVOKE_ACCOUNT_TOKENS)
+            .bind(now.0)
+            .bind(&token.account_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_token(&mut tx, &token).await?;
+        tx.commit().await?;
+        Ok(revoked.rows_affected())
+    }
+}

@@ -1,0 +1,39 @@
+use super::*;
+
+#[async_trait]
+impl Operator for SqliteStore {
+    async fn account_usage(&self, limit: usize) -> Result<Vec<AccountUsage>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(sql::ACCOUNT_USAGE)?;
+            let rows = stmt.query_map(params![limit as i64], |r| rows::account_usage(r))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn set_account_disabled(
+        &self,
+        account_id: &str,
+        disabled: Option<Timestamp>,
+    ) -> Result<bool> {
+        let account_id = account_id.to_owned();
+        self.write(move |conn| {
+            let changed = conn
+                .prepare_cached(sql::SET_ACCOUNT_DISABLED)?
+                .execute(params![disabled.map(|t| t.0), account_id])?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn replace_tokens(&self, token: NewToken, now: Timestamp) -> Result<u64> {
+        self.write(move |conn| {
+            let revoked = conn
+                .prepare_cached(sql::REVOKE_ACCOUNT_TOKENS)?
+                .execute(params![now.0, token.account_id])?;
+            insert_token(conn, &token)?;
+            Ok(revoked as u64)
+        })
+        .await
+    }
+}
