@@ -25,6 +25,15 @@ pub fn python_script(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
+/// A port free on `ip` now (for servers that must listen on a chosen loopback address, such as a
+/// remote MX the DNS zone names).
+pub fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind(format!("{ip}:0"))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
+}
+
 /// A script of `node/` (real JavaScript clients: EventSource, the Standard Webhooks verifier),
 /// whose packages `scripts/test` installs with `npm ci`.
 pub fn node_script(name: &str) -> std::path::PathBuf {

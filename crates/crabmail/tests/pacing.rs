@@ -5,19 +5,11 @@
 use crabmail::clock::{ManualClock, Timestamp};
 use crabmail_api::client::Client;
 use crabmail_api::{AddressList, CreateInbox, Event, SendMessage};
-use crabmail_testkit::{Backend, SmtpSink, TestServer, Zone};
+use crabmail_testkit::{Backend, SmtpSink, TestServer, Zone, free_port};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 const T0: Timestamp = Timestamp(1_796_000_040_000);
-
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind(format!("{ip}:0"))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 async fn event(client: &Client, kind: &str, message_id: &str) -> Event {
     crabmail_testkit::event(client, kind, Some(message_id), None).await

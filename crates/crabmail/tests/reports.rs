@@ -5,7 +5,7 @@
 
 use crabmail_api::client::Client;
 use crabmail_api::{AddressList, Message, RecipientState, SendMessage};
-use crabmail_testkit::{Backend, Smtp, SmtpSink, TestServer, Zone, on_both_backends};
+use crabmail_testkit::{Backend, Smtp, SmtpSink, TestServer, Zone, free_port, on_both_backends};
 
 async fn deliver(server: &TestServer, mail_from: &str, to: &str, body: &str) {
     let mut smtp = Smtp::connect(server.mx).await;
@@ -118,15 +118,6 @@ async fn reports_from_other_servers_are_told_apart(backend: Backend) {
     let ordinary = received(&client, &inbox.id, &mut cursor).await;
     assert!(ordinary.parsed.bounce.is_none() && ordinary.parsed.complaint.is_none());
     assert!(!ordinary.parsed.auto_reply);
-}
-
-/// A port free on `ip` now (the sink must listen on a chosen address).
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind(format!("{ip}:0"))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A crabmail whose mail for example.test goes to Postfix's smtp-sink on `ip`, and an inbox

@@ -4,18 +4,9 @@
 use crabmail::clock::{ManualClock, Timestamp};
 use crabmail_api::client::Client;
 use crabmail_api::{AddressList, CreateInbox, Event, SendMessage};
-use crabmail_testkit::{Backend, SmtpSink, TestServer, Zone, on_both_backends};
+use crabmail_testkit::{Backend, SmtpSink, TestServer, Zone, free_port, on_both_backends};
 use std::net::SocketAddr;
 use std::time::Duration;
-
-/// A port free on `ip` now (for servers that must listen on a chosen address).
-fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind(format!("{ip}:0"))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn at(ip: &str, port: u16) -> SocketAddr {
     format!("{ip}:{port}").parse().unwrap()
