@@ -16,6 +16,7 @@ mod inboxes;
 mod lists;
 pub(crate) mod messages;
 mod metrics;
+mod operator;
 mod quota;
 pub mod rate;
 mod sending;
@@ -136,6 +137,11 @@ pub fn router(
     let router = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
+        .route("/console", get(operator::console))
+        .route("/v1/operator/queue", get(operator::queue))
+        .route("/v1/operator/accounts", get(operator::accounts))
+        .route("/v1/operator/messages/{id}/retry", post(operator::retry))
+        .route("/v1/operator/messages/{id}/cancel", post(operator::cancel))
         .route("/readyz", get(health::readyz))
         .route(
             "/v1/openapi.json",
