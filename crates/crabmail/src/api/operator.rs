@@ -14,8 +14,10 @@ use serde_json::{Value, json};
 
 /// Queue rows shown at most.
 const QUEUE_ROWS: usize = 500;
-/// Accounts shown at most.
+/// Accounts (and suppressions) shown at most.
 const ACCOUNT_ROWS: usize = 1000;
+/// Latest attempts, and latest received messages for the risk distribution.
+const RECENT_ROWS: usize = 500;
 
 /// 404 unless the caller is the operator with the admin scope.
 async fn operator(state: &ApiState, caller: &Caller) -> Result<(), ApiError> {
@@ -119,6 +121,93 @@ pub async fn accounts(
         })
         .collect();
     Ok(axum::Json(json!({ "accounts": rows })))
+}
+
+/// The latest delivery attempts across accounts, with the remote's reply.
+pub async fn deliveries(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<axum::Json<Value>, ApiError> {
+    operator(&state, &caller).await?;
+    let rows: Vec<Value> = state
+        .store
+        .recent_attempts(RECENT_ROWS)
+        .await?
+        .into_iter()
+        .map(|a| {
+            json!({
+                "at": a.attempt.at.to_rfc3339(),
+                "message_id": a.message_id,
+                "account_id": a.account_id,
+                "to": a.address,
+                "host": a.attempt.host,
+                "code": a.attempt.code,
+                "enhanced_code": a.attempt.enhanced,
+                "reply": a.attempt.text,
+                "tls": a.attempt.tls,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "deliveries": rows })))
+}
+
+/// Every account's suppressions, newest first.
+pub async fn suppressions(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<axum::Json<Value>, ApiError> {
+    operator(&state, &caller).await?;
+    let rows: Vec<Value> = state
+        .store
+        .all_suppressions(ACCOUNT_ROWS)
+        .await?
+        .into_iter()
+        .map(|s| {
+            json!({
+                "account_id": s.account_id,
+                "address": s.address,
+                "reason": s.reason,
+                "created_at": s.created_at.to_rfc3339(),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "suppressions": rows })))
+}
+
+/// The injection-risk levels of the latest received mail, and the evidence of every message that
+/// is not low.
+pub async fn risk(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<axum::Json<Value>, ApiError> {
+    operator(&state, &caller).await?;
+    let recent = state.store.recent_risk(RECENT_ROWS).await?;
+    let mut levels = serde_json::Map::new();
+    for level in ["low", "medium", "high", "unscored"] {
+        levels.insert(level.into(), json!(0));
+    }
+    let mut flagged = Vec::new();
+    for m in &recent {
+        let level = m.security.as_ref().map_or("unscored", |s| s.level.as_str());
+        if let Some(n) = levels.get_mut(level).and_then(|v| v.as_u64()) {
+            levels.insert(level.into(), json!(n + 1));
+        }
+        if let Some(s) = m.security.as_ref().filter(|s| s.level != "low") {
+            flagged.push(json!({
+                "message_id": m.message_id,
+                "account_id": m.account_id,
+                "received_at": m.received_at.to_rfc3339(),
+                "subject": m.subject,
+                "injection_risk": s.injection_risk,
+                "level": s.level,
+                "flags": s.flags,
+                "evidence": s.evidence,
+            }));
+        }
+    }
+    Ok(axum::Json(
+        json!({ "messages": recent.len(), "levels": levels, "flagged": flagged }),
+    ))
 }
 
 /// The console page: static, in the binary; it asks for the operator's token and calls the

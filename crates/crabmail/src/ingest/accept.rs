@@ -103,10 +103,13 @@ pub enum CopyFate {
 }
 
 /// The envelope of mail that never crossed the network: from this server to itself.
+/// The remote address of mail that never crossed the network.
+pub const LOCAL: &str = "local";
+
 pub fn local_envelope(return_path: &str, hostname: &str) -> Envelope {
     Envelope {
         return_path: return_path.to_owned(),
-        remote_ip: "local".into(),
+        remote_ip: LOCAL.into(),
         helo: hostname.to_owned(),
         tls: true,
     }

@@ -18,6 +18,25 @@ pub struct AccountUsage {
     pub tokens: i64,
 }
 
+/// One delivery attempt, newest first, for the console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentAttempt {
+    pub attempt: AttemptRecord,
+    pub message_id: String,
+    pub account_id: String,
+    pub address: String,
+}
+
+/// A received message's risk, for the console's distribution.
+#[derive(Debug, Clone)]
+pub struct RecentRisk {
+    pub message_id: String,
+    pub account_id: String,
+    pub received_at: Timestamp,
+    pub subject: Option<String>,
+    pub security: Option<crabmail_api::Security>,
+}
+
 #[async_trait]
 pub trait Operator: Send + Sync {
     /// Accounts, oldest first, with what they hold and did.
@@ -31,4 +50,10 @@ pub trait Operator: Send + Sync {
     /// Revokes every live token of the account and adds `token`, in one transaction; returns how
     /// many were revoked.
     async fn replace_tokens(&self, token: NewToken, now: Timestamp) -> Result<u64>;
+    /// The latest delivery attempts across accounts, newest first.
+    async fn recent_attempts(&self, limit: usize) -> Result<Vec<RecentAttempt>>;
+    /// Every account's suppressions, newest first.
+    async fn all_suppressions(&self, limit: usize) -> Result<Vec<Suppression>>;
+    /// The latest readable received messages with their risk, newest first.
+    async fn recent_risk(&self, limit: usize) -> Result<Vec<RecentRisk>>;
 }

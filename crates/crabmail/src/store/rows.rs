@@ -193,7 +193,7 @@ pub(super) fn thread<R: Cells>(r: &R) -> Mapped<ThreadRecord, R> {
     })
 }
 
-/// From `sql::LIST_SUPPRESSIONS` and the backends' lookups.
+/// From `sql::LIST_SUPPRESSIONS`, `sql::ALL_SUPPRESSIONS` and the backends' lookups.
 pub(super) fn suppression<R: Cells>(r: &R) -> Mapped<Suppression, R> {
     Ok(Suppression {
         account_id: r.cell(0)?,
@@ -347,6 +347,9 @@ pub(super) struct UnreadCopy {
     pub own_address: String,
     /// The recipient of ours a report to a signed return path is about.
     pub report_for: Option<String>,
+    /// It came through the MX (not a local delivery or a report crabmail wrote itself): only
+    /// then may it act on mail we sent.
+    pub from_network: bool,
 }
 
 pub(super) fn unread_copy<R: Cells>(r: &R) -> Mapped<UnreadCopy, R> {
@@ -357,6 +360,7 @@ pub(super) fn unread_copy<R: Cells>(r: &R) -> Mapped<UnreadCopy, R> {
         received_at: ts(r, 3)?,
         own_address: r.cell(4)?,
         report_for: r.cell(5)?,
+        from_network: r.cell::<String, _>(6)? != crate::ingest::accept::LOCAL,
     })
 }
 
@@ -489,6 +493,37 @@ pub(super) fn account_usage<R: Cells>(r: &R) -> Mapped<AccountUsage, R> {
         received: r.cell(4)?,
         sent: r.cell(5)?,
         tokens: r.cell(6)?,
+    })
+}
+
+/// From `sql::RECENT_ATTEMPTS`.
+pub(super) fn recent_attempt<R: Cells>(r: &R) -> Mapped<RecentAttempt, R> {
+    Ok(RecentAttempt {
+        attempt: AttemptRecord {
+            at: ts(r, 0)?,
+            host: r.cell(1)?,
+            code: r
+                .cell::<Option<i64>, _>(2)?
+                .and_then(|c| u16::try_from(c).ok()),
+            enhanced: r.cell(3)?,
+            text: r.cell(4)?,
+            tls: r.cell(5)?,
+        },
+        message_id: r.cell(6)?,
+        account_id: r.cell(7)?,
+        address: r.cell(8)?,
+    })
+}
+
+/// From `sql::RECENT_RISK`.
+pub(super) fn recent_risk<R: Cells>(r: &R) -> Mapped<RecentRisk, R> {
+    let summary: Option<crabmail_api::SummaryContent> = json(r, 4)?;
+    Ok(RecentRisk {
+        message_id: r.cell(0)?,
+        account_id: r.cell(1)?,
+        received_at: ts(r, 2)?,
+        subject: r.cell(3)?,
+        security: summary.and_then(|s| s.security),
     })
 }
 

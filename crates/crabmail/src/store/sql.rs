@@ -169,7 +169,7 @@ pub const INSERT_THREAD_MEMBER: &str = "INSERT INTO thread_members (message_id, 
 /// The copies of a blob not yet readable, with their inbox's address (`rows::unread_copy`).
 macro_rules! unread_copies {
     () => {
-        "SELECT m.id, m.inbox_id, m.account_id, m.received_at, i.address, m.report_for FROM messages m \
+        "SELECT m.id, m.inbox_id, m.account_id, m.received_at, i.address, m.report_for, m.remote_ip FROM messages m \
          JOIN inboxes i ON i.id = m.inbox_id WHERE m.blob_id = $1 AND m.seq IS NULL ORDER BY m.id"
     };
 }
@@ -365,6 +365,14 @@ pub const ACCOUNT_USAGE: &str = "SELECT a.id, a.created_at, a.disabled_at, \
 pub const SET_ACCOUNT_DISABLED: &str = "UPDATE accounts SET disabled_at = $1 WHERE id = $2";
 pub const REVOKE_ACCOUNT_TOKENS: &str =
     "UPDATE tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL";
+
+pub const RECENT_ATTEMPTS: &str = "SELECT a.at, a.host, a.code, a.enhanced, a.text, a.tls, \
+     r.message_id, r.account_id, r.address FROM attempts a JOIN recipients r ON r.id = a.recipient_id \
+     ORDER BY a.id DESC LIMIT $1";
+pub const ALL_SUPPRESSIONS: &str = "SELECT account_id, address, reason, created_at FROM suppressions \
+     ORDER BY created_at DESC LIMIT $1";
+pub const RECENT_RISK: &str = "SELECT id, account_id, received_at, subject, summary FROM messages \
+     WHERE seq IS NOT NULL ORDER BY received_at DESC LIMIT $1";
 
 #[cfg(test)]
 mod tests {

@@ -134,14 +134,15 @@ async fn apply_report(
                 .fetch_all(&mut **tx)
                 .await?
         }
-        (None, Some(header_id)) => {
+        // Reports crabmail wrote itself (and local mail) never act: only another server's.
+        (None, Some(header_id)) if copy.from_network => {
             sqlx::query(sql::SENT_BY_HEADER_ID)
                 .bind(&copy.inbox_id)
                 .bind(header_id)
                 .fetch_all(&mut **tx)
                 .await?
         }
-        (None, None) => Vec::new(),
+        _ => Vec::new(),
     };
     let candidates = found
         .iter()

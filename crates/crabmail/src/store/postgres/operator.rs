@@ -37,4 +37,37 @@ impl Operator for PgStore {
         tx.commit().await?;
         Ok(revoked.rows_affected())
     }
+
+    async fn recent_attempts(&self, limit: usize) -> Result<Vec<RecentAttempt>> {
+        let rows = sqlx::query(sql::RECENT_ATTEMPTS)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(rows::recent_attempt)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    async fn all_suppressions(&self, limit: usize) -> Result<Vec<Suppression>> {
+        let rows = sqlx::query(sql::ALL_SUPPRESSIONS)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(rows::suppression)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    async fn recent_risk(&self, limit: usize) -> Result<Vec<RecentRisk>> {
+        let rows = sqlx::query(sql::RECENT_RISK)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(rows::recent_risk)
+            .collect::<std::result::Result<_, _>>()?)
+    }
 }

@@ -128,13 +128,14 @@ fn apply_report(
                 rows::sent_recipient(r)
             })?
             .collect::<rusqlite::Result<_>>()?,
-        (None, Some(header_id)) => conn
+        // Reports crabmail wrote itself (and local mail) never act: only another server's.
+        (None, Some(header_id)) if copy.from_network => conn
             .prepare_cached(sql::SENT_BY_HEADER_ID)?
             .query_map(params![copy.inbox_id, header_id], |r| {
                 rows::sent_recipient(r)
             })?
             .collect::<rusqlite::Result<_>>()?,
-        (None, None) => Vec::new(),
+        _ => Vec::new(),
     };
     let actions = act::decide(report, &candidates, copy.report_for.is_some());
     let linked = copy

@@ -36,4 +36,31 @@ impl Operator for SqliteStore {
         })
         .await
     }
+
+    async fn recent_attempts(&self, limit: usize) -> Result<Vec<RecentAttempt>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(sql::RECENT_ATTEMPTS)?;
+            let rows = stmt.query_map(params![limit as i64], |r| rows::recent_attempt(r))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn all_suppressions(&self, limit: usize) -> Result<Vec<Suppression>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(sql::ALL_SUPPRESSIONS)?;
+            let rows = stmt.query_map(params![limit as i64], |r| rows::suppression(r))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn recent_risk(&self, limit: usize) -> Result<Vec<RecentRisk>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(sql::RECENT_RISK)?;
+            let rows = stmt.query_map(params![limit as i64], |r| rows::recent_risk(r))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
 }
