@@ -32,7 +32,7 @@ try {
   const row = `tr[data-message="${messageId}"]`;
   await page.waitForSelector(row);
   seen.row = await page.$eval(row, (e) => e.innerText);
-  for (const id of ["deliveries", "levels", "risk", "suppressions", "accounts"]) {
+  for (const id of ["deliveries", "levels", "risk", "suppressions", "accounts", "domains"]) {
     seen[id] = await page.$eval(`#${id}`, (e) => e.innerText);
   }
   await page.screenshot({ path: `${shots}/1-queue.png`, fullPage: true });

@@ -144,6 +144,10 @@ async fn the_operator_retries_a_deferred_message_from_the_console() {
     assert!(text("levels").contains("1 high"), "{seen}");
     assert!(text("risk").contains("urgent instructions"), "{seen}");
     assert!(text("accounts").contains("acc_"), "{seen}");
+    // The shared domain, with each record looked up (the test's DNS has none of them).
+    let domains = text("domains");
+    assert!(domains.contains("crabmail.localhost\t(shared)"), "{seen}");
+    assert!(domains.contains("MX crabmail.localhost: missing"), "{seen}");
     assert_eq!(
         seen["after_retry"].as_str().unwrap(),
         format!("retried {}: 1 recipient(s) due now", sent.id)

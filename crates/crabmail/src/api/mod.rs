@@ -143,6 +143,7 @@ pub fn router(
         .route("/v1/operator/deliveries", get(operator::deliveries))
         .route("/v1/operator/suppressions", get(operator::suppressions))
         .route("/v1/operator/risk", get(operator::risk))
+        .route("/v1/operator/domains", get(operator::domains))
         .route("/v1/operator/messages/{id}/retry", post(operator::retry))
         .route("/v1/operator/messages/{id}/cancel", post(operator::cancel))
         .route("/readyz", get(health::readyz))

@@ -18,6 +18,8 @@ const QUEUE_ROWS: usize = 500;
 const ACCOUNT_ROWS: usize = 1000;
 /// Latest attempts, and latest received messages for the risk distribution.
 const RECENT_ROWS: usize = 500;
+/// Domains looked up live at most (each is a handful of DNS queries).
+const DOMAIN_ROWS: usize = 50;
 
 /// 404 unless the caller is the operator with the admin scope.
 async fn operator(state: &ApiState, caller: &Caller) -> Result<(), ApiError> {
@@ -208,6 +210,26 @@ pub async fn risk(
     Ok(axum::Json(
         json!({ "messages": recent.len(), "levels": levels, "flagged": flagged }),
     ))
+}
+
+/// Every domain with its DNS records looked up live (ok, missing or mismatch), at most
+/// `DOMAIN_ROWS`; looking changes nothing (verifying is the owner's `POST /v1/domains/{id}/verify`).
+pub async fn domains(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<axum::Json<Value>, ApiError> {
+    operator(&state, &caller).await?;
+    let mut rows = Vec::new();
+    for domain in state.store.all_domains(DOMAIN_ROWS).await? {
+        let (d, checks) = state.domains.look_up(domain).await?;
+        rows.push(json!({
+            "name": d.name,
+            "account_id": d.account_id,
+            "verified_at": time(d.verified_at),
+            "checks": checks,
+        }));
+    }
+    Ok(axum::Json(json!({ "domains": rows })))
 }
 
 /// The console page: static, in the binary; it asks for the operator's token and calls the

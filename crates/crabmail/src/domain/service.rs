@@ -114,6 +114,16 @@ impl Domains {
         Ok(Published { domain, records })
     }
 
+    /// Looks each record up live and changes nothing (the operator's console).
+    pub async fn look_up(
+        &self,
+        domain: DomainRecord,
+    ) -> Result<(DomainRecord, Vec<Check>), DomainError> {
+        let Published { domain, records } = self.published(domain).await?;
+        let checks = records::check(&self.dns, &records).await;
+        Ok((domain, checks))
+    }
+
     /// Looks each record up live; when the required ones are in place a pending domain becomes
     /// verified.
     pub async fn verify(

@@ -56,4 +56,6 @@ pub trait Operator: Send + Sync {
     async fn all_suppressions(&self, limit: usize) -> Result<Vec<Suppression>>;
     /// The latest readable received messages with their risk, newest first.
     async fn recent_risk(&self, limit: usize) -> Result<Vec<RecentRisk>>;
+    /// Every domain, shared and claimed, verified or not, oldest first.
+    async fn all_domains(&self, limit: usize) -> Result<Vec<DomainRecord>>;
 }

@@ -374,6 +374,12 @@ pub const ALL_SUPPRESSIONS: &str = "SELECT account_id, address, reason, created_
 pub const RECENT_RISK: &str = "SELECT id, account_id, received_at, subject, summary FROM messages \
      WHERE seq IS NOT NULL ORDER BY received_at DESC LIMIT $1";
 
+pub const ALL_DOMAINS: &str = concat!(
+    "SELECT ",
+    domain_columns!(),
+    " FROM domains ORDER BY created_at, id LIMIT $1"
+);
+
 #[cfg(test)]
 mod tests {
     /// SQLite numbers `$n` parameters in the order they first appear, whatever `n` says, so a

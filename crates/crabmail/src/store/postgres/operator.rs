@@ -70,4 +70,15 @@ impl Operator for PgStore {
             .map(rows::recent_risk)
             .collect::<std::result::Result<_, _>>()?)
     }
+
+    async fn all_domains(&self, limit: usize) -> Result<Vec<DomainRecord>> {
+        let rows = sqlx::query(sql::ALL_DOMAINS)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(rows::domain)
+            .collect::<std::result::Result<_, _>>()?)
+    }
 }

@@ -63,4 +63,13 @@ impl Operator for SqliteStore {
         })
         .await
     }
+
+    async fn all_domains(&self, limit: usize) -> Result<Vec<DomainRecord>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(sql::ALL_DOMAINS)?;
+            let rows = stmt.query_map(params![limit as i64], |r| rows::domain(r))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
 }
