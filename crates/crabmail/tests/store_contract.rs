@@ -260,6 +260,11 @@ async fn operators_see_disable_and_reset_accounts(b: Backend) {
     assert!(s.find_token(b"second".to_vec()).await.unwrap().is_none());
     assert!(s.find_token(b"third".to_vec()).await.unwrap().is_some());
     assert!(s.find_token(b"acc_b".to_vec()).await.unwrap().is_some());
+
+    // The console's other views read on both stores (nothing sent or received here).
+    assert!(s.all_suppressions(10).await.unwrap().is_empty());
+    assert!(s.recent_risk(10).await.unwrap().is_empty());
+    assert!(s.all_domains(10).await.unwrap().is_empty());
 }
 
 async fn invites_are_single_use(b: Backend) {
@@ -747,6 +752,15 @@ async fn the_queue_leases_records_and_reports(b: Backend) {
         .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 1);
+
+    // The operator's view of the same: the attempts newest first, the backlog.
+    let recent = s.recent_attempts(10).await.unwrap();
+    assert!(!recent.is_empty());
+    assert!(recent.iter().all(|a| a.account_id == "acc_a"));
+    assert!(recent.iter().any(|a| a.attempt.code.is_some()));
+    assert!(s.recent_attempts(10).await.unwrap().len() <= 10);
+    let backlog = s.backlog(retry_at).await.unwrap();
+    assert!(backlog.queue_recipients >= 1, "{backlog:?}");
 }
 
 async fn idempotency_suppressions_and_operator_actions(b: Backend) {
