@@ -144,6 +144,10 @@ async fn the_operator_retries_a_deferred_message_from_the_console() {
     assert!(text("levels").contains("1 high"), "{seen}");
     assert!(text("risk").contains("urgent instructions"), "{seen}");
     assert!(text("accounts").contains("acc_"), "{seen}");
+    assert!(
+        text("accounts").contains(&format!("{} ({})", inbox.address, inbox.id)),
+        "{seen}"
+    );
     // The shared domain, with each record looked up (the test's DNS has none of them).
     let domains = text("domains");
     assert!(domains.contains("crabmail.localhost\t(shared)"), "{seen}");

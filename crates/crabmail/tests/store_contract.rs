@@ -265,6 +265,12 @@ async fn operators_see_disable_and_reset_accounts(b: Backend) {
     assert!(s.all_suppressions(10).await.unwrap().is_empty());
     assert!(s.recent_risk(10).await.unwrap().is_empty());
     assert!(s.all_domains(10).await.unwrap().is_empty());
+    let inboxes = s.all_inboxes(10).await.unwrap();
+    assert_eq!(inboxes.len(), 1);
+    assert_eq!(
+        (inboxes[0].account_id.as_str(), inboxes[0].address.as_str()),
+        ("acc_a", "a@d.test")
+    );
 }
 
 async fn invites_are_single_use(b: Backend) {

@@ -18,6 +18,8 @@ const QUEUE_ROWS: usize = 500;
 const ACCOUNT_ROWS: usize = 1000;
 /// Latest attempts, and latest received messages for the risk distribution.
 const RECENT_ROWS: usize = 500;
+/// Inboxes listed with the accounts at most.
+const INBOX_ROWS: usize = 5000;
 /// Domains looked up live at most (each is a handful of DNS queries).
 const DOMAIN_ROWS: usize = 50;
 
@@ -99,12 +101,23 @@ pub async fn cancel(
     ))
 }
 
-/// Accounts, oldest first, with their usage.
+/// Accounts, oldest first, with their usage and their inboxes.
 pub async fn accounts(
     State(state): State<ApiState>,
     caller: Caller,
 ) -> Result<axum::Json<Value>, ApiError> {
     operator(&state, &caller).await?;
+    let mut inboxes: std::collections::HashMap<String, Vec<Value>> = Default::default();
+    for i in state.store.all_inboxes(INBOX_ROWS).await? {
+        inboxes
+            .entry(i.account_id.clone())
+            .or_default()
+            .push(json!({
+                "id": i.id,
+                "address": i.address,
+                "created_at": i.created_at.to_rfc3339(),
+            }));
+    }
     let rows: Vec<Value> = state
         .store
         .account_usage(ACCOUNT_ROWS)
@@ -119,6 +132,7 @@ pub async fn accounts(
                 "received": a.received,
                 "sent": a.sent,
                 "tokens": a.tokens,
+                "inbox_list": inboxes.remove(&a.id).unwrap_or_default(),
             })
         })
         .collect();

@@ -22,7 +22,7 @@ pub struct ServerOptions {
     submission_listen: Option<String>,
     #[arg(
         long,
-        alias = "implicit-tls-listen",
+        aliases = ["submission-implicit-tls-listen", "implicit-tls-listen"],
         help = setting_help("submission.implicit_tls_listen")
     )]
     submissions_listen: Option<String>,

@@ -58,4 +58,6 @@ pub trait Operator: Send + Sync {
     async fn recent_risk(&self, limit: usize) -> Result<Vec<RecentRisk>>;
     /// Every domain, shared and claimed, verified or not, oldest first.
     async fn all_domains(&self, limit: usize) -> Result<Vec<DomainRecord>>;
+    /// Every live inbox, by account, oldest first.
+    async fn all_inboxes(&self, limit: usize) -> Result<Vec<InboxRecord>>;
 }

@@ -380,6 +380,9 @@ pub const ALL_DOMAINS: &str = concat!(
     " FROM domains ORDER BY created_at, id LIMIT $1"
 );
 
+pub const ALL_INBOXES: &str = "SELECT id, account_id, address, display_name, created_at, approval_required \
+     FROM inboxes WHERE deleted_at IS NULL ORDER BY account_id, created_at, id LIMIT $1";
+
 #[cfg(test)]
 mod tests {
     /// SQLite numbers `$n` parameters in the order they first appear, whatever `n` says, so a

@@ -81,4 +81,15 @@ impl Operator for PgStore {
             .map(rows::domain)
             .collect::<std::result::Result<_, _>>()?)
     }
+
+    async fn all_inboxes(&self, limit: usize) -> Result<Vec<InboxRecord>> {
+        let rows = sqlx::query(sql::ALL_INBOXES)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(rows::inbox)
+            .collect::<std::result::Result<_, _>>()?)
+    }
 }

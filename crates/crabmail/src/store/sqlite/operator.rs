@@ -72,4 +72,13 @@ impl Operator for SqliteStore {
         })
         .await
     }
+
+    async fn all_inboxes(&self, limit: usize) -> Result<Vec<InboxRecord>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(sql::ALL_INBOXES)?;
+            let rows = stmt.query_map(params![limit as i64], |r| rows::inbox(r))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
 }
