@@ -562,6 +562,19 @@ impl Client {
             .await
     }
 
+    /// The endpoint's attempts once at least `min` are listed, waiting up to `wait` seconds.
+    pub async fn wait_for_webhook_deliveries(
+        &self,
+        id: &str,
+        min: usize,
+        wait: u32,
+    ) -> Result<WebhookDeliveries, ClientError> {
+        let req = self
+            .request(Method::GET, &format!("/v1/webhooks/{id}/deliveries"))
+            .query(&[("min", min.to_string()), ("wait", wait.to_string())]);
+        self.send(req).await
+    }
+
     /// Messages waiting for approval, oldest first.
     pub async fn list_approvals(&self) -> Result<ApprovalList, ClientError> {
         self.send(self.request(Method::GET, "/v1/approvals")).await

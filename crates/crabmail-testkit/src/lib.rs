@@ -46,24 +46,6 @@ pub fn node_script(name: &str) -> std::path::PathBuf {
     dir.join(name)
 }
 
-/// Waits (at most 30 s) for server state that no event announces, such as a webhook's progress
-/// (kept out of the event log, which webhooks themselves deliver): asks `check` again every 50 ms.
-/// Where an event or a long-poll exists, wait on it instead.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not so within 30 s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 /// Waits (long-polling the account's event log from the start) for the first event of `kind`
 /// about `message_id` (or about `inbox_id`, when no message is named); panics after 30 s of
 /// silence.

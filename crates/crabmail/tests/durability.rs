@@ -442,21 +442,12 @@ async fn webhook_events_survive_kill_9_mid_retry(backend: Backend) {
         client.send_message(&inbox.id, &note, None).await.unwrap();
     }
     // Two refused attempts: the first event waits for its third.
-    crabmail_testkit::eventually("two refused attempts", || async {
-        client
-            .webhook_deliveries(&hook.id)
-            .await
-            .unwrap()
-            .deliveries
-            .len()
-            >= 2
-    })
-    .await;
     let log = client
-        .webhook_deliveries(&hook.id)
+        .wait_for_webhook_deliveries(&hook.id, 2, 30)
         .await
         .unwrap()
         .deliveries;
+    assert!(log.len() >= 2, "two refused attempts within 30 s");
     assert!(
         log.iter()
             .all(|d| d.outcome == "retrying" && d.status_code.is_none())
@@ -486,10 +477,29 @@ async fn webhook_events_survive_kill_9_mid_retry(backend: Backend) {
     let expected: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(accepted, expected, "every event once, in order");
     // The receiver logs a request before it answers; crabmail records the answer after.
-    crabmail_testkit::eventually("the cursor at the last event", || async {
-        client.get_webhook(&hook.id).await.unwrap().cursor == events[5].seq
-    })
-    .await;
+    // Follow the delivery log until the last event's delivery is in it.
+    let mut seen = 0;
+    loop {
+        let log = client
+            .wait_for_webhook_deliveries(&hook.id, seen + 1, 30)
+            .await
+            .unwrap()
+            .deliveries;
+        assert!(log.len() > seen, "no attempt recorded within 30 s: {log:?}");
+        seen = log.len();
+        let last = events[5].seq;
+        if log
+            .iter()
+            .any(|d| d.event_seq == last && d.outcome == "delivered")
+        {
+            break;
+        }
+    }
+    assert_eq!(
+        client.get_webhook(&hook.id).await.unwrap().cursor,
+        events[5].seq,
+        "the cursor at the last event"
+    );
     assert_eq!(receiver.count(), 7, "nothing sent twice");
     drop(restarted);
 }

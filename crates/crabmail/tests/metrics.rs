@@ -84,17 +84,7 @@ async fn metrics_follow_what_the_server_did() {
         )
         .await
         .unwrap();
-    let mut cursor = "0".to_owned();
-    'delivered: loop {
-        let page = client.list_events(Some(&cursor), Some(30)).await.unwrap();
-        assert!(!page.events.is_empty(), "no delivery within 30 s");
-        for e in &page.events {
-            if e.kind == "message.delivered" && e.message_id.as_deref() == Some(&sent.id) {
-                break 'delivered;
-            }
-        }
-        cursor = page.next_cursor;
-    }
+    crabmail_testkit::event(&client, "message.delivered", Some(&sent.id), None).await;
 
     let response = scrape(&server).await;
     assert_eq!(response.status(), 200);

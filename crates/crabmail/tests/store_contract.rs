@@ -235,6 +235,11 @@ async fn operators_see_disable_and_reset_accounts(b: Backend) {
     assert_eq!(usage.len(), 2);
     let a = usage.iter().find(|u| u.id == "acc_a").unwrap();
     assert_eq!((a.inboxes, a.received, a.sent, a.tokens), (1, 0, 0, 1));
+    assert_eq!(
+        s.one_account_usage("acc_a").await.unwrap().as_ref(),
+        Some(a)
+    );
+    assert_eq!(s.one_account_usage("acc_none").await.unwrap(), None);
     assert_eq!(a.disabled_at, None);
 
     // Disabled: its token is not found; the other account's still is.

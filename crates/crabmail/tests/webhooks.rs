@@ -97,10 +97,8 @@ async fn events_arrive_signed_in_order_with_the_ids_of_the_event_log(backend: Ba
         "the summary carries the security verdict: {message}"
     );
     // The receiver logs a request before it answers; crabmail records the answer after.
-    let caught_up = wait_until(&client, &hook.id, |h| {
-        h.cursor == log.last().map_or(0, |e| e.seq)
-    })
-    .await;
+    let caught_up = after_attempts(&client, &hook.id, 6).await;
+    assert_eq!(caught_up.cursor, log.last().map_or(0, |e| e.seq));
     assert_eq!(caught_up.failed_attempts, 0);
     let log = client
         .webhook_deliveries(&hook.id)
@@ -140,7 +138,8 @@ async fn a_failing_endpoint_is_retried_in_order_and_a_410_disables_it(backend: B
     }
     receiver.wait_for(1, Duration::from_secs(30)).await;
     // The receiver logs a request before it answers; crabmail records the answer after.
-    let waiting = wait_until(&client, &hook.id, |h| h.failed_attempts == 1).await;
+    let waiting = after_attempts(&client, &hook.id, 1).await;
+    assert_eq!(waiting.failed_attempts, 1);
     let due = waiting.next_attempt_at.expect("a retry is due");
     let first = client
         .webhook_deliveries(&hook.id)
@@ -173,7 +172,8 @@ async fn a_failing_endpoint_is_retried_in_order_and_a_410_disables_it(backend: B
         .await
         .unwrap();
     receiver.wait_for(4, Duration::from_secs(30)).await;
-    let disabled = wait_until(&client, &hook.id, |h| h.status == "disabled").await;
+    let disabled = after_attempts(&client, &hook.id, 4).await;
+    assert_eq!(disabled.status, "disabled");
     assert!(disabled.disabled_reason.unwrap().contains("410"));
     receiver.answer("200");
     let replayed = client
@@ -281,16 +281,17 @@ async fn inward_targets_are_refused_unless_the_operator_allows_them() {
     assert!(client.list_webhooks().await.unwrap().webhooks.is_empty());
 }
 
-/// The endpoint once `done` holds (its progress is recorded just after the receiver answers).
-async fn wait_until(
-    client: &Client,
-    id: &str,
-    done: impl Fn(&crabmail_api::Webhook) -> bool,
-) -> crabmail_api::Webhook {
-    crabmail_testkit::eventually(&format!("webhook {id}"), || async {
-        done(&client.get_webhook(id).await.unwrap())
-    })
-    .await;
+/// The endpoint once crabmail has recorded `attempts` attempts (the receiver logs a request
+/// before it answers; crabmail records the answer, with the endpoint's progress, just after).
+async fn after_attempts(client: &Client, id: &str, attempts: usize) -> crabmail_api::Webhook {
+    let log = client
+        .wait_for_webhook_deliveries(id, attempts, 30)
+        .await
+        .unwrap();
+    assert!(
+        log.deliveries.len() >= attempts,
+        "{attempts} attempts of {id} not recorded within 30 s"
+    );
     client.get_webhook(id).await.unwrap()
 }
 

@@ -36,6 +36,20 @@ async fn operator(state: &ApiState, caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
+/// 404 unless the caller is the operator and `message_id` is shaped like a message id.
+async fn operator_message(
+    state: &ApiState,
+    caller: &Caller,
+    message_id: &str,
+) -> Result<(), ApiError> {
+    operator(state, caller).await?;
+    if id::looks_like(id::MESSAGE, message_id) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("message"))
+    }
+}
+
 fn time(t: Option<Timestamp>) -> Value {
     t.map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
 }
@@ -71,10 +85,7 @@ pub async fn retry(
     caller: Caller,
     Path(message_id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    operator(&state, &caller).await?;
-    if !id::looks_like(id::MESSAGE, &message_id) {
-        return Err(ApiError::not_found("message"));
-    }
+    operator_message(&state, &caller, &message_id).await?;
     let n = state
         .store
         .retry_now(&message_id, state.clock.now())
@@ -91,10 +102,7 @@ pub async fn cancel(
     caller: Caller,
     Path(message_id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    operator(&state, &caller).await?;
-    if !id::looks_like(id::MESSAGE, &message_id) {
-        return Err(ApiError::not_found("message"));
-    }
+    operator_message(&state, &caller, &message_id).await?;
     let n = state.store.cancel(&message_id, state.clock.now()).await?;
     Ok(axum::Json(
         json!({ "message_id": message_id, "cancelled": n }),

@@ -3,7 +3,7 @@
 //! `crate::webhook`'s.
 
 use super::ApiState;
-use super::error::{ApiError, Json, Path};
+use super::error::{ApiError, Json, Path, Query};
 use super::inboxes::owned_inbox;
 use crate::account::Caller;
 use crate::store::{WebhookDelivery, WebhookRecord};
@@ -13,7 +13,9 @@ use axum::http::StatusCode;
 use crabmail_api::{
     CreateWebhook, ErrorBody, ReplayWebhook, Webhook, WebhookDeliveries, WebhookList,
 };
+use serde::Deserialize;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// A rotated secret keeps signing beside the new one this long, so receivers can switch over.
 const ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3600);
@@ -188,20 +190,52 @@ pub async fn replay(
     Ok(axum::Json(view(replayed)))
 }
 
-/// Every attempt of the last 7 days, newest first (at most 500).
+/// Attempts listed at most.
+const MAX_DELIVERIES: usize = 500;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveriesQuery {
+    /// With `wait`: hold the answer until at least this many attempts are listed.
+    min: Option<usize>,
+    /// Seconds to hold the answer for `min` (0 to the API's longest wait).
+    wait: Option<u64>,
+}
+
+/// Every attempt of the last 7 days, newest first (at most 500). With `min` and `wait`, the
+/// answer waits until that many are listed (or the wait ends): a way to follow an endpoint.
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks",
-    security(("bearer" = [])), params(("id" = String, Path, description = "Webhook id")),
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "Webhook id"), DeliveriesQuery),
     responses((status = 200, body = WebhookDeliveries), (status = 404, body = ErrorBody)))]
 pub async fn list_deliveries(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(query): Query<DeliveriesQuery>,
 ) -> Result<axum::Json<WebhookDeliveries>, ApiError> {
     owned(&state, &caller, &id).await?;
-    let deliveries = state
-        .store
-        .webhook_deliveries(&caller.account_id, &id, 500)
-        .await?;
+    let wait = Duration::from_secs(query.wait.unwrap_or(0));
+    if wait > state.max_wait {
+        return Err(ApiError::invalid(format!(
+            "wait: at most {} seconds",
+            state.max_wait.as_secs()
+        )));
+    }
+    let min = query.min.unwrap_or(0).min(MAX_DELIVERIES);
+    let deadline = Instant::now() + wait;
+    // Subscribe before looking, so an attempt recorded between the look and the wait still wakes us.
+    let mut progress = state.wakeups.subscribe(&format!("webhook:{id}"));
+    let deliveries = loop {
+        let deliveries = state
+            .store
+            .webhook_deliveries(&caller.account_id, &id, MAX_DELIVERIES)
+            .await?;
+        if deliveries.len() >= min || Instant::now() >= deadline || state.shutdown.is_cancelled() {
+            break deliveries;
+        }
+        super::pause(&state, &mut progress, deadline).await;
+    };
     Ok(axum::Json(WebhookDeliveries {
         deliveries: deliveries
             .into_iter()

@@ -184,6 +184,15 @@ impl Action<'_> {
     }
 }
 
+/// The recipient a report is shown linked to: the one its return path names, else the one its
+/// actions are about when there is exactly one.
+pub fn linked(report_for: Option<&str>, actions: &[Action<'_>]) -> Option<String> {
+    report_for.map(str::to_owned).or_else(|| match actions {
+        [only] => Some(only.sent.recipient_id.clone()),
+        _ => None,
+    })
+}
+
 /// The report's entry about `sent`: by address, or (when the link is certain) the only one.
 fn entry_for<'r>(report: &'r Report, sent: &Sent, certain: bool) -> Option<&'r Recipient> {
     let by_address = report

@@ -355,12 +355,7 @@ async fn list_account_inboxes(store: &SharedStore, account: &str) -> anyhow::Res
 }
 
 async fn account_exists(store: &SharedStore, account: &str) -> anyhow::Result<bool> {
-    // Setting an account's disabled time to what it is would be a write; its usage row is a read.
-    Ok(store
-        .account_usage(usize::MAX >> 1)
-        .await?
-        .iter()
-        .any(|a| a.id == account))
+    Ok(store.one_account_usage(account).await?.is_some())
 }
 
 async fn set_disabled(

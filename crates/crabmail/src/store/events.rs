@@ -18,6 +18,14 @@ impl Wake {
         }
     }
 
+    /// A webhook endpoint recorded progress (an attempt, or events it was not sent).
+    pub fn webhook(webhook_id: &str, cursor: i64) -> Wake {
+        Wake {
+            topic: format!("webhook:{webhook_id}"),
+            seq: cursor,
+        }
+    }
+
     pub fn events(account_id: &str, seq: i64) -> Wake {
         Wake {
             topic: format!("events:{account_id}"),

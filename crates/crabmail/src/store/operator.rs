@@ -41,6 +41,8 @@ pub struct RecentRisk {
 pub trait Operator: Send + Sync {
     /// Accounts, oldest first, with what they hold and did.
     async fn account_usage(&self, limit: usize) -> Result<Vec<AccountUsage>>;
+    /// One account's usage; None when there is no such account.
+    async fn one_account_usage(&self, account_id: &str) -> Result<Option<AccountUsage>>;
     /// Disables (`Some(when)`) or enables (`None`) an account; false when there is none.
     async fn set_account_disabled(
         &self,

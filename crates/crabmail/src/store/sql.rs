@@ -356,12 +356,22 @@ pub const QUEUE_BACKLOG: &str =
 pub const INGEST_BACKLOG: &str = "SELECT count(*), min(created_at) FROM ingest_jobs";
 
 // Operator commands (store/operator.rs).
-pub const ACCOUNT_USAGE: &str = "SELECT a.id, a.created_at, a.disabled_at, \
-     (SELECT count(*) FROM inboxes i WHERE i.account_id = a.id AND i.deleted_at IS NULL), \
-     (SELECT count(*) FROM messages m WHERE m.account_id = a.id AND m.seq IS NOT NULL), \
-     (SELECT count(*) FROM outbound o WHERE o.account_id = a.id), \
-     (SELECT count(*) FROM tokens t WHERE t.account_id = a.id AND t.revoked_at IS NULL) \
-     FROM accounts a ORDER BY a.created_at, a.id LIMIT $1";
+/// The columns `AccountUsage` is read from.
+macro_rules! account_usage_columns {
+    () => {
+        "SELECT a.id, a.created_at, a.disabled_at, \
+         (SELECT count(*) FROM inboxes i WHERE i.account_id = a.id AND i.deleted_at IS NULL), \
+         (SELECT count(*) FROM messages m WHERE m.account_id = a.id AND m.seq IS NOT NULL), \
+         (SELECT count(*) FROM outbound o WHERE o.account_id = a.id), \
+         (SELECT count(*) FROM tokens t WHERE t.account_id = a.id AND t.revoked_at IS NULL) \
+         FROM accounts a "
+    };
+}
+pub const ACCOUNT_USAGE: &str = concat!(
+    account_usage_columns!(),
+    "ORDER BY a.created_at, a.id LIMIT $1"
+);
+pub const ONE_ACCOUNT_USAGE: &str = concat!(account_usage_columns!(), "WHERE a.id = $1");
 pub const SET_ACCOUNT_DISABLED: &str = "UPDATE accounts SET disabled_at = $1 WHERE id = $2";
 pub const REVOKE_ACCOUNT_TOKENS: &str =
     "UPDATE tokens SET revoked_at = $1 WHERE account_id = $2 AND revoked_at IS NULL";

@@ -265,7 +265,12 @@ impl Dispatcher {
             .record_webhook_progress(&hook.id, lease, progress.clone(), delivery)
             .await
         {
-            Ok(true) => true,
+            Ok(true) => {
+                // Long-polls on this endpoint's delivery log look again.
+                self.wakeups
+                    .announce(&crate::store::Wake::webhook(&hook.id, progress.cursor));
+                true
+            }
             Ok(false) => {
                 tracing::info!(webhook = %hook.id, "webhooks: claim lost (replayed, deleted or taken over)");
                 false

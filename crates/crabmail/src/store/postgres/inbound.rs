@@ -149,13 +149,7 @@ async fn apply_report(
         .map(rows::sent_recipient)
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let actions = act::decide(report, &candidates, copy.report_for.is_some());
-    let linked = copy
-        .report_for
-        .clone()
-        .or_else(|| match actions.as_slice() {
-            [only] => Some(only.sent.recipient_id.clone()),
-            _ => None,
-        });
+    let linked = act::linked(copy.report_for.as_deref(), &actions);
     sqlx::query(sql::SET_REPORT)
         .bind(report.kind.as_str())
         .bind(linked)

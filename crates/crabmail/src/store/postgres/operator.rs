@@ -92,4 +92,12 @@ impl Operator for PgStore {
             .map(rows::inbox)
             .collect::<std::result::Result<_, _>>()?)
     }
+
+    async fn one_account_usage(&self, account_id: &str) -> Result<Option<AccountUsage>> {
+        let row = sqlx::query(sql::ONE_ACCOUNT_USAGE)
+            .bind(account_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(rows::account_usage).transpose()?)
+    }
 }

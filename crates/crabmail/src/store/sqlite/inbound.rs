@@ -138,13 +138,7 @@ fn apply_report(
         _ => Vec::new(),
     };
     let actions = act::decide(report, &candidates, copy.report_for.is_some());
-    let linked = copy
-        .report_for
-        .clone()
-        .or_else(|| match actions.as_slice() {
-            [only] => Some(only.sent.recipient_id.clone()),
-            _ => None,
-        });
+    let linked = act::linked(copy.report_for.as_deref(), &actions);
     conn.prepare_cached(sql::SET_REPORT)?.execute(params![
         report.kind.as_str(),
         linked,

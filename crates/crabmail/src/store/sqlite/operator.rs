@@ -81,4 +81,15 @@ impl Operator for SqliteStore {
         })
         .await
     }
+
+    async fn one_account_usage(&self, account_id: &str) -> Result<Option<AccountUsage>> {
+        let account_id = account_id.to_owned();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(sql::ONE_ACCOUNT_USAGE)?
+                .query_row(params![account_id], |r| rows::account_usage(r))
+                .optional()?)
+        })
+        .await
+    }
 }
