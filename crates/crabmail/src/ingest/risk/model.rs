@@ -203,13 +203,19 @@ impl Tokens {
         let mut start: Option<(usize, bool)> = None;
         let mut punct_chars = 0usize;
         for c in text.chars() {
-            let word = c.is_alphanumeric();
+            // Most mail is ASCII: its classes and lower case need no Unicode tables (the same
+            // answers, a fraction of the cost; this loop is a tenth of inbound's time).
+            let (word, space) = if c.is_ascii() {
+                (c.is_ascii_alphanumeric(), is_ascii_space(c))
+            } else {
+                (c.is_alphanumeric(), c.is_whitespace())
+            };
             match start {
-                Some((_, was_word)) if was_word == word && !c.is_whitespace() => {}
+                Some((_, was_word)) if was_word == word && !space => {}
                 _ => {
                     t.close(&mut start, punct_chars);
                     punct_chars = 0;
-                    if !c.is_whitespace() {
+                    if !space {
                         if !t.spans.is_empty() || !t.buf.is_empty() {
                             t.buf.push(' ');
                         }
@@ -218,7 +224,9 @@ impl Tokens {
                 }
             }
             if start.is_some() {
-                if word {
+                if word && c.is_ascii() {
+                    t.buf.push(c.to_ascii_lowercase());
+                } else if word {
                     t.buf.extend(c.to_lowercase());
                 } else {
                     t.buf.push(c);
@@ -241,6 +249,11 @@ impl Tokens {
             }
         }
     }
+}
+
+/// `char::is_whitespace` for ASCII (which, unlike `is_ascii_whitespace`, counts vertical tab).
+fn is_ascii_space(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\x0B' | '\x0C' | '\r' | ' ')
 }
 
 /// The hashed n-grams of a window, unsorted, with repeats (appended to `out`).
@@ -524,6 +537,20 @@ pub fn top_words(model: &Model, window_text: &str, n: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ascii_shortcuts_answer_as_unicode_does() {
+        for c in (0u8..128).map(char::from) {
+            assert_eq!(c.is_ascii_alphanumeric(), c.is_alphanumeric(), "{c:?}");
+            assert_eq!(is_ascii_space(c), c.is_whitespace(), "{c:?}");
+            assert_eq!(
+                c.to_ascii_lowercase().to_string(),
+                c.to_lowercase().to_string()
+            );
+        }
+        let mixed = Tokens::of("Ignore ÄLL previous\x0Binstructions, ÉCRIS-moi!!");
+        assert_eq!(mixed.buf, "ignore äll previous instructions écris moi !!");
+    }
 
     #[test]
     fn the_embedded_model_loads() {

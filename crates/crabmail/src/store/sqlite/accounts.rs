@@ -5,7 +5,8 @@ impl Accounts for SqliteStore {
     async fn create_account(&self, account: NewAccount) -> Result<()> {
         self.write(move |conn| {
             if let Some(hash) = &account.invite_hash {
-                let used = conn.execute(
+                let used = exec(
+                    conn,
                     sql::USE_INVITE,
                     params![account.id, account.created_at.0, hash],
                 )?;
@@ -13,7 +14,8 @@ impl Accounts for SqliteStore {
                     return Err(StoreError::InvalidInvite);
                 }
             }
-            conn.execute(
+            exec(
+                conn,
                 sql::INSERT_ACCOUNT,
                 params![account.id, account.created_at.0],
             )?;
@@ -24,7 +26,7 @@ impl Accounts for SqliteStore {
 
     async fn create_invite(&self, code_hash: Vec<u8>, now: Timestamp) -> Result<()> {
         self.write(move |conn| {
-            conn.execute(sql::INSERT_INVITE, params![code_hash, now.0])?;
+            exec(conn, sql::INSERT_INVITE, params![code_hash, now.0])?;
             Ok(())
         })
         .await
@@ -57,7 +59,11 @@ impl Accounts for SqliteStore {
     async fn revoke_token(&self, account_id: &str, token_id: &str, now: Timestamp) -> Result<bool> {
         let (account_id, token_id) = (account_id.to_owned(), token_id.to_owned());
         self.write(move |conn| {
-            let n = conn.execute(sql::REVOKE_TOKEN, params![now.0, token_id, account_id])?;
+            let n = exec(
+                conn,
+                sql::REVOKE_TOKEN,
+                params![now.0, token_id, account_id],
+            )?;
             Ok(n == 1)
         })
         .await
@@ -65,7 +71,8 @@ impl Accounts for SqliteStore {
 
     async fn create_inbox(&self, inbox: InboxRecord) -> Result<()> {
         self.write(move |conn| {
-            conn.execute(
+            exec(
+                conn,
                 sql::INSERT_INBOX,
                 params![
                     inbox.id,
@@ -104,7 +111,8 @@ impl Accounts for SqliteStore {
     async fn delete_inbox(&self, account_id: &str, inbox_id: &str, now: Timestamp) -> Result<bool> {
         let (account_id, inbox_id) = (account_id.to_owned(), inbox_id.to_owned());
         self.write(move |conn| {
-            let n = conn.execute(
+            let n = exec(
+                conn,
                 sql::MARK_INBOX_DELETED,
                 params![now.0, inbox_id, account_id],
             )?;
@@ -115,12 +123,13 @@ impl Accounts for SqliteStore {
                 .prepare("SELECT DISTINCT blob_id FROM messages WHERE inbox_id = $1")?
                 .query_map(params![inbox_id], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
-            conn.execute(
+            exec(
+                conn,
                 "DELETE FROM messages WHERE inbox_id = $1",
                 params![inbox_id],
             )?;
-            conn.execute(sql::DELETE_INBOX_THREAD_MEMBERS, params![inbox_id])?;
-            conn.execute(sql::REVOKE_INBOX_TOKENS, params![now.0, inbox_id])?;
+            exec(conn, sql::DELETE_INBOX_THREAD_MEMBERS, params![inbox_id])?;
+            exec(conn, sql::REVOKE_INBOX_TOKENS, params![now.0, inbox_id])?;
             for blob in blobs {
                 drop_orphan_blob(conn, &blob)?;
             }

@@ -70,7 +70,8 @@ impl Approvals for SqliteStore {
     ) -> Result<bool> {
         let (account_id, inbox_id) = (account_id.to_owned(), inbox_id.to_owned());
         self.write(move |conn| {
-            let n = conn.execute(
+            let n = exec(
+                conn,
                 sql::SET_APPROVAL_REQUIRED,
                 params![required, inbox_id, account_id],
             )?;

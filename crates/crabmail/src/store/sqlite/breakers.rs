@@ -56,7 +56,8 @@ impl Breakers for SqliteStore {
         };
         let reason = reason.to_owned();
         self.write(move |conn| {
-            let changed = conn.execute(
+            let changed = exec(
+                conn,
                 sql::PAUSE,
                 params![
                     key,
@@ -83,7 +84,7 @@ impl Breakers for SqliteStore {
             QuotaScope::Account(_) => None,
         };
         self.write(move |conn| {
-            if conn.execute(sql::RESUME, params![now.0, key])? == 0 {
+            if exec(conn, sql::RESUME, params![now.0, key])? == 0 {
                 return Ok(None);
             }
             let scope = scope_of(&account_id, inbox_id.as_deref());

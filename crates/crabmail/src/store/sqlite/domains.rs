@@ -64,7 +64,11 @@ impl Domains for SqliteStore {
     ) -> Result<bool> {
         let (account_id, domain_id) = (account_id.to_owned(), domain_id.to_owned());
         self.write(move |conn| {
-            let n = conn.execute(sql::VERIFY_DOMAIN, params![now.0, domain_id, account_id])?;
+            let n = exec(
+                conn,
+                sql::VERIFY_DOMAIN,
+                params![now.0, domain_id, account_id],
+            )?;
             Ok(n == 1)
         })
         .await
@@ -91,8 +95,8 @@ impl Domains for SqliteStore {
             if live > 0 {
                 return Err(StoreError::Conflict);
             }
-            conn.execute(sql::DELETE_DOMAIN_KEYS, params![domain_id])?;
-            conn.execute(sql::DELETE_DOMAIN, params![domain_id])?;
+            exec(conn, sql::DELETE_DOMAIN_KEYS, params![domain_id])?;
+            exec(conn, sql::DELETE_DOMAIN, params![domain_id])?;
             Ok(true)
         })
         .await
@@ -127,7 +131,7 @@ impl Domains for SqliteStore {
     ) -> Result<()> {
         let domain_id = domain_id.to_owned();
         self.write(move |conn| {
-            conn.execute(sql::RETIRE_DKIM_KEYS, params![now.0, domain_id])?;
+            exec(conn, sql::RETIRE_DKIM_KEYS, params![now.0, domain_id])?;
             for key in &keys {
                 insert_dkim_key(conn, key)?;
             }

@@ -4,7 +4,8 @@ use super::*;
 impl Lists for SqliteStore {
     async fn add_list_entry(&self, entry: ListEntry) -> Result<()> {
         self.write(move |conn| {
-            conn.execute(
+            exec(
+                conn,
                 sql::INSERT_LIST_ENTRY,
                 params![
                     entry.id,
@@ -33,9 +34,9 @@ impl Lists for SqliteStore {
 
     async fn delete_list_entry(&self, account_id: &str, id: &str) -> Result<bool> {
         let (account_id, id) = (account_id.to_owned(), id.to_owned());
-        self.write(move |conn| {
-            Ok(conn.execute(sql::DELETE_LIST_ENTRY, params![account_id, id])? == 1)
-        })
+        self.write(
+            move |conn| Ok(exec(conn, sql::DELETE_LIST_ENTRY, params![account_id, id])? == 1),
+        )
         .await
     }
 }

@@ -84,7 +84,8 @@ impl Queue for SqliteStore {
                 insert_inbound(conn, message)?;
             }
             for s in &outcomes.suppress {
-                conn.execute(
+                exec(
+                    conn,
                     sql::INSERT_SUPPRESSION,
                     params![s.account_id, s.address, s.reason, s.created_at.0],
                 )?;
@@ -116,7 +117,7 @@ impl Queue for SqliteStore {
 
     async fn retry_now(&self, message_id: &str, now: Timestamp) -> Result<usize> {
         let message_id = message_id.to_owned();
-        self.write(move |conn| Ok(conn.execute(sql::RETRY_NOW, params![now.0, message_id])?))
+        self.write(move |conn| Ok(exec(conn, sql::RETRY_NOW, params![now.0, message_id])?))
             .await
     }
 

@@ -24,7 +24,8 @@ impl Quotas for SqliteStore {
         let (key, account_id) = (scope.key().to_owned(), scope.account_id().to_owned());
         let limits = rows::json_text(&limits);
         self.write(move |conn| {
-            conn.execute(
+            exec(
+                conn,
                 sql::SET_SEND_LIMITS,
                 params![key, account_id, limits, now.0],
             )?;

@@ -66,7 +66,7 @@ impl Reading for SqliteStore {
                 .optional()?;
             match blob {
                 Some(blob) => {
-                    conn.execute(sql::DELETE_MESSAGE_THREAD_MEMBER, params![message_id])?;
+                    exec(conn, sql::DELETE_MESSAGE_THREAD_MEMBER, params![message_id])?;
                     drop_orphan_blob(conn, &blob)?;
                     Ok(true)
                 }

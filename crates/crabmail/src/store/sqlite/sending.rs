@@ -32,7 +32,8 @@ impl Sending for SqliteStore {
                 },
             };
             if let Some((key, hash)) = &message.idempotency {
-                conn.execute(
+                exec(
+                    conn,
                     sql::INSERT_IDEMPOTENCY,
                     params![
                         message.account_id,
@@ -108,7 +109,11 @@ impl Sending for SqliteStore {
     ) -> Result<()> {
         let (account_id, key) = (account_id.to_owned(), key.to_owned());
         self.write(move |conn| {
-            conn.execute(sql::EXPIRE_IDEMPOTENCY, params![account_id, key, before.0])?;
+            exec(
+                conn,
+                sql::EXPIRE_IDEMPOTENCY,
+                params![account_id, key, before.0],
+            )?;
             Ok(())
         })
         .await
@@ -152,7 +157,7 @@ impl Sending for SqliteStore {
     async fn delete_suppression(&self, account_id: &str, address: &str) -> Result<bool> {
         let (account_id, address) = (account_id.to_owned(), address.to_owned());
         self.write(move |conn| {
-            let n = conn.execute(sql::DELETE_SUPPRESSION, params![account_id, address])?;
+            let n = exec(conn, sql::DELETE_SUPPRESSION, params![account_id, address])?;
             Ok(n == 1)
         })
         .await

@@ -4,8 +4,9 @@ use super::*;
 impl Uploads for SqliteStore {
     async fn save_upload(&self, upload: UploadRecord) -> Result<()> {
         self.write(move |conn| {
-            conn.execute(sql::PRUNE_UPLOADS, params![upload.created_at.0])?;
-            conn.execute(
+            exec(conn, sql::PRUNE_UPLOADS, params![upload.created_at.0])?;
+            exec(
+                conn,
                 sql::INSERT_UPLOAD,
                 params![
                     upload.id,

@@ -46,10 +46,10 @@ impl Webhooks for SqliteStore {
     async fn delete_webhook(&self, account_id: &str, id: &str) -> Result<bool> {
         let (account_id, id) = (account_id.to_owned(), id.to_owned());
         self.write(move |conn| {
-            if conn.execute(sql::DELETE_WEBHOOK, params![account_id, id])? == 0 {
+            if exec(conn, sql::DELETE_WEBHOOK, params![account_id, id])? == 0 {
                 return Ok(false);
             }
-            conn.execute(sql::DELETE_WEBHOOK_LOG, params![id])?;
+            exec(conn, sql::DELETE_WEBHOOK_LOG, params![id])?;
             Ok(true)
         })
         .await
@@ -129,7 +129,8 @@ impl Webhooks for SqliteStore {
     ) -> Result<bool> {
         let (id, lease) = (id.to_owned(), lease.to_owned());
         self.write(move |conn| {
-            let changed = conn.execute(
+            let changed = exec(
+                conn,
                 sql::WEBHOOK_PROGRESS,
                 params![
                     progress.cursor,
@@ -145,7 +146,8 @@ impl Webhooks for SqliteStore {
                 return Ok(false);
             }
             if let Some(d) = delivery {
-                conn.execute(
+                exec(
+                    conn,
                     sql::INSERT_WEBHOOK_DELIVERY,
                     params![
                         d.id,
@@ -160,7 +162,7 @@ impl Webhooks for SqliteStore {
                     ],
                 )?;
                 let cutoff = d.at.0 - WEBHOOK_LOG_KEPT.as_millis() as i64;
-                conn.execute(sql::PRUNE_WEBHOOK_LOG, params![d.webhook_id, cutoff])?;
+                exec(conn, sql::PRUNE_WEBHOOK_LOG, params![d.webhook_id, cutoff])?;
             }
             Ok(true)
         })
@@ -170,7 +172,7 @@ impl Webhooks for SqliteStore {
     async fn release_webhook(&self, id: &str, lease: &str) -> Result<()> {
         let (id, lease) = (id.to_owned(), lease.to_owned());
         self.write(move |conn| {
-            conn.execute(sql::RELEASE_WEBHOOK, params![id, lease])?;
+            exec(conn, sql::RELEASE_WEBHOOK, params![id, lease])?;
             Ok(())
         })
         .await
