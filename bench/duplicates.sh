@@ -28,7 +28,11 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; PIDS=(); }
 trap cleanup EXIT
 
-dnsmasq --no-daemon --no-resolv --no-hosts --listen-address=127.0.0.1 --bind-interfaces --port="$DNS_PORT" \
+# dnsmasq gives its own records a TTL of 0 unless told otherwise, which no published record has;
+# DNS_TTL=300 (a common TTL for MX and TXT records) lets crabmail's resolver cache them as it would
+# in production. Postfix's side does no DNS at all. DNS_TTL=0 measures a lookup for every message.
+DNS_TTL=${DNS_TTL:-300}
+dnsmasq --no-daemon --no-resolv --no-hosts --listen-address=127.0.0.1 --bind-interfaces --port="$DNS_PORT" --local-ttl="$DNS_TTL" \
   --mx-host=example.test,mx.example.test,10 --address=/mx.example.test/127.0.0.2 --log-facility=- \
   > "$WORK/dnsmasq.log" 2>&1 &
 PIDS+=($!)

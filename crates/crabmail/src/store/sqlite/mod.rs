@@ -212,7 +212,7 @@ fn open_writer(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    prepare_once(&conn)?;
     migrate(&mut conn)?;
     Ok(conn)
 }
@@ -223,8 +223,18 @@ fn open_reader(path: &Path) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    prepare_once(&conn)?;
     Ok(conn)
+}
+
+/// Statements are parsed once per connection and kept: a cache larger than the store's set of
+/// statements, and plans that do not depend on bound values (the bundled SQLite has STAT4,
+/// which otherwise re-prepares a statement whenever a range's bound changes, e.g. the queue's
+/// `next_attempt_at <= $2` at every claim; the store runs no ANALYZE, so plans are the same).
+fn prepare_once(conn: &Connection) -> Result<()> {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> Result<()> {
