@@ -105,11 +105,14 @@ start_server() {
   echo "crabmail did not start" >&2; cat "$WORK/server.log" >&2; exit 1
 }
 
-readable_count() {   # messages listed by the API (pages of 100, following the cursor)
-  python3 - "$API_PORT" "$TOKEN" "$INBOX" <<'PY'
-import json, sys, urllib.request
-port, token, inbox = sys.argv[1:]
-n, cursor = 0, "0"
+readable_count() {   # messages listed by the API (pages of 100, following the cursor from the last look)
+  python3 - "$API_PORT" "$TOKEN" "$INBOX" "$WORK/seen" <<'PY'
+import json, os, sys, urllib.request
+port, token, inbox, seen = sys.argv[1:]
+# Each look goes on from where the last one stopped, so watching costs the server only the
+# new messages (reading every page again at every look loaded it while it ingested).
+n, cursor = (open(seen).read().split() if os.path.exists(seen) else ("0", "0"))
+n = int(n)
 while True:
     req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/inboxes/{inbox}/messages?limit=100&after={cursor}",
                                  headers={"Authorization": f"Bearer {token}"})
@@ -117,6 +120,7 @@ while True:
     if not page["messages"]:
         break
     n += len(page["messages"]); cursor = page["next_cursor"]
+open(seen, "w").write(f"{n} {cursor}")
 print(n)
 PY
 }
@@ -124,6 +128,7 @@ PY
 CM_ACC=(); CM_E2E=(); CM_RSS=()
 for rep in $(seq 1 "$REPS"); do
   start_server
+  rm -f "$WORK/seen"
   TOKEN=$(curl -sf -X POST "http://127.0.0.1:$API_PORT/v1/accounts" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   INBOX=$(curl -sf -X POST "http://127.0.0.1:$API_PORT/v1/inboxes" -H "Authorization: Bearer $TOKEN" -d '{"name":"inbox"}' \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')

@@ -3,11 +3,6 @@
 
 mod cli;
 
-/// mimalloc rather than glibc's malloc: the server allocates and frees many small buffers per
-/// message on every thread, where glibc's arenas spent 7-11% of the time under load.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use cli::operator;
 use cli::options::ServerOptions;
 
