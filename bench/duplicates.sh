@@ -19,9 +19,12 @@ WORK=${WORK:-/var/tmp/crabmail-bench-dup}
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 command -v smtp-sink >/dev/null || "$HERE/postfix-anchor.sh" setup
 command -v dnsmasq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dnsmasq-base; }
-log "building crabmail (release)"
-(cd "$ROOT" && cargo build --release -q -p crabmail)
-BIN=$ROOT/target/release/crabmail
+# BIN=path: a crabmail binary to measure instead of building this tree (A/B of two builds).
+if [ -z "${BIN:-}" ]; then
+  log "building crabmail (release)"
+  (cd "$ROOT" && cargo build --release -q -p crabmail)
+  BIN=$ROOT/target/release/crabmail
+fi
 rm -rf "$WORK"; mkdir -p "$WORK"
 
 PIDS=()

@@ -233,7 +233,10 @@ fn open_reader(path: &Path) -> Result<Connection> {
 /// `next_attempt_at <= $2` at every claim; the store runs no ANALYZE, so plans are the same).
 fn prepare_once(conn: &Connection) -> Result<()> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(())
 }
 
@@ -291,37 +294,57 @@ fn write_loop(
     urgent: Arc<Mutex<std::collections::VecDeque<Job>>>,
     max_batch: usize,
 ) {
-    let mut batch = Vec::with_capacity(max_batch);
+    let take_urgent = || {
+        urgent
+            .lock()
+            .map(|mut u| std::mem::take(&mut *u))
+            .unwrap_or_default()
+    };
+    // Writes a batch was cut short before (see below): they go first in the next one.
+    let mut waiting = std::collections::VecDeque::new();
     loop {
         // Urgent writes alone, in a small transaction of their own (its commit is quicker);
         // otherwise whatever is queued, waiting only when nothing is.
-        batch.extend(
-            urgent
-                .lock()
-                .map(|mut u| std::mem::take(&mut *u))
-                .unwrap_or_default(),
-        );
+        let mut batch = take_urgent();
         let only_urgent = !batch.is_empty();
-        if batch.is_empty() {
-            match jobs.blocking_recv() {
-                Some(first) => batch.push(first),
-                None => break,
+        if !only_urgent {
+            batch = std::mem::take(&mut waiting);
+            if batch.is_empty() {
+                match jobs.blocking_recv() {
+                    Some(first) => batch.push_back(first),
+                    None => break,
+                }
             }
-        }
-        while !only_urgent && batch.len() < max_batch {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+            while batch.len() < max_batch {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push_back(job),
+                    Err(_) => break,
+                }
             }
         }
         if let Err(e) = exec(&conn, "BEGIN IMMEDIATE", []) {
             tracing::error!(error = %e, "sqlite: cannot begin a write transaction");
-            for job in batch.drain(..) {
-                drop(job); // dropping the job drops its reply sender: the caller sees Closed
-            }
+            drop(batch); // dropping a job drops its reply sender: the caller sees Closed
             continue;
         }
-        let completions: Vec<Completion> = batch.drain(..).map(|job| job(&conn)).collect();
+        let mut completions: Vec<Completion> = Vec::with_capacity(batch.len());
+        while let Some(job) = batch.pop_front() {
+            completions.push(job(&conn));
+            // An urgent write (a delivery outcome: the remote has said 250, and until this
+            // commit a crash sends the message again) that arrives while a batch runs joins it
+            // and ends it: it waits for one write and this commit, not for the rest of the
+            // batch and then a commit of its own.
+            let late = if only_urgent {
+                Default::default()
+            } else {
+                take_urgent()
+            };
+            if !late.is_empty() {
+                completions.extend(late.into_iter().map(|job| job(&conn)));
+                waiting = std::mem::take(&mut batch);
+                break;
+            }
+        }
         // DURABILITY: this COMMIT (fsync of the WAL, synchronous=FULL) is what every write in the
         // batch waits for before its caller replies 250 or 2xx.
         let committed = exec(&conn, "COMMIT", [])
@@ -501,4 +524,59 @@ fn insert_token(conn: &Connection, token: &NewToken) -> Result<()> {
         ],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write that notes its name when the writer runs it and, when done, whether its batch
+    /// committed.
+    fn noting(
+        name: &'static str,
+        ran: &Arc<Mutex<Vec<&'static str>>>,
+    ) -> (Job, oneshot::Receiver<Result<()>>) {
+        let ran = ran.clone();
+        job(move |_| {
+            ran.lock().expect("log").push(name);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn an_urgent_write_arriving_during_a_batch_joins_it_and_ends_it() {
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let urgent: Arc<Mutex<std::collections::VecDeque<Job>>> = Arc::default();
+        let (tx, rx) = mpsc::channel::<Job>(8);
+        // The first write of the batch makes a delivery outcome arrive while the batch runs.
+        let (outcome, outcome_done) = noting("outcome", &ran);
+        let mut outcome = Some(outcome);
+        let (first, first_done) = {
+            let ran = ran.clone();
+            let urgent = urgent.clone();
+            job(move |_| {
+                ran.lock().expect("log").push("first");
+                if let Some(outcome) = outcome.take() {
+                    urgent.lock().expect("urgent").push_back(outcome);
+                }
+                Ok(())
+            })
+        };
+        let (second, second_done) = noting("second", &ran);
+        let (third, third_done) = noting("third", &ran);
+        for j in [first, second, third] {
+            assert!(tx.try_send(j).is_ok());
+        }
+        drop(tx);
+        let conn = Connection::open_in_memory().expect("sqlite in memory");
+        write_loop(conn, rx, urgent, 16);
+        // Without the cut the outcome would wait for the whole batch and a commit of its own.
+        assert_eq!(
+            *ran.lock().expect("log"),
+            ["first", "outcome", "second", "third"]
+        );
+        for done in [first_done, outcome_done, second_done, third_done] {
+            assert!(matches!(done.blocking_recv(), Ok(Ok(()))));
+        }
+    }
 }
