@@ -90,17 +90,25 @@ const HELP: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The label set as the text format writes it; one string built in place, since counters are
+/// bumped on hot paths (every SMTP reply).
 fn labels(pairs: &[(&str, &str)]) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(48);
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let v = v
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', " ");
-        let _ = write!(out, "{k}=\"{v}\"");
+        out.push_str(k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push(' '),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
     }
     out
 }
@@ -140,13 +148,11 @@ pub struct Backlog {
 }
 
 impl Backlog {
-    /// From counts and the oldest times (ms since the epoch) the store read at `now`.
+    /// From the queue's and ingest's (count, oldest time in ms since the epoch), read at `now`.
     pub fn at(
         now: crate::clock::Timestamp,
-        queued: i64,
-        queued_since: Option<i64>,
-        jobs: i64,
-        jobs_since: Option<i64>,
+        (queued, queued_since): (i64, Option<i64>),
+        (jobs, jobs_since): (i64, Option<i64>),
     ) -> Backlog {
         let age = |since: Option<i64>| since.map_or(0.0, |t| (now.0 - t).max(0) as f64 / 1000.0);
         Backlog {
@@ -210,6 +216,14 @@ pub fn render(backlog: Option<Backlog>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_values_are_escaped_as_the_text_format_wants() {
+        assert_eq!(
+            labels(&[("route", "a\"b\\c\nd"), ("code", "250")]),
+            r#"route="a\"b\\c d",code="250""#
+        );
+    }
 
     #[test]
     fn counters_and_histograms_render_in_the_text_format() {

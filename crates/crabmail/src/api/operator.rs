@@ -206,15 +206,15 @@ pub async fn risk(
 ) -> Result<axum::Json<Value>, ApiError> {
     operator(&state, &caller).await?;
     let recent = state.store.recent_risk(RECENT_ROWS).await?;
-    let mut levels = serde_json::Map::new();
-    for level in ["low", "medium", "high", "unscored"] {
-        levels.insert(level.into(), json!(0));
-    }
+    let mut levels: std::collections::BTreeMap<&str, u64> = ["low", "medium", "high", "unscored"]
+        .into_iter()
+        .map(|level| (level, 0))
+        .collect();
     let mut flagged = Vec::new();
     for m in &recent {
         let level = m.security.as_ref().map_or("unscored", |s| s.level.as_str());
-        if let Some(n) = levels.get_mut(level).and_then(|v| v.as_u64()) {
-            levels.insert(level.into(), json!(n + 1));
+        if let Some(n) = levels.get_mut(level) {
+            *n += 1;
         }
         if let Some(s) = m.security.as_ref().filter(|s| s.level != "low") {
             flagged.push(json!({

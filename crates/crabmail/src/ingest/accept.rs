@@ -102,10 +102,10 @@ pub enum CopyFate {
     Drop,
 }
 
-/// The envelope of mail that never crossed the network: from this server to itself.
 /// The remote address of mail that never crossed the network.
 pub const LOCAL: &str = "local";
 
+/// The envelope of mail that never crossed the network: from this server to itself.
 pub fn local_envelope(return_path: &str, hostname: &str) -> Envelope {
     Envelope {
         return_path: return_path.to_owned(),

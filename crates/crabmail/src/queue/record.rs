@@ -108,13 +108,7 @@ impl Queue {
             {
                 Ok(wakes) => {
                     for result in &outcomes.results {
-                        let outcome = match result.status {
-                            Status::Delivered => "delivered",
-                            Status::Bounced => "bounced",
-                            Status::Expired => "expired",
-                            Status::Cancelled => "cancelled",
-                            _ => "deferred",
-                        };
+                        let outcome = result.status.as_str();
                         crate::metrics::count("crabmail_deliveries_total", &[("outcome", outcome)]);
                     }
                     for job in jobs {

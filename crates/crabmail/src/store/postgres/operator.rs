@@ -3,14 +3,8 @@ use super::*;
 #[async_trait]
 impl Operator for PgStore {
     async fn account_usage(&self, limit: usize) -> Result<Vec<AccountUsage>> {
-        let rows = sqlx::query(sql::ACCOUNT_USAGE)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(rows::account_usage)
-            .collect::<std::result::Result<_, _>>()?)
+        self.first_rows(sql::ACCOUNT_USAGE, limit, rows::account_usage)
+            .await
     }
 
     async fn set_account_disabled(
@@ -39,58 +33,26 @@ impl Operator for PgStore {
     }
 
     async fn recent_attempts(&self, limit: usize) -> Result<Vec<RecentAttempt>> {
-        let rows = sqlx::query(sql::RECENT_ATTEMPTS)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(rows::recent_attempt)
-            .collect::<std::result::Result<_, _>>()?)
+        self.first_rows(sql::RECENT_ATTEMPTS, limit, rows::recent_attempt)
+            .await
     }
 
     async fn all_suppressions(&self, limit: usize) -> Result<Vec<Suppression>> {
-        let rows = sqlx::query(sql::ALL_SUPPRESSIONS)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(rows::suppression)
-            .collect::<std::result::Result<_, _>>()?)
+        self.first_rows(sql::ALL_SUPPRESSIONS, limit, rows::suppression)
+            .await
     }
 
     async fn recent_risk(&self, limit: usize) -> Result<Vec<RecentRisk>> {
-        let rows = sqlx::query(sql::RECENT_RISK)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(rows::recent_risk)
-            .collect::<std::result::Result<_, _>>()?)
+        self.first_rows(sql::RECENT_RISK, limit, rows::recent_risk)
+            .await
     }
 
     async fn all_domains(&self, limit: usize) -> Result<Vec<DomainRecord>> {
-        let rows = sqlx::query(sql::ALL_DOMAINS)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(rows::domain)
-            .collect::<std::result::Result<_, _>>()?)
+        self.first_rows(sql::ALL_DOMAINS, limit, rows::domain).await
     }
 
     async fn all_inboxes(&self, limit: usize) -> Result<Vec<InboxRecord>> {
-        let rows = sqlx::query(sql::ALL_INBOXES)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(rows::inbox)
-            .collect::<std::result::Result<_, _>>()?)
+        self.first_rows(sql::ALL_INBOXES, limit, rows::inbox).await
     }
 
     async fn one_account_usage(&self, account_id: &str) -> Result<Option<AccountUsage>> {
@@ -99,5 +61,24 @@ impl Operator for PgStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.as_ref().map(rows::account_usage).transpose()?)
+    }
+}
+
+impl PgStore {
+    /// The first `limit` rows of one of the operator's listings.
+    async fn first_rows<T>(
+        &self,
+        query: &'static str,
+        limit: usize,
+        map: impl Fn(&sqlx::postgres::PgRow) -> std::result::Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>> {
+        let rows = sqlx::query(query)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(map)
+            .collect::<std::result::Result<_, _>>()?)
     }
 }

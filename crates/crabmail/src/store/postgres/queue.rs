@@ -158,18 +158,12 @@ impl Queue for PgStore {
     }
 
     async fn backlog(&self, now: Timestamp) -> Result<crate::metrics::Backlog> {
-        let (queued, queued_since): (i64, Option<i64>) = sqlx::query_as(sql::QUEUE_BACKLOG)
+        let queued = sqlx::query_as(sql::QUEUE_BACKLOG)
             .fetch_one(&self.pool)
             .await?;
-        let (jobs, jobs_since): (i64, Option<i64>) = sqlx::query_as(sql::INGEST_BACKLOG)
+        let jobs = sqlx::query_as(sql::INGEST_BACKLOG)
             .fetch_one(&self.pool)
             .await?;
-        Ok(crate::metrics::Backlog::at(
-            now,
-            queued,
-            queued_since,
-            jobs,
-            jobs_since,
-        ))
+        Ok(crate::metrics::Backlog::at(now, queued, jobs))
     }
 }

@@ -3,12 +3,8 @@ use super::*;
 #[async_trait]
 impl Operator for SqliteStore {
     async fn account_usage(&self, limit: usize) -> Result<Vec<AccountUsage>> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(sql::ACCOUNT_USAGE)?;
-            let rows = stmt.query_map(params![limit as i64], |r| rows::account_usage(r))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        self.first_rows(sql::ACCOUNT_USAGE, limit, |r| rows::account_usage(r))
+            .await
     }
 
     async fn set_account_disabled(
@@ -38,48 +34,28 @@ impl Operator for SqliteStore {
     }
 
     async fn recent_attempts(&self, limit: usize) -> Result<Vec<RecentAttempt>> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(sql::RECENT_ATTEMPTS)?;
-            let rows = stmt.query_map(params![limit as i64], |r| rows::recent_attempt(r))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        self.first_rows(sql::RECENT_ATTEMPTS, limit, |r| rows::recent_attempt(r))
+            .await
     }
 
     async fn all_suppressions(&self, limit: usize) -> Result<Vec<Suppression>> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(sql::ALL_SUPPRESSIONS)?;
-            let rows = stmt.query_map(params![limit as i64], |r| rows::suppression(r))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        self.first_rows(sql::ALL_SUPPRESSIONS, limit, |r| rows::suppression(r))
+            .await
     }
 
     async fn recent_risk(&self, limit: usize) -> Result<Vec<RecentRisk>> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(sql::RECENT_RISK)?;
-            let rows = stmt.query_map(params![limit as i64], |r| rows::recent_risk(r))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        self.first_rows(sql::RECENT_RISK, limit, |r| rows::recent_risk(r))
+            .await
     }
 
     async fn all_domains(&self, limit: usize) -> Result<Vec<DomainRecord>> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(sql::ALL_DOMAINS)?;
-            let rows = stmt.query_map(params![limit as i64], |r| rows::domain(r))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        self.first_rows(sql::ALL_DOMAINS, limit, |r| rows::domain(r))
+            .await
     }
 
     async fn all_inboxes(&self, limit: usize) -> Result<Vec<InboxRecord>> {
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(sql::ALL_INBOXES)?;
-            let rows = stmt.query_map(params![limit as i64], |r| rows::inbox(r))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        self.first_rows(sql::ALL_INBOXES, limit, |r| rows::inbox(r))
+            .await
     }
 
     async fn one_account_usage(&self, account_id: &str) -> Result<Option<AccountUsage>> {
@@ -89,6 +65,23 @@ impl Operator for SqliteStore {
                 .prepare_cached(sql::ONE_ACCOUNT_USAGE)?
                 .query_row(params![account_id], |r| rows::account_usage(r))
                 .optional()?)
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// The first `limit` rows of one of the operator's listings.
+    async fn first_rows<T: Send + 'static>(
+        &self,
+        query: &'static str,
+        limit: usize,
+        map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<Vec<T>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(query)?;
+            let rows = stmt.query_map(params![limit as i64], map)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .await
     }

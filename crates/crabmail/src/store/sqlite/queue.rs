@@ -161,14 +161,10 @@ impl Queue for SqliteStore {
                 conn.prepare_cached(sql)?
                     .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             };
-            let (queued, queued_since) = row(sql::QUEUE_BACKLOG)?;
-            let (jobs, jobs_since) = row(sql::INGEST_BACKLOG)?;
             Ok(crate::metrics::Backlog::at(
                 now,
-                queued,
-                queued_since,
-                jobs,
-                jobs_since,
+                row(sql::QUEUE_BACKLOG)?,
+                row(sql::INGEST_BACKLOG)?,
             ))
         })
         .await
