@@ -8,7 +8,8 @@
 # body. Benign mail, scored as whole .eml files through ingest's own path (HTML, hidden parts,
 # attachments): the hand-written corpus under benign/own (newsletters, receipts, notifications,
 # personal and work mail), the verification mail of tests/fixtures/extraction, real client replies
-# (benign/talon, from talon's test fixtures) and real bounces (../shared/corpora/bounce/flufl).
+# (benign/talon, from talon's test fixtures) and the half of the real bounces (../shared/corpora/bounce/flufl)
+# never trained on.
 # probes.jsonl: 49 attacks of 15 kinds absent from the training set (task automation, sentiment
 # analysis, ciphers, base encodings, reversed text, emoji, scams, propaganda, classic overrides,
 # fake system turns...), each inserted at the start, middle and end of the 50 clean emails.
@@ -22,45 +23,20 @@ SHARED=${SHARED:-$ROOT/../shared/corpora}
 OUT=${OUT:-/var/tmp/crabmail-injection}
 mkdir -p "$OUT"
 
-(cd "$ROOT" && cargo build --release -q -p crabmail --example train_injection)
+(cd "$ROOT" && cargo build --release -q -p crabmail --bin crabmail --example train_injection)
 BIN=$ROOT/target/release/crabmail
 
-# The learned model (train/injection): every attack family scored by a model trained without it,
-# against benign mail never trained on; then the two families kept out of all development.
-echo "== learned model alone, leave one family (or one source) out"
-python3 -c 'import yaml' 2>/dev/null || pip install -q pyyaml
-python3 "$ROOT/train/injection/build_corpus.py" "$OUT/train" 2>/dev/null
-HOLDOUT=spikee:mailbox,pyrit:jailbreak
-"$ROOT/target/release/examples/train_injection" lofo "$OUT/train/corpus.jsonl" --holdout "$HOLDOUT" 2>/dev/null
-echo
-echo "== learned model alone, trained without $HOLDOUT, on them"
-"$ROOT/target/release/examples/train_injection" train "$OUT/train/corpus.jsonl" "$OUT/dev.model" --holdout "$HOLDOUT" 2>/dev/null
-"$ROOT/target/release/examples/train_injection" eval "$OUT/train/corpus.jsonl" "$OUT/dev.model" --families "$HOLDOUT" 2>/dev/null
-echo
-
-ROWS=$SHARED/injection/bipia-email-train.jsonl
-"$BIN" check risk --jsonl "$ROWS" > "$OUT/bipia.jsonl"
-# Attacks of other kinds, phrased by us (probes.jsonl; made by make_probes.py).
-"$BIN" check risk --jsonl "$HERE/probes.jsonl" > "$OUT/probes.jsonl"
-"$BIN" check risk "$HERE/benign/own" > "$OUT/own.jsonl"
-"$BIN" check risk "$ROOT/crates/crabmail/tests/fixtures/extraction" > "$OUT/verification.jsonl"
-"$BIN" check risk "$HERE/benign/talon" > "$OUT/talon.jsonl"
-# The bounces are .txt files: give them the extension the scorer reads.
-mkdir -p "$OUT/flufl"
-for f in "$SHARED"/bounce/flufl/*.txt; do cp "$f" "$OUT/flufl/$(basename "$f" .txt).eml"; done
-"$BIN" check risk "$OUT/flufl" > "$OUT/bounces.jsonl"
-
-BENIGN=("own-corpus=$OUT/own.jsonl" "verification=$OUT/verification.jsonl"
-        "client-replies=$OUT/talon.jsonl" "bounces=$OUT/bounces.jsonl")
-echo "== BIPIA training set (attacks) against all benign mail"
-python3 "$HERE/score.py" "$ROWS" "$OUT/bipia.jsonl" --benign "${BENIGN[@]}"
-echo
-echo "== probes: attack kinds outside the training set, phrased by us"
-python3 "$HERE/score.py" "$HERE/probes.jsonl" "$OUT/probes.jsonl" --benign "${BENIGN[@]}"
-
-echo
-echo "== stress: up to 600 paragraphs of READMEs, NEWS and changelogs under /usr/share/doc, each"
-echo "   mailed as a list post (imperative-heavy technical prose; which files depends on the machine)"
+# Benign mail outside the training corpus: the half of the bounce corpus never trained on (the
+# trainer's corpus holds the half whose name hashes even) and up to 600 paragraphs of READMEs, NEWS
+# and changelogs under /usr/share/doc, each mailed as a list post (imperative-heavy technical
+# prose; which files depends on the machine).
+mkdir -p "$OUT/flufl" && rm -f "$OUT"/flufl/*.eml
+python3 - "$SHARED/bounce/flufl" "$OUT/flufl" <<'PY'
+import hashlib, pathlib, shutil, sys
+for p in sorted(pathlib.Path(sys.argv[1]).glob('*.txt')):
+    if int(hashlib.sha256(p.name.encode()).hexdigest(), 16) % 2 == 1:
+        shutil.copy(p, pathlib.Path(sys.argv[2]) / (p.stem + '.eml'))
+PY
 mkdir -p "$OUT/prose" && rm -f "$OUT"/prose/*.eml
 python3 - "$OUT/prose" <<'PY'
 import glob, gzip, os, random, re, sys
@@ -84,6 +60,40 @@ for f in files:
     if n >= 600:
         break
 PY
+OUTSIDE=$HERE/benign/own,$HERE/benign/talon,$ROOT/crates/crabmail/tests/fixtures/extraction,$OUT/flufl,$OUT/prose
+
+# The learned model (train/injection): every attack family scored by a model trained without it,
+# against benign mail never trained on; then the two families kept out of all development.
+echo "== learned model alone, leave one family (or one source) out"
+python3 -c 'import yaml' 2>/dev/null || pip install -q pyyaml
+python3 "$ROOT/train/injection/build_corpus.py" "$OUT/train" 2>/dev/null
+HOLDOUT=spikee:mailbox,pyrit:jailbreak
+"$ROOT/target/release/examples/train_injection" lofo "$OUT/train/corpus.jsonl" --holdout "$HOLDOUT" --benign "$OUTSIDE" 2>/dev/null
+echo
+echo "== learned model alone, trained without $HOLDOUT, on them"
+"$ROOT/target/release/examples/train_injection" train "$OUT/train/corpus.jsonl" "$OUT/dev.model" --holdout "$HOLDOUT" 2>/dev/null
+"$ROOT/target/release/examples/train_injection" eval "$OUT/train/corpus.jsonl" "$OUT/dev.model" --families "$HOLDOUT" 2>/dev/null
+echo
+
+ROWS=$SHARED/injection/bipia-email-train.jsonl
+"$BIN" check risk --jsonl "$ROWS" > "$OUT/bipia.jsonl"
+# Attacks of other kinds, phrased by us (probes.jsonl; made by make_probes.py).
+"$BIN" check risk --jsonl "$HERE/probes.jsonl" > "$OUT/probes.jsonl"
+"$BIN" check risk "$HERE/benign/own" > "$OUT/own.jsonl"
+"$BIN" check risk "$ROOT/crates/crabmail/tests/fixtures/extraction" > "$OUT/verification.jsonl"
+"$BIN" check risk "$HERE/benign/talon" > "$OUT/talon.jsonl"
+"$BIN" check risk "$OUT/flufl" > "$OUT/bounces.jsonl"
+
+BENIGN=("own-corpus=$OUT/own.jsonl" "verification=$OUT/verification.jsonl"
+        "client-replies=$OUT/talon.jsonl" "bounces=$OUT/bounces.jsonl")
+echo "== BIPIA training set (attacks) against all benign mail"
+python3 "$HERE/score.py" "$ROWS" "$OUT/bipia.jsonl" --benign "${BENIGN[@]}"
+echo
+echo "== probes: attack kinds outside the training set, phrased by us"
+python3 "$HERE/score.py" "$HERE/probes.jsonl" "$OUT/probes.jsonl" --benign "${BENIGN[@]}"
+
+echo
+echo "== stress: the /usr/share/doc paragraphs as list posts (above), through the whole scorer"
 "$BIN" check risk "$OUT/prose" > "$OUT/prose.jsonl"
 python3 - "$OUT/prose.jsonl" <<'PY'
 import json, sys

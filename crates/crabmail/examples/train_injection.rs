@@ -8,14 +8,16 @@
 //! server scores. Everything is deterministic (fixed shuffle seed, one thread): the same corpus
 //! gives the same model file, byte for byte.
 //!
-//! Experiments: `TRAIN_EPOCHS`, `TRAIN_RATE`, `TRAIN_L2` override the hyper-parameters;
-//! `TRAIN_DUMP=FILE` appends per-row logits (relative to the medium threshold) of the calibration
-//! rows (train), the left-out rows (lofo) or the chosen families (eval); `TRAIN_WHY=1` prints the
-//! window that put a held-out benign message at medium.
+//! Experiments: `TRAIN_EPOCHS`, `TRAIN_RATE`, `TRAIN_L2` override the hyper-parameters and
+//! `TRAIN_MEDIUM_Q`, `TRAIN_HIGH_Q` the calibration quantiles; `TRAIN_DUMP=FILE` appends per-row
+//! logits (relative to the medium threshold) of the calibration rows (train), the left-out rows
+//! (lofo) or the chosen families (eval); `TRAIN_WHY=1` prints the window that put a held-out
+//! benign message at medium. `lofo --benign DIR,..` also measures every left-out family against
+//! mail outside the corpus.
 //!
-//! Benign rows whose id hashes to the calibration fifth, and the real messages, are never trained
-//! on: the thresholds for `medium` and `high` are set on them (99th and 99.8th percentile of
-//! their scores).
+//! Never trained on: a fifth of the generated and prose rows and half of the real messages (by a
+//! hash of their id). The real messages and the list posts among them set the thresholds for
+//! `medium` and `high` (99.5th and 99.9th percentile of their scores).
 
 use crabmail::ingest::insight;
 use crabmail::ingest::risk::{self, Content, Policy, model};
@@ -34,8 +36,8 @@ fn param<T: std::str::FromStr>(name: &str, default: T) -> T {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
-const MEDIUM_QUANTILE: f64 = 0.99;
-const HIGH_QUANTILE: f64 = 0.998;
+const MEDIUM_QUANTILE: f64 = 0.995;
+const HIGH_QUANTILE: f64 = 0.999;
 
 struct Row {
     id: String,
@@ -55,13 +57,37 @@ fn fnv(s: &str) -> u64 {
     h
 }
 
-/// Real mail (crates' test messages, half the bounce corpus) only calibrates: generated mail is
-/// easier than real mail, and thresholds set on it alone flag far more than 1 in 100 real
-/// messages (measured: about 1 in 5 of the repo's own benign mail).
-const REAL_MAIL: &[&str] = &["benign:crates", "benign:bounces"];
+/// Real mail (crates' and CPython's test messages, HyperKitty's list mail, half the bounce
+/// corpus): half of it calibrates, half is trained on. Generated mail is easier than real mail,
+/// so thresholds set on it alone flag far more than 1 in 100 real messages (measured: about 1 in
+/// 5 of the repo's own benign mail); and a model that never saw real mail's headers, digests and
+/// quoted text scores them as strange.
+const REAL_MAIL: &[&str] = &[
+    "benign:crates",
+    "benign:bounces",
+    "benign:pymail",
+    "benign:hyperkitty",
+];
 
+/// Benign mail that sets the thresholds: real mail and list posts of technical prose, the mail
+/// the 1-in-100 target is about. Generated notifications and literary prose are easier; counted
+/// in, they would pull the thresholds down below what real mail needs.
+const CALIBRATES: &[&str] = &["benign:manpages", "benign:pydoc"];
+
+/// Held out of training and sets the thresholds.
+fn calibrates(row: &Row) -> bool {
+    calibration(row)
+        && (REAL_MAIL.contains(&row.family.as_str()) || CALIBRATES.contains(&row.family.as_str()))
+}
+
+/// Held out of training (and the benign side of the leave-one-out figures).
 fn calibration(row: &Row) -> bool {
-    row.label == 0 && (REAL_MAIL.contains(&row.family.as_str()) || fnv(&row.id).is_multiple_of(5))
+    let share = if REAL_MAIL.contains(&row.family.as_str()) {
+        2
+    } else {
+        5
+    };
+    row.label == 0 && fnv(&row.id).is_multiple_of(share)
 }
 
 fn load(path: &str) -> anyhow::Result<Vec<Row>> {
@@ -206,12 +232,12 @@ fn quantile(sorted: &[f32], q: f64) -> f32 {
 fn calibrate(mut m: model::Model, rows: &[Row]) -> model::Model {
     let mut benign: Vec<f32> = rows
         .iter()
-        .filter(|r| calibration(r))
+        .filter(|r| calibrates(r))
         .map(|r| message_logit(&m, r))
         .collect();
     benign.sort_by(f32::total_cmp);
-    m.medium_at = quantile(&benign, MEDIUM_QUANTILE);
-    m.high_at = quantile(&benign, HIGH_QUANTILE).max(m.medium_at + 1.0);
+    m.medium_at = quantile(&benign, param("TRAIN_MEDIUM_Q", MEDIUM_QUANTILE));
+    m.high_at = quantile(&benign, param("TRAIN_HIGH_Q", HIGH_QUANTILE)).max(m.medium_at + 1.0);
     m
 }
 
@@ -317,6 +343,9 @@ fn main() -> anyhow::Result<()> {
             }
             let mut pooled: Vec<f32> = Vec::new();
             let mut pooled_benign: Vec<f32> = Vec::new();
+            // Mail outside the corpus (`--benign DIRS`), the same for every corpus version.
+            let outside = messages(&parse_list(&args, "--benign"))?;
+            let mut pooled_outside: Vec<f32> = Vec::new();
             println!(
                 "{:<40} {:>6} {:>9} {:>9}",
                 "left out", "rows", "medium+", "high"
@@ -344,6 +373,11 @@ fn main() -> anyhow::Result<()> {
                             .filter(|r| calibration(r))
                             .map(|r| message_logit(&m, r) - m.medium_at),
                     );
+                    pooled_outside.extend(
+                        outside.iter().map(|(_, input)| {
+                            model::judge(&m, &input.0, input.1).logit - m.medium_at
+                        }),
+                    );
                 }
             }
             println!(
@@ -351,6 +385,14 @@ fn main() -> anyhow::Result<()> {
                 auc(&pooled, &pooled_benign),
                 tpr_at_fpr(&pooled, &pooled_benign, 0.01)
             );
+            if !outside.is_empty() {
+                println!(
+                    "pooled over left-out families: ROC-AUC {:.4}, TPR at 1% FPR {:.3} (benign: {} messages outside the corpus)",
+                    auc(&pooled, &pooled_outside),
+                    tpr_at_fpr(&pooled, &pooled_outside, 0.01),
+                    outside.len()
+                );
+            }
         }
         _ => anyhow::bail!(usage),
     }
@@ -401,18 +443,32 @@ fn dump_rows<'a>(m: &model::Model, rows: impl Iterator<Item = &'a Row>) -> anyho
     )
 }
 
-/// Mail never trained on (directories of .eml or .txt messages): the share at medium or above.
-fn benign_dirs(m: &model::Model, dirs: &[String]) -> anyhow::Result<()> {
+type ModelInput = (Vec<model::Segment>, model::MessageFacts);
+
+/// The .eml and .txt messages of directories, read as the model reads them, in name order.
+fn messages(dirs: &[String]) -> anyhow::Result<Vec<(std::path::PathBuf, ModelInput)>> {
+    let mut out = Vec::new();
     for dir in dirs {
         let mut paths: Vec<_> = std::fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "eml" || e == "txt"))
             .collect();
         paths.sort();
+        for p in paths {
+            let input = insight::model_input(&std::fs::read(&p)?);
+            out.push((p, input));
+        }
+    }
+    Ok(out)
+}
+
+/// Mail never trained on (directories of .eml or .txt messages): the share at medium or above.
+fn benign_dirs(m: &model::Model, dirs: &[String]) -> anyhow::Result<()> {
+    for dir in dirs {
+        let paths = messages(std::slice::from_ref(dir))?;
         let mut flagged = Vec::new();
-        for p in &paths {
-            let (segments, facts) = insight::model_input(&std::fs::read(p)?);
-            let verdict = model::judge(m, &segments, facts);
+        for (p, (segments, facts)) in &paths {
+            let verdict = model::judge(m, segments, *facts);
             let logit = verdict.logit;
             if logit >= m.medium_at
                 && std::env::var("TRAIN_WHY").is_ok()
