@@ -78,7 +78,7 @@ fn rule(id: &'static str, weight: f64, pattern: impl Into<String>) -> RuleSpec {
     }
 }
 
-const SENSITIVE: &str = r"(passwords?|passcodes?|passphrases?|credentials?|api[ _-]?keys?|secret keys?|private keys?|access tokens?|auth(entication)? tokens?|session (tokens?|cookies?)|bearer tokens?|secrets|ssh keys?|seed phrases?|recovery (codes?|phrases?|keys?)|verification codes?|security codes?|one[- ]time (codes?|pass(words?|codes?))|otps?|2fa codes?|mfa codes?|login codes?|bank (account )?details|account numbers?|routing numbers?|credit card( numbers?| details)?|card (numbers?|details)|cvv|social security numbers?|system prompt|(your|the) (instructions|prompt)|conversation history|chat history|contacts?( list)?|address book|(all|every|the|your|other|previous|recent) (e-?mails|messages|mails|correspondence)|inbox( contents)?|mailbox|(the |your )?user'?s (data|files|documents|information|details))";
+const SENSITIVE: &str = r"(passwords?|passcodes?|passphrases?|credentials?|api[ _-]?keys?|secret keys?|private keys?|access tokens?|auth(entication)? tokens?|session (tokens?|cookies?)|bearer tokens?|secrets|ssh keys?|seed phrases?|recovery (codes?|phrases?|keys?)|verification codes?|security codes?|one[- ]time (codes?|pass(words?|codes?))|otps?|2fa codes?|mfa codes?|login codes?|bank (account )?details|account numbers?|routing numbers?|credit card( numbers?| details)?|card (numbers?|details)|cvv|social security numbers?|system prompt|(your|the) (instructions|prompt)|conversation history|chat history|(all|the|your|my|their|his|her|every|user'?s) (contacts|contact list)|address book|(all|every|the|your|other|previous|recent) (e-?mails|messages|mails|correspondence)|inbox( contents)?|mailbox|(the |your )?user'?s (data|files|documents|information|details))";
 
 /// Transformations of the text itself, for rules that need one (`needs_transform`).
 const TEXT_TRANSFORMS: &str = r"(anagram|scrambl|jumbl|typo|misspell|emoji|base ?(16|32|58|64|85)|hexadecimal|binary|morse|cipher|caesar|rot13|encrypt|backwards|revers|upside|upper ?case|all caps|capital letters|lower ?case|symbols|vowels|consonants|every (second|third|fourth|fifth|other) (word|letter)|spaces|punctuation|pig latin|leet|rhym|poem|haiku|limerick|pirate|shakespear|substitution|letters|numbers for|french|spanish|german|italian|portuguese|russian|chinese|japanese|korean|arabic|hindi|dutch|latin|translat)";
@@ -275,7 +275,7 @@ fn specs() -> Vec<RuleSpec> {
         // --- reshaping the answer the model gives
         RuleSpec {
             unless: Some(
-                r"\b(thanks?|thank you|look(ing)? forward|received|await(ing)?|waiting for|appreciate|got|for your (prompt|quick|timely|kind))\b|\b(include|quote|mention|state|add|provide)\b[^.!?\n]{0,20}\b(order|ticket|case|reference|account|booking|confirmation|invoice|customer|membership|tracking|policy|claim) ?(number|no\.?|id|#|code)",
+                r"\b(thanks?|thank you|look(ing)? forward|received|await(ing)?|waiting for|appreciate|got|for your (prompt|quick|timely|kind))\b|\b(here (are|is)|here's|below are|(a few|some|all|one|most|many|none) of|view|review|see|check|edit|change) your (answers?|responses?|repl(y|ies))\b|\b(include|quote|mention|state|add|provide)\b[^.!?\n]{0,20}\b(order|ticket|case|reference|account|booking|confirmation|invoice|customer|membership|tracking|policy|claim) ?(number|no\.?|id|#|code)",
             ),
             strong: false,
             ..rule(

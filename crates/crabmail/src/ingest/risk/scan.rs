@@ -175,14 +175,23 @@ impl Scanner {
     /// Only instruction rules make hidden text an instruction: a task-shaped sentence there (a
     /// preheader asking "Why are bond prices falling?") counts as an ordinary task sentence,
     /// since newsletters hide teasers of what they say openly.
+    ///
+    /// An image's `alt` and `title` text is shown when images are off or on hover, and
+    /// newsletters fill it with calls to action: it is read like the visible text, at each rule's
+    /// own weight. An HTML comment without an instruction is template markup, not a signal.
     fn hidden_item(&mut self, item: &html::Hidden, location: &str) {
         let text = unicode::scan(&item.text).cleaned;
         let hits = rules::scan(&text);
         let task_hits = tasks::scan(&text, "");
         let mut marks = model::marks(&hits);
         marks.extend(model::marks(&task_hits));
+        let shown = matches!(item.reason, "alt attribute" | "title attribute");
         self.segments.push(model::Segment {
-            kind: model::Kind::Hidden,
+            kind: if shown {
+                model::Kind::Html
+            } else {
+                model::Kind::Hidden
+            },
             location: location.to_owned(),
             text: text.clone(),
             marks,
@@ -190,14 +199,27 @@ impl Scanner {
         for hit in task_hits {
             self.findings.push(found(hit, location));
         }
-        let words = text.split_whitespace().count();
-        let weight = if words >= 30 { 0.15 } else { 0.05 };
-        self.findings.push(Finding {
-            rule: "hidden_content",
-            weight,
-            excerpt: format!("{}: {}", item.reason, rules::excerpt(&item.text)),
-            location: location.to_owned(),
-        });
+        if shown {
+            for hit in hits {
+                self.findings.push(Finding {
+                    rule: hit.rule,
+                    weight: hit.weight,
+                    excerpt: format!("{}: {}", item.reason, hit.excerpt),
+                    location: location.to_owned(),
+                });
+            }
+            return;
+        }
+        if item.reason != "html comment" || !hits.is_empty() {
+            let words = text.split_whitespace().count();
+            let weight = if words >= 30 { 0.15 } else { 0.05 };
+            self.findings.push(Finding {
+                rule: "hidden_content",
+                weight,
+                excerpt: format!("{}: {}", item.reason, rules::excerpt(&item.text)),
+                location: location.to_owned(),
+            });
+        }
         for hit in hits {
             self.findings.push(Finding {
                 rule: "hidden_instruction",
