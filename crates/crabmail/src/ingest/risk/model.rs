@@ -289,6 +289,13 @@ fn grams_into(text: &str, out: &mut Vec<u32>) {
     }
 }
 
+/// What each n-gram occurrence adds to a window's logit: a constant, so a window's evidence adds
+/// up. Scaling by 1/sqrt(n) (unit length) let a fragment of a few words, such as a changelog's
+/// "* rules:", put all its weight on one word that attacks use too; measured, leave one family
+/// out against mail outside the corpus: ROC-AUC 0.86 -> 0.91, TPR at 1% FPR 0.52 -> 0.64
+/// (bench/RESULTS.md). The value is about 1/sqrt of three windows' worth of n-grams.
+const GRAM_WEIGHT: f32 = 0.025_82; // 1 / sqrt(1500)
+
 /// The window's flags: bias, location, message facts, and the rules that fired in it.
 fn flags_into(text: &str, kind: Kind, facts: MessageFacts, marks: &[Mark], out: &mut Vec<u32>) {
     let mut flag = |name: &str| out.push(bucket(b"f:", &[name.as_bytes()]));
@@ -311,25 +318,22 @@ fn flags_into(text: &str, kind: Kind, facts: MessageFacts, marks: &[Mark], out: 
     }
 }
 
-/// The features of one window: n-grams scaled to unit length (repeats merged), then the
+/// The features of one window: n-grams at `GRAM_WEIGHT` per occurrence (repeats merged), then the
 /// location, message facts and rule hits at full value. Training reads these; scoring computes
 /// the same sum without building them (`window_logit`).
 pub fn features(text: &str, kind: Kind, facts: MessageFacts, marks: &[Mark]) -> Vec<(u32, f32)> {
     let mut grams: Vec<u32> = Vec::new();
     grams_into(text, &mut grams);
     let mut out: Vec<(u32, f32)> = Vec::with_capacity(grams.len() + 8);
-    if !grams.is_empty() {
-        let scale = 1.0 / (grams.len() as f32).sqrt();
-        grams.sort_unstable();
-        let mut i = 0;
-        while i < grams.len() {
-            let mut j = i;
-            while j < grams.len() && grams[j] == grams[i] {
-                j += 1;
-            }
-            out.push((grams[i], (j - i) as f32 * scale));
-            i = j;
+    grams.sort_unstable();
+    let mut i = 0;
+    while i < grams.len() {
+        let mut j = i;
+        while j < grams.len() && grams[j] == grams[i] {
+            j += 1;
         }
+        out.push((grams[i], (j - i) as f32 * GRAM_WEIGHT));
+        i = j;
     }
     let mut flags = Vec::new();
     flags_into(text, kind, facts, marks, &mut flags);
@@ -348,15 +352,11 @@ fn window_logit(
 ) -> f32 {
     scratch.clear();
     grams_into(text, scratch);
-    let mut logit = 0.0;
-    if !scratch.is_empty() {
-        let scale = 1.0 / (scratch.len() as f32).sqrt();
-        logit = scratch
-            .iter()
-            .map(|&g| model.weights[g as usize])
-            .sum::<f32>()
-            * scale;
-    }
+    let logit = scratch
+        .iter()
+        .map(|&g| model.weights[g as usize])
+        .sum::<f32>()
+        * GRAM_WEIGHT;
     scratch.clear();
     flags_into(text, seg.kind, facts, &seg.marks, scratch);
     logit
