@@ -209,6 +209,7 @@ fn train(rows: &[Row], keep: impl Fn(&Row) -> bool) -> model::Model {
         weights: w,
         medium_at: 0.0,
         high_at: 1.0,
+        typical_at: -1.0,
     }
     .quantized();
     calibrate(m, rows)
@@ -238,6 +239,7 @@ fn calibrate(mut m: model::Model, rows: &[Row]) -> model::Model {
     benign.sort_by(f32::total_cmp);
     m.medium_at = quantile(&benign, param("TRAIN_MEDIUM_Q", MEDIUM_QUANTILE));
     m.high_at = quantile(&benign, param("TRAIN_HIGH_Q", HIGH_QUANTILE)).max(m.medium_at + 1.0);
+    m.typical_at = quantile(&benign, 0.5).min(m.medium_at - 1.0);
     m
 }
 

@@ -373,9 +373,14 @@ pub struct Model {
     /// Logits at which the risk reaches `medium` (0.4) and `high` (0.7).
     pub medium_at: f32,
     pub high_at: f32,
+    /// The logit of typical ordinary mail (the median of the calibration mail): risk 0.05.
+    pub typical_at: f32,
 }
 
-const MAGIC: &[u8; 8] = b"CMINJ001";
+const MAGIC: &[u8; 8] = b"CMINJ002";
+const HEADER: usize = 28;
+/// The risk of typical ordinary mail: near zero, as a reader expects of a receipt.
+const TYPICAL_RISK: f32 = 0.05;
 
 impl Model {
     pub fn logit(&self, features: &[(u32, f32)]) -> f32 {
@@ -385,25 +390,33 @@ impl Model {
             .sum()
     }
 
-    /// The published risk: 0.4 at `medium_at`, 0.7 at `high_at`, logistic beyond and below.
+    /// The published risk: 0.05 at `typical_at`, 0.4 at `medium_at`, 0.7 at `high_at`; a
+    /// logistic through the two anchors on each side of `medium_at` (continuous and rising), so
+    /// ordinary mail reads near zero whatever the spread of the logits above it.
     pub fn risk(&self, logit: f32) -> f64 {
-        let span = (self.high_at - self.medium_at).max(0.1);
-        // Logistic through both anchors: slope and offset from the two calibration points.
-        let slope = ((0.7f32 / 0.3).ln() - (0.4f32 / 0.6).ln()) / span;
-        let offset = (0.4f32 / 0.6).ln() - slope * self.medium_at;
+        let (lo, lo_risk, hi, hi_risk) = if logit >= self.medium_at {
+            (self.medium_at, 0.4, self.high_at, 0.7)
+        } else {
+            (self.typical_at, TYPICAL_RISK, self.medium_at, 0.4)
+        };
+        let odds = |p: f32| (p / (1.0 - p)).ln();
+        let slope = (odds(hi_risk) - odds(lo_risk)) / (hi - lo).max(0.1);
+        let offset = odds(lo_risk) - slope * lo;
         let r = 1.0 / (1.0 + (-(slope * logit + offset)).exp());
         f64::from(r)
     }
 
-    /// Serialised as: magic, bits, medium_at, high_at, scale, then one signed byte per weight.
+    /// Serialised as: magic, bits, medium_at, high_at, typical_at, scale, then one signed byte per
+    /// weight.
     pub fn to_bytes(&self) -> Vec<u8> {
         let scale = self.weights.iter().fold(0f32, |m, w| m.max(w.abs())) / 127.0;
         let scale = if scale > 0.0 { scale } else { 1.0 };
-        let mut out = Vec::with_capacity(24 + self.weights.len());
+        let mut out = Vec::with_capacity(HEADER + self.weights.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&BITS.to_le_bytes());
         out.extend_from_slice(&self.medium_at.to_le_bytes());
         out.extend_from_slice(&self.high_at.to_le_bytes());
+        out.extend_from_slice(&self.typical_at.to_le_bytes());
         out.extend_from_slice(&scale.to_le_bytes());
         out.extend(
             self.weights
@@ -414,7 +427,7 @@ impl Model {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Option<Model> {
-        let header = bytes.get(..24)?;
+        let header = bytes.get(..HEADER)?;
         if &header[..8] != MAGIC {
             return None;
         }
@@ -424,8 +437,9 @@ impl Model {
         }
         let medium_at = f32::from_le_bytes(word(12));
         let high_at = f32::from_le_bytes(word(16));
-        let scale = f32::from_le_bytes(word(20));
-        let body = bytes.get(24..)?;
+        let typical_at = f32::from_le_bytes(word(20));
+        let scale = f32::from_le_bytes(word(24));
+        let body = bytes.get(HEADER..)?;
         if body.len() != DIM {
             return None;
         }
@@ -433,6 +447,7 @@ impl Model {
             weights: body.iter().map(|&b| f32::from(b as i8) * scale).collect(),
             medium_at,
             high_at,
+            typical_at,
         })
     }
 
@@ -457,6 +472,7 @@ pub fn embedded() -> &'static Model {
                 weights: vec![0.0; DIM],
                 medium_at: 1.0,
                 high_at: 2.0,
+                typical_at: 0.0,
             }
         })
     })
@@ -615,9 +631,14 @@ mod tests {
             weights,
             medium_at: 0.5,
             high_at: 1.5,
+            typical_at: -2.0,
         };
         let back = Model::from_bytes(&m.to_bytes()).expect("reads back");
         assert!((back.weights[7] - 2.5).abs() < 0.02 && (back.weights[9] + 1.0).abs() < 0.02);
         assert!((back.risk(0.5) - 0.4).abs() < 1e-3 && (back.risk(1.5) - 0.7).abs() < 1e-3);
+        assert!((back.risk(-2.0) - 0.05).abs() < 1e-3);
+        // Rising everywhere, and continuous where the two halves meet.
+        let risks: Vec<f64> = (-60..40).map(|i| back.risk(i as f32 * 0.1)).collect();
+        assert!(risks.windows(2).all(|w| w[1] > w[0]), "{risks:?}");
     }
 }
