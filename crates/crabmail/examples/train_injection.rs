@@ -77,12 +77,12 @@ const CALIBRATES: &[&str] = &["benign:manpages", "benign:pydoc"];
 
 /// Held out of training and sets the thresholds.
 fn calibrates(row: &Row) -> bool {
-    calibration(row)
+    held_out(row)
         && (REAL_MAIL.contains(&row.family.as_str()) || CALIBRATES.contains(&row.family.as_str()))
 }
 
 /// Held out of training (and the benign side of the leave-one-out figures).
-fn calibration(row: &Row) -> bool {
+fn held_out(row: &Row) -> bool {
     let share = if REAL_MAIL.contains(&row.family.as_str()) {
         2
     } else {
@@ -168,7 +168,7 @@ fn train(rows: &[Row], keep: impl Fn(&Row) -> bool) -> model::Model {
     let mut g2 = vec![1e-6f32; dim];
     let mut examples: Vec<(usize, usize, bool)> = Vec::new();
     for (r, row) in rows.iter().enumerate() {
-        if !keep(row) || calibration(row) {
+        if !keep(row) || held_out(row) {
             continue;
         }
         for (i, l) in row.labels.iter().enumerate() {
@@ -315,7 +315,7 @@ fn main() -> anyhow::Result<()> {
             let m = train(&rows, |r| !holdout.contains(&r.family));
             std::fs::write(out, m.to_bytes())?;
             // The calibration rows' logits, to see what sets the thresholds.
-            dump_rows(&m, rows.iter().filter(|r| calibration(r)))?;
+            dump_rows(&m, rows.iter().filter(|r| held_out(r)))?;
             benign_dirs(&m, &parse_list(&args, "--benign"))?;
         }
         "eval" => {
@@ -326,7 +326,7 @@ fn main() -> anyhow::Result<()> {
             dump_rows(&m, rows.iter().filter(|r| wanted.contains(&r.family)))?;
             let benign: Vec<f32> = rows
                 .iter()
-                .filter(|r| calibration(r))
+                .filter(|r| held_out(r))
                 .map(|r| message_logit(&m, r))
                 .collect();
             report(&m, &rows, &wanted, &benign);
@@ -378,7 +378,7 @@ fn main() -> anyhow::Result<()> {
                     pooled.extend(scores.iter().map(|s| s - m.medium_at));
                     pooled_benign.extend(
                         rows.iter()
-                            .filter(|r| calibration(r))
+                            .filter(|r| held_out(r))
                             .map(|r| message_logit(&m, r) - m.medium_at),
                     );
                     pooled_outside.extend(

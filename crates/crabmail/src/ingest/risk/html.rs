@@ -20,6 +20,22 @@ pub struct Hidden {
     pub text: String,
 }
 
+const COMMENT: &str = "html comment";
+const ALT: &str = "alt attribute";
+const TITLE: &str = "title attribute";
+
+impl Hidden {
+    /// An image's `alt` or a `title`: shown when images are off or on hover, not hidden from
+    /// every reader.
+    pub fn shown_on_request(&self) -> bool {
+        matches!(self.reason, ALT | TITLE)
+    }
+
+    pub fn is_comment(&self) -> bool {
+        self.reason == COMMENT
+    }
+}
+
 /// A link as the reader sees it: where it goes and the text shown for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -235,7 +251,7 @@ impl Renderer {
         // Conditional comments for Outlook (<!--[if mso]>) are markup, not prose.
         if !text.trim_start().starts_with('[') && !text.trim().is_empty() {
             flush_hidden(&mut self.out, &mut self.hidden_run);
-            push_hidden(&mut self.out, &mut self.hidden_run, "html comment", text);
+            push_hidden(&mut self.out, &mut self.hidden_run, COMMENT, text);
             flush_hidden(&mut self.out, &mut self.hidden_run);
         }
     }
@@ -378,11 +394,7 @@ fn strip_css_comments(css: &str) -> String {
 }
 
 fn attribute_reason(key: &str) -> &'static str {
-    if key == "alt" {
-        "alt attribute"
-    } else {
-        "title attribute"
-    }
+    if key == "alt" { ALT } else { TITLE }
 }
 
 fn push_hidden(

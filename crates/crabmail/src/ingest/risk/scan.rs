@@ -185,7 +185,7 @@ impl Scanner {
         let task_hits = tasks::scan(&text, "");
         let mut marks = model::marks(&hits);
         marks.extend(model::marks(&task_hits));
-        let shown = matches!(item.reason, "alt attribute" | "title attribute");
+        let shown = item.shown_on_request();
         self.segments.push(model::Segment {
             kind: if shown {
                 model::Kind::Html
@@ -199,18 +199,7 @@ impl Scanner {
         for hit in task_hits {
             self.findings.push(found(hit, location));
         }
-        if shown {
-            for hit in hits {
-                self.findings.push(Finding {
-                    rule: hit.rule,
-                    weight: hit.weight,
-                    excerpt: format!("{}: {}", item.reason, hit.excerpt),
-                    location: location.to_owned(),
-                });
-            }
-            return;
-        }
-        if item.reason != "html comment" || !hits.is_empty() {
+        if !shown && (!item.is_comment() || !hits.is_empty()) {
             let words = text.split_whitespace().count();
             let weight = if words >= 30 { 0.15 } else { 0.05 };
             self.findings.push(Finding {
@@ -221,11 +210,20 @@ impl Scanner {
             });
         }
         for hit in hits {
-            self.findings.push(Finding {
-                rule: "hidden_instruction",
-                weight: (hit.weight + 0.3).min(0.95),
-                excerpt: format!("{} ({}): {}", item.reason, hit.rule, hit.excerpt),
-                location: location.to_owned(),
+            self.findings.push(if shown {
+                Finding {
+                    rule: hit.rule,
+                    weight: hit.weight,
+                    excerpt: format!("{}: {}", item.reason, hit.excerpt),
+                    location: location.to_owned(),
+                }
+            } else {
+                Finding {
+                    rule: "hidden_instruction",
+                    weight: (hit.weight + 0.3).min(0.95),
+                    excerpt: format!("{} ({}): {}", item.reason, hit.rule, hit.excerpt),
+                    location: location.to_owned(),
+                }
             });
         }
     }
