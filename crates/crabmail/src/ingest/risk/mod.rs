@@ -16,6 +16,8 @@
 
 pub mod classifier;
 pub mod decode;
+#[cfg(feature = "encoder")]
+pub mod encoder;
 pub mod html;
 pub mod model;
 pub mod rules;
@@ -103,7 +105,10 @@ struct Finding {
 
 pub fn assess(content: &Content<'_>, policy: &Policy) -> Assessment {
     let reading = read(content, policy);
-    let verdict = model::judge(model::embedded(), &reading.segments, reading.facts);
+    #[allow(unused_mut)] // stage two (feature `encoder`) may move it
+    let mut verdict = model::judge(model::embedded(), &reading.segments, reading.facts);
+    #[cfg(feature = "encoder")]
+    encoder::rejudge(&mut verdict);
     Assessment {
         security: summarise(reading.findings, &verdict, &reading.segments),
         visible_text: reading.visible_text,
@@ -285,7 +290,10 @@ fn summarise(
     if let Some(window) = &verdict.best
         && verdict.risk >= MEDIUM
     {
-        let words = model::top_words(model::embedded(), &window.text, 6);
+        let mut words = model::top_words(model::embedded(), &window.text, 6);
+        if let Some(answer) = verdict.stage_two {
+            words.push(format!("encoder {answer:+.1}"));
+        }
         flags.push("model".into());
         evidence.push(Evidence {
             rule: "model".into(),

@@ -367,7 +367,7 @@ fn window_logit(
 }
 
 /// Trained weights and the calibration that maps a logit to the published risk.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Model {
     pub weights: Vec<f32>,
     /// Logits at which the risk reaches `medium` (0.4) and `high` (0.7).
@@ -484,6 +484,8 @@ pub struct Verdict {
     pub logit: f32,
     pub risk: f64,
     pub best: Option<Best>,
+    /// Stage two's answer on the best window, when it read it (feature `encoder`).
+    pub stage_two: Option<f32>,
 }
 
 /// The window that set a message's logit: its segment (index) and its text.
@@ -514,11 +516,13 @@ pub fn judge(model: &Model, segments: &[Segment], facts: MessageFacts) -> Verdic
             logit,
             risk: model.risk(logit),
             best: Some(Best { segment, text }),
+            stage_two: None,
         },
         None => Verdict {
             logit: f32::MIN,
             risk: 0.0,
             best: None,
+            stage_two: None,
         },
     }
 }
