@@ -23,8 +23,16 @@ SHARED=${SHARED:-$ROOT/../shared/corpora}
 OUT=${OUT:-/var/tmp/crabmail-injection}
 mkdir -p "$OUT"
 
-(cd "$ROOT" && cargo build --release -q -p crabmail --bin crabmail --example train_injection)
+# ENCODER=1: the same report with stage two (feature `encoder`; its weights installed under $OUT).
+FEATURES=(); [ "${ENCODER:-0}" = 1 ] && FEATURES=(--features encoder)
+(cd "$ROOT" && cargo build --release -q -p crabmail "${FEATURES[@]}" --bin crabmail --example train_injection)
 BIN=$ROOT/target/release/crabmail
+RISK=("$BIN" check risk)
+if [ "${ENCODER:-0}" = 1 ]; then
+  ENCODER_DIR=$OUT/encoder/all-minilm-l6-v2
+  [ -f "$ENCODER_DIR/model.safetensors" ] || "$BIN" encoder install --data-dir "$OUT"
+  RISK+=(--encoder "$ENCODER_DIR")
+fi
 
 # Benign mail outside the training corpus: the half of the bounce corpus never trained on (the
 # trainer's corpus holds the half whose name hashes even) and up to 600 paragraphs of READMEs, NEWS
@@ -70,19 +78,24 @@ python3 "$ROOT/train/injection/build_corpus.py" "$OUT/train" 2>/dev/null
 HOLDOUT=spikee:mailbox,pyrit:jailbreak
 "$ROOT/target/release/examples/train_injection" lofo "$OUT/train/corpus.jsonl" --holdout "$HOLDOUT" --benign "$OUTSIDE" 2>/dev/null
 echo
+if [ "${ENCODER:-0}" = 1 ]; then
+  echo "== learned model with stage two, leave one family out (stage one and the head both without it)"
+  "$ROOT/target/release/examples/train_injection" stage2-lofo "$OUT/train/corpus.jsonl" "$ENCODER_DIR" --holdout "$HOLDOUT" --benign "$OUTSIDE" 2>/dev/null
+  echo
+fi
 echo "== learned model alone, trained without $HOLDOUT, on them"
 "$ROOT/target/release/examples/train_injection" train "$OUT/train/corpus.jsonl" "$OUT/dev.model" --holdout "$HOLDOUT" 2>/dev/null
 "$ROOT/target/release/examples/train_injection" eval "$OUT/train/corpus.jsonl" "$OUT/dev.model" --families "$HOLDOUT" 2>/dev/null
 echo
 
 ROWS=$SHARED/injection/bipia-email-train.jsonl
-"$BIN" check risk --jsonl "$ROWS" > "$OUT/bipia.jsonl"
+"${RISK[@]}" --jsonl "$ROWS" > "$OUT/bipia.jsonl"
 # Attacks of other kinds, phrased by us (probes.jsonl; made by make_probes.py).
-"$BIN" check risk --jsonl "$HERE/probes.jsonl" > "$OUT/probes.jsonl"
-"$BIN" check risk "$HERE/benign/own" > "$OUT/own.jsonl"
-"$BIN" check risk "$ROOT/crates/crabmail/tests/fixtures/extraction" > "$OUT/verification.jsonl"
-"$BIN" check risk "$HERE/benign/talon" > "$OUT/talon.jsonl"
-"$BIN" check risk "$OUT/flufl" > "$OUT/bounces.jsonl"
+"${RISK[@]}" --jsonl "$HERE/probes.jsonl" > "$OUT/probes.jsonl"
+"${RISK[@]}" "$HERE/benign/own" > "$OUT/own.jsonl"
+"${RISK[@]}" "$ROOT/crates/crabmail/tests/fixtures/extraction" > "$OUT/verification.jsonl"
+"${RISK[@]}" "$HERE/benign/talon" > "$OUT/talon.jsonl"
+"${RISK[@]}" "$OUT/flufl" > "$OUT/bounces.jsonl"
 
 BENIGN=("own-corpus=$OUT/own.jsonl" "verification=$OUT/verification.jsonl"
         "client-replies=$OUT/talon.jsonl" "bounces=$OUT/bounces.jsonl")
@@ -94,7 +107,7 @@ python3 "$HERE/score.py" "$HERE/probes.jsonl" "$OUT/probes.jsonl" --benign "${BE
 
 echo
 echo "== stress: the /usr/share/doc paragraphs as list posts (above), through the whole scorer"
-"$BIN" check risk "$OUT/prose" > "$OUT/prose.jsonl"
+"${RISK[@]}" "$OUT/prose" > "$OUT/prose.jsonl"
 python3 - "$OUT/prose.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
@@ -120,10 +133,16 @@ for i in range(300):
     open(os.path.join(out, f'{i:03}.eml'), 'w', newline='').write(msg)
 print(f"message size: {len(msg)} bytes")
 PY
-"$BIN" check risk "$OUT/tenkb" > "$OUT/tenkb.jsonl"
+"${RISK[@]}" "$OUT/tenkb" > "$OUT/tenkb.jsonl"
 python3 -c "
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 for key, what in (('scoring_micros', 'scoring (risk::assess)'), ('micros', 'whole ingest insight')):
     m = sorted(r[key] for r in rows)
     print(f'{what:<24} median {statistics.median(m):.0f} us, p90 {m[int(len(m) * 0.9)]:.0f} us')" "$OUT/tenkb.jsonl"
+
+echo "== time per probe message (short mail, most of it over stage two's gate when ENCODER=1)"
+python3 -c "
+import json, statistics, sys
+m = sorted(json.loads(l)['micros'] for l in open(sys.argv[1]))
+print(f'{len(m)} messages: median {statistics.median(m):.0f} us, p90 {m[int(len(m) * 0.9)]:.0f} us, p99 {m[int(len(m) * 0.99)]:.0f} us')" "$OUT/probes.jsonl"

@@ -60,6 +60,11 @@ pub enum CheckCommand {
         file: PathBuf,
         #[arg(long)]
         jsonl: bool,
+        /// Stage two: read suspicious windows again with the encoder installed in DIR
+        /// (`crabmail encoder install`; <data dir>/encoder/all-minilm-l6-v2).
+        #[cfg(feature = "encoder")]
+        #[arg(long, value_name = "DIR")]
+        encoder: Option<PathBuf>,
     },
     /// What a bounce, complaint or auto-reply reports: one JSON line per recipient ({file, kind,
     /// path, address, status, smtp_code, action, permanent, hard, reason, ...}), or one line
@@ -157,8 +162,15 @@ pub async fn dkim_command(command: DkimCommand) -> anyhow::Result<()> {
 }
 
 pub async fn check_command(command: CheckCommand) -> anyhow::Result<()> {
+    #[cfg(feature = "encoder")]
+    if let CheckCommand::Risk {
+        encoder: Some(dir), ..
+    } = &command
+    {
+        crabmail::ingest::risk::encoder::activate(dir)?;
+    }
     let (file, ip, helo, mail_from, options) = match command {
-        CheckCommand::Risk { file, jsonl } => return super::risk::check(&file, jsonl),
+        CheckCommand::Risk { file, jsonl, .. } => return super::risk::check(&file, jsonl),
         CheckCommand::Bounce { file } => return check_bounce(&file),
         CheckCommand::Auth {
             file,

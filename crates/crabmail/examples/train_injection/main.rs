@@ -25,6 +25,9 @@ use crabmail::ingest::risk::{self, Content, Policy, model};
 use std::collections::{BTreeMap, HashSet};
 use std::io::BufRead;
 
+#[cfg(feature = "encoder")]
+mod stage_two;
+
 const EPOCHS: usize = 6;
 const LEARNING_RATE: f32 = 0.2;
 const L2: f32 = 1e-6;
@@ -238,15 +241,20 @@ fn calibrate(mut m: model::Model, rows: &[Row]) -> model::Model {
         .map(|r| message_logit(&m, r))
         .collect();
     benign.sort_by(f32::total_cmp);
-    m.medium_at = quantile(&benign, param("TRAIN_MEDIUM_Q", MEDIUM_QUANTILE));
-    m.typical_at = quantile(&benign, 0.5).min(m.medium_at - 1.0);
+    (m.medium_at, m.high_at, m.typical_at) = thresholds(&benign);
+    m
+}
+
+/// `medium`, `high` and typical mail from the sorted logits of the calibration rows.
+fn thresholds(benign: &[f32]) -> (f32, f32, f32) {
+    let medium = quantile(benign, param("TRAIN_MEDIUM_Q", MEDIUM_QUANTILE));
+    let typical = quantile(benign, 0.5).min(medium - 1.0);
     // The top 0.2% of a few hundred messages is one or two of them: `high` is not left to one
     // odd message, but sits no further beyond `medium` than half the way up from typical mail.
-    let high = quantile(&benign, param("TRAIN_HIGH_Q", HIGH_QUANTILE));
-    m.high_at = high
-        .min(m.medium_at + (m.medium_at - m.typical_at) / 2.0)
-        .max(m.medium_at + 1.0);
-    m
+    let high = quantile(benign, param("TRAIN_HIGH_Q", HIGH_QUANTILE))
+        .min(medium + (medium - typical) / 2.0)
+        .max(medium + 1.0);
+    (medium, high, typical)
 }
 
 /// ROC-AUC of attack scores against benign scores (ties count half).
@@ -401,6 +409,41 @@ fn main() -> anyhow::Result<()> {
                     outside.len()
                 );
             }
+        }
+        #[cfg(feature = "encoder")]
+        "stage2" => {
+            // stage2 CORPUS STAGE_ONE.model ENCODER_DIR OUT.head
+            let (Some(path), Some(dir), Some(out)) = (args.get(3), args.get(4), args.get(5)) else {
+                anyhow::bail!(
+                    "usage: train_injection stage2 CORPUS STAGE_ONE.model ENCODER_DIR OUT.head"
+                );
+            };
+            let m = model::Model::from_bytes(&std::fs::read(path)?)
+                .ok_or_else(|| anyhow::anyhow!("{path}: not a model"))?;
+            let encoder = stage_two::load_encoder(dir)?;
+            let mut emb = stage_two::Embeddings::new(&encoder);
+            let head = stage_two::train_head(&m, &rows, &[], &mut emb)?;
+            std::fs::write(out, head.to_bytes())?;
+            let c = &head.calibration;
+            println!(
+                "head: gate {:.2}, usual {:.2}, medium {:.2}, high {:.2}, typical {:.2}",
+                head.gate, head.usual, c.medium_at, c.high_at, c.typical_at
+            );
+        }
+        #[cfg(feature = "encoder")]
+        "stage2-lofo" => {
+            let dir = args.get(3).ok_or_else(|| {
+                anyhow::anyhow!("usage: train_injection stage2-lofo CORPUS ENCODER_DIR")
+            })?;
+            let encoder = stage_two::load_encoder(dir)?;
+            let mut emb = stage_two::Embeddings::new(&encoder);
+            let outside = messages(&parse_list(&args, "--benign"))?;
+            let kept: Vec<String> = families
+                .iter()
+                .filter(|f| !holdout.contains(f))
+                .cloned()
+                .collect();
+            stage_two::lofo(&rows, &kept, &holdout, &outside, &mut emb)?;
         }
         "windows" => {
             // Every row's windows as JSON lines (text, label, logit under MODEL): stage two's
