@@ -5,8 +5,9 @@
 //!   train_injection stage2-lofo CORPUS ENCODER_DIR [--benign DIRS]       # leave one family out
 //!
 //! Examples: the windows labelled as the attack in attack rows (at most `PER_FAMILY` a family),
-//! their carrier windows (`CARRIERS` a family), and stage one's two most suspicious windows of
-//! trained-on benign rows (`BENIGN_ROWS` a family), each chosen by a hash of its id: the same
+//! their carrier windows (`CARRIERS` a family), stage one's two most suspicious windows of
+//! trained-on benign rows (`BENIGN_ROWS` a family), and the best window of benign rows near the
+//! gate (what stage two is shown; `BENIGN_ROWS` a family), each chosen by a hash of its id: the same
 //! corpus gives the same head, byte for byte (embeddings are deterministic on one thread, the
 //! regression is full-batch gradient descent from zero).
 
@@ -17,9 +18,12 @@ use std::collections::HashMap;
 const PER_FAMILY: usize = 150;
 const CARRIERS: usize = 60;
 const BENIGN_ROWS: usize = 250;
-/// Weight of the head's answer beside stage one's logit (chosen on a prototype's leave-one-out
-/// figures: 0.25 to 0.5 gained, 1 and above lost true positives at 1% false positives).
-const BETA: f32 = 0.5;
+/// Benign rows whose stage-one logit is at most this far below the gate are also examples.
+const NEAR_GATE: f32 = 1.0;
+/// Weight of the head's answer beside stage one's logit (`TRAIN_BETA` for experiments). A
+/// prototype's leave-one-out figures gained at 0.25 and 0.5 and lost at 1 and above; at 0.5 the
+/// whole scorer put 4 of the repo's 33 own newsletters and notifications at medium (0 at 0.25).
+const BETA: f32 = 0.25;
 const STEPS: usize = 3000;
 const STEP: f32 = 2.0;
 const L2: f32 = 1e-4;
@@ -66,7 +70,13 @@ fn sample<T>(mut items: Vec<(String, T)>, n: usize) -> Vec<T> {
 }
 
 /// The head's training examples (window text, is it an attack), without the families in `skip`.
-fn examples<'r>(m: &model::Model, rows: &'r [Row], skip: &[String]) -> Vec<(&'r str, bool)> {
+/// Each: the window's text, whether it is an attack, and whether it is a benign window near the
+/// gate.
+fn examples<'r>(
+    m: &model::Model,
+    rows: &'r [Row],
+    skip: &[String],
+) -> Vec<(&'r str, bool, bool)> {
     let mut by_family: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
     for r in rows
         .iter()
@@ -93,12 +103,12 @@ fn examples<'r>(m: &model::Model, rows: &'r [Row], skip: &[String]) -> Vec<(&'r 
             out.extend(
                 sample(labelled(true), PER_FAMILY)
                     .into_iter()
-                    .map(|t| (t, true)),
+                    .map(|t| (t, true, false)),
             );
             out.extend(
                 sample(labelled(false), CARRIERS)
                     .into_iter()
-                    .map(|t| (t, false)),
+                    .map(|t| (t, false, false)),
             );
         } else {
             let chosen = sample(
@@ -112,11 +122,29 @@ fn examples<'r>(m: &model::Model, rows: &'r [Row], skip: &[String]) -> Vec<(&'r 
                     .map(|w| (m.logit(&w.features), w.text.as_str()))
                     .collect();
                 scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-                out.extend(scored.into_iter().take(2).map(|(_, t)| (t, false)));
+                out.extend(scored.into_iter().take(2).map(|(_, t)| (t, false, false)));
             }
+            // The mail stage two is shown: benign messages at or near the gate, whose best
+            // window is what the head must not mistake for an attack.
+            let near = sample(
+                family
+                    .iter()
+                    .filter_map(|r| {
+                        let (i, l) = best_window(m, r)?;
+                        (l >= gate(m) - NEAR_GATE).then(|| (r.id.clone(), r.windows[i].text.as_str()))
+                    })
+                    .collect(),
+                BENIGN_ROWS,
+            );
+            out.extend(near.into_iter().map(|t| (t, false, true)));
         }
     }
     out
+}
+
+/// Stage two reads messages halfway from typical mail to `medium` and above.
+fn gate(m: &model::Model) -> f32 {
+    m.typical_at + (m.medium_at - m.typical_at) / 2.0
 }
 
 /// Full-batch gradient descent on the class-balanced logistic loss with L2.
@@ -152,29 +180,30 @@ pub fn train_head(
     emb: &mut Embeddings<'_>,
 ) -> anyhow::Result<Head> {
     let ex = examples(m, rows, skip);
-    for (t, _) in &ex {
+    for (t, _, _) in &ex {
         emb.of(t)?;
     }
-    let xs: Vec<&[f32]> = ex.iter().map(|(t, _)| emb.cache[*t].as_slice()).collect();
+    let xs: Vec<&[f32]> = ex.iter().map(|(t, _, _)| emb.cache[*t].as_slice()).collect();
     let ys: Vec<bool> = ex.iter().map(|e| e.1).collect();
     let (weights, bias) = regress(&xs, &ys);
     let mut head = Head {
         weights,
         bias,
-        beta: BETA,
-        // Stage two reads messages halfway from typical mail to `medium` and above.
-        gate: m.typical_at + (m.medium_at - m.typical_at) / 2.0,
+        beta: param("TRAIN_BETA", BETA),
+        gate: gate(m),
         usual: 0.0,
         calibration: m.clone(),
     };
-    let mut benign: Vec<f32> = ex
+    // Below the gate the head's answer on benign mail near it stands in, so crossing the gate
+    // moves ordinary mail neither up nor down on the whole.
+    let mut near: Vec<f32> = ex
         .iter()
         .zip(&xs)
-        .filter(|((_, y), _)| !y)
+        .filter(|((_, _, near), _)| *near)
         .map(|(_, x)| head.answer(x))
         .collect();
-    benign.sort_by(f32::total_cmp);
-    head.usual = quantile(&benign, 0.5);
+    near.sort_by(f32::total_cmp);
+    head.usual = quantile(&near, 0.5);
     let mut z: Vec<f32> = Vec::new();
     for r in rows.iter().filter(|r| calibrates(r)) {
         z.push(combined(m, &head, r, emb)?);
