@@ -69,14 +69,9 @@ fn sample<T>(mut items: Vec<(String, T)>, n: usize) -> Vec<T> {
     items.into_iter().take(n).map(|(_, t)| t).collect()
 }
 
-/// The head's training examples (window text, is it an attack), without the families in `skip`.
-/// Each: the window's text, whether it is an attack, and whether it is a benign window near the
+/// The head's training examples, without the families in `skip`. Each: the window's text, whether it is an attack, and whether it is a benign window near the
 /// gate.
-fn examples<'r>(
-    m: &model::Model,
-    rows: &'r [Row],
-    skip: &[String],
-) -> Vec<(&'r str, bool, bool)> {
+fn examples<'r>(m: &model::Model, rows: &'r [Row], skip: &[String]) -> Vec<(&'r str, bool, bool)> {
     let mut by_family: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
     for r in rows
         .iter()
@@ -129,10 +124,9 @@ fn examples<'r>(
             let near = sample(
                 family
                     .iter()
-                    .filter_map(|r| {
-                        let (i, l) = best_window(m, r)?;
-                        (l >= gate(m) - NEAR_GATE).then(|| (r.id.clone(), r.windows[i].text.as_str()))
-                    })
+                    .filter_map(|r| Some((r, best_window(m, r)?)))
+                    .filter(|(_, (_, l))| *l >= gate(m) - NEAR_GATE)
+                    .map(|(r, (i, _))| (r.id.clone(), r.windows[i].text.as_str()))
                     .collect(),
                 BENIGN_ROWS,
             );
@@ -183,7 +177,10 @@ pub fn train_head(
     for (t, _, _) in &ex {
         emb.of(t)?;
     }
-    let xs: Vec<&[f32]> = ex.iter().map(|(t, _, _)| emb.cache[*t].as_slice()).collect();
+    let xs: Vec<&[f32]> = ex
+        .iter()
+        .map(|(t, _, _)| emb.cache[*t].as_slice())
+        .collect();
     let ys: Vec<bool> = ex.iter().map(|e| e.1).collect();
     let (weights, bias) = regress(&xs, &ys);
     let mut head = Head {
