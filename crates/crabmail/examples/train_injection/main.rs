@@ -13,7 +13,9 @@
 //! logits (relative to the medium threshold) of the calibration rows (train), the left-out rows
 //! (lofo) or the chosen families (eval); `TRAIN_WHY=1` prints the window that put a held-out
 //! benign message at medium. `lofo --benign DIR,..` also measures every left-out family against
-//! mail outside the corpus.
+//! mail outside the corpus. With `--features encoder`, `stage2` trains stage two's head and
+//! `stage2-lofo` measures it (`stage_two.rs`; `TRAIN_HOLDOUT_ONLY=1` scores only the `--holdout`
+//! families).
 //!
 //! Never trained on: a fifth of the generated and prose rows and half of the real messages (by a
 //! hash of their id). The real messages and the list posts among them set the thresholds for
@@ -443,7 +445,12 @@ fn main() -> anyhow::Result<()> {
                 .filter(|f| !holdout.contains(f))
                 .cloned()
                 .collect();
-            stage_two::lofo(&rows, &kept, &holdout, &outside, &mut emb)?;
+            if std::env::var("TRAIN_HOLDOUT_ONLY").is_err() {
+                stage_two::lofo(&rows, &kept, &holdout, &outside, &mut emb)?;
+            }
+            if !holdout.is_empty() {
+                stage_two::holdout(&rows, &holdout, &mut emb)?;
+            }
         }
         "windows" => {
             // Every row's windows as JSON lines (text, label, logit under MODEL): stage two's
