@@ -35,24 +35,7 @@ for rep in $(seq 1 "$REPS"); do
   smtp-sink -u nobody -d "$WORK/sink/m." "$SINK_HOST:$SINK_PORT" 256 &
   SINK=$!
   : > "$WORK/acked"
-  python3 - "$PF_PORT" "$N" "$WORK/acked" <<'PY' &
-import smtplib, sys, threading
-port, n, acked = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-lock = threading.Lock()
-out = open(acked, "a")
-def send(k):
-    try:
-        with smtplib.SMTP("127.0.0.1", port) as s:
-            for i in range(k, n, 8):
-                s.sendmail("bench@bench.local", ["to@example.test"],
-                           f"From: bench@bench.local\r\nTo: to@example.test\r\nSubject: dup {i}\r\n\r\nbody {i}\r\n")
-                with lock:
-                    out.write(f"Subject: dup {i}\n"); out.flush()
-    except Exception:
-        pass  # Postfix was killed: what was acknowledged is written down
-ts = [threading.Thread(target=send, args=(k,)) for k in range(8)]
-[t.start() for t in ts]; [t.join() for t in ts]
-PY
+  python3 "$HERE/dup_submit.py" "$PF_PORT" "$N" "$WORK/acked" &
   SUBMIT=$!
   for _ in $(seq 1 1200); do [ "$(sink_subjects | wc -l)" -ge $((N / 3)) ] && break; sleep 0.05; done
   MASTER=$(tr -d ' ' < "$QDIR/pid/master.pid")

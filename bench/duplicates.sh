@@ -78,24 +78,7 @@ for rep in $(seq 1 "$REPS"); do
   curl -sf -X POST "http://127.0.0.1:$API_PORT/v1/inboxes" -H "Authorization: Bearer $TOKEN" -d '{"name":"bench"}' >/dev/null
   # Submit N over 8 connections while delivery runs; each acknowledged subject is written down.
   : > "$WORK/acked"
-  python3 - "$SUB_PORT" "$N" "$WORK/acked" <<'PY' &
-import smtplib, sys, threading
-port, n, acked = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-lock = threading.Lock()
-out = open(acked, "a")
-def send(k):
-    try:
-        with smtplib.SMTP("127.0.0.1", port) as s:
-            for i in range(k, n, 8):
-                s.sendmail("bench@bench.local", ["to@example.test"],
-                           f"From: bench@bench.local\r\nTo: to@example.test\r\nSubject: dup {i}\r\n\r\nbody {i}\r\n")
-                with lock:
-                    out.write(f"Subject: dup {i}\n"); out.flush()
-    except Exception:
-        pass  # the server was killed: what was acknowledged is written down
-ts = [threading.Thread(target=send, args=(k,)) for k in range(8)]
-[t.start() for t in ts]; [t.join() for t in ts]
-PY
+  python3 "$HERE/dup_submit.py" "$SUB_PORT" "$N" "$WORK/acked" &
   SUBMIT=$!
   for _ in $(seq 1 1200); do [ "$(received)" -ge $((N / 3)) ] && break; sleep 0.05; done
   kill -9 "$SERVER"; wait "$SERVER" 2>/dev/null || true

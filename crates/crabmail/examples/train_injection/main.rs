@@ -221,11 +221,20 @@ fn train(rows: &[Row], keep: impl Fn(&Row) -> bool) -> model::Model {
     calibrate(m, rows)
 }
 
-fn message_logit(m: &model::Model, row: &Row) -> f32 {
+/// The index of a row's window the model finds most suspicious, and its logit.
+fn best_window(m: &model::Model, row: &Row) -> Option<(usize, f32)> {
     row.windows
         .iter()
-        .map(|w| m.logit(&w.features))
-        .fold(f32::MIN, f32::max)
+        .enumerate()
+        .map(|(i, w)| (i, m.logit(&w.features)))
+        .fold(None, |best: Option<(usize, f32)>, (i, l)| match best {
+            Some((_, b)) if b >= l => best,
+            _ => Some((i, l)),
+        })
+}
+
+fn message_logit(m: &model::Model, row: &Row) -> f32 {
+    best_window(m, row).map_or(f32::MIN, |(_, l)| l)
 }
 
 fn quantile(sorted: &[f32], q: f64) -> f32 {
@@ -450,26 +459,6 @@ fn main() -> anyhow::Result<()> {
             }
             if !holdout.is_empty() {
                 stage_two::holdout(&rows, &holdout, &mut emb)?;
-            }
-        }
-        "windows" => {
-            // Every row's windows as JSON lines (text, label, logit under MODEL): stage two's
-            // training input.
-            let path = args.get(3).ok_or_else(|| anyhow::anyhow!(usage))?;
-            let m = model::Model::from_bytes(&std::fs::read(path)?)
-                .ok_or_else(|| anyhow::anyhow!("{path}: not a model"))?;
-            use std::io::Write;
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            for r in &rows {
-                let windows: Vec<serde_json::Value> = r
-                    .windows
-                    .iter()
-                    .zip(&r.labels)
-                    .map(|(w, l)| serde_json::json!({"text": w.text, "label": l, "logit": m.logit(&w.features) - m.medium_at}))
-                    .collect();
-                let line = serde_json::json!({"id": r.id, "family": r.family, "label": r.label,
-                    "held_out": held_out(r), "calibrates": calibrates(r), "windows": windows});
-                writeln!(out, "{line}")?;
             }
         }
         _ => anyhow::bail!(usage),

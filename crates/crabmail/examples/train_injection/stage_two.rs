@@ -51,18 +51,6 @@ impl<'e> Embeddings<'e> {
     }
 }
 
-/// The index of a row's window stage one finds most suspicious, and its logit.
-fn best_window(m: &model::Model, row: &Row) -> Option<(usize, f32)> {
-    row.windows
-        .iter()
-        .enumerate()
-        .map(|(i, w)| (i, m.logit(&w.features)))
-        .fold(None, |best: Option<(usize, f32)>, (i, l)| match best {
-            Some((_, b)) if b >= l => best,
-            _ => Some((i, l)),
-        })
-}
-
 /// Up to `n` items, in the order of a hash of their key (a fixed sample).
 fn sample<T>(mut items: Vec<(String, T)>, n: usize) -> Vec<T> {
     items.sort_by_key(|(k, _)| fnv(k));
@@ -226,11 +214,7 @@ pub fn combined(
     let Some((i, s1)) = best_window(m, row) else {
         return Ok(f32::MIN);
     };
-    let answer = if s1 >= head.gate {
-        Some(head.answer(emb.of(&row.windows[i].text)?))
-    } else {
-        None
-    };
+    let answer = head.read(s1, || emb.of(&row.windows[i].text))?;
     Ok(head.combine(s1, answer))
 }
 
@@ -238,8 +222,69 @@ pub fn load_encoder(dir: &str) -> anyhow::Result<Encoder> {
     Ok(Encoder::load(std::path::Path::new(dir))?)
 }
 
+/// Logits with stage one alone and with stage two, each relative to its own `medium`.
+#[derive(Default)]
+struct Both {
+    one: Vec<f32>,
+    two: Vec<f32>,
+}
+
+impl Both {
+    fn extend(&mut self, other: Both) {
+        self.one.extend(other.one);
+        self.two.extend(other.two);
+    }
+
+    /// The rows' logits under stage one `m` and with `head` on top.
+    fn of<'r>(
+        m: &model::Model,
+        head: &Head,
+        rows: impl Iterator<Item = &'r Row>,
+        emb: &mut Embeddings<'_>,
+    ) -> anyhow::Result<Both> {
+        let mut out = Both::default();
+        for r in rows {
+            out.one.push(message_logit(m, r) - m.medium_at);
+            out.two
+                .push(combined(m, head, r, emb)? - head.calibration.medium_at);
+        }
+        Ok(out)
+    }
+
+    /// A table line: the share at medium or above, with stage one and with stage two.
+    fn line(&self, name: &str) {
+        let share =
+            |s: &[f32]| s.iter().filter(|&&x| x >= 0.0).count() as f64 / s.len().max(1) as f64;
+        println!(
+            "{:<40} {:>6} {:>12.3} {:>12.3}",
+            name,
+            self.one.len(),
+            share(&self.one),
+            share(&self.two)
+        );
+    }
+
+    /// Attack logits (self) against benign ones: ROC-AUC and TPR at 1% FPR, both ways.
+    fn pooled(&self, benign: &Both, what: &str) {
+        println!(
+            "{what}, stage one: ROC-AUC {:.4}, TPR at 1% FPR {:.3}; with stage two: ROC-AUC {:.4}, TPR at 1% FPR {:.3}",
+            auc(&self.one, &benign.one),
+            tpr_at_fpr(&self.one, &benign.one, 0.01),
+            auc(&self.two, &benign.two),
+            tpr_at_fpr(&self.two, &benign.two, 0.01)
+        );
+    }
+}
+
+fn table_head(first: &str) {
+    println!(
+        "{:<40} {:>6} {:>12} {:>12}",
+        first, "rows", "stage one", "with two"
+    );
+}
+
 /// Leave one family out for stage one and the head together; pooled figures with and without
-/// stage two, against the calibration rows (never trained on).
+/// stage two, against the calibration rows (never trained on) and mail outside the corpus.
 pub fn lofo(
     rows: &[Row],
     families: &[String],
@@ -247,63 +292,45 @@ pub fn lofo(
     outside: &[(std::path::PathBuf, ModelInput)],
     emb: &mut Embeddings<'_>,
 ) -> anyhow::Result<()> {
-    let (mut one, mut two, mut one_b, mut two_b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut one_o, mut two_o) = (Vec::new(), Vec::new());
-    println!(
-        "{:<40} {:>6} {:>12} {:>12}",
-        "left out", "rows", "stage one", "with two"
-    );
+    let (mut attacks, mut benign, mut benign_outside) =
+        (Both::default(), Both::default(), Both::default());
+    table_head("left out");
     for f in families {
         let mut skip = holdout.to_vec();
         skip.push(f.clone());
         let m = train(rows, |r| !skip.contains(&r.family));
         let head = train_head(&m, rows, &skip, emb)?;
-        let (mut a1, mut a2) = (Vec::new(), Vec::new());
-        for r in rows.iter().filter(|r| &r.family == f) {
-            a1.push(message_logit(&m, r) - m.medium_at);
-            a2.push(combined(&m, &head, r, emb)? - head.calibration.medium_at);
-        }
-        for r in rows.iter().filter(|r| calibrates(r)) {
-            one_b.push(message_logit(&m, r) - m.medium_at);
-            two_b.push(combined(&m, &head, r, emb)? - head.calibration.medium_at);
-        }
+        let family = Both::of(&m, &head, rows.iter().filter(|r| &r.family == f), emb)?;
+        benign.extend(Both::of(
+            &m,
+            &head,
+            rows.iter().filter(|r| calibrates(r)),
+            emb,
+        )?);
         for (_, (segments, facts)) in outside {
             let verdict = model::judge(&m, segments, *facts);
             let answer = match &verdict.best {
-                Some(best) if verdict.logit >= head.gate => Some(head.answer(emb.of(&best.text)?)),
-                _ => None,
+                Some(best) => head.read(verdict.logit, || emb.of(&best.text))?,
+                None => None,
             };
-            one_o.push(verdict.logit - m.medium_at);
-            two_o.push(head.combine(verdict.logit, answer) - head.calibration.medium_at);
+            benign_outside.one.push(verdict.logit - m.medium_at);
+            benign_outside
+                .two
+                .push(head.combine(verdict.logit, answer) - head.calibration.medium_at);
         }
-        let share =
-            |s: &[f32]| s.iter().filter(|&&x| x >= 0.0).count() as f64 / s.len().max(1) as f64;
-        println!(
-            "{:<40} {:>6} {:>12.3} {:>12.3}",
-            f,
-            a1.len(),
-            share(&a1),
-            share(&a2)
-        );
-        one.extend(a1);
-        two.extend(a2);
+        family.line(f);
+        attacks.extend(family);
     }
-    println!(
-        "pooled, stage one: ROC-AUC {:.4}, TPR at 1% FPR {:.3}; with stage two: ROC-AUC {:.4}, TPR at 1% FPR {:.3} (benign: calibration rows, never trained on)",
-        auc(&one, &one_b),
-        tpr_at_fpr(&one, &one_b, 0.01),
-        auc(&two, &two_b),
-        tpr_at_fpr(&two, &two_b, 0.01)
+    attacks.pooled(
+        &benign,
+        "pooled (benign: calibration rows, never trained on)",
     );
     if !outside.is_empty() {
-        println!(
-            "pooled, stage one: ROC-AUC {:.4}, TPR at 1% FPR {:.3}; with stage two: ROC-AUC {:.4}, TPR at 1% FPR {:.3} (benign: {} messages outside the corpus)",
-            auc(&one, &one_o),
-            tpr_at_fpr(&one, &one_o, 0.01),
-            auc(&two, &two_o),
-            tpr_at_fpr(&two, &two_o, 0.01),
+        let what = format!(
+            "pooled (benign: {} messages outside the corpus)",
             outside.len()
         );
+        attacks.pooled(&benign_outside, &what);
     }
     Ok(())
 }
@@ -313,39 +340,14 @@ pub fn lofo(
 pub fn holdout(rows: &[Row], holdout: &[String], emb: &mut Embeddings<'_>) -> anyhow::Result<()> {
     let m = train(rows, |r| !holdout.contains(&r.family));
     let head = train_head(&m, rows, holdout, emb)?;
-    let (mut one, mut two, mut one_b, mut two_b) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    println!(
-        "{:<40} {:>6} {:>12} {:>12}",
-        "held out of development", "rows", "stage one", "with two"
-    );
+    let mut attacks = Both::default();
+    table_head("held out of development");
     for f in holdout {
-        let (mut a1, mut a2) = (Vec::new(), Vec::new());
-        for r in rows.iter().filter(|r| &r.family == f) {
-            a1.push(message_logit(&m, r) - m.medium_at);
-            a2.push(combined(&m, &head, r, emb)? - head.calibration.medium_at);
-        }
-        let share =
-            |s: &[f32]| s.iter().filter(|&&x| x >= 0.0).count() as f64 / s.len().max(1) as f64;
-        println!(
-            "{:<40} {:>6} {:>12.3} {:>12.3}",
-            f,
-            a1.len(),
-            share(&a1),
-            share(&a2)
-        );
-        one.extend(a1);
-        two.extend(a2);
+        let family = Both::of(&m, &head, rows.iter().filter(|r| &r.family == f), emb)?;
+        family.line(f);
+        attacks.extend(family);
     }
-    for r in rows.iter().filter(|r| calibrates(r)) {
-        one_b.push(message_logit(&m, r) - m.medium_at);
-        two_b.push(combined(&m, &head, r, emb)? - head.calibration.medium_at);
-    }
-    println!(
-        "held-out families, stage one: ROC-AUC {:.4}, TPR at 1% FPR {:.3}; with stage two: ROC-AUC {:.4}, TPR at 1% FPR {:.3} (benign: calibration rows)",
-        auc(&one, &one_b),
-        tpr_at_fpr(&one, &one_b, 0.01),
-        auc(&two, &two_b),
-        tpr_at_fpr(&two, &two_b, 0.01)
-    );
+    let benign = Both::of(&m, &head, rows.iter().filter(|r| calibrates(r)), emb)?;
+    attacks.pooled(&benign, "held-out families (benign: calibration rows)");
     Ok(())
 }

@@ -182,6 +182,20 @@ impl Head {
                 .sum::<f32>()
     }
 
+    /// The head's answer on a message's best window, read (`embed`) only when stage one's logit
+    /// reaches the gate: scoring and training both ask here, so they agree on which mail pays for
+    /// stage two.
+    pub fn read<V: AsRef<[f32]>, E>(
+        &self,
+        stage_one: f32,
+        embed: impl FnOnce() -> Result<V, E>,
+    ) -> Result<Option<f32>, E> {
+        if stage_one < self.gate {
+            return Ok(None);
+        }
+        Ok(Some(self.answer(embed()?.as_ref())))
+    }
+
     /// Stage one's logit and the head's answer (None: below the gate) combined.
     pub fn combine(&self, stage_one: f32, answer: Option<f32>) -> f32 {
         stage_one + self.beta * answer.unwrap_or(self.usual)
@@ -267,17 +281,12 @@ pub fn rejudge(verdict: &mut Verdict) {
     let Some(best) = &verdict.best else {
         return;
     };
-    let answer = if verdict.logit >= head.gate {
-        match encoder.embed(&best.text) {
-            Ok(embedding) => Some(head.answer(&embedding)),
-            Err(e) => {
-                tracing::warn!(error = %e, "risk: stage two could not read a window");
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let answer = head
+        .read(verdict.logit, || encoder.embed(&best.text))
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "risk: stage two could not read a window");
+            None
+        });
     verdict.stage_two = answer;
     verdict.logit = head.combine(verdict.logit, answer);
     verdict.risk = head.calibration.risk(verdict.logit);
