@@ -358,6 +358,99 @@ async fn queued_mail_survives_kill_9_and_is_delivered_exactly_once() {
     assert_eq!(subjects, want, "each message exactly once at the sink");
 }
 
+/// The duplicate window: the remote MX has accepted the message, the outcome's commit is held
+/// back (a test transaction locks the attempts table), and the server is killed with SIGKILL.
+/// After the restart the delivery journal records the acceptance instead of sending again: the
+/// sender sees `message.delivered` and the MX has the message once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acceptance_killed_before_its_commit_is_not_sent_again() {
+    use sqlx::Connection;
+    let database_url = pg_schema_url().await;
+    let port = std::net::TcpListener::bind("127.0.0.11:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dns = Zone::new()
+        .mx("far.test", 10, "mx.far.test")
+        .a("mx.far.test", "127.0.0.11")
+        .serve()
+        .await;
+    let sink = SmtpSink::start(format!("127.0.0.11:{port}").parse().unwrap(), &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = vec![
+        format!("dns.nameservers=[\"{}\"]", dns.addr),
+        format!("delivery.mx_port={port}"),
+    ];
+    let mut server = spawn_with(dir.path(), &database_url, &settings);
+    let (client, inbox) = mailbox_on(server.api, "sender").await;
+
+    let mut blocker = sqlx::PgConnection::connect(&database_url).await.unwrap();
+    let mut lock = blocker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE attempts IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let sent = client
+        .send_message(
+            &inbox.id,
+            &crabmail_api::SendMessage {
+                to: crabmail_api::AddressList::One("far@far.test".into()),
+                subject: Some("only once".into()),
+                text: Some("hello".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    // The MX has answered 250 once the outcome's transaction waits on the lock.
+    let mut watcher = sqlx::PgConnection::connect(&database_url).await.unwrap();
+    for tries in 0.. {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE c.relname = 'attempts' AND NOT l.granted",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(tries < 3000, "the outcome never reached the store");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(sink.received().len(), 1);
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().unwrap();
+    lock.rollback().await.unwrap();
+
+    let restarted = spawn_with(dir.path(), &database_url, &settings);
+    let client = crabmail_api::client::Client::new(
+        &format!("http://{}", restarted.api),
+        client.token().map(str::to_owned),
+    );
+    let mut cursor = "0".to_owned();
+    'delivered: loop {
+        let page = client.list_events(Some(&cursor), Some(30)).await.unwrap();
+        assert!(
+            !page.events.is_empty(),
+            "no delivered event after the restart"
+        );
+        for e in &page.events {
+            if e.kind == "message.delivered" && e.message_id.as_deref() == Some(&sent.id) {
+                break 'delivered;
+            }
+        }
+        cursor = page.next_cursor;
+    }
+    assert_eq!(
+        sink.received().len(),
+        1,
+        "the message reached the MX again after the restart"
+    );
+}
+
 /// Two nodes share PostgreSQL. Node B accepts mail but cannot finish analysing it (its external
 /// classifier never answers), and is killed with SIGKILL under load. Node A, which never saw the
 /// mail, takes B's ingest jobs over once their lease ends: every message B answered with 250 is

@@ -7,9 +7,11 @@
 //! network, with no SMTP hop. The worker sleeps until the next recipient is due (on the `Clock`,
 //! so tests move time instead of waiting) or until new mail is queued.
 //!
-//! The path is claim (here) -> deliver (here, or `local` for inboxes we host) -> record
-//! (`record`: what each outcome means, committed in one transaction).
+//! The path is claim (here) -> deliver (here, or `local` for inboxes we host) -> journal (a
+//! remote's acceptance, at once: `journal`) -> record (`record`: what each outcome means,
+//! committed in one transaction).
 
+mod journal;
 mod local;
 mod record;
 pub mod schedule;
@@ -31,9 +33,11 @@ use crate::store::{
     AttemptRecord, Claimed, InboundMessage, InboxTarget, IngestJob, Outcomes, RecipientResult,
     SharedStore, Status, Suppression,
 };
+use journal::{Journal, LeftBehind, Written};
+use record::result;
 use schedule::{Next, Schedule};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -98,6 +102,10 @@ pub struct Queue {
     breakers: crate::outbound::watch::BreakerWatch,
     /// Each remote recipient gets its signed return path (`delivery.verp`).
     verp: bool,
+    /// Remote acceptances, written before they commit; None if the journal cannot be opened.
+    journal: Option<Journal>,
+    /// What the journal held at start, recorded before the first claim.
+    left_behind: Mutex<Option<LeftBehind>>,
 }
 
 /// One message to one route: the unit of delivery.
@@ -124,6 +132,13 @@ impl Queue {
             wakeups.clone(),
             config.breaker.clone(),
         );
+        let (journal, left_behind) = match Journal::open(&config.data_dir.join("queue-journal")) {
+            Ok((journal, left)) => (Some(journal), Some(left)),
+            Err(e) => {
+                tracing::warn!(error = %e, "queue: no delivery journal; a crash may repeat more deliveries");
+                (None, None)
+            }
+        };
         Queue {
             store,
             signer,
@@ -142,6 +157,8 @@ impl Queue {
             concurrency: config.queue.concurrency.max(1),
             breakers,
             verp: config.delivery.verp,
+            journal,
+            left_behind: Mutex::new(left_behind),
         }
     }
 
@@ -155,6 +172,7 @@ impl Queue {
     }
 
     async fn run(self: Arc<Self>, handle: QueueHandle, shutdown: CancellationToken) {
+        self.replay_journal().await;
         let mut running: JoinSet<()> = JoinSet::new();
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         loop {
@@ -251,27 +269,34 @@ impl Queue {
             }
         };
         let mut outcomes = Outcomes::default();
+        let mut written = Written::default();
         let results: Vec<Outcome> = match &job.route {
             Route::Local => {
                 self.deliver_locally(&job.recipients, &body, &mut outcomes)
                     .await
             }
             Route::Simulator => self.simulate(&job.recipients, &mut outcomes).await,
-            route => self.deliver_remotely(route, &job.recipients, &body).await,
+            route => {
+                self.deliver_remotely(route, &job.recipients, &body, &mut written)
+                    .await
+            }
         };
-        self.settle(&job.recipients, results, &body, outcomes).await;
+        self.settle(&job.recipients, results, &body, outcomes, written)
+            .await;
     }
 }
 
 impl Queue {
     /// To the MX hosts or the relay (the deliverer paces destinations and hosts). With signed
     /// return paths (`delivery.verp`) each recipient of an MX delivery is a transaction of its
-    /// own, from its own return path, one after another on the pooled connection.
+    /// own, from its own return path, one after another on the pooled connection. Each
+    /// acceptance is journaled as soon as it arrives (`written`).
     async fn deliver_remotely(
         &self,
         route: &Route,
         recipients: &[Claimed],
         body: &[u8],
+        written: &mut Written,
     ) -> Vec<Outcome> {
         let Some(first) = recipients.first() else {
             return Vec::new();
@@ -287,17 +312,66 @@ impl Queue {
                     .unwrap_or_default();
                 let to = [recipient.address.clone()];
                 let outcome = contain_panic(self.deliverer.deliver(route, &from, &to, body), 1);
-                outcomes.extend(outcome.await);
+                let outcome = outcome.await;
+                written.add(self.journal(std::slice::from_ref(recipient), &outcome));
+                outcomes.extend(outcome);
             }
             return outcomes;
         }
         let addresses: Vec<String> = recipients.iter().map(|r| r.address.clone()).collect();
-        contain_panic(
+        let outcomes = contain_panic(
             self.deliverer
                 .deliver(route, &first.return_path, &addresses, body),
             addresses.len(),
         )
-        .await
+        .await;
+        written.add(self.journal(recipients, &outcomes));
+        outcomes
+    }
+
+    /// Writes the remote's acceptances to the journal before anything else happens to them.
+    fn journal(&self, recipients: &[Claimed], outcomes: &[Outcome]) -> Written {
+        let Some(journal) = &self.journal else {
+            return Written::default();
+        };
+        let now = self.clock.now();
+        let delivered: Vec<RecipientResult> = recipients
+            .iter()
+            .zip(outcomes)
+            .filter(|(_, outcome)| outcome.verdict == Verdict::Delivered)
+            .map(|(recipient, outcome)| {
+                result(recipient, outcome.clone(), Status::Delivered, None, now)
+            })
+            .collect();
+        journal.delivered(&delivered)
+    }
+
+    /// Records what a previous run journaled as delivered and may not have committed (a
+    /// recipient already final is left as it is). Kept for the next start if the store refuses.
+    async fn replay_journal(&self) {
+        let left = self
+            .left_behind
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(mut left) = left else {
+            return;
+        };
+        let results = std::mem::take(&mut left.results);
+        if !results.is_empty() {
+            tracing::info!(
+                count = results.len(),
+                "queue: recording deliveries journaled before a restart"
+            );
+            let outcomes = Outcomes {
+                results,
+                ..Outcomes::default()
+            };
+            if !self.record(outcomes).await {
+                return;
+            }
+        }
+        left.forget();
     }
 
     /// Test mode: the simulator's answers, and the suppression a simulated complaint makes.

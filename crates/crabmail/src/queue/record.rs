@@ -14,6 +14,7 @@ impl Queue {
         results: Vec<Outcome>,
         body: &[u8],
         mut outcomes: Outcomes,
+        written: Written,
     ) {
         let Some(first) = recipients.first() else {
             return;
@@ -62,23 +63,9 @@ impl Queue {
                     expired: status == Status::Expired,
                 });
             }
-            outcomes.results.push(RecipientResult {
-                recipient_id: recipient.recipient_id.clone(),
-                account_id: recipient.account_id.clone(),
-                message_id: recipient.message_id.clone(),
-                inbox_id: recipient.inbox_id.clone(),
-                address: recipient.address.clone(),
-                status,
-                next_attempt_at: next,
-                attempt: AttemptRecord {
-                    at: now,
-                    host: outcome.host,
-                    code: outcome.code,
-                    enhanced: outcome.enhanced,
-                    text: outcome.text,
-                    tls: outcome.tls,
-                },
-            });
+            outcomes
+                .results
+                .push(result(recipient, outcome, status, next, now));
         }
         if !failed.is_empty()
             && let Some(report) = self.bounce_report(first, body, &failed, now).await
@@ -89,7 +76,11 @@ impl Queue {
             .results
             .iter()
             .any(|r| r.status != Status::Delivered);
-        self.record(outcomes).await;
+        if self.record(outcomes).await
+            && let Some(journal) = &self.journal
+        {
+            journal.settle(written);
+        }
         if troubled {
             self.breakers
                 .judge(&first.account_id, &first.inbox_id)
@@ -97,8 +88,9 @@ impl Queue {
         }
     }
 
-    /// Commits a round; new local messages go to ingest and waiting long-polls wake.
-    pub(super) async fn record(&self, outcomes: Outcomes) {
+    /// Commits a round; new local messages go to ingest and waiting long-polls wake. False if
+    /// the store never took it.
+    pub(super) async fn record(&self, outcomes: Outcomes) -> bool {
         let jobs: Vec<IngestJob> = outcomes.inbound.iter().map(accept::job).collect();
         for _ in 0..RECORD_ATTEMPTS {
             match self
@@ -115,7 +107,7 @@ impl Queue {
                         self.ingest.push(job);
                     }
                     self.wakeups.announce_all(&wakes);
-                    return;
+                    return true;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "queue: cannot record outcomes; retrying");
@@ -127,5 +119,33 @@ impl Queue {
         tracing::error!(
             "queue: outcomes not recorded; the recipients return when their lease ends"
         );
+        false
+    }
+}
+
+/// What one attempt did to one recipient, as the store records it.
+pub(super) fn result(
+    recipient: &Claimed,
+    outcome: Outcome,
+    status: Status,
+    next_attempt_at: Option<Timestamp>,
+    now: Timestamp,
+) -> RecipientResult {
+    RecipientResult {
+        recipient_id: recipient.recipient_id.clone(),
+        account_id: recipient.account_id.clone(),
+        message_id: recipient.message_id.clone(),
+        inbox_id: recipient.inbox_id.clone(),
+        address: recipient.address.clone(),
+        status,
+        next_attempt_at,
+        attempt: AttemptRecord {
+            at: now,
+            host: outcome.host,
+            code: outcome.code,
+            enhanced: outcome.enhanced,
+            text: outcome.text,
+            tls: outcome.tls,
+        },
     }
 }
