@@ -18,6 +18,12 @@ PF_PORT=${PF_PORT:-10025}
 WORK=${WORK:-/var/tmp/crabmail-bench-dup-postfix}
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
+# An earlier run's kill leaves cut-off receipts in incoming/ (not mail); `postfix check` in the
+# setup warns about them as the postfix user, who cannot open the maillog, and fails: clear them.
+if [ -d "$BASE/etc" ] && OLD_Q=$(postconf -c "$BASE/etc" -h queue_directory 2>/dev/null) && [ -d "$OLD_Q/incoming" ]; then
+  "$HERE/postfix-anchor.sh" stop >/dev/null 2>&1 || true
+  find "$OLD_Q/incoming" -type f -delete
+fi
 KEEP_POSTFIX=1 "$HERE/postfix-anchor.sh" setup >&2
 CONF=$BASE/etc
 QDIR=$(postconf -c "$CONF" -h queue_directory)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # duplicates.sh - duplicate deliveries per 1,000 messages when crabmail is killed with SIGKILL
 # while it relays: the remote accepted a message but crabmail had not recorded it yet, so it is
-# sent again after the restart (RFC 1047's window; no MTA can close it, only shrink it).
+# sent again after the restart (RFC 1047's window; no MTA can close it, only shrink it). Each
+# run also says how many acceptances the delivery journal recorded at the restart (duplicates
+# the journal prevented).
 #
 #   bench/duplicates.sh                   # N=2000 REPS=3
 #
@@ -53,7 +55,7 @@ guardrails() {
 
 start_server() {
   # shellcheck disable=SC2046 # guardrails prints whole --set words
-  CRABMAIL_LOG=warn "$BIN" serve $(guardrails) --data-dir "$WORK/data" --domain bench.local \
+  CRABMAIL_LOG=warn,crabmail::queue::journal=info "$BIN" serve $(guardrails) --data-dir "$WORK/data" --domain bench.local \
     --api-listen "127.0.0.1:$API_PORT" --mx-listen 127.0.0.1:0 --submissions-listen 127.0.0.1:0 \
     --submission-listen "127.0.0.1:$SUB_PORT" \
     --set 'submission.trusted_networks=["127.0.0.0/8"]' --set "dns.nameservers=[\"127.0.0.1:$DNS_PORT\"]" \
@@ -97,10 +99,14 @@ for rep in $(seq 1 "$REPS"); do
   done
   [ "$MISSING" = 0 ] || log "run $rep: $MISSING acknowledged messages never reached the sink"
   R=$(received); D=$(distinct); DUP=$((R - D))
-  log "run $rep: $ACKED acknowledged, $AT_KILL at the sink at the kill; received $R, distinct $D, duplicates $DUP, missing $MISSING"
+  # Acceptances the delivery journal recorded at the restart (duplicates without it; binaries
+  # before the journal log nothing here).
+  SAVED=$( (grep -o 'recorded=[0-9]*' "$WORK/server.log" || true) | awk -F= '{ s += $2 } END { print s + 0 }')
+  SAVED_RUN=$((SAVED - ${SAVED_BEFORE:-0})); SAVED_BEFORE=$SAVED
+  log "run $rep: $ACKED acknowledged, $AT_KILL at the sink at the kill; received $R, distinct $D, duplicates $DUP, missing $MISSING; journal recorded $SAVED_RUN"
   RUNS+=("$DUP/$D"); TOTAL_DUP=$((TOTAL_DUP + DUP)); TOTAL_N=$((TOTAL_N + D))
   kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
   kill "$SINK"; wait "$SINK" 2>/dev/null || true
 done
 PER=$(awk -v d="$TOTAL_DUP" -v n="$TOTAL_N" 'BEGIN { if (n > 0) printf "%.2f", d * 1000 / n; else print "NA" }')
-echo "duplicates under kill -9 while relaying: $TOTAL_DUP in $TOTAL_N delivered ($PER per 1,000); runs (duplicates/distinct): ${RUNS[*]}"
+echo "duplicates under kill -9 while relaying: $TOTAL_DUP in $TOTAL_N delivered ($PER per 1,000); runs (duplicates/distinct): ${RUNS[*]}; recorded from the delivery journal: ${SAVED:-0}"

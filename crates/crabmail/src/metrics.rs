@@ -119,10 +119,15 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
 
 /// Adds one to a counter.
 pub fn count(name: &'static str, pairs: &[(&str, &str)]) {
+    add(name, pairs, 1);
+}
+
+/// Adds `n` to a counter.
+pub fn add(name: &'static str, pairs: &[(&str, &str)], n: u64) {
     *registry()
         .counters
         .entry((name, labels(pairs)))
-        .or_default() += 1;
+        .or_default() += n;
 }
 
 /// Records one observation (seconds) in a histogram.

@@ -359,17 +359,26 @@ impl Queue {
         };
         let results = std::mem::take(&mut left.results);
         if !results.is_empty() {
-            tracing::info!(
-                count = results.len(),
-                "queue: recording deliveries journaled before a restart"
-            );
+            let journaled = results.len();
             let outcomes = Outcomes {
                 results,
                 ..Outcomes::default()
             };
-            if !self.record(outcomes).await {
+            let Some(recorded) = self.record(outcomes).await else {
                 return;
-            }
+            };
+            crate::metrics::add(
+                "crabmail_deliveries_total",
+                &[("outcome", Status::Delivered.as_str())],
+                recorded as u64,
+            );
+            // The rest had committed before the restart, but not yet left the journal.
+            tracing::info!(
+                target: "crabmail::queue::journal",
+                journaled,
+                recorded,
+                "queue: deliveries journaled before a restart recorded"
+            );
         }
         left.forget();
     }

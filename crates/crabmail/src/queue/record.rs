@@ -76,10 +76,14 @@ impl Queue {
             .results
             .iter()
             .any(|r| r.status != Status::Delivered);
-        if self.record(outcomes).await
-            && let Some(journal) = &self.journal
-        {
-            journal.settle(written);
+        let statuses: Vec<Status> = outcomes.results.iter().map(|r| r.status).collect();
+        if self.record(outcomes).await.is_some() {
+            for status in statuses {
+                crate::metrics::count("crabmail_deliveries_total", &[("outcome", status.as_str())]);
+            }
+            if let Some(journal) = &self.journal {
+                journal.settle(written);
+            }
         }
         if troubled {
             self.breakers
@@ -88,9 +92,10 @@ impl Queue {
         }
     }
 
-    /// Commits a round; new local messages go to ingest and waiting long-polls wake. False if
-    /// the store never took it.
-    pub(super) async fn record(&self, outcomes: Outcomes) -> bool {
+    /// Commits a round; new local messages go to ingest and waiting long-polls wake. Returns how
+    /// many outcomes changed a recipient (one already final or cancelled is left as it is), or
+    /// None if the store never took the round.
+    pub(super) async fn record(&self, outcomes: Outcomes) -> Option<usize> {
         let jobs: Vec<IngestJob> = outcomes.inbound.iter().map(accept::job).collect();
         for _ in 0..RECORD_ATTEMPTS {
             match self
@@ -99,15 +104,12 @@ impl Queue {
                 .await
             {
                 Ok(wakes) => {
-                    for result in &outcomes.results {
-                        let outcome = result.status.as_str();
-                        crate::metrics::count("crabmail_deliveries_total", &[("outcome", outcome)]);
-                    }
                     for job in jobs {
                         self.ingest.push(job);
                     }
                     self.wakeups.announce_all(&wakes);
-                    return true;
+                    // One event per outcome that changed its recipient.
+                    return Some(wakes.len());
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "queue: cannot record outcomes; retrying");
@@ -119,7 +121,7 @@ impl Queue {
         tracing::error!(
             "queue: outcomes not recorded; the recipients return when their lease ends"
         );
-        false
+        None
     }
 }
 
