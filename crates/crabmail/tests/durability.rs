@@ -254,21 +254,27 @@ async fn sigterm_stops_cleanly() {
     assert!(exit.success(), "exit status {exit:?}");
 }
 
-/// Mail queued for an unreachable MX, the server killed with SIGKILL, the MX back, the server
-/// restarted: every message is delivered, exactly once (counted at the sink).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queued_mail_survives_kill_9_and_is_delivered_exactly_once() {
-    const N: usize = 20;
-    let port = std::net::TcpListener::bind("127.0.0.10:0")
+/// far.test's MX at `ip`, on a free port with nothing listening yet; the zone that says so.
+async fn far_test_mx(ip: &str) -> (u16, crabmail_testkit::DnsServer) {
+    let port = std::net::TcpListener::bind((ip, 0))
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let dns = Zone::new()
         .mx("far.test", 10, "mx.far.test")
-        .a("mx.far.test", "127.0.0.10")
+        .a("mx.far.test", ip)
         .serve()
         .await;
+    (port, dns)
+}
+
+/// Mail queued for an unreachable MX, the server killed with SIGKILL, the MX back, the server
+/// restarted: every message is delivered, exactly once (counted at the sink).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_mail_survives_kill_9_and_is_delivered_exactly_once() {
+    const N: usize = 20;
+    let (port, dns) = far_test_mx("127.0.0.10").await;
     let dir = tempfile::tempdir().unwrap();
     let settings = vec![
         format!("dns.nameservers=[\"{}\"]", dns.addr),
@@ -366,16 +372,7 @@ async fn queued_mail_survives_kill_9_and_is_delivered_exactly_once() {
 async fn an_acceptance_killed_before_its_commit_is_not_sent_again() {
     use sqlx::Connection;
     let database_url = pg_schema_url().await;
-    let port = std::net::TcpListener::bind("127.0.0.11:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dns = Zone::new()
-        .mx("far.test", 10, "mx.far.test")
-        .a("mx.far.test", "127.0.0.11")
-        .serve()
-        .await;
+    let (port, dns) = far_test_mx("127.0.0.11").await;
     let sink = SmtpSink::start(format!("127.0.0.11:{port}").parse().unwrap(), &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let settings = vec![
