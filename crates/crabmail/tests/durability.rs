@@ -205,6 +205,7 @@ async fn listed_once(
 
 on_both_backends!(
     every_250_survives_kill_9,
+    an_acceptance_killed_before_its_commit_is_not_sent_again,
     webhook_events_survive_kill_9_mid_retry
 );
 
@@ -365,15 +366,18 @@ async fn queued_mail_survives_kill_9_and_is_delivered_exactly_once() {
 }
 
 /// The duplicate window: the remote MX has accepted the message, the outcome's commit is held
-/// back (a test transaction locks the attempts table), and the server is killed with SIGKILL.
-/// After the restart the delivery journal records the acceptance instead of sending again: the
-/// sender sees `message.delivered` and the MX has the message once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_acceptance_killed_before_its_commit_is_not_sent_again() {
-    use sqlx::Connection;
-    let database_url = pg_schema_url().await;
+/// back by a test transaction, and the server is killed with SIGKILL. After the restart the
+/// delivery journal records the acceptance instead of sending again: the sender sees
+/// `message.delivered` and the MX has the message once.
+async fn an_acceptance_killed_before_its_commit_is_not_sent_again(backend: Backend) {
+    let database_url = match backend {
+        Backend::Sqlite => String::new(),
+        Backend::Postgres => pg_schema_url().await,
+    };
     let (port, dns) = far_test_mx("127.0.0.11").await;
-    let sink = SmtpSink::start(format!("127.0.0.11:{port}").parse().unwrap(), &[]).await;
+    // The MX waits before answering DATA: time for the test to take SQLite's write lock between
+    // the claim and the acceptance.
+    let sink = SmtpSink::start(format!("127.0.0.11:{port}").parse().unwrap(), &["-w", "2"]).await;
     let dir = tempfile::tempdir().unwrap();
     let settings = vec![
         format!("dns.nameservers=[\"{}\"]", dns.addr),
@@ -381,13 +385,7 @@ async fn an_acceptance_killed_before_its_commit_is_not_sent_again() {
     ];
     let mut server = spawn_with(dir.path(), &database_url, &settings);
     let (client, inbox) = mailbox_on(server.api, "sender").await;
-
-    let mut blocker = sqlx::PgConnection::connect(&database_url).await.unwrap();
-    let mut lock = blocker.begin().await.unwrap();
-    sqlx::query("LOCK TABLE attempts IN EXCLUSIVE MODE")
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    let mut commit_blocker = CommitBlocker::new(dir.path(), &database_url).await;
     let sent = client
         .send_message(
             &inbox.id,
@@ -401,26 +399,23 @@ async fn an_acceptance_killed_before_its_commit_is_not_sent_again() {
         )
         .await
         .unwrap();
-    // The MX has answered 250 once the outcome's transaction waits on the lock.
-    let mut watcher = sqlx::PgConnection::connect(&database_url).await.unwrap();
+    commit_blocker.hold_after_claim().await;
+    // The queue has read the MX's 250 once the journal holds it; its commit cannot happen.
+    let journal = dir.path().join("queue-journal");
     for tries in 0.. {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-             WHERE c.relname = 'attempts' AND NOT l.granted",
-        )
-        .fetch_one(&mut watcher)
-        .await
-        .unwrap();
-        if waiting > 0 {
+        let written = std::fs::read_dir(&journal)
+            .unwrap()
+            .any(|e| e.unwrap().metadata().unwrap().len() > 0);
+        if written {
             break;
         }
-        assert!(tries < 3000, "the outcome never reached the store");
+        assert!(tries < 3000, "the acceptance never reached the journal");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(sink.received().len(), 1);
     server.child.kill().expect("SIGKILL");
     server.child.wait().unwrap();
-    lock.rollback().await.unwrap();
+    commit_blocker.release().await;
 
     let restarted = spawn_with(dir.path(), &database_url, &settings);
     let client = crabmail_api::client::Client::new(
@@ -446,6 +441,67 @@ async fn an_acceptance_killed_before_its_commit_is_not_sent_again() {
         1,
         "the message reached the MX again after the restart"
     );
+}
+
+/// Keeps the server from committing a delivery's outcome. PostgreSQL: a transaction locks the
+/// attempts table from the start (claims do not touch it). SQLite: once the recipient is
+/// leased, a transaction takes the database's one write lock.
+enum CommitBlocker {
+    Postgres(sqlx::PgConnection),
+    Sqlite(std::path::PathBuf, Option<rusqlite::Connection>),
+}
+
+impl CommitBlocker {
+    async fn new(data_dir: &std::path::Path, database_url: &str) -> CommitBlocker {
+        use sqlx::Connection;
+        if database_url.is_empty() {
+            return CommitBlocker::Sqlite(data_dir.join("crabmail.sqlite3"), None);
+        }
+        let mut conn = sqlx::PgConnection::connect(database_url).await.unwrap();
+        sqlx::raw_sql("BEGIN; LOCK TABLE attempts IN EXCLUSIVE MODE")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        CommitBlocker::Postgres(conn)
+    }
+
+    async fn hold_after_claim(&mut self) {
+        let CommitBlocker::Sqlite(path, held) = self else {
+            return;
+        };
+        let conn = rusqlite::Connection::open(&*path).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        for tries in 0.. {
+            let leased: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM recipients WHERE lease_until IS NOT NULL",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            if leased > 0 {
+                break;
+            }
+            assert!(tries < 3000, "the recipient was never claimed");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        *held = Some(conn);
+    }
+
+    async fn release(self) {
+        match self {
+            CommitBlocker::Postgres(mut conn) => {
+                sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+            }
+            CommitBlocker::Sqlite(_, held) => {
+                if let Some(conn) = held {
+                    conn.execute_batch("ROLLBACK").unwrap();
+                }
+            }
+        }
+    }
 }
 
 /// Two nodes share PostgreSQL. Node B accepts mail but cannot finish analysing it (its external
