@@ -136,6 +136,8 @@ async fn serve(
 ) -> Result<(), ServerError> {
     let wakeups = Arc::new(Wakeups::new());
     let follower = follow_other_nodes(store.clone(), wakeups.clone());
+    // What this node's journal knows was delivered is recorded before its leases are freed.
+    let journal = crate::queue::journal::open_and_replay(&config.data_dir, &store, &clock).await;
     resume_own_work(&store).await;
     let ingest_stop = CancellationToken::new();
     let (ingest_queue, ingest_worker) =
@@ -171,6 +173,7 @@ async fn serve(
         wakeups.clone(),
         clock.clone(),
         signer,
+        journal,
     )
     .start(queue_handle, queue_stop.clone());
     let inbound_ctx = inbound_context(

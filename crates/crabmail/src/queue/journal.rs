@@ -5,7 +5,8 @@
 //! makes a duplicate: the lease brings the recipient back and the message is sent again. The
 //! commit waits for the disk and for the write batch it joins; one `write()` to this file does
 //! not, and a killed process loses nothing it wrote. At start, what the journal holds and the
-//! store does not is recorded as delivered before anything is claimed. Like Postfix's queue-file
+//! store does not is recorded as delivered before this node's leases are freed
+//! (`open_and_replay`), so no node claims those recipients again. Like Postfix's queue-file
 //! marks, the journal is not synced: an operating-system crash can lose its tail, which only
 //! means the duplicates the store alone would have given, never lost mail.
 //!
@@ -13,8 +14,8 @@
 //! one transaction, so it has no window. Entries settle when their outcome commits; a segment
 //! with nothing unsettled is emptied, so the journal stays a few lines long.
 
-use crate::clock::Timestamp;
-use crate::store::{AttemptRecord, RecipientResult, Status};
+use crate::clock::{SharedClock, Timestamp};
+use crate::store::{AttemptRecord, Outcomes, RecipientResult, SharedStore, Status};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -24,6 +25,66 @@ use std::sync::Mutex;
 
 /// Entries per segment before a new one starts, when outcomes never all settle at once.
 const SEGMENT_ENTRIES: usize = 4096;
+/// Tries at recording what a previous run left, a second apart, before starting without it.
+const REPLAY_ATTEMPTS: usize = 10;
+
+/// This node's journal in `data_dir`, after recording what a previous run left in it. Run it
+/// before this node's leases are freed: once they are, another node sharing PostgreSQL may
+/// claim, and send again, a recipient only this journal knows was delivered. None (with a
+/// warning) if the journal cannot be opened; delivery works without it.
+pub async fn open_and_replay(
+    data_dir: &Path,
+    store: &SharedStore,
+    clock: &SharedClock,
+) -> Option<Journal> {
+    let (journal, left) = match Journal::open(&data_dir.join("queue-journal")) {
+        Ok(opened) => opened,
+        Err(e) => {
+            tracing::warn!(error = %e, "queue: no delivery journal; a crash may repeat more deliveries");
+            return None;
+        }
+    };
+    if left.results.is_empty() {
+        left.forget();
+        return Some(journal);
+    }
+    let journaled = left.results.len();
+    let outcomes = Outcomes {
+        results: left.results.clone(),
+        ..Outcomes::default()
+    };
+    for _ in 0..REPLAY_ATTEMPTS {
+        match store.record_outcomes(outcomes.clone(), clock.now()).await {
+            Ok(wakes) => {
+                // One event per outcome that changed its recipient; the rest had committed
+                // before the restart but not yet left the journal.
+                let recorded = wakes.len();
+                crate::metrics::add(
+                    "crabmail_deliveries_total",
+                    &[("outcome", Status::Delivered.as_str())],
+                    recorded as u64,
+                );
+                tracing::info!(
+                    target: "crabmail::queue::journal",
+                    journaled,
+                    recorded,
+                    "queue: deliveries journaled before a restart recorded"
+                );
+                left.forget();
+                return Some(journal);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "queue: cannot record the delivery journal; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+    tracing::error!(
+        journaled,
+        "queue: the delivery journal is kept for the next start; these recipients may be sent again"
+    );
+    Some(journal)
+}
 
 /// One delivered recipient, as written.
 #[derive(Serialize, Deserialize)]

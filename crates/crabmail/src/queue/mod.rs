@@ -11,7 +11,7 @@
 //! remote's acceptance, at once: `journal`) -> record (`record`: what each outcome means,
 //! committed in one transaction).
 
-mod journal;
+pub mod journal;
 mod local;
 mod record;
 pub mod schedule;
@@ -33,11 +33,11 @@ use crate::store::{
     AttemptRecord, Claimed, InboundMessage, InboxTarget, IngestJob, Outcomes, RecipientResult,
     SharedStore, Status, Suppression,
 };
-use journal::{Journal, LeftBehind, Written};
+use journal::{Journal, Written};
 use record::result;
 use schedule::{Next, Schedule};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -104,8 +104,6 @@ pub struct Queue {
     verp: bool,
     /// Remote acceptances, written before they commit; None if the journal cannot be opened.
     journal: Option<Journal>,
-    /// What the journal held at start, recorded before the first claim.
-    left_behind: Mutex<Option<LeftBehind>>,
 }
 
 /// One message to one route: the unit of delivery.
@@ -125,6 +123,7 @@ impl Queue {
         wakeups: Arc<Wakeups>,
         clock: SharedClock,
         signer: Arc<crate::dkim::Signer>,
+        journal: Option<Journal>,
     ) -> Queue {
         let breakers = crate::outbound::watch::BreakerWatch::new(
             store.clone(),
@@ -132,13 +131,6 @@ impl Queue {
             wakeups.clone(),
             config.breaker.clone(),
         );
-        let (journal, left_behind) = match Journal::open(&config.data_dir.join("queue-journal")) {
-            Ok((journal, left)) => (Some(journal), Some(left)),
-            Err(e) => {
-                tracing::warn!(error = %e, "queue: no delivery journal; a crash may repeat more deliveries");
-                (None, None)
-            }
-        };
         Queue {
             store,
             signer,
@@ -158,7 +150,6 @@ impl Queue {
             breakers,
             verp: config.delivery.verp,
             journal,
-            left_behind: Mutex::new(left_behind),
         }
     }
 
@@ -172,7 +163,6 @@ impl Queue {
     }
 
     async fn run(self: Arc<Self>, handle: QueueHandle, shutdown: CancellationToken) {
-        self.replay_journal().await;
         let mut running: JoinSet<()> = JoinSet::new();
         let mut sweep = tokio::time::interval(SWEEP_EVERY);
         loop {
@@ -344,43 +334,6 @@ impl Queue {
             })
             .collect();
         journal.delivered(&delivered)
-    }
-
-    /// Records what a previous run journaled as delivered and may not have committed (a
-    /// recipient already final is left as it is). Kept for the next start if the store refuses.
-    async fn replay_journal(&self) {
-        let left = self
-            .left_behind
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let Some(mut left) = left else {
-            return;
-        };
-        let results = std::mem::take(&mut left.results);
-        if !results.is_empty() {
-            let journaled = results.len();
-            let outcomes = Outcomes {
-                results,
-                ..Outcomes::default()
-            };
-            let Some(recorded) = self.record(outcomes).await else {
-                return;
-            };
-            crate::metrics::add(
-                "crabmail_deliveries_total",
-                &[("outcome", Status::Delivered.as_str())],
-                recorded as u64,
-            );
-            // The rest had committed before the restart, but not yet left the journal.
-            tracing::info!(
-                target: "crabmail::queue::journal",
-                journaled,
-                recorded,
-                "queue: deliveries journaled before a restart recorded"
-            );
-        }
-        left.forget();
     }
 
     /// Test mode: the simulator's answers, and the suppression a simulated complaint makes.

@@ -77,7 +77,7 @@ impl Queue {
             .iter()
             .any(|r| r.status != Status::Delivered);
         let statuses: Vec<Status> = outcomes.results.iter().map(|r| r.status).collect();
-        if self.record(outcomes).await.is_some() {
+        if self.record(outcomes).await {
             for status in statuses {
                 crate::metrics::count("crabmail_deliveries_total", &[("outcome", status.as_str())]);
             }
@@ -92,10 +92,9 @@ impl Queue {
         }
     }
 
-    /// Commits a round; new local messages go to ingest and waiting long-polls wake. Returns how
-    /// many outcomes changed a recipient (one already final or cancelled is left as it is), or
-    /// None if the store never took the round.
-    pub(super) async fn record(&self, outcomes: Outcomes) -> Option<usize> {
+    /// Commits a round; new local messages go to ingest and waiting long-polls wake. False if
+    /// the store never took it.
+    pub(super) async fn record(&self, outcomes: Outcomes) -> bool {
         let jobs: Vec<IngestJob> = outcomes.inbound.iter().map(accept::job).collect();
         for _ in 0..RECORD_ATTEMPTS {
             match self
@@ -108,8 +107,7 @@ impl Queue {
                         self.ingest.push(job);
                     }
                     self.wakeups.announce_all(&wakes);
-                    // One event per outcome that changed its recipient.
-                    return Some(wakes.len());
+                    return true;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "queue: cannot record outcomes; retrying");
@@ -121,7 +119,7 @@ impl Queue {
         tracing::error!(
             "queue: outcomes not recorded; the recipients return when their lease ends"
         );
-        None
+        false
     }
 }
 
