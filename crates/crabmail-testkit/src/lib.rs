@@ -5,6 +5,7 @@
 //! Nothing here fakes a part of the server: tests talk to it over real sockets.
 
 mod dns;
+mod mx;
 mod server;
 mod sink;
 mod smtp;
@@ -12,6 +13,7 @@ mod tls;
 mod webhooks;
 
 pub use dns::{DnsServer, Zone, reverse_name};
+pub use mx::RecordingMx;
 pub use server::{Backend, TestServer, pg_base_url, pg_schema_url};
 pub use sink::{Dumped, SmtpSink};
 pub use smtp::{Reply, Smtp};

@@ -1,7 +1,9 @@
 //! The real binary, killed with SIGKILL while clients are sending: every message answered with 250
 //! must be readable after a restart, exactly once. Then SIGTERM: a clean, orderly stop.
 
-use crabmail_testkit::{Backend, Smtp, SmtpSink, Zone, on_both_backends, pg_schema_url};
+use crabmail_testkit::{
+    Backend, RecordingMx, Smtp, SmtpSink, Zone, on_both_backends, pg_schema_url,
+};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -25,6 +27,16 @@ impl Drop for Process {
 
 /// Starts `crabmail serve` on ephemeral ports and reads them from its "serving" log line.
 fn spawn_with(data_dir: &std::path::Path, database_url: &str, settings: &[String]) -> Process {
+    spawn_logging(data_dir, database_url, settings, None)
+}
+
+/// `spawn_with`, and every later log line sent to `log`.
+fn spawn_logging(
+    data_dir: &std::path::Path,
+    database_url: &str,
+    settings: &[String],
+    log: Option<mpsc::UnboundedSender<String>>,
+) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_crabmail"))
         .args([
             "serve",
@@ -62,7 +74,13 @@ fn spawn_with(data_dir: &std::path::Path, database_url: &str, settings: &[String
         }
     };
     // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    std::thread::spawn(move || {
+        for line in lines {
+            if let (Ok(line), Some(log)) = (line, &log) {
+                let _ = log.send(line);
+            }
+        }
+    });
     let addr = |key: &str| -> SocketAddr {
         let start = serving.find(&format!("{key}=")).expect("address in log") + key.len() + 1;
         serving[start..]
@@ -255,27 +273,21 @@ async fn sigterm_stops_cleanly() {
     assert!(exit.success(), "exit status {exit:?}");
 }
 
-/// far.test's MX at `ip`, on a free port with nothing listening yet; the zone that says so.
-async fn far_test_mx(ip: &str) -> (u16, crabmail_testkit::DnsServer) {
-    let port = std::net::TcpListener::bind((ip, 0))
+/// Mail queued for an unreachable MX, the server killed with SIGKILL, the MX back, the server
+/// restarted: every message is delivered, exactly once (counted at the sink).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_mail_survives_kill_9_and_is_delivered_exactly_once() {
+    const N: usize = 20;
+    let port = std::net::TcpListener::bind("127.0.0.10:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let dns = Zone::new()
         .mx("far.test", 10, "mx.far.test")
-        .a("mx.far.test", ip)
+        .a("mx.far.test", "127.0.0.10")
         .serve()
         .await;
-    (port, dns)
-}
-
-/// Mail queued for an unreachable MX, the server killed with SIGKILL, the MX back, the server
-/// restarted: every message is delivered, exactly once (counted at the sink).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queued_mail_survives_kill_9_and_is_delivered_exactly_once() {
-    const N: usize = 20;
-    let (port, dns) = far_test_mx("127.0.0.10").await;
     let dir = tempfile::tempdir().unwrap();
     let settings = vec![
         format!("dns.nameservers=[\"{}\"]", dns.addr),
@@ -374,18 +386,21 @@ async fn an_acceptance_killed_before_its_commit_is_not_sent_again(backend: Backe
         Backend::Sqlite => String::new(),
         Backend::Postgres => pg_schema_url().await,
     };
-    let (port, dns) = far_test_mx("127.0.0.11").await;
-    // The MX waits before answering DATA: time for the test to take SQLite's write lock between
-    // the claim and the acceptance.
-    let sink = SmtpSink::start(format!("127.0.0.11:{port}").parse().unwrap(), &["-w", "2"]).await;
+    // The MX holds its 250 until the test has taken the lock the outcome's commit needs.
+    let mut mx = RecordingMx::holding("127.0.0.11").await;
+    let dns = Zone::new()
+        .mx("far.test", 10, "mx.far.test")
+        .a("mx.far.test", "127.0.0.11")
+        .serve()
+        .await;
     let dir = tempfile::tempdir().unwrap();
     let settings = vec![
         format!("dns.nameservers=[\"{}\"]", dns.addr),
-        format!("delivery.mx_port={port}"),
+        format!("delivery.mx_port={}", mx.port),
     ];
-    let mut server = spawn_with(dir.path(), &database_url, &settings);
+    let (log, mut lines) = mpsc::unbounded_channel();
+    let mut server = spawn_logging(dir.path(), &database_url, &settings, Some(log));
     let (client, inbox) = mailbox_on(server.api, "sender").await;
-    let mut commit_blocker = CommitBlocker::new(dir.path(), &database_url).await;
     let sent = client
         .send_message(
             &inbox.id,
@@ -399,23 +414,28 @@ async fn an_acceptance_killed_before_its_commit_is_not_sent_again(backend: Backe
         )
         .await
         .unwrap();
-    commit_blocker.hold_after_claim().await;
-    // The queue has read the MX's 250 once the journal holds it; its commit cannot happen.
-    let journal = dir.path().join("queue-journal");
-    for tries in 0.. {
-        let written = std::fs::read_dir(&journal)
-            .unwrap()
-            .any(|e| e.unwrap().metadata().unwrap().len() > 0);
-        if written {
-            break;
+    let within = std::time::Duration::from_secs(30);
+    let first = tokio::time::timeout(within, mx.received.recv()).await;
+    assert!(
+        matches!(first, Ok(Some(_))),
+        "the message never reached the MX"
+    );
+    let blocker = CommitBlocker::hold(dir.path(), &database_url).await;
+    mx.release();
+    // The queue logs the attempt after journaling the 250, then waits on the lock to commit it.
+    let logged = tokio::time::timeout(within, async {
+        while let Some(line) = lines.recv().await {
+            if line.contains("queue: delivery attempt") {
+                return true;
+            }
         }
-        assert!(tries < 3000, "the acceptance never reached the journal");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(sink.received().len(), 1);
+        false
+    })
+    .await;
+    assert_eq!(logged, Ok(true), "the MX's 250 was never read");
     server.child.kill().expect("SIGKILL");
     server.child.wait().unwrap();
-    commit_blocker.release().await;
+    blocker.release().await;
 
     let restarted = spawn_with(dir.path(), &database_url, &settings);
     let client = crabmail_api::client::Client::new(
@@ -436,26 +456,33 @@ async fn an_acceptance_killed_before_its_commit_is_not_sent_again(backend: Backe
         }
         cursor = page.next_cursor;
     }
+    // A second delivery would have reached the MX before its outcome (the event) was recorded.
+    let mut copies = 1;
+    while mx.received.try_recv().is_ok() {
+        copies += 1;
+    }
     assert_eq!(
-        sink.received().len(),
-        1,
+        copies, 1,
         "the message reached the MX again after the restart"
     );
 }
 
-/// Keeps the server from committing a delivery's outcome. PostgreSQL: a transaction locks the
-/// attempts table from the start (claims do not touch it). SQLite: once the recipient is
-/// leased, a transaction takes the database's one write lock.
+/// Keeps the server from committing anything to the store: a transaction holding SQLite's one
+/// write lock, or PostgreSQL's lock on the attempts table (an outcome's commit needs it).
 enum CommitBlocker {
     Postgres(sqlx::PgConnection),
-    Sqlite(std::path::PathBuf, Option<rusqlite::Connection>),
+    Sqlite(rusqlite::Connection),
 }
 
 impl CommitBlocker {
-    async fn new(data_dir: &std::path::Path, database_url: &str) -> CommitBlocker {
+    async fn hold(data_dir: &std::path::Path, database_url: &str) -> CommitBlocker {
         use sqlx::Connection;
         if database_url.is_empty() {
-            return CommitBlocker::Sqlite(data_dir.join("crabmail.sqlite3"), None);
+            let conn = rusqlite::Connection::open(data_dir.join("crabmail.sqlite3")).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .unwrap();
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            return CommitBlocker::Sqlite(conn);
         }
         let mut conn = sqlx::PgConnection::connect(database_url).await.unwrap();
         sqlx::raw_sql("BEGIN; LOCK TABLE attempts IN EXCLUSIVE MODE")
@@ -465,41 +492,12 @@ impl CommitBlocker {
         CommitBlocker::Postgres(conn)
     }
 
-    async fn hold_after_claim(&mut self) {
-        let CommitBlocker::Sqlite(path, held) = self else {
-            return;
-        };
-        let conn = rusqlite::Connection::open(&*path).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .unwrap();
-        for tries in 0.. {
-            let leased: i64 = conn
-                .query_row(
-                    "SELECT count(*) FROM recipients WHERE lease_until IS NOT NULL",
-                    [],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            if leased > 0 {
-                break;
-            }
-            assert!(tries < 3000, "the recipient was never claimed");
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-        *held = Some(conn);
-    }
-
     async fn release(self) {
         match self {
             CommitBlocker::Postgres(mut conn) => {
                 sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
             }
-            CommitBlocker::Sqlite(_, held) => {
-                if let Some(conn) = held {
-                    conn.execute_batch("ROLLBACK").unwrap();
-                }
-            }
+            CommitBlocker::Sqlite(conn) => conn.execute_batch("ROLLBACK").unwrap(),
         }
     }
 }

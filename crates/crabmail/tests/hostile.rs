@@ -334,56 +334,6 @@ async fn the_api_survives_silent_slow_and_too_many_clients() {
     );
 }
 
-/// A remote MX that records the exact bytes of every DATA it receives (between the 354 and the
-/// final dot), so the test can judge the wire itself.
-async fn recording_mx() -> (u16, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let (read, mut write) = tcp.into_split();
-                let mut read = BufReader::new(read);
-                let _ = write.write_all(b"220 recorder.test ESMTP\r\n").await;
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if read.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-                    let reply: &[u8] = match verb.as_str() {
-                        "EHLO" | "HELO" => b"250 recorder.test\r\n",
-                        "DATA" => {
-                            let _ = write.write_all(b"354 go\r\n").await;
-                            let mut data = Vec::new();
-                            let mut byte = [0u8; 1];
-                            while !data.ends_with(b"\r\n.\r\n") {
-                                if read.read(&mut byte).await.unwrap_or(0) == 0 {
-                                    return;
-                                }
-                                data.push(byte[0]);
-                            }
-                            let _ = tx.send(data);
-                            b"250 2.0.0 kept\r\n"
-                        }
-                        "QUIT" => {
-                            let _ = write.write_all(b"221 bye\r\n").await;
-                            return;
-                        }
-                        _ => b"250 ok\r\n",
-                    };
-                    let _ = write.write_all(reply).await;
-                }
-            });
-        }
-    });
-    (port, rx)
-}
-
 /// What a lenient receiver could misread: a bare CR or LF, a NUL, a line over 998 octets, or a
 /// line that is a lone dot anywhere but at the end.
 fn assert_clean_wire(data: &[u8]) {
@@ -412,7 +362,8 @@ fn assert_clean_wire(data: &[u8]) {
 /// ordinary lines: CRLF only, no NUL, no second end of data.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smuggling_sequences_never_reach_the_wire() {
-    let (port, mut recorded) = recording_mx().await;
+    let mx = crabmail_testkit::RecordingMx::start("127.0.0.1").await;
+    let (port, mut recorded) = (mx.port, mx.received);
     let dns = crabmail_testkit::Zone::new()
         .mx("remote.test", 10, "mx.remote.test")
         .a("mx.remote.test", "127.0.0.1")

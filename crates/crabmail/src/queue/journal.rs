@@ -15,8 +15,10 @@
 //! with nothing unsettled is emptied, so the journal stays a few lines long.
 
 use crate::clock::{SharedClock, Timestamp};
-use crate::store::{AttemptRecord, Outcomes, RecipientResult, SharedStore, Status};
+use crate::delivery::outcome::{Outcome, Verdict};
+use crate::store::{AttemptRecord, Claimed, Outcomes, RecipientResult, SharedStore, Status};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -25,8 +27,6 @@ use std::sync::Mutex;
 
 /// Entries per segment before a new one starts, when outcomes never all settle at once.
 const SEGMENT_ENTRIES: usize = 4096;
-/// Tries at recording what a previous run left, a second apart, before starting without it.
-const REPLAY_ATTEMPTS: usize = 10;
 
 /// This node's journal in `data_dir`, after recording what a previous run left in it. Run it
 /// before this node's leases are freed: once they are, another node sharing PostgreSQL may
@@ -37,7 +37,7 @@ pub async fn open_and_replay(
     store: &SharedStore,
     clock: &SharedClock,
 ) -> Option<Journal> {
-    let (journal, left) = match Journal::open(&data_dir.join("queue-journal")) {
+    let (journal, mut left) = match Journal::open(&data_dir.join("queue-journal")) {
         Ok(opened) => opened,
         Err(e) => {
             tracing::warn!(error = %e, "queue: no delivery journal; a crash may repeat more deliveries");
@@ -50,56 +50,48 @@ pub async fn open_and_replay(
     }
     let journaled = left.results.len();
     let outcomes = Outcomes {
-        results: left.results.clone(),
+        results: std::mem::take(&mut left.results),
         ..Outcomes::default()
     };
-    for _ in 0..REPLAY_ATTEMPTS {
-        match store.record_outcomes(outcomes.clone(), clock.now()).await {
-            Ok(wakes) => {
-                // One event per outcome that changed its recipient; the rest had committed
-                // before the restart but not yet left the journal.
-                let recorded = wakes.len();
-                crate::metrics::add(
-                    "crabmail_deliveries_total",
-                    &[("outcome", Status::Delivered.as_str())],
-                    recorded as u64,
-                );
-                tracing::info!(
-                    target: "crabmail::queue::journal",
-                    journaled,
-                    recorded,
-                    "queue: deliveries journaled before a restart recorded"
-                );
-                left.forget();
-                return Some(journal);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "queue: cannot record the delivery journal; retrying");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-        }
-    }
-    tracing::error!(
-        journaled,
-        "queue: the delivery journal is kept for the next start; these recipients may be sent again"
+    let Some(wakes) = super::record::commit_outcomes(store, clock, &outcomes).await else {
+        tracing::error!(
+            journaled,
+            "queue: the delivery journal is kept for the next start; these recipients may be sent again"
+        );
+        return Some(journal);
+    };
+    // One wake-up per outcome that changed its recipient; the rest had committed before the
+    // restart but not yet left the journal.
+    let recorded = wakes.len();
+    crate::metrics::add(
+        "crabmail_deliveries_total",
+        &[("outcome", Status::Delivered.as_str())],
+        recorded as u64,
     );
+    tracing::info!(
+        target: "crabmail::queue::journal",
+        journaled,
+        recorded,
+        "queue: deliveries journaled before a restart recorded"
+    );
+    left.forget();
     Some(journal)
 }
 
-/// One delivered recipient, as written.
+/// One delivered recipient, as written: borrowed from the delivery when written, owned when read.
 #[derive(Serialize, Deserialize)]
-struct Line {
-    recipient: String,
-    account: String,
-    message: String,
-    inbox: String,
-    address: String,
+struct Line<'a> {
+    recipient: Cow<'a, str>,
+    account: Cow<'a, str>,
+    message: Cow<'a, str>,
+    inbox: Cow<'a, str>,
+    address: Cow<'a, str>,
     at: i64,
-    host: Option<String>,
+    host: Option<Cow<'a, str>>,
     code: Option<u16>,
-    enhanced: Option<String>,
-    text: String,
-    tls: Option<String>,
+    enhanced: Option<Cow<'a, str>>,
+    text: Cow<'a, str>,
+    tls: Option<Cow<'a, str>>,
 }
 
 /// Which segment a group of entries went to, and how many; handed back once they commit.
@@ -167,24 +159,33 @@ impl Journal {
         Ok((journal, left))
     }
 
-    /// Writes the delivered ones among `results`; an error is logged and delivery goes on (the
-    /// journal only narrows the duplicate window; the store stays the record).
-    pub fn delivered(&self, results: &[RecipientResult]) -> Written {
+    /// Writes the delivered ones among `attempts` (each recipient with its outcome), as of `at`;
+    /// an error is logged and delivery goes on (the journal only narrows the duplicate window;
+    /// the store stays the record).
+    pub fn delivered<'a>(
+        &self,
+        attempts: impl IntoIterator<Item = (&'a Claimed, &'a Outcome)>,
+        at: Timestamp,
+    ) -> Written {
         let mut text = String::new();
         let mut count = 0;
-        for r in results.iter().filter(|r| r.status == Status::Delivered) {
+        let delivered = attempts
+            .into_iter()
+            .filter(|(_, outcome)| outcome.verdict == Verdict::Delivered);
+        for (recipient, outcome) in delivered {
+            let borrowed = |s: &'a Option<String>| s.as_deref().map(Cow::Borrowed);
             let line = Line {
-                recipient: r.recipient_id.clone(),
-                account: r.account_id.clone(),
-                message: r.message_id.clone(),
-                inbox: r.inbox_id.clone(),
-                address: r.address.clone(),
-                at: r.attempt.at.0,
-                host: r.attempt.host.clone(),
-                code: r.attempt.code,
-                enhanced: r.attempt.enhanced.clone(),
-                text: r.attempt.text.clone(),
-                tls: r.attempt.tls.clone(),
+                recipient: Cow::Borrowed(&recipient.recipient_id),
+                account: Cow::Borrowed(&recipient.account_id),
+                message: Cow::Borrowed(&recipient.message_id),
+                inbox: Cow::Borrowed(&recipient.inbox_id),
+                address: Cow::Borrowed(&recipient.address),
+                at: at.0,
+                host: borrowed(&outcome.host),
+                code: outcome.code,
+                enhanced: borrowed(&outcome.enhanced),
+                text: Cow::Borrowed(&outcome.text),
+                tls: borrowed(&outcome.tls),
             };
             if let Ok(json) = serde_json::to_string(&line) {
                 text.push_str(&json);
@@ -302,20 +303,20 @@ fn read_segment(path: &Path) -> std::io::Result<Vec<RecipientResult>> {
             continue;
         };
         results.push(RecipientResult {
-            recipient_id: line.recipient,
-            account_id: line.account,
-            message_id: line.message,
-            inbox_id: line.inbox,
-            address: line.address,
+            recipient_id: line.recipient.into_owned(),
+            account_id: line.account.into_owned(),
+            message_id: line.message.into_owned(),
+            inbox_id: line.inbox.into_owned(),
+            address: line.address.into_owned(),
             status: Status::Delivered,
             next_attempt_at: None,
             attempt: AttemptRecord {
                 at: Timestamp(line.at),
-                host: line.host,
+                host: line.host.map(Cow::into_owned),
                 code: line.code,
-                enhanced: line.enhanced,
-                text: line.text,
-                tls: line.tls,
+                enhanced: line.enhanced.map(Cow::into_owned),
+                text: line.text.into_owned(),
+                tls: line.tls.map(Cow::into_owned),
             },
         });
     }
@@ -326,24 +327,34 @@ fn read_segment(path: &Path) -> std::io::Result<Vec<RecipientResult>> {
 mod tests {
     use super::*;
 
-    fn result(id: &str, status: Status) -> RecipientResult {
-        RecipientResult {
+    /// One attempt at `id`, with the remote's answer and the verdict given.
+    fn attempt(id: &str, verdict: Verdict) -> (Claimed, Outcome) {
+        let recipient = Claimed {
             recipient_id: id.into(),
-            account_id: "acc".into(),
             message_id: "msg".into(),
+            account_id: "acc".into(),
             inbox_id: "inb".into(),
+            return_path: "bot@example.test".into(),
+            blob_id: "blob".into(),
             address: format!("{id}@example.test"),
-            status,
-            next_attempt_at: None,
-            attempt: AttemptRecord {
-                at: Timestamp(1_700_000_000_000),
-                host: Some("mx.example.test".into()),
-                code: Some(250),
-                enhanced: Some("2.0.0".into()),
-                text: "Ok: queued as ABC".into(),
-                tls: None,
-            },
-        }
+            domain: "example.test".into(),
+            attempts: 0,
+            queued_at: Timestamp(1_700_000_000_000),
+        };
+        let mut outcome =
+            Outcome::from_reply(250, "2.0.0 Ok: queued as ABC", "mx.example.test", None);
+        outcome.verdict = verdict;
+        (recipient, outcome)
+    }
+
+    /// Journals these attempts as the queue does.
+    fn write(journal: &Journal, attempts: &[(&str, Verdict)]) -> Written {
+        let made: Vec<(Claimed, Outcome)> =
+            attempts.iter().map(|&(id, v)| attempt(id, v)).collect();
+        journal.delivered(
+            made.iter().map(|(r, o)| (r, o)),
+            Timestamp(1_700_000_000_000),
+        )
     }
 
     fn files(dir: &Path) -> Vec<(String, u64)> {
@@ -366,13 +377,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (journal, left) = Journal::open(dir.path()).unwrap();
         assert!(left.results.is_empty());
-        let settled = journal.delivered(&[result("r1", Status::Delivered)]);
+        let settled = write(&journal, &[("r1", Verdict::Delivered)]);
         // Deferred and bounced outcomes have no duplicate to prevent.
-        let pending = journal.delivered(&[
-            result("r2", Status::Delivered),
-            result("r3", Status::Deferred),
-            result("r4", Status::Bounced),
-        ]);
+        let pending = write(
+            &journal,
+            &[
+                ("r2", Verdict::Delivered),
+                ("r3", Verdict::Deferred),
+                ("r4", Verdict::Bounced),
+            ],
+        );
         journal.settle(settled);
         drop(journal); // the crash: r2 was never settled
         drop(pending);
@@ -390,7 +404,7 @@ mod tests {
         assert_eq!(r2.attempt.text, "Ok: queued as ABC");
         assert_eq!(r2.address, "r2@example.test");
         left.forget();
-        let written = journal.delivered(&[result("r5", Status::Delivered)]);
+        let written = write(&journal, &[("r5", Verdict::Delivered)]);
         assert_eq!(files(dir.path()).len(), 1, "{:?}", files(dir.path()));
         journal.settle(written);
         assert_eq!(
@@ -407,7 +421,7 @@ mod tests {
     fn a_torn_last_line_is_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let (journal, _) = Journal::open(dir.path()).unwrap();
-        let _kept = journal.delivered(&[result("r1", Status::Delivered)]);
+        let _kept = write(&journal, &[("r1", Verdict::Delivered)]);
         drop(journal);
         let path = dir.path().join("000000000000.journal");
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
@@ -423,10 +437,10 @@ mod tests {
         let (journal, _) = Journal::open(dir.path()).unwrap();
         let mut first = Written::default();
         for i in 0..SEGMENT_ENTRIES {
-            first.add(journal.delivered(&[result(&format!("a{i}"), Status::Delivered)]));
+            first.add(write(&journal, &[(&format!("a{i}"), Verdict::Delivered)]));
         }
         // Never all settled at once: the next entry starts a second segment.
-        let second = journal.delivered(&[result("b", Status::Delivered)]);
+        let second = write(&journal, &[("b", Verdict::Delivered)]);
         assert_eq!(files(dir.path()).len(), 2);
         journal.settle(first);
         let names: Vec<String> = files(dir.path()).into_iter().map(|(n, _)| n).collect();

@@ -34,7 +34,6 @@ use crate::store::{
     SharedStore, Status, Suppression,
 };
 use journal::{Journal, Written};
-use record::result;
 use schedule::{Next, Schedule};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -321,19 +320,10 @@ impl Queue {
 
     /// Writes the remote's acceptances to the journal before anything else happens to them.
     fn journal(&self, recipients: &[Claimed], outcomes: &[Outcome]) -> Written {
-        let Some(journal) = &self.journal else {
-            return Written::default();
-        };
-        let now = self.clock.now();
-        let delivered: Vec<RecipientResult> = recipients
-            .iter()
-            .zip(outcomes)
-            .filter(|(_, outcome)| outcome.verdict == Verdict::Delivered)
-            .map(|(recipient, outcome)| {
-                result(recipient, outcome.clone(), Status::Delivered, None, now)
-            })
-            .collect();
-        journal.delivered(&delivered)
+        match &self.journal {
+            Some(journal) => journal.delivered(recipients.iter().zip(outcomes), self.clock.now()),
+            None => Written::default(),
+        }
     }
 
     /// Test mode: the simulator's answers, and the suppression a simulated complaint makes.

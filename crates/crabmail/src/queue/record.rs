@@ -3,6 +3,7 @@
 //! recipients back if it never commits).
 
 use super::*;
+use crate::store::Wake;
 
 impl Queue {
     /// What each outcome does: the recipient's new status and next attempt, a suppression for a
@@ -63,9 +64,23 @@ impl Queue {
                     expired: status == Status::Expired,
                 });
             }
-            outcomes
-                .results
-                .push(result(recipient, outcome, status, next, now));
+            outcomes.results.push(RecipientResult {
+                recipient_id: recipient.recipient_id.clone(),
+                account_id: recipient.account_id.clone(),
+                message_id: recipient.message_id.clone(),
+                inbox_id: recipient.inbox_id.clone(),
+                address: recipient.address.clone(),
+                status,
+                next_attempt_at: next,
+                attempt: AttemptRecord {
+                    at: now,
+                    host: outcome.host,
+                    code: outcome.code,
+                    enhanced: outcome.enhanced,
+                    text: outcome.text,
+                    tls: outcome.tls,
+                },
+            });
         }
         if !failed.is_empty()
             && let Some(report) = self.bounce_report(first, body, &failed, now).await
@@ -76,14 +91,10 @@ impl Queue {
             .results
             .iter()
             .any(|r| r.status != Status::Delivered);
-        let statuses: Vec<Status> = outcomes.results.iter().map(|r| r.status).collect();
-        if self.record(outcomes).await {
-            for status in statuses {
-                crate::metrics::count("crabmail_deliveries_total", &[("outcome", status.as_str())]);
-            }
-            if let Some(journal) = &self.journal {
-                journal.settle(written);
-            }
+        if self.record(outcomes).await
+            && let Some(journal) = &self.journal
+        {
+            journal.settle(written);
         }
         if troubled {
             self.breakers
@@ -96,56 +107,41 @@ impl Queue {
     /// the store never took it.
     pub(super) async fn record(&self, outcomes: Outcomes) -> bool {
         let jobs: Vec<IngestJob> = outcomes.inbound.iter().map(accept::job).collect();
-        for _ in 0..RECORD_ATTEMPTS {
-            match self
-                .store
-                .record_outcomes(outcomes.clone(), self.clock.now())
-                .await
-            {
-                Ok(wakes) => {
-                    for job in jobs {
-                        self.ingest.push(job);
-                    }
-                    self.wakeups.announce_all(&wakes);
-                    return true;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "queue: cannot record outcomes; retrying");
-                    crate::metrics::count("crabmail_store_errors_total", &[("where", "queue")]);
-                    tokio::time::sleep(RECORD_RETRY).await;
-                }
-            }
+        let Some(wakes) = commit_outcomes(&self.store, &self.clock, &outcomes).await else {
+            tracing::error!(
+                "queue: outcomes not recorded; the recipients return when their lease ends"
+            );
+            return false;
+        };
+        for result in &outcomes.results {
+            let outcome = result.status.as_str();
+            crate::metrics::count("crabmail_deliveries_total", &[("outcome", outcome)]);
         }
-        tracing::error!(
-            "queue: outcomes not recorded; the recipients return when their lease ends"
-        );
-        false
+        for job in jobs {
+            self.ingest.push(job);
+        }
+        self.wakeups.announce_all(&wakes);
+        true
     }
 }
 
-/// What one attempt did to one recipient, as the store records it.
-pub(super) fn result(
-    recipient: &Claimed,
-    outcome: Outcome,
-    status: Status,
-    next_attempt_at: Option<Timestamp>,
-    now: Timestamp,
-) -> RecipientResult {
-    RecipientResult {
-        recipient_id: recipient.recipient_id.clone(),
-        account_id: recipient.account_id.clone(),
-        message_id: recipient.message_id.clone(),
-        inbox_id: recipient.inbox_id.clone(),
-        address: recipient.address.clone(),
-        status,
-        next_attempt_at,
-        attempt: AttemptRecord {
-            at: now,
-            host: outcome.host,
-            code: outcome.code,
-            enhanced: outcome.enhanced,
-            text: outcome.text,
-            tls: outcome.tls,
-        },
+/// Commits `outcomes`, retried while the store is unavailable (`RECORD_ATTEMPTS`, a
+/// `RECORD_RETRY` apart): one wake-up per outcome that changed its recipient (one already final
+/// or cancelled is left as it is), or None if the store never took them.
+pub(super) async fn commit_outcomes(
+    store: &SharedStore,
+    clock: &SharedClock,
+    outcomes: &Outcomes,
+) -> Option<Vec<Wake>> {
+    for _ in 0..RECORD_ATTEMPTS {
+        match store.record_outcomes(outcomes.clone(), clock.now()).await {
+            Ok(wakes) => return Some(wakes),
+            Err(e) => {
+                tracing::error!(error = %e, "queue: cannot record outcomes; retrying");
+                crate::metrics::count("crabmail_store_errors_total", &[("where", "queue")]);
+                tokio::time::sleep(RECORD_RETRY).await;
+            }
+        }
     }
+    None
 }
