@@ -15,6 +15,7 @@ SHIPPED=$ROOT/crates/crabmail/src/ingest/risk/injection.model
 SHIPPED_HEAD=$ROOT/crates/crabmail/src/ingest/risk/encoder/encoder.head
 
 python3 -c 'import yaml' 2>/dev/null || pip install -q pyyaml
+python3 -c 'import pyarrow' 2>/dev/null || pip install -q pyarrow==26.0.1   # neuralchemy's parquet files
 python3 "$HERE/build_corpus.py" "$WORK"
 (cd "$ROOT" && cargo build --release -q --features encoder --bin crabmail --example train_injection)
 "$ROOT/target/release/examples/train_injection" train "$WORK/corpus.jsonl" "$WORK/injection.model"
