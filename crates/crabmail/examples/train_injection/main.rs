@@ -13,7 +13,8 @@
 //! logits (relative to the medium threshold) of the calibration rows (train), the left-out rows
 //! (lofo) or the chosen families (eval); `TRAIN_WHY=1` prints the window that put a held-out
 //! benign message at medium. `lofo --benign DIR,..` also measures every left-out family against
-//! mail outside the corpus. With `--features encoder`, `stage2` trains stage two's head and
+//! mail outside the corpus (`TRAIN_POOL=SOURCE,..` pools only those sources' families), and
+//! `TRAIN_BALANCE=0..1` weighs families toward equal. With `--features encoder`, `stage2` trains stage two's head and
 //! `stage2-lofo` measures it (`stage_two.rs`; `TRAIN_HOLDOUT_ONLY=1` scores only the `--holdout`
 //! families).
 //!
@@ -182,9 +183,29 @@ fn train(rows: &[Row], keep: impl Fn(&Row) -> bool) -> model::Model {
             }
         }
     }
-    let pos = examples.iter().filter(|e| e.2).count().max(1) as f32;
-    let neg = examples.iter().filter(|e| !e.2).count().max(1) as f32;
-    let (wp, wn) = ((pos + neg) / (2.0 * pos), (pos + neg) / (2.0 * neg));
+    // Each family's windows weigh count^-balance together (0: every window alike; 1: every family
+    // alike), then the two classes are scaled to count equally.
+    let balance: f32 = param("TRAIN_BALANCE", 0.0);
+    let mut per_family: BTreeMap<&str, usize> = BTreeMap::new();
+    for &(r, _, _) in &examples {
+        *per_family.entry(rows[r].family.as_str()).or_default() += 1;
+    }
+    let family_weight =
+        |r: usize| -> f32 { (per_family[rows[r].family.as_str()] as f32).powf(-balance) };
+    let pos: f32 = examples
+        .iter()
+        .filter(|e| e.2)
+        .map(|e| family_weight(e.0))
+        .sum::<f32>()
+        .max(1e-9);
+    let neg: f32 = examples
+        .iter()
+        .filter(|e| !e.2)
+        .map(|e| family_weight(e.0))
+        .sum::<f32>()
+        .max(1e-9);
+    let n = examples.len() as f32;
+    let (wp, wn) = (n / (2.0 * pos), n / (2.0 * neg));
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (epochs, rate, l2) = (
         param("TRAIN_EPOCHS", EPOCHS),
@@ -201,7 +222,7 @@ fn train(rows: &[Row], keep: impl Fn(&Row) -> bool) -> model::Model {
             let z: f32 = feats.iter().map(|&(k, v)| w[k as usize] * v).sum();
             let p = 1.0 / (1.0 + (-z.clamp(-30.0, 30.0)).exp());
             let y = if label { 1.0 } else { 0.0 };
-            let cw = if label { wp } else { wn };
+            let cw = if label { wp } else { wn } * family_weight(r);
             let err = (p - y) * cw;
             for &(k, v) in feats {
                 let k = k as usize;
@@ -368,6 +389,14 @@ fn main() -> anyhow::Result<()> {
                     units.push((format!("{s}:*"), fams));
                 }
             }
+            // `TRAIN_POOL=PREFIX,..` pools only the families of those sources: comparing corpora
+            // with different families on the families they share.
+            let pool_only: Vec<String> = std::env::var("TRAIN_POOL")
+                .map(|v| v.split(',').map(str::to_owned).collect())
+                .unwrap_or_default();
+            let pools = |family: &str| {
+                pool_only.is_empty() || pool_only.iter().any(|p| family.starts_with(p.as_str()))
+            };
             let mut pooled: Vec<f32> = Vec::new();
             let mut pooled_benign: Vec<f32> = Vec::new();
             // Mail outside the corpus (`--benign DIRS`), the same for every corpus version.
@@ -390,7 +419,7 @@ fn main() -> anyhow::Result<()> {
                 if fams.len() == 1 {
                     dump_rows(&m, rows.iter().filter(|r| fams.contains(&r.family)))?;
                 }
-                if fams.len() == 1 {
+                if fams.len() == 1 && pools(name) {
                     // Pooled over single families: each score measured by a model that never
                     // saw its family, each against that model's own calibration benign scores
                     // (shifted so thresholds line up).
