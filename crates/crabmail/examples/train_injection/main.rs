@@ -15,8 +15,8 @@
 //! benign message at medium. `lofo --benign DIR,..` also measures every left-out family against
 //! mail outside the corpus (`TRAIN_POOL=SOURCE,..` pools only those sources' families), and
 //! `TRAIN_BALANCE=0..1` weighs families toward equal. With `--features encoder`, `stage2` trains
-//! stage two's head and `stage2-lofo` measures it (`stage_two.rs`; `TRAIN_HOLDOUT_ONLY=1` scores only the `--holdout`
-//! families).
+//! stage two's head and `stage2-lofo` measures it (`stage_two.rs`; `TRAIN_HOLDOUT_ONLY=1` scores
+//! only the `--holdout` families).
 //!
 //! Never trained on: a fifth of the generated and prose rows and half of the real messages (by a
 //! hash of their id). The real messages and the list posts among them set the thresholds for
