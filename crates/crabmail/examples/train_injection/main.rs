@@ -2,7 +2,7 @@
 //!
 //!   cargo run --release --example train_injection -- train CORPUS OUT.model [--holdout FAM,..]
 //!   cargo run --release --example train_injection -- lofo CORPUS [--holdout FAM,..]
-//!   cargo run --release --example train_injection -- eval CORPUS MODEL --families FAM,..
+//!   cargo run --release --example train_injection -- eval CORPUS MODEL --families FAM,.. [--benign DIR,..]
 //!
 //! Windows and features come from `crabmail::ingest::risk` itself, so the model is trained on what the
 //! server scores. Everything is deterministic (fixed shuffle seed, one thread): the same corpus
@@ -370,6 +370,24 @@ fn main() -> anyhow::Result<()> {
                 .map(|r| message_logit(&m, r))
                 .collect();
             report(&m, &rows, &wanted, &benign);
+            // And against mail outside the corpus (`--benign DIRS`).
+            let outside: Vec<f32> = messages(&parse_list(&args, "--benign"))?
+                .iter()
+                .map(|(_, (segments, facts))| model::judge(&m, segments, *facts).logit)
+                .collect();
+            if !outside.is_empty() {
+                let all: Vec<f32> = rows
+                    .iter()
+                    .filter(|r| wanted.contains(&r.family))
+                    .map(|r| message_logit(&m, r))
+                    .collect();
+                println!(
+                    "together: ROC-AUC {:.4}, TPR at 1% FPR {:.3} against {} messages outside the corpus",
+                    auc(&all, &outside),
+                    tpr_at_fpr(&all, &outside, 0.01),
+                    outside.len()
+                );
+            }
         }
         "lofo" => {
             // Leave one family out, then one source out (every family of a source together: a
