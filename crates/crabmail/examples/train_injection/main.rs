@@ -190,20 +190,24 @@ fn train(rows: &[Row], keep: impl Fn(&Row) -> bool) -> model::Model {
     for &(r, _, _) in &examples {
         *per_family.entry(rows[r].family.as_str()).or_default() += 1;
     }
-    let family_weight =
-        |r: usize| -> f32 { (per_family[rows[r].family.as_str()] as f32).powf(-balance) };
-    let pos: f32 = examples
+    // Per row, looked up once here rather than in the training loop.
+    let row_weight: Vec<f32> = rows
         .iter()
-        .filter(|e| e.2)
-        .map(|e| family_weight(e.0))
-        .sum::<f32>()
-        .max(1e-9);
-    let neg: f32 = examples
-        .iter()
-        .filter(|e| !e.2)
-        .map(|e| family_weight(e.0))
-        .sum::<f32>()
-        .max(1e-9);
+        .map(|row| {
+            per_family
+                .get(row.family.as_str())
+                .map_or(0.0, |&n| (n as f32).powf(-balance))
+        })
+        .collect();
+    let class_sum = |positive: bool| -> f32 {
+        examples
+            .iter()
+            .filter(|e| e.2 == positive)
+            .map(|e| row_weight[e.0])
+            .sum::<f32>()
+            .max(1e-9)
+    };
+    let (pos, neg) = (class_sum(true), class_sum(false));
     let n = examples.len() as f32;
     let (wp, wn) = (n / (2.0 * pos), n / (2.0 * neg));
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -222,7 +226,7 @@ fn train(rows: &[Row], keep: impl Fn(&Row) -> bool) -> model::Model {
             let z: f32 = feats.iter().map(|&(k, v)| w[k as usize] * v).sum();
             let p = 1.0 / (1.0 + (-z.clamp(-30.0, 30.0)).exp());
             let y = if label { 1.0 } else { 0.0 };
-            let cw = if label { wp } else { wn } * family_weight(r);
+            let cw = if label { wp } else { wn } * row_weight[r];
             let err = (p - y) * cw;
             for &(k, v) in feats {
                 let k = k as usize;
@@ -369,18 +373,13 @@ fn main() -> anyhow::Result<()> {
                 .filter(|r| held_out(r))
                 .map(|r| message_logit(&m, r))
                 .collect();
-            report(&m, &rows, &wanted, &benign);
+            let all = report(&m, &rows, &wanted, &benign);
             // And against mail outside the corpus (`--benign DIRS`).
             let outside: Vec<f32> = messages(&parse_list(&args, "--benign"))?
                 .iter()
                 .map(|(_, (segments, facts))| model::judge(&m, segments, *facts).logit)
                 .collect();
             if !outside.is_empty() {
-                let all: Vec<f32> = rows
-                    .iter()
-                    .filter(|r| wanted.contains(&r.family))
-                    .map(|r| message_logit(&m, r))
-                    .collect();
                 println!(
                     "together: ROC-AUC {:.4}, TPR at 1% FPR {:.3} against {} messages outside the corpus",
                     auc(&all, &outside),
@@ -615,7 +614,9 @@ fn benign_dirs(m: &model::Model, dirs: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report(m: &model::Model, rows: &[Row], families: &[String], benign: &[f32]) {
+/// Prints each family's recall and the families together against `benign`; returns their
+/// scores.
+fn report(m: &model::Model, rows: &[Row], families: &[String], benign: &[f32]) -> Vec<f32> {
     let mut all: Vec<f32> = Vec::new();
     println!(
         "{:<40} {:>6} {:>9} {:>9}",
@@ -635,4 +636,5 @@ fn report(m: &model::Model, rows: &[Row], families: &[String], benign: &[f32]) {
         auc(&all, benign),
         tpr_at_fpr(&all, benign, 0.01)
     );
+    all
 }

@@ -139,7 +139,9 @@ pub(super) async fn commit_outcomes(
             Err(e) => {
                 tracing::error!(error = %e, "queue: cannot record outcomes; retrying");
                 crate::metrics::count("crabmail_store_errors_total", &[("where", "queue")]);
-                tokio::time::sleep(RECORD_RETRY).await;
+                // On the queue's clock, like every other wait of the queue: a test's manual
+                // clock decides when the retry comes.
+                clock.sleep_until(clock.now().plus(RECORD_RETRY)).await;
             }
         }
     }
