@@ -33,13 +33,12 @@ impl Accounts for SqliteStore {
     }
 
     async fn find_token(&self, hash: Vec<u8>) -> Result<Option<TokenRecord>> {
-        self.read(move |conn| {
+        self.read_point(|conn| {
             Ok(conn
                 .prepare_cached(sql::FIND_TOKEN)?
                 .query_row(params![hash], |r| rows::token(r))
                 .optional()?)
         })
-        .await
     }
 
     async fn create_token(&self, token: NewToken) -> Result<()> {
@@ -139,13 +138,11 @@ impl Accounts for SqliteStore {
     }
 
     async fn find_inbox(&self, address: &str) -> Result<Option<InboxTarget>> {
-        let address = address.to_owned();
-        self.read(move |conn| {
+        self.read_point(|conn| {
             Ok(conn
                 .prepare_cached(sql::FIND_INBOX)?
                 .query_row(params![address], |r| rows::inbox_target(r))
                 .optional()?)
         })
-        .await
     }
 }

@@ -103,14 +103,12 @@ impl Domains for SqliteStore {
     }
 
     async fn hosted_domain(&self, name: &str) -> Result<Option<DomainRecord>> {
-        let name = name.to_owned();
-        self.read(move |conn| {
+        self.read_point(|conn| {
             Ok(conn
                 .prepare_cached(sql::HOSTED_DOMAIN)?
                 .query_row(params![name], |r| rows::domain(r))
                 .optional()?)
         })
-        .await
     }
 
     async fn dkim_keys(&self, domain_id: &str) -> Result<Vec<DkimKeyRecord>> {

@@ -42,14 +42,12 @@ impl Queue for SqliteStore {
     }
 
     async fn load_blob(&self, blob_id: &str) -> Result<Option<Vec<u8>>> {
-        let blob_id = blob_id.to_owned();
-        self.read(move |conn| {
+        self.read_point(|conn| {
             Ok(conn
                 .prepare_cached(sql::LOAD_BLOB)?
                 .query_row(params![blob_id], |r| r.get(0))
                 .optional()?)
         })
-        .await
     }
 
     async fn record_outcomes(&self, outcomes: Outcomes, now: Timestamp) -> Result<Vec<Wake>> {

@@ -124,8 +124,7 @@ impl Sending for SqliteStore {
         account_id: &str,
         addresses: Vec<String>,
     ) -> Result<Vec<Suppression>> {
-        let account_id = account_id.to_owned();
-        self.read(move |conn| {
+        self.read_point(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT account_id, address, reason, created_at FROM suppressions \
                  WHERE account_id = $1 AND address = $2",
@@ -141,7 +140,6 @@ impl Sending for SqliteStore {
             }
             Ok(found)
         })
-        .await
     }
 
     async fn list_suppressions(&self, account_id: &str) -> Result<Vec<Suppression>> {
