@@ -36,9 +36,13 @@ trap cleanup EXIT
 # dnsmasq gives its own records a TTL of 0 unless told otherwise, which no published record has;
 # DNS_TTL=300 (a common TTL for MX and TXT records) lets crabmail's resolver cache them as it would
 # in production. Postfix's side does no DNS at all. DNS_TTL=0 measures a lookup for every message.
+# dnsmasq is authoritative for example.test (--auth-zone), so its "no such record" answers (the
+# MX host's AAAA, the MTA-STS TXT) carry the zone's SOA, as every real zone's do, and a resolver
+# caches them for the SOA's negative TTL; without it, each delivery asked dnsmasq twice.
 DNS_TTL=${DNS_TTL:-300}
 dnsmasq --no-daemon --no-resolv --no-hosts --listen-address=127.0.0.1 --bind-interfaces --port="$DNS_PORT" --local-ttl="$DNS_TTL" \
-  --mx-host=example.test,mx.example.test,10 --address=/mx.example.test/127.0.0.2 --log-facility=- \
+  --auth-ttl="$DNS_TTL" --auth-server=ns.example.test,127.0.0.1 --auth-zone=example.test \
+  --mx-host=example.test,mx.example.test,10 --host-record=mx.example.test,127.0.0.2 --log-facility=- \
   > "$WORK/dnsmasq.log" 2>&1 &
 PIDS+=($!)
 
