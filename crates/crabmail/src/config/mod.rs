@@ -481,7 +481,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "store.sqlite_readers",
         default: "4",
-        doc: "Read connections to SQLite (writes go through one group-committing writer).",
+        doc: "Reads of SQLite at once on blocking threads (writes go through one group-committing writer; lookups by key run on the calling thread, beside these).",
     },
     Setting {
         key: "store.max_batch",
