@@ -7,7 +7,8 @@
 //!
 //! Reads use a small pool of read connections on blocking threads; WAL lets them run beside the
 //! writer. Lookups of a row by key on the hot paths (`read_point`) run on the caller's thread
-//! instead: the hand-off to a blocking thread cost more than the lookup. If the writer thread dies, every later write fails with `Closed`, never with success.
+//! instead: the hand-off to a blocking thread cost more than the lookup. If the writer thread
+//! dies, every later write fails with `Closed`, never with success.
 
 mod accounts;
 mod approvals;
@@ -185,19 +186,9 @@ impl SqliteStore {
             .await
             .map_err(|_| StoreError::Closed)?;
         let pool2 = pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = match pool2.idle.lock().ok().and_then(|mut idle| idle.pop()) {
-                Some(conn) => conn,
-                None => open_reader(&pool2.path)?,
-            };
-            let result = f(&conn);
-            if let Ok(mut idle) = pool2.idle.lock() {
-                idle.push(conn);
-            }
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        tokio::task::spawn_blocking(move || pool2.with_connection(f))
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
     /// A lookup of one row (or a few) by an index, run on the caller's thread. Handing it to a
@@ -207,18 +198,20 @@ impl SqliteStore {
     /// SQLite. WAL never makes a reader wait for the writer, so the thread is not held up.
     /// Never for listings, counts or scans: those take `read`.
     fn read_point<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let pooled = self
-            .readers
-            .idle
-            .lock()
-            .ok()
-            .and_then(|mut idle| idle.pop());
+        self.readers.with_connection(f)
+    }
+}
+
+impl ReadPool {
+    /// Runs `f` on an idle read connection (a new one if none is idle) and keeps it for the next.
+    fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let conn = match pooled {
             Some(conn) => conn,
-            None => open_reader(&self.readers.path)?,
+            None => open_reader(&self.path)?,
         };
         let result = f(&conn);
-        if let Ok(mut idle) = self.readers.idle.lock() {
+        if let Ok(mut idle) = self.idle.lock() {
             idle.push(conn);
         }
         result
