@@ -206,7 +206,12 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "queue.max_per_destination",
         default: "20",
-        doc: "Connections at once to one destination (MX host or relay); Postfix's default is 20 too.",
+        doc: "Most connections at once to one destination (MX host or relay); Postfix's default is 20 too.",
+    },
+    Setting {
+        key: "queue.min_per_destination",
+        default: "1",
+        doc: "Fewest connections at once to one destination; between the two the count follows how fast the remote answers the final dot (equal values fix it).",
     },
     Setting {
         key: "ingest.workers",
@@ -577,6 +582,7 @@ pub struct QueueConfig {
     pub lease: Duration,
     pub concurrency: usize,
     pub max_per_destination: usize,
+    pub min_per_destination: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

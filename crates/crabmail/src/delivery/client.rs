@@ -76,6 +76,8 @@ pub struct Client {
     /// TLS version and cipher, once encrypted.
     pub tls: Option<String>,
     options: ClientOptions,
+    /// How long the remote took to answer the last transaction's final dot.
+    dot_answer: Option<Duration>,
 }
 
 enum Io {
@@ -124,6 +126,7 @@ impl Client {
             host: host.clone(),
             tls: None,
             options: options.clone(),
+            dot_answer: None,
         };
         if let TlsMode::Implicit { name } = &options.tls {
             client.handshake(&connectors.verified, name).await?;
@@ -318,6 +321,7 @@ impl Client {
         body: &[u8],
     ) -> (Vec<Outcome>, bool) {
         let n = recipients.len();
+        self.dot_answer = None;
         let utf8 = !from.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
         if utf8 && !self.caps.smtputf8 {
             let o = Outcome::bounced(
@@ -456,11 +460,18 @@ impl Client {
             return Ok(outcomes);
         }
         self.write(&dot_stuff(body)).await?;
+        let dot_sent = tokio::time::Instant::now();
         let done = self.reply(self.options.data_timeout).await?;
+        self.dot_answer = Some(dot_sent.elapsed());
         for &i in &accepted {
             outcomes[i] = outcome(&done);
         }
         Ok(outcomes)
+    }
+
+    /// How long the remote took to answer the final dot of the last `send`, if it got that far.
+    pub fn dot_answered_after(&self) -> Option<Duration> {
+        self.dot_answer
     }
 
     /// The server said 354 although no recipient was accepted: end the (empty) data at once.

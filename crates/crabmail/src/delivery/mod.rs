@@ -4,13 +4,15 @@
 //! `client`, bounce reports in `dsn`.
 //!
 //! Connections are reused: after a transaction, a healthy connection waits in a small pool for
-//! more mail to the same host (`delivery.idle_connections`). At most
-//! `queue.max_per_destination` deliveries run at once per destination. Each MX host has a pace
-//! and a rest of its own (`pacing`): one host serving many domains is rested once it throttles.
+//! more mail to the same host (`delivery.idle_connections`). Deliveries at once per destination
+//! adapt between `queue.min_per_destination` and `queue.max_per_destination` to how fast the
+//! remote answers the final dot (`concurrency`). Each MX host has a pace and a rest of its own
+//! (`pacing`): one host serving many domains is rested once it throttles.
 //!
 //! Nothing here touches the store; the queue records what comes back.
 
 pub mod client;
+pub mod concurrency;
 pub mod dsn;
 pub mod mta_sts;
 pub mod outcome;
@@ -29,7 +31,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tls::Connectors;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +46,11 @@ pub struct Deliverer {
     relay: Option<(Relay, ClientOptions)>,
     connectors: Connectors,
     mx_port: u16,
+    min_per_destination: usize,
     max_per_destination: usize,
     idle_limit: Duration,
     idle: Mutex<HashMap<String, Vec<(Client, Instant)>>>,
-    destinations: Mutex<HashMap<String, Arc<Semaphore>>>,
+    destinations: Mutex<HashMap<String, Arc<concurrency::Limiter>>>,
     /// Pace and rest per destination domain and per MX host (`mx:<host>`).
     pacer: pacing::Pacer,
     clock: crate::clock::SharedClock,
@@ -107,6 +109,7 @@ impl Deliverer {
             relay,
             connectors,
             mx_port: d.mx_port,
+            min_per_destination: config.queue.min_per_destination,
             max_per_destination: config.queue.max_per_destination.max(1),
             idle_limit: d.idle_connections,
             idle: Mutex::new(HashMap::new()),
@@ -236,10 +239,7 @@ impl Deliverer {
         body: &[u8],
     ) -> Vec<Outcome> {
         let n = recipients.len();
-        let gate = self.destination(&route.key());
-        let Ok(_permit) = gate.acquire_owned().await else {
-            return vec![Outcome::deferred("4.3.0", "delivery is shutting down"); n];
-        };
+        let slot = self.destination(&route.key()).acquire().await;
         let (mut targets, options) = match self.targets(route).await {
             Ok(found) => found,
             Err(outcome) => return vec![outcome; n],
@@ -284,6 +284,9 @@ impl Deliverer {
                 },
             };
             let (outcomes, usable) = client.send(from, recipients, body).await;
+            if let Some(wait) = client.dot_answered_after() {
+                slot.answered(wait);
+            }
             if usable {
                 self.checkin(target, &options.tls, client);
             }
@@ -305,10 +308,15 @@ impl Deliverer {
         vec![failure; n]
     }
 
-    fn destination(&self, key: &str) -> Arc<Semaphore> {
+    fn destination(&self, key: &str) -> Arc<concurrency::Limiter> {
         let mut map = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(key.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.max_per_destination)))
+            .or_insert_with(|| {
+                Arc::new(concurrency::Limiter::new(
+                    self.min_per_destination,
+                    self.max_per_destination,
+                ))
+            })
             .clone()
     }
 
