@@ -5,6 +5,7 @@
 //! Timeouts are those of RFC 5321 4.5.3.2 (configurable). Any I/O failure or timeout ends the
 //! connection and defers whatever was not yet decided; a reply we cannot parse is a deferral too.
 
+use super::concurrency::Slot;
 use super::outcome::Outcome;
 use super::route::Target;
 use super::tls::Connectors;
@@ -76,8 +77,6 @@ pub struct Client {
     /// TLS version and cipher, once encrypted.
     pub tls: Option<String>,
     options: ClientOptions,
-    /// How long the remote took to answer the last transaction's final dot.
-    dot_answer: Option<Duration>,
 }
 
 enum Io {
@@ -126,7 +125,6 @@ impl Client {
             host: host.clone(),
             tls: None,
             options: options.clone(),
-            dot_answer: None,
         };
         if let TlsMode::Implicit { name } = &options.tls {
             client.handshake(&connectors.verified, name).await?;
@@ -313,15 +311,16 @@ impl Client {
     }
 
     /// One transaction: an outcome for each recipient, in order. `usable` tells whether the
-    /// connection may carry another message.
+    /// connection may carry another message. The final dot and its answer are told to the
+    /// destination's `slot` (its concurrency follows them).
     pub async fn send(
         &mut self,
         from: &str,
         recipients: &[String],
         body: &[u8],
+        slot: &Slot,
     ) -> (Vec<Outcome>, bool) {
         let n = recipients.len();
-        self.dot_answer = None;
         let utf8 = !from.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
         if utf8 && !self.caps.smtputf8 {
             let o = Outcome::bounced(
@@ -347,7 +346,7 @@ impl Client {
             .at_host(&self.host);
             return (vec![o; n], true);
         }
-        match self.transaction(from, recipients, body, utf8).await {
+        match self.transaction(from, recipients, body, utf8, slot).await {
             Ok(outcomes) => (outcomes, true),
             Err(Io::Failed(e)) => {
                 let o =
@@ -414,6 +413,7 @@ impl Client {
         recipients: &[String],
         body: &[u8],
         utf8: bool,
+        slot: &Slot,
     ) -> Result<Vec<Outcome>, Io> {
         let t = self.options.command_timeout;
         let mail = self.mail_from(from, body, utf8);
@@ -459,19 +459,14 @@ impl Client {
             self.reset().await;
             return Ok(outcomes);
         }
+        let dot = slot.dot_sent();
         self.write(&dot_stuff(body)).await?;
-        let dot_sent = tokio::time::Instant::now();
         let done = self.reply(self.options.data_timeout).await?;
-        self.dot_answer = Some(dot_sent.elapsed());
+        dot.answered();
         for &i in &accepted {
             outcomes[i] = outcome(&done);
         }
         Ok(outcomes)
-    }
-
-    /// How long the remote took to answer the final dot of the last `send`, if it got that far.
-    pub fn dot_answered_after(&self) -> Option<Duration> {
-        self.dot_answer
     }
 
     /// The server said 354 although no recipient was accepted: end the (empty) data at once.

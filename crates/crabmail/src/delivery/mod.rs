@@ -283,10 +283,7 @@ impl Deliverer {
                     }
                 },
             };
-            let (outcomes, usable) = client.send(from, recipients, body).await;
-            if let Some(wait) = client.dot_answered_after() {
-                slot.answered(wait);
-            }
+            let (outcomes, usable) = client.send(from, recipients, body, &slot).await;
             if usable {
                 self.checkin(target, &options.tls, client);
             }
@@ -313,6 +310,7 @@ impl Deliverer {
         map.entry(key.to_owned())
             .or_insert_with(|| {
                 Arc::new(concurrency::Limiter::new(
+                    key,
                     self.min_per_destination,
                     self.max_per_destination,
                 ))
