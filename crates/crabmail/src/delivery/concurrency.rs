@@ -4,31 +4,43 @@
 //! The remote's answer to the final dot is the window in which a crash sends a message twice
 //! (RFC 1047): the remote has the message, we have no reply yet. Connections beyond what a
 //! destination serves at once do not make it faster; they queue our messages there, each inside
-//! that window. Each answer is paired with how many of our dots were already waiting at that
-//! destination when it was sent (its depth). A remote that serves us in parallel answers in the
-//! same time whatever the depth; one that serves us one after another answers later the deeper
-//! the message was sent. A running regression of answer time on depth says how much of the
-//! average answer is spent behind our own mail: over half, and the limit shrinks by one
-//! connection per round of deliveries (a round being `limit` answers); under a quarter, it
-//! grows by one; between, it holds. Slow answers alone (a long path, a content filter, noise)
-//! do not shrink it, because they do not grow with depth.
+//! that window. Each dot is sent knowing how many of ours already wait at that destination (its
+//! depth). Answers to dots sent at depth 0 give the remote's own time (the floor: the median of
+//! the last few, so one slow answer does not move it); the running average of all answers, set
+//! against it, says how much of an answer is spent behind our own mail: over half (answers take
+//! more than twice the floor), and the limit shrinks by one connection per round of deliveries
+//! (a round being `limit` answers); under a quarter, it grows by one; between, it holds. A remote
+//! that serves us in parallel answers as fast at any depth, so slow or noisy answers alone (a
+//! long path, a content filter) keep the whole limit; one that serves us one at a time settles at
+//! about two.
 //!
-//! A destination starts at `START` (Postfix's initial destination concurrency) within the
-//! bounds; `min == max` fixes it. State is per node and in memory.
+//! The floor is learnt first: a destination goes one delivery at a time (the lower bound) until
+//! it has `LEARN` depth-0 answers, then starts at `START` (Postfix's initial destination
+//! concurrency). At a low limit depth-0 answers come by themselves; after `PROBE_AFTER` without
+//! one, the limit drops to the lower bound until one comes, so a remote that became faster is not
+//! judged by an old time (BBR's ProbeRTT does the same for a TCP path). `min == max` fixes the
+//! limit. State is per node and in memory.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
-/// Connections a destination starts with (within the bounds).
+/// Connections a destination starts with once its floor is known (within the bounds).
 const START: usize = 5;
 /// Share of the answer time spent behind our own mail above which the limit shrinks.
 const SHRINK_ABOVE: f64 = 0.5;
 /// Share below which it grows.
 const GROW_BELOW: f64 = 0.25;
-/// Weight of one answer in the running averages once they are warm (about the last 40 count).
+/// Weight of one answer in the running average once it is warm (about the last 40 count).
 const SMOOTHING: f64 = 0.05;
+/// Depth-0 answers kept for the floor's median.
+const FLOOR_ANSWERS: usize = 5;
+/// Depth-0 answers wanted before the limit leaves the lower bound.
+const LEARN: usize = 3;
+/// Time without a depth-0 answer after which the floor is measured again.
+const PROBE_AFTER: Duration = Duration::from_secs(10);
 
 /// The adaptive limit of one destination. `acquire` waits for a slot.
 pub struct Limiter {
@@ -42,29 +54,23 @@ pub struct Limiter {
     dots: AtomicUsize,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct State {
     limit: f64,
     in_flight: usize,
-    /// Answers seen (the averages weigh all equally until there are enough of them).
+    /// Running average of every answer time, in seconds, and how many answers it has seen.
+    recent: f64,
     answers: u32,
-    /// Running means of depth, answer time (seconds), depth squared, depth times answer time.
-    depth: f64,
-    wait: f64,
-    depth2: f64,
-    depth_wait: f64,
+    /// The last depth-0 answer times (seconds), oldest first, and when the last one came.
+    floor: Vec<f64>,
+    floor_at: Option<Instant>,
 }
 
 impl State {
-    /// Of the average answer time, the share explained by our own mail ahead of it.
-    fn queued_share(&self) -> f64 {
-        let variance = self.depth2 - self.depth * self.depth;
-        if variance < 1e-3 || self.wait <= 0.0 {
-            // Every answer had the same depth: nothing says our mail queued.
-            return 0.0;
-        }
-        let slope = (self.depth_wait - self.depth * self.wait) / variance;
-        slope * self.depth / self.wait
+    fn floor(&self) -> Option<f64> {
+        let mut sorted = self.floor.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted.get(sorted.len() / 2).copied()
     }
 }
 
@@ -78,7 +84,7 @@ pub struct Slot {
 pub struct Dot<'a> {
     limiter: &'a Limiter,
     depth: usize,
-    sent: tokio::time::Instant,
+    sent: Instant,
 }
 
 impl Limiter {
@@ -91,7 +97,11 @@ impl Limiter {
             max,
             state: Mutex::new(State {
                 limit: START.clamp(min, max) as f64,
-                ..State::default()
+                in_flight: 0,
+                recent: 0.0,
+                answers: 0,
+                floor: Vec::with_capacity(FLOOR_ANSWERS),
+                floor_at: None,
             }),
             freed: Notify::new(),
             dots: AtomicUsize::new(0),
@@ -114,7 +124,7 @@ impl Limiter {
 
     fn try_acquire(self: &Arc<Self>) -> Option<Slot> {
         let mut state = self.lock();
-        if state.in_flight >= self.allowed(&state) {
+        if state.in_flight >= self.allowed(&state, Instant::now()) {
             return None;
         }
         state.in_flight += 1;
@@ -125,10 +135,19 @@ impl Limiter {
 
     /// Deliveries allowed at once now.
     pub fn current(&self) -> usize {
-        self.allowed(&self.lock())
+        self.allowed(&self.lock(), Instant::now())
     }
 
-    fn allowed(&self, state: &State) -> usize {
+    fn allowed(&self, state: &State, now: Instant) -> usize {
+        if self.min == self.max {
+            return self.max;
+        }
+        let stale = state
+            .floor_at
+            .is_none_or(|at| now.saturating_duration_since(at) > PROBE_AFTER);
+        if state.floor.len() < LEARN || stale {
+            return self.min;
+        }
         (state.limit as usize).clamp(self.min, self.max)
     }
 
@@ -136,24 +155,33 @@ impl Limiter {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One answer to a final dot sent with `depth` of ours already waiting there.
-    fn observe(&self, state: &mut State, depth: usize, wait: Duration) {
+    /// One answer, `wait` after its dot was sent with `depth` of ours already waiting there.
+    fn observe(&self, state: &mut State, depth: usize, wait: Duration, now: Instant) {
         if self.min == self.max {
             return;
         }
-        let (d, w) = (depth as f64, wait.as_secs_f64());
+        let wait = wait.as_secs_f64();
         state.answers = state.answers.saturating_add(1);
         let weight = (1.0 / f64::from(state.answers)).max(SMOOTHING);
-        let update = |mean: &mut f64, x: f64| *mean += weight * (x - *mean);
-        update(&mut state.depth, d);
-        update(&mut state.wait, w);
-        update(&mut state.depth2, d * d);
-        update(&mut state.depth_wait, d * w);
-        let share = state.queued_share();
+        state.recent += weight * (wait - state.recent);
+        if depth == 0 {
+            if state.floor.len() == FLOOR_ANSWERS {
+                state.floor.remove(0);
+            }
+            state.floor.push(wait);
+            state.floor_at = Some(now);
+        }
+        let Some(floor) = state.floor() else {
+            return;
+        };
+        if state.floor.len() < LEARN || state.recent <= 0.0 {
+            return;
+        }
+        let queued_share = 1.0 - floor / state.recent;
         let step = 1.0 / state.limit.max(1.0);
-        if share > SHRINK_ABOVE {
+        if queued_share > SHRINK_ABOVE {
             state.limit = (state.limit - step).max(self.min as f64);
-        } else if share < GROW_BELOW {
+        } else if queued_share < GROW_BELOW {
             state.limit = (state.limit + step).min(self.max as f64);
         }
     }
@@ -166,7 +194,7 @@ impl Slot {
         Dot {
             limiter: &self.limiter,
             depth,
-            sent: tokio::time::Instant::now(),
+            sent: Instant::now(),
         }
     }
 }
@@ -177,11 +205,12 @@ impl Dot<'_> {
         let limiter = self.limiter;
         let wait = self.sent.elapsed();
         let mut state = limiter.lock();
-        let before = limiter.allowed(&state);
-        limiter.observe(&mut state, self.depth, wait);
-        let now = limiter.allowed(&state);
-        if now != before {
-            tracing::debug!(destination = %limiter.name, connections = now, answer_ms = wait.as_secs_f64() * 1e3, "delivery: concurrency changed");
+        let now = Instant::now();
+        let before = limiter.allowed(&state, now);
+        limiter.observe(&mut state, self.depth, wait, now);
+        let after = limiter.allowed(&state, now);
+        if after != before {
+            tracing::debug!(destination = %limiter.name, connections = after, answer_ms = wait.as_secs_f64() * 1e3, "delivery: concurrency changed");
         }
     }
 }
@@ -203,73 +232,188 @@ impl Drop for Slot {
 mod tests {
     use super::*;
 
-    /// Runs `rounds` answers through the limiter, as many deliveries at a time as it allows:
-    /// the answers of one round were sent at depths 0, 1, ... limit - 1, each answered after
-    /// `wait(depth)`.
-    fn drive(limiter: &Limiter, rounds: usize, mut wait: impl FnMut(usize) -> Duration) {
-        let mut depth = 0;
+    /// Runs `rounds` answers through the limiter, one every millisecond, with as many
+    /// deliveries at once as it allows: `remote(n)` gives the depth and answer time of a dot
+    /// sent with `n` at once (1 while the floor is learnt: a dot alone).
+    fn drive(
+        limiter: &Limiter,
+        clock: &mut Instant,
+        rounds: usize,
+        mut remote: impl FnMut(usize) -> (usize, Duration),
+    ) {
         for _ in 0..rounds {
+            *clock += Duration::from_millis(1);
             let mut state = limiter.lock();
-            let n = limiter.allowed(&state);
-            depth = if depth + 1 < n { depth + 1 } else { 0 };
-            let w = wait(depth);
-            limiter.observe(&mut state, depth, w);
+            let n = limiter.allowed(&state, *clock);
+            let (depth, wait) = remote(n);
+            limiter.observe(&mut state, depth, wait, *clock);
         }
+    }
+
+    /// A remote that serves `workers` of our messages at once in `work` each, `path` away: with
+    /// `n` at once, a dot finds the other `n - 1` ahead of it.
+    fn workers(
+        workers: usize,
+        work: Duration,
+        path: Duration,
+    ) -> impl FnMut(usize) -> (usize, Duration) {
+        move |n| {
+            let depth = n - 1;
+            let turns = depth / workers + 1;
+            (depth, path + work * turns as u32)
+        }
+    }
+
+    fn limit_now(limiter: &Limiter, clock: Instant) -> usize {
+        limiter.allowed(&limiter.lock(), clock)
     }
 
     #[test]
     fn a_remote_that_serves_us_in_parallel_gets_every_connection() {
         let limiter = Limiter::new("example.test", 1, 20);
-        assert_eq!(limiter.current(), START);
-        // 40 ms, however many we send: a long path, nothing queued at the remote.
-        drive(&limiter, 400, |_| Duration::from_millis(40));
-        assert_eq!(limiter.current(), 20);
+        let mut clock = Instant::now();
+        assert_eq!(limit_now(&limiter, clock), 1, "the floor is learnt first");
+        drive(
+            &limiter,
+            &mut clock,
+            LEARN,
+            workers(100, Duration::from_millis(20), Duration::from_millis(30)),
+        );
+        assert_eq!(limit_now(&limiter, clock), START);
+        drive(
+            &limiter,
+            &mut clock,
+            400,
+            workers(100, Duration::from_millis(20), Duration::from_millis(30)),
+        );
+        assert_eq!(limit_now(&limiter, clock), 20);
     }
 
     #[test]
     fn slow_noisy_answers_alone_do_not_shrink_the_limit() {
         let limiter = Limiter::new("example.test", 1, 20);
-        // Answers spread from 20 to 180 ms at random, whatever the depth.
+        let mut clock = Instant::now();
+        // Answers spread from 20 to 180 ms at random, whatever the depth; one dot in 50 finds
+        // none of ours waiting.
         let mut seed = 7u64;
-        drive(&limiter, 20_000, move |_| {
+        let mut i = 0;
+        drive(&limiter, &mut clock, 20_000, move |n| {
             seed = seed
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            Duration::from_micros(20_000 + (seed >> 33) % 160_000)
+            i += 1;
+            let depth = if i % 50 == 0 { 0 } else { n - 1 };
+            (
+                depth,
+                Duration::from_micros(20_000 + (seed >> 33) % 160_000),
+            )
         });
-        assert!(limiter.current() >= 15, "limit {}", limiter.current());
+        let limit = limit_now(&limiter, clock);
+        assert!(limit >= 15, "limit {limit}");
     }
 
     #[test]
     fn a_remote_that_serves_us_one_at_a_time_gets_few_connections() {
         let limiter = Limiter::new("example.test", 1, 20);
-        // Each answer waits for every dot sent before it: 0.5 ms each.
-        drive(&limiter, 3_000, |depth| {
-            Duration::from_micros(500 * (depth as u64 + 1))
-        });
-        let limit = limiter.current();
-        assert!((1..=3).contains(&limit), "limit {limit}");
+        let mut clock = Instant::now();
+        drive(
+            &limiter,
+            &mut clock,
+            3_000,
+            workers(1, Duration::from_micros(500), Duration::ZERO),
+        );
+        let limit = limit_now(&limiter, clock);
+        assert!((1..=2).contains(&limit), "limit {limit}");
     }
 
     #[test]
-    fn a_remote_with_four_workers_and_a_long_path_gets_what_it_can_use() {
+    fn one_slow_answer_alone_does_not_hide_the_queue() {
         let limiter = Limiter::new("example.test", 1, 20);
-        // Four messages at once are served in 20 ms; deeper ones wait for a worker, plus a path
-        // of 30 ms either way: 200 a second at most, reached with about 10 connections.
-        drive(&limiter, 5_000, |depth| {
-            Duration::from_millis(30 + 20 * (depth as u64 / 4 + 1))
+        let mut clock = Instant::now();
+        // The first dot alone waits 30 ms (a pause at our end); the remote needs 0.5 ms.
+        let mut first = true;
+        let mut serial = workers(1, Duration::from_micros(500), Duration::ZERO);
+        drive(&limiter, &mut clock, 3_000, move |n| {
+            let (depth, wait) = serial(n);
+            let wait = if std::mem::take(&mut first) {
+                Duration::from_millis(30)
+            } else {
+                wait
+            };
+            (depth, wait)
         });
-        let limit = limiter.current();
-        assert!((4..=12).contains(&limit), "limit {limit}");
+        let limit = limit_now(&limiter, clock);
+        assert!((1..=2).contains(&limit), "limit {limit}");
+    }
+
+    #[test]
+    fn a_remote_with_four_workers_gets_at_least_four() {
+        let limiter = Limiter::new("example.test", 1, 20);
+        let mut clock = Instant::now();
+        drive(
+            &limiter,
+            &mut clock,
+            5_000,
+            workers(4, Duration::from_millis(20), Duration::from_millis(30)),
+        );
+        let limit = limit_now(&limiter, clock);
+        assert!((4..=10).contains(&limit), "limit {limit}");
+    }
+
+    #[test]
+    fn a_remote_that_slows_down_for_everyone_keeps_the_limit() {
+        let limiter = Limiter::new("example.test", 1, 20);
+        let mut clock = Instant::now();
+        drive(
+            &limiter,
+            &mut clock,
+            400,
+            workers(100, Duration::from_millis(10), Duration::ZERO),
+        );
+        assert_eq!(limit_now(&limiter, clock), 20);
+        // Four times slower, still in parallel: the old floor first reads as queueing, the limit
+        // falls until dots go out alone, and the new floor brings it back.
+        drive(
+            &limiter,
+            &mut clock,
+            3_000,
+            workers(100, Duration::from_millis(40), Duration::ZERO),
+        );
+        assert_eq!(limit_now(&limiter, clock), 20);
+    }
+
+    #[test]
+    fn the_floor_is_measured_again_after_a_while_without_it() {
+        let limiter = Limiter::new("example.test", 1, 20);
+        let mut clock = Instant::now();
+        drive(
+            &limiter,
+            &mut clock,
+            400,
+            workers(100, Duration::from_millis(40), Duration::ZERO),
+        );
+        assert_eq!(limit_now(&limiter, clock), 20);
+        clock += PROBE_AFTER + Duration::from_secs(1);
+        assert_eq!(
+            limit_now(&limiter, clock),
+            1,
+            "one at a time until a dot goes out alone"
+        );
+        limiter.observe(&mut limiter.lock(), 0, Duration::from_millis(40), clock);
+        assert_eq!(limit_now(&limiter, clock), 20);
     }
 
     #[test]
     fn equal_bounds_fix_the_limit() {
         let limiter = Limiter::new("example.test", 20, 20);
-        drive(&limiter, 1_000, |depth| {
-            Duration::from_micros(500 * (depth as u64 + 1))
-        });
-        assert_eq!(limiter.current(), 20);
+        let mut clock = Instant::now();
+        drive(
+            &limiter,
+            &mut clock,
+            1_000,
+            workers(1, Duration::from_micros(500), Duration::ZERO),
+        );
+        assert_eq!(limit_now(&limiter, clock), 20);
     }
 
     #[tokio::test]
@@ -290,7 +434,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dot_counts_as_waiting_until_answered_or_lost() {
-        let limiter = Arc::new(Limiter::new("example.test", 1, 20));
+        let limiter = Arc::new(Limiter::new("example.test", 20, 20));
         let (a, b) = (limiter.acquire().await, limiter.acquire().await);
         let first = a.dot_sent();
         let second = b.dot_sent();
