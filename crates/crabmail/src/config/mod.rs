@@ -211,7 +211,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         key: "queue.min_per_destination",
         default: "1",
-        doc: "Fewest connections at once to one destination; between the two the count follows how fast the remote answers the final dot (equal values fix it).",
+        doc: "Fewest connections at once to one destination; between the two the count shrinks while our own mail queues at the remote (answers to the final dot over twice as slow as to a dot sent alone) and grows while it does not; equal values fix it.",
     },
     Setting {
         key: "ingest.workers",
