@@ -39,6 +39,9 @@ pub enum DeliveryError {
     Tls(String),
 }
 
+/// Destinations whose concurrency is remembered before idle ones are forgotten.
+const MAX_DESTINATIONS: usize = 50_000;
+
 pub struct Deliverer {
     dns: Dns,
     mta_sts: Option<mta_sts::MtaSts>,
@@ -307,6 +310,10 @@ impl Deliverer {
 
     fn destination(&self, key: &str) -> Arc<concurrency::Limiter> {
         let mut map = self.destinations.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_DESTINATIONS && !map.contains_key(key) {
+            // Senders choose the domains: forget the idle ones (their limits start over).
+            map.retain(|_, limiter| Arc::strong_count(limiter) > 1);
+        }
         map.entry(key.to_owned())
             .or_insert_with(|| {
                 Arc::new(concurrency::Limiter::new(
