@@ -1,15 +1,36 @@
 //! A remote MX on loopback that records the exact bytes of every DATA it receives (between the
 //! 354 and the final dot), so a test can judge the wire itself; held, it answers the final dot
-//! only once the test lets it (`release`), so a test can act while a delivery waits for its 250.
+//! only once the test lets it (`release`), so a test can act while a delivery waits for its 250;
+//! with one worker, it serves one message at a time, as a small MTA behind a single filter.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Mutex, mpsc, watch};
 
 pub struct RecordingMx {
     pub port: u16,
     /// Each DATA, in the order received (sent before the 250 goes out).
     pub received: mpsc::UnboundedReceiver<Vec<u8>>,
+    /// With one worker: for each message answered, how many final dots waited for the worker
+    /// (this one included) when it arrived.
+    pub depths: mpsc::UnboundedReceiver<usize>,
     release: watch::Sender<bool>,
+}
+
+/// When the final dot is answered.
+#[derive(Clone)]
+enum Answer {
+    /// Once the test releases.
+    Held(watch::Receiver<bool>),
+    /// After the single worker spent `work` on the message.
+    OneWorker {
+        worker: Arc<Mutex<()>>,
+        waiting: Arc<AtomicUsize>,
+        work: Duration,
+        depths: mpsc::UnboundedSender<usize>,
+    },
 }
 
 impl RecordingMx {
@@ -22,18 +43,41 @@ impl RecordingMx {
 
     /// Holds every answer to a final dot until `release`, on `ip`.
     pub async fn holding(ip: &str) -> RecordingMx {
+        let (release, released) = watch::channel(false);
+        let (_, depths) = mpsc::unbounded_channel();
+        Self::listen(ip, Answer::Held(released), release, depths).await
+    }
+
+    /// Serves one message at a time, `work` each, on `ip`; `depths` says how many waited.
+    pub async fn one_worker(ip: &str, work: Duration) -> RecordingMx {
+        let (tx, depths) = mpsc::unbounded_channel();
+        let answer = Answer::OneWorker {
+            worker: Arc::new(Mutex::new(())),
+            waiting: Arc::new(AtomicUsize::new(0)),
+            work,
+            depths: tx,
+        };
+        Self::listen(ip, answer, watch::channel(true).0, depths).await
+    }
+
+    async fn listen(
+        ip: &str,
+        answer: Answer,
+        release: watch::Sender<bool>,
+        depths: mpsc::UnboundedReceiver<usize>,
+    ) -> RecordingMx {
         let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, received) = mpsc::unbounded_channel();
-        let (release, released) = watch::channel(false);
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                tokio::spawn(session(tcp, tx.clone(), released.clone()));
+                tokio::spawn(session(tcp, tx.clone(), answer.clone()));
             }
         });
         RecordingMx {
             port,
             received,
+            depths,
             release,
         }
     }
@@ -47,7 +91,7 @@ impl RecordingMx {
 async fn session(
     tcp: tokio::net::TcpStream,
     tx: mpsc::UnboundedSender<Vec<u8>>,
-    mut released: watch::Receiver<bool>,
+    mut answer: Answer,
 ) {
     let (read, mut write) = tcp.into_split();
     let mut read = BufReader::new(read);
@@ -72,8 +116,28 @@ async fn session(
                     data.push(byte[0]);
                 }
                 let _ = tx.send(data);
-                if released.wait_for(|go| *go).await.is_err() {
-                    return;
+                match &mut answer {
+                    Answer::Held(released) => {
+                        if released.wait_for(|go| *go).await.is_err() {
+                            return;
+                        }
+                    }
+                    Answer::OneWorker {
+                        worker,
+                        waiting,
+                        work,
+                        depths,
+                    } => {
+                        let depth = waiting.fetch_add(1, Ordering::SeqCst) + 1;
+                        {
+                            let _turn = worker.lock().await;
+                            // The worker's time on this message (what the remote does before
+                            // its 250), not a wait for anything.
+                            tokio::time::sleep(*work).await;
+                        }
+                        waiting.fetch_sub(1, Ordering::SeqCst);
+                        let _ = depths.send(depth);
+                    }
                 }
                 b"250 2.0.0 kept\r\n"
             }

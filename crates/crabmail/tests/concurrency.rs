@@ -5,98 +5,15 @@
 
 use crabmail_api::client::Client;
 use crabmail_api::{AddressList, CreateInbox, SendMessage};
-use crabmail_testkit::{Backend, TestServer, Zone};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crabmail_testkit::{Backend, RecordingMx, TestServer, Zone};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{Mutex, mpsc};
 
 const MESSAGES: usize = 200;
 
-/// A remote MX whose single worker takes `work` per message; for each message it answers, how
-/// many of the sender's dots were waiting there (this one included) when it arrived.
-struct OneAtATime {
-    port: u16,
-    depths: mpsc::UnboundedReceiver<usize>,
-}
-
-impl OneAtATime {
-    async fn start(ip: &str, work: Duration) -> OneAtATime {
-        let listener = tokio::net::TcpListener::bind((ip, 0)).await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (tx, depths) = mpsc::unbounded_channel();
-        let worker = Arc::new(Mutex::new(()));
-        let waiting = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                tokio::spawn(session(
-                    tcp,
-                    tx.clone(),
-                    worker.clone(),
-                    waiting.clone(),
-                    work,
-                ));
-            }
-        });
-        OneAtATime { port, depths }
-    }
-}
-
-async fn session(
-    tcp: tokio::net::TcpStream,
-    depths: mpsc::UnboundedSender<usize>,
-    worker: Arc<Mutex<()>>,
-    waiting: Arc<AtomicUsize>,
-    work: Duration,
-) {
-    let (read, mut write) = tcp.into_split();
-    let mut read = BufReader::new(read);
-    let _ = write.write_all(b"220 one.test ESMTP\r\n").await;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if read.read_line(&mut line).await.unwrap_or(0) == 0 {
-            return;
-        }
-        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
-        let reply: &[u8] = match verb.as_str() {
-            "DATA" => {
-                let _ = write.write_all(b"354 go\r\n").await;
-                let mut data = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !data.ends_with(b"\r\n.\r\n") {
-                    match read.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => data.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let depth = waiting.fetch_add(1, Ordering::SeqCst) + 1;
-                {
-                    let _turn = worker.lock().await;
-                    // The worker's time on this message (what the remote does before its 250).
-                    tokio::time::sleep(work).await;
-                }
-                waiting.fetch_sub(1, Ordering::SeqCst);
-                let _ = depths.send(depth);
-                b"250 2.0.0 kept\r\n"
-            }
-            "QUIT" => {
-                let _ = write.write_all(b"221 bye\r\n").await;
-                return;
-            }
-            _ => b"250 ok\r\n",
-        };
-        if write.write_all(reply).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Sends MESSAGES messages to one.test (served by `mx`) all at once, and returns the depth at
-/// which each arrived, in order of answer.
+/// Sends MESSAGES messages at once to one.test, served by a one-worker MX taking 5 ms a message,
+/// and returns how many of ours waited there when each arrived, in order of answer.
 async fn depths_seen(ip: &str, settings: &[(&str, &str)]) -> Vec<usize> {
-    let mut mx = OneAtATime::start(ip, Duration::from_millis(5)).await;
+    let mut mx = RecordingMx::one_worker(ip, Duration::from_millis(5)).await;
     let dns = Zone::new()
         .mx("one.test", 10, "mx.one.test")
         .a("mx.one.test", ip)

@@ -232,72 +232,74 @@ impl Drop for Slot {
 mod tests {
     use super::*;
 
-    /// Runs `rounds` answers through the limiter, one every millisecond, with as many
-    /// deliveries at once as it allows: `remote(n)` gives the depth and answer time of a dot
-    /// sent with `n` at once (1 while the floor is learnt: a dot alone).
-    fn drive(
-        limiter: &Limiter,
-        clock: &mut Instant,
-        rounds: usize,
-        mut remote: impl FnMut(usize) -> (usize, Duration),
-    ) {
-        for _ in 0..rounds {
-            *clock += Duration::from_millis(1);
-            let mut state = limiter.lock();
-            let n = limiter.allowed(&state, *clock);
-            let (depth, wait) = remote(n);
-            limiter.observe(&mut state, depth, wait, *clock);
+    /// A limiter on a test clock.
+    struct Run {
+        limiter: Limiter,
+        clock: Instant,
+    }
+
+    impl Run {
+        fn new(min: usize, max: usize) -> Run {
+            Run {
+                limiter: Limiter::new("example.test", min, max),
+                clock: Instant::now(),
+            }
+        }
+
+        /// `rounds` answers, one a millisecond, with as many deliveries at once as the limiter
+        /// allows: `remote(n)` gives the depth and answer time of a dot sent with `n` at once
+        /// (1 while the floor is learnt: a dot alone). Returns the limit after them.
+        fn answers(
+            &mut self,
+            rounds: usize,
+            mut remote: impl FnMut(usize) -> (usize, Duration),
+        ) -> usize {
+            for _ in 0..rounds {
+                self.clock += Duration::from_millis(1);
+                let mut state = self.limiter.lock();
+                let n = self.limiter.allowed(&state, self.clock);
+                let (depth, wait) = remote(n);
+                self.limiter.observe(&mut state, depth, wait, self.clock);
+            }
+            self.limit()
+        }
+
+        fn limit(&self) -> usize {
+            self.limiter.allowed(&self.limiter.lock(), self.clock)
         }
     }
 
-    /// A remote that serves `workers` of our messages at once in `work` each, `path` away: with
-    /// `n` at once, a dot finds the other `n - 1` ahead of it.
+    /// A remote that serves `workers` of our messages at once in `work_ms` each, `path_ms` away:
+    /// with `n` at once, a dot finds the other `n - 1` ahead of it.
     fn workers(
         workers: usize,
-        work: Duration,
-        path: Duration,
+        work_ms: f64,
+        path_ms: u64,
     ) -> impl FnMut(usize) -> (usize, Duration) {
         move |n| {
             let depth = n - 1;
-            let turns = depth / workers + 1;
-            (depth, path + work * turns as u32)
+            let turns = (depth / workers + 1) as f64;
+            let wait =
+                Duration::from_millis(path_ms) + Duration::from_secs_f64(work_ms * turns / 1e3);
+            (depth, wait)
         }
-    }
-
-    fn limit_now(limiter: &Limiter, clock: Instant) -> usize {
-        limiter.allowed(&limiter.lock(), clock)
     }
 
     #[test]
     fn a_remote_that_serves_us_in_parallel_gets_every_connection() {
-        let limiter = Limiter::new("example.test", 1, 20);
-        let mut clock = Instant::now();
-        assert_eq!(limit_now(&limiter, clock), 1, "the floor is learnt first");
-        drive(
-            &limiter,
-            &mut clock,
-            LEARN,
-            workers(100, Duration::from_millis(20), Duration::from_millis(30)),
-        );
-        assert_eq!(limit_now(&limiter, clock), START);
-        drive(
-            &limiter,
-            &mut clock,
-            400,
-            workers(100, Duration::from_millis(20), Duration::from_millis(30)),
-        );
-        assert_eq!(limit_now(&limiter, clock), 20);
+        let mut run = Run::new(1, 20);
+        assert_eq!(run.limit(), 1, "the floor is learnt first");
+        assert_eq!(run.answers(LEARN, workers(100, 20.0, 30)), START);
+        assert_eq!(run.answers(400, workers(100, 20.0, 30)), 20);
     }
 
     #[test]
     fn slow_noisy_answers_alone_do_not_shrink_the_limit() {
-        let limiter = Limiter::new("example.test", 1, 20);
-        let mut clock = Instant::now();
         // Answers spread from 20 to 180 ms at random, whatever the depth; one dot in 50 finds
         // none of ours waiting.
         let mut seed = 7u64;
         let mut i = 0;
-        drive(&limiter, &mut clock, 20_000, move |n| {
+        let limit = Run::new(1, 20).answers(20_000, move |n| {
             seed = seed
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
@@ -308,112 +310,62 @@ mod tests {
                 Duration::from_micros(20_000 + (seed >> 33) % 160_000),
             )
         });
-        let limit = limit_now(&limiter, clock);
         assert!(limit >= 15, "limit {limit}");
     }
 
     #[test]
     fn a_remote_that_serves_us_one_at_a_time_gets_few_connections() {
-        let limiter = Limiter::new("example.test", 1, 20);
-        let mut clock = Instant::now();
-        drive(
-            &limiter,
-            &mut clock,
-            3_000,
-            workers(1, Duration::from_micros(500), Duration::ZERO),
-        );
-        let limit = limit_now(&limiter, clock);
+        let limit = Run::new(1, 20).answers(3_000, workers(1, 0.5, 0));
         assert!((1..=2).contains(&limit), "limit {limit}");
     }
 
     #[test]
     fn one_slow_answer_alone_does_not_hide_the_queue() {
-        let limiter = Limiter::new("example.test", 1, 20);
-        let mut clock = Instant::now();
         // The first dot alone waits 30 ms (a pause at our end); the remote needs 0.5 ms.
         let mut first = true;
-        let mut serial = workers(1, Duration::from_micros(500), Duration::ZERO);
-        drive(&limiter, &mut clock, 3_000, move |n| {
+        let mut serial = workers(1, 0.5, 0);
+        let limit = Run::new(1, 20).answers(3_000, move |n| {
             let (depth, wait) = serial(n);
-            let wait = if std::mem::take(&mut first) {
-                Duration::from_millis(30)
-            } else {
-                wait
-            };
-            (depth, wait)
+            let slow = std::mem::take(&mut first);
+            (
+                depth,
+                if slow {
+                    Duration::from_millis(30)
+                } else {
+                    wait
+                },
+            )
         });
-        let limit = limit_now(&limiter, clock);
         assert!((1..=2).contains(&limit), "limit {limit}");
     }
 
     #[test]
     fn a_remote_with_four_workers_gets_at_least_four() {
-        let limiter = Limiter::new("example.test", 1, 20);
-        let mut clock = Instant::now();
-        drive(
-            &limiter,
-            &mut clock,
-            5_000,
-            workers(4, Duration::from_millis(20), Duration::from_millis(30)),
-        );
-        let limit = limit_now(&limiter, clock);
+        let limit = Run::new(1, 20).answers(5_000, workers(4, 20.0, 30));
         assert!((4..=10).contains(&limit), "limit {limit}");
     }
 
     #[test]
     fn a_remote_that_slows_down_for_everyone_keeps_the_limit() {
-        let limiter = Limiter::new("example.test", 1, 20);
-        let mut clock = Instant::now();
-        drive(
-            &limiter,
-            &mut clock,
-            400,
-            workers(100, Duration::from_millis(10), Duration::ZERO),
-        );
-        assert_eq!(limit_now(&limiter, clock), 20);
+        let mut run = Run::new(1, 20);
+        assert_eq!(run.answers(400, workers(100, 10.0, 0)), 20);
         // Four times slower, still in parallel: the old floor first reads as queueing, the limit
         // falls until dots go out alone, and the new floor brings it back.
-        drive(
-            &limiter,
-            &mut clock,
-            3_000,
-            workers(100, Duration::from_millis(40), Duration::ZERO),
-        );
-        assert_eq!(limit_now(&limiter, clock), 20);
+        assert_eq!(run.answers(3_000, workers(100, 40.0, 0)), 20);
     }
 
     #[test]
     fn the_floor_is_measured_again_after_a_while_without_it() {
-        let limiter = Limiter::new("example.test", 1, 20);
-        let mut clock = Instant::now();
-        drive(
-            &limiter,
-            &mut clock,
-            400,
-            workers(100, Duration::from_millis(40), Duration::ZERO),
-        );
-        assert_eq!(limit_now(&limiter, clock), 20);
-        clock += PROBE_AFTER + Duration::from_secs(1);
-        assert_eq!(
-            limit_now(&limiter, clock),
-            1,
-            "one at a time until a dot goes out alone"
-        );
-        limiter.observe(&mut limiter.lock(), 0, Duration::from_millis(40), clock);
-        assert_eq!(limit_now(&limiter, clock), 20);
+        let mut run = Run::new(1, 20);
+        assert_eq!(run.answers(400, workers(100, 40.0, 0)), 20);
+        run.clock += PROBE_AFTER + Duration::from_secs(1);
+        assert_eq!(run.limit(), 1, "one at a time until a dot goes out alone");
+        assert_eq!(run.answers(1, workers(100, 40.0, 0)), 20);
     }
 
     #[test]
     fn equal_bounds_fix_the_limit() {
-        let limiter = Limiter::new("example.test", 20, 20);
-        let mut clock = Instant::now();
-        drive(
-            &limiter,
-            &mut clock,
-            1_000,
-            workers(1, Duration::from_micros(500), Duration::ZERO),
-        );
-        assert_eq!(limit_now(&limiter, clock), 20);
+        assert_eq!(Run::new(20, 20).answers(1_000, workers(1, 0.5, 0)), 20);
     }
 
     #[tokio::test]
