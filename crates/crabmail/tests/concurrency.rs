@@ -8,12 +8,12 @@ use crabmail_api::{AddressList, CreateInbox, SendMessage};
 use crabmail_testkit::{Backend, RecordingMx, TestServer, Zone};
 use std::time::Duration;
 
-const MESSAGES: usize = 200;
+const MESSAGES: usize = 150;
 
-/// Sends MESSAGES messages at once to one.test, served by a one-worker MX taking 5 ms a message,
+/// Sends MESSAGES messages at once to one.test, served by a one-worker MX taking 15 ms a message,
 /// and returns how many of ours waited there when each arrived, in order of answer.
 async fn depths_seen(ip: &str, settings: &[(&str, &str)]) -> Vec<usize> {
-    let mut mx = RecordingMx::one_worker(ip, Duration::from_millis(5)).await;
+    let mut mx = RecordingMx::one_worker(ip, Duration::from_millis(15)).await;
     let dns = Zone::new()
         .mx("one.test", 10, "mx.one.test")
         .a("mx.one.test", ip)
@@ -79,9 +79,11 @@ fn late_mean(depths: &[usize]) -> f64 {
 async fn a_remote_that_serves_one_at_a_time_gets_few_connections() {
     let adaptive = depths_seen("127.0.0.41", &[]).await;
     let mean = late_mean(&adaptive);
+    // About 2 on a quiet machine; up to the starting 5 when our own answers are slowed by a busy
+    // CPU (the floor then reads high). Fixed at 20, it is 20.
     assert!(
-        mean <= 4.0,
-        "about 2 of ours should wait at a one-worker remote once the deliverer has learnt it; {mean:.1} did ({adaptive:?})"
+        mean <= 8.0,
+        "a one-worker remote should hold few of ours once the deliverer has learnt it; {mean:.1} did ({adaptive:?})"
     );
 }
 
@@ -91,5 +93,5 @@ async fn with_the_limit_fixed_the_same_remote_holds_many_of_ours() {
     // remote, so the test above would fail without the adaptive limit.
     let fixed = depths_seen("127.0.0.42", &[("queue.min_per_destination", "20")]).await;
     let mean = late_mean(&fixed);
-    assert!(mean > 8.0, "{mean:.1} ({fixed:?})");
+    assert!(mean > 15.0, "{mean:.1} ({fixed:?})");
 }

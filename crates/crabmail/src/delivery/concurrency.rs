@@ -14,12 +14,14 @@
 //! long path, a content filter) keep the whole limit; one that serves us one at a time settles at
 //! about two.
 //!
-//! The floor is learnt first: a destination goes one delivery at a time (the lower bound) until
-//! it has `LEARN` depth-0 answers, then starts at `START` (Postfix's initial destination
-//! concurrency). At a low limit depth-0 answers come by themselves; after `PROBE_AFTER` without
-//! one, the limit drops to the lower bound until one comes, so a remote that became faster is not
-//! judged by an old time (BBR's ProbeRTT does the same for a TCP path). `min == max` fixes the
-//! limit. State is per node and in memory.
+//! A destination starts at `START` (Postfix's initial destination concurrency). Once it answers,
+//! it goes one delivery at a time (the lower bound) until the floor has `LEARN` depth-0 answers;
+//! at a low limit they come by themselves. While it keeps answering but `PROBE_AFTER` passes
+//! without a depth-0 answer, the limit drops to the lower bound until one comes, so a remote that
+//! became faster is not judged by an old time (BBR's ProbeRTT does the same for a TCP path). A
+//! destination that does not answer at all (down, or refusing before DATA) is never held to one
+//! at a time: its deliveries fail at their own pace. `min == max` fixes the limit. State is per
+//! node and in memory.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,8 +40,9 @@ const SMOOTHING: f64 = 0.05;
 /// Depth-0 answers kept for the floor's median.
 const FLOOR_ANSWERS: usize = 5;
 /// Depth-0 answers wanted before the limit leaves the lower bound.
-const LEARN: usize = 3;
-/// Time without a depth-0 answer after which the floor is measured again.
+const LEARN: usize = FLOOR_ANSWERS;
+/// Time without a depth-0 answer after which the floor is measured again (and without any
+/// answer after which the destination counts as not answering).
 const PROBE_AFTER: Duration = Duration::from_secs(10);
 
 /// The adaptive limit of one destination. `acquire` waits for a slot.
@@ -61,6 +64,7 @@ struct State {
     /// Running average of every answer time, in seconds, and how many answers it has seen.
     recent: f64,
     answers: u32,
+    answered_at: Option<Instant>,
     /// The last depth-0 answer times (seconds), oldest first, and when the last one came.
     floor: Vec<f64>,
     floor_at: Option<Instant>,
@@ -100,6 +104,7 @@ impl Limiter {
                 in_flight: 0,
                 recent: 0.0,
                 answers: 0,
+                answered_at: None,
                 floor: Vec::with_capacity(FLOOR_ANSWERS),
                 floor_at: None,
             }),
@@ -142,10 +147,11 @@ impl Limiter {
         if self.min == self.max {
             return self.max;
         }
-        let stale = state
-            .floor_at
-            .is_none_or(|at| now.saturating_duration_since(at) > PROBE_AFTER);
-        if state.floor.len() < LEARN || stale {
+        let within = |at: Option<Instant>| {
+            at.is_some_and(|at| now.saturating_duration_since(at) <= PROBE_AFTER)
+        };
+        let floor_known = state.floor.len() >= LEARN && within(state.floor_at);
+        if within(state.answered_at) && !floor_known {
             return self.min;
         }
         (state.limit as usize).clamp(self.min, self.max)
@@ -164,6 +170,7 @@ impl Limiter {
         state.answers = state.answers.saturating_add(1);
         let weight = (1.0 / f64::from(state.answers)).max(SMOOTHING);
         state.recent += weight * (wait - state.recent);
+        state.answered_at = Some(now);
         if depth == 0 {
             if state.floor.len() == FLOOR_ANSWERS {
                 state.floor.remove(0);
@@ -288,9 +295,25 @@ mod tests {
     #[test]
     fn a_remote_that_serves_us_in_parallel_gets_every_connection() {
         let mut run = Run::new(1, 20);
-        assert_eq!(run.limit(), 1, "the floor is learnt first");
+        assert_eq!(run.limit(), START);
+        assert_eq!(
+            run.answers(1, workers(100, 20.0, 30)),
+            1,
+            "the floor is learnt"
+        );
         assert_eq!(run.answers(LEARN, workers(100, 20.0, 30)), START);
         assert_eq!(run.answers(400, workers(100, 20.0, 30)), 20);
+    }
+
+    #[test]
+    fn a_destination_that_never_answers_keeps_its_start() {
+        let mut run = Run::new(1, 20);
+        run.clock += PROBE_AFTER * 3;
+        assert_eq!(
+            run.limit(),
+            START,
+            "nothing answers: no floor to learn, no probe"
+        );
     }
 
     #[test]
@@ -358,8 +381,14 @@ mod tests {
     fn the_floor_is_measured_again_after_a_while_without_it() {
         let mut run = Run::new(1, 20);
         assert_eq!(run.answers(400, workers(100, 40.0, 0)), 20);
-        run.clock += PROBE_AFTER + Duration::from_secs(1);
-        assert_eq!(run.limit(), 1, "one at a time until a dot goes out alone");
+        // Answers keep coming, none to a dot sent alone.
+        let busy = |_| (19, Duration::from_millis(40));
+        run.answers(10_000, busy);
+        assert_eq!(
+            run.answers(1, busy),
+            1,
+            "one at a time until a dot goes out alone"
+        );
         assert_eq!(run.answers(1, workers(100, 40.0, 0)), 20);
     }
 

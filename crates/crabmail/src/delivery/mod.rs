@@ -5,8 +5,8 @@
 //!
 //! Connections are reused: after a transaction, a healthy connection waits in a small pool for
 //! more mail to the same host (`delivery.idle_connections`). Deliveries at once per destination
-//! adapt between `queue.min_per_destination` and `queue.max_per_destination` to how fast the
-//! remote answers the final dot (`concurrency`). Each MX host has a pace and a rest of its own
+//! adapt between `queue.min_per_destination` and `queue.max_per_destination` to whether our own
+//! mail queues at the remote (`concurrency`). Each MX host has a pace and a rest of its own
 //! (`pacing`): one host serving many domains is rested once it throttles.
 //!
 //! Nothing here touches the store; the queue records what comes back.
