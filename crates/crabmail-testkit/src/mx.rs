@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub struct RecordingMx {
     pub port: u16,
@@ -24,11 +24,10 @@ pub struct RecordingMx {
 enum Answer {
     /// Once the test releases.
     Held(watch::Receiver<bool>),
-    /// After the single worker spent `work` on the message.
+    /// When the single worker has finished it (`one_worker`).
     OneWorker {
-        worker: Arc<Mutex<()>>,
+        worker: mpsc::UnboundedSender<oneshot::Sender<()>>,
         waiting: Arc<AtomicUsize>,
-        work: Duration,
         depths: mpsc::UnboundedSender<usize>,
     },
 }
@@ -51,10 +50,21 @@ impl RecordingMx {
     /// Serves one message at a time, `work` each, on `ip`; `depths` says how many waited.
     pub async fn one_worker(ip: &str, work: Duration) -> RecordingMx {
         let (tx, depths) = mpsc::unbounded_channel();
+        let (worker, mut queue) = mpsc::unbounded_channel::<oneshot::Sender<()>>();
+        tokio::spawn(async move {
+            // The worker's pace: each message, in arrival order, is finished one `work` after
+            // the worker takes it up (what the remote does before its 250).
+            let mut pace = tokio::time::interval(work);
+            pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while let Some(done) = queue.recv().await {
+                pace.reset();
+                pace.tick().await;
+                let _ = done.send(());
+            }
+        });
         let answer = Answer::OneWorker {
-            worker: Arc::new(Mutex::new(())),
+            worker,
             waiting: Arc::new(AtomicUsize::new(0)),
-            work,
             depths: tx,
         };
         Self::listen(ip, answer, watch::channel(true).0, depths).await
@@ -125,15 +135,12 @@ async fn session(
                     Answer::OneWorker {
                         worker,
                         waiting,
-                        work,
                         depths,
                     } => {
                         let depth = waiting.fetch_add(1, Ordering::SeqCst) + 1;
-                        {
-                            let _turn = worker.lock().await;
-                            // The worker's time on this message (what the remote does before
-                            // its 250), not a wait for anything.
-                            tokio::time::sleep(*work).await;
+                        let (done, finished) = oneshot::channel();
+                        if worker.send(done).is_err() || finished.await.is_err() {
+                            return;
                         }
                         waiting.fetch_sub(1, Ordering::SeqCst);
                         let _ = depths.send(depth);

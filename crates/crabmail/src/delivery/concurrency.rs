@@ -71,10 +71,13 @@ struct State {
 }
 
 impl State {
-    fn floor(&self) -> Option<f64> {
-        let mut sorted = self.floor.clone();
-        sorted.sort_by(f64::total_cmp);
-        sorted.get(sorted.len() / 2).copied()
+    /// The median of the kept depth-0 answers (none kept: 0).
+    fn floor(&self) -> f64 {
+        let mut sorted = [0.0; FLOOR_ANSWERS];
+        let kept = &mut sorted[..self.floor.len()];
+        kept.copy_from_slice(&self.floor);
+        kept.sort_by(f64::total_cmp);
+        kept.get(kept.len() / 2).copied().unwrap_or(0.0)
     }
 }
 
@@ -138,11 +141,6 @@ impl Limiter {
         })
     }
 
-    /// Deliveries allowed at once now.
-    pub fn current(&self) -> usize {
-        self.allowed(&self.lock(), Instant::now())
-    }
-
     fn allowed(&self, state: &State, now: Instant) -> usize {
         if self.min == self.max {
             return self.max;
@@ -178,13 +176,10 @@ impl Limiter {
             state.floor.push(wait);
             state.floor_at = Some(now);
         }
-        let Some(floor) = state.floor() else {
-            return;
-        };
         if state.floor.len() < LEARN || state.recent <= 0.0 {
             return;
         }
-        let queued_share = 1.0 - floor / state.recent;
+        let queued_share = 1.0 - state.floor() / state.recent;
         let step = 1.0 / state.limit.max(1.0);
         if queued_share > SHRINK_ABOVE {
             state.limit = (state.limit - step).max(self.min as f64);
@@ -210,9 +205,9 @@ impl Dot<'_> {
     /// The remote answered the dot.
     pub fn answered(self) {
         let limiter = self.limiter;
-        let wait = self.sent.elapsed();
-        let mut state = limiter.lock();
         let now = Instant::now();
+        let wait = now.saturating_duration_since(self.sent);
+        let mut state = limiter.lock();
         let before = limiter.allowed(&state, now);
         limiter.observe(&mut state, self.depth, wait, now);
         let after = limiter.allowed(&state, now);
