@@ -89,6 +89,24 @@ echo "== learned model alone, trained without $HOLDOUT, on them"
 "$ROOT/target/release/examples/train_injection" train "$OUT/train/corpus.jsonl" "$OUT/dev.model" --holdout "$HOLDOUT" 2>/dev/null
 "$ROOT/target/release/examples/train_injection" eval "$OUT/train/corpus.jsonl" "$OUT/dev.model" --families "$HOLDOUT" 2>/dev/null
 echo
+# The whole scorer (rules and model, as ingest publishes it) on the same families, same model.
+echo "== whole scorer, model trained without $HOLDOUT, on them"
+"$ROOT/target/release/examples/train_injection" opinions "$OUT/train/corpus.jsonl" "$OUT/dev.model" --families "$HOLDOUT" --benign "$OUTSIDE" 2>/dev/null > "$OUT/holdout.tsv"
+python3 "$HERE/whole.py" "$OUT/holdout.tsv"
+echo
+# Leave one source out: every family of a source together (its siblings share goals, wording and
+# carriers), the whole scorer on it, each outside message scored once per source's model.
+echo "== whole scorer, leave one source out (agentdojo, bipia, slabs, synthetic, yanismiraoui)"
+rm -f "$OUT"/loso-*.tsv
+for source in agentdojo bipia slabs synthetic yanismiraoui; do
+  families=$(python3 -c 'import json, sys
+print(",".join(sorted({r["family"] for r in map(json.loads, open(sys.argv[1]))
+                        if r.get("label") == 1 and r["family"].split(":")[0] == sys.argv[2]})))' "$OUT/train/corpus.jsonl" "$source")
+  "$ROOT/target/release/examples/train_injection" train "$OUT/train/corpus.jsonl" "$OUT/loso.model" --holdout "$HOLDOUT,$families" >/dev/null 2>&1
+  "$ROOT/target/release/examples/train_injection" opinions "$OUT/train/corpus.jsonl" "$OUT/loso.model" --families "$families" --benign "$OUTSIDE" 2>/dev/null > "$OUT/loso-$source.tsv"
+done
+python3 "$HERE/whole.py" "$OUT"/loso-*.tsv
+echo
 
 ROWS=$SHARED/injection/bipia-email-train.jsonl
 "${RISK[@]}" --jsonl "$ROWS" > "$OUT/bipia.jsonl"

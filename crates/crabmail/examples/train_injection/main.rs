@@ -3,6 +3,10 @@
 //!   cargo run --release --example train_injection -- train CORPUS OUT.model [--holdout FAM,..]
 //!   cargo run --release --example train_injection -- lofo CORPUS [--holdout FAM,..]
 //!   cargo run --release --example train_injection -- eval CORPUS MODEL --families FAM,.. [--benign DIR,..]
+//!   cargo run --release --example train_injection -- opinions CORPUS MODEL --families FAM,.. [--benign DIR,..]
+//!
+//! `opinions` prints the whole scorer's two opinions (rules, model) per row as TSV, for
+//! `bench/injection/whole.py`.
 //!
 //! Windows and features come from `crabmail::ingest::risk` itself, so the model is trained on what the
 //! server scores. Everything is deterministic (fixed shuffle seed, one thread): the same corpus
@@ -467,6 +471,38 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         }
+        "opinions" => {
+            // opinions CORPUS MODEL --families F,.. [--benign DIRS]: the whole scorer's two
+            // opinions (rules, model) per row of the families, per calibration row and per
+            // outside message, as TSV, to compare ways of combining them.
+            let path = args.get(3).ok_or_else(|| anyhow::anyhow!(usage))?;
+            let m = model::Model::from_bytes(&std::fs::read(path)?)
+                .ok_or_else(|| anyhow::anyhow!("{path}: not a model"))?;
+            let wanted = parse_list(&args, "--families");
+            let calibration: HashSet<&str> = rows
+                .iter()
+                .filter(|r| held_out(r))
+                .map(|r| r.id.as_str())
+                .collect();
+            opinions(&m, corpus, |family, id| {
+                if wanted.iter().any(|w| w == family) {
+                    Some("attack")
+                } else if calibration.contains(id) {
+                    Some("calibration")
+                } else {
+                    None
+                }
+            })?;
+            for (p, _) in messages(&parse_list(&args, "--benign"))? {
+                let (rules, verdict) = insight::opinions(&std::fs::read(&p)?, &m);
+                println!(
+                    "outside\t{}\tbenign\t{rules:.4}\t{:.4}\t{:.4}",
+                    p.display(),
+                    verdict.risk,
+                    verdict.logit - m.medium_at
+                );
+            }
+        }
         #[cfg(feature = "encoder")]
         "stage2" => {
             // stage2 CORPUS STAGE_ONE.model ENCODER_DIR OUT.head
@@ -508,6 +544,44 @@ fn main() -> anyhow::Result<()> {
             }
         }
         _ => anyhow::bail!(usage),
+    }
+    Ok(())
+}
+
+/// Prints `set, id, family, rules' risk, model's risk, logit - medium` for the corpus rows `pick`
+/// names a set for (by family and id), read again from the corpus as the scorer reads them.
+fn opinions(
+    m: &model::Model,
+    corpus: &str,
+    pick: impl Fn(&str, &str) -> Option<&'static str>,
+) -> anyhow::Result<()> {
+    let policy = Policy::default();
+    for line in std::io::BufReader::new(std::fs::File::open(corpus)?).lines() {
+        let v: serde_json::Value = serde_json::from_str(&line?)?;
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+        let (id, family) = (s("id").unwrap_or_default(), s("family").unwrap_or_default());
+        let Some(set) = pick(&family, &id) else {
+            continue;
+        };
+        let (subject, text, html) = (s("subject"), s("text"), s("html"));
+        let (rules, verdict) = match s("eml") {
+            Some(raw) => insight::opinions(raw.as_bytes(), m),
+            None => risk::opinions(
+                m,
+                &Content {
+                    subject: subject.as_deref(),
+                    text: text.as_deref(),
+                    html: html.as_deref(),
+                    ..Default::default()
+                },
+                &policy,
+            ),
+        };
+        println!(
+            "{set}\t{id}\t{family}\t{rules:.4}\t{:.4}\t{:.4}",
+            verdict.risk,
+            verdict.logit - m.medium_at
+        );
     }
     Ok(())
 }

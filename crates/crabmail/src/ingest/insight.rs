@@ -47,6 +47,12 @@ pub fn model_input(raw: &[u8]) -> (Vec<risk::model::Segment>, risk::model::Messa
     risk::model_input(&content(&parsed, None), &Policy::default())
 }
 
+/// The scorer's two opinions of a raw message with a given stage-one model (`risk::opinions`).
+pub fn opinions(raw: &[u8], model: &risk::model::Model) -> (f64, risk::model::Verdict) {
+    let parsed = parse::parse(raw);
+    risk::opinions(model, &content(&parsed, None), &Policy::default())
+}
+
 /// Flag of a message whose structure went past the parsing limits.
 pub const MIME_LIMIT: &str = "mime_limit";
 /// Flag of a message ingest could not analyse at all (over its time budget, or a failure).

@@ -117,6 +117,19 @@ pub fn assess(content: &Content<'_>, policy: &Policy) -> Assessment {
     }
 }
 
+/// The two opinions the score averages (the rules' risk, the model's verdict), with a given
+/// stage-one model: validation measures the whole scorer with models trained without the family
+/// it scores (`train/injection`).
+pub fn opinions(
+    model: &model::Model,
+    content: &Content<'_>,
+    policy: &Policy,
+) -> (f64, model::Verdict) {
+    let reading = read(content, policy);
+    let verdict = model::judge(model, &reading.segments, reading.facts);
+    (rules_risk(&strongest(reading.findings)), verdict)
+}
+
 /// What the model reads of a message: its segments and the facts about it (for training, which
 /// must see exactly what scoring sees).
 pub fn model_input(
@@ -266,21 +279,11 @@ fn cap(text: &str) -> &str {
 /// raised by signals such as hidden text or a spoofed sender). Measured on attack families each
 /// model never saw and on real mail, the mean beat either alone (bench/injection/README.md).
 fn summarise(
-    mut findings: Vec<Finding>,
+    findings: Vec<Finding>,
     verdict: &model::Verdict,
     segments: &[model::Segment],
 ) -> Security {
-    // The same rule in the same place counts once: the strongest instance.
-    findings.sort_by(|a, b| b.weight.total_cmp(&a.weight));
-    let mut kept: Vec<Finding> = Vec::new();
-    for f in findings {
-        if !kept
-            .iter()
-            .any(|k| k.rule == f.rule && k.location == f.location)
-        {
-            kept.push(f);
-        }
-    }
+    let kept = strongest(findings);
     let risk = (rules_risk(&kept) + verdict.risk) / 2.0;
     let risk = (risk * 1000.0).round() / 1000.0;
     let mut evidence: Vec<Evidence> = Vec::new();
@@ -321,6 +324,21 @@ fn summarise(
         flags,
         evidence,
     }
+}
+
+/// The same rule in the same place counts once: the strongest instance.
+fn strongest(mut findings: Vec<Finding>) -> Vec<Finding> {
+    findings.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+    let mut kept: Vec<Finding> = Vec::new();
+    for f in findings {
+        if !kept
+            .iter()
+            .any(|k| k.rule == f.rule && k.location == f.location)
+        {
+            kept.push(f);
+        }
+    }
+    kept
 }
 
 /// The rules' opinion: instructions count fully, the other findings are signals that count a
