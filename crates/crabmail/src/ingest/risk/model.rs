@@ -366,28 +366,49 @@ pub fn features(text: &str, kind: Kind, facts: MessageFacts, marks: &[Mark]) -> 
     out
 }
 
-/// The logit of one window, equal to `model.logit(&features(..))` without allocating per window
-/// (`scratch` is reused).
+/// What scoring reuses from window to window: the n-grams read, and one bit per bucket marking
+/// those already counted in the current window (cleared bit by bit after it, not sorted).
+struct Scratch {
+    grams: Vec<u32>,
+    seen: Vec<u64>,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            grams: Vec::new(),
+            seen: vec![0; DIM / 64],
+        }
+    }
+}
+
+/// The logit of one window, equal to `model.logit(&features(..))` without allocating per window.
 fn window_logit(
     model: &Model,
     text: &str,
     seg: &Segment,
     facts: MessageFacts,
-    scratch: &mut Vec<u32>,
+    scratch: &mut Scratch,
 ) -> f32 {
-    scratch.clear();
-    grams_into(text, scratch);
-    scratch.sort_unstable();
-    scratch.dedup();
-    let logit = scratch
-        .iter()
-        .map(|&g| model.weights[g as usize])
-        .sum::<f32>()
-        * GRAM_WEIGHT;
-    scratch.clear();
-    flags_into(text, seg.kind, facts, &seg.marks, scratch);
+    let grams = &mut scratch.grams;
+    grams.clear();
+    grams_into(text, grams);
+    let mut logit = 0.0;
+    for &g in grams.iter() {
+        let (word, bit) = (g as usize / 64, 1u64 << (g % 64));
+        if scratch.seen[word] & bit == 0 {
+            scratch.seen[word] |= bit;
+            logit += model.weights[g as usize];
+        }
+    }
+    for &g in grams.iter() {
+        scratch.seen[g as usize / 64] = 0;
+    }
+    let logit = logit * GRAM_WEIGHT;
+    grams.clear();
+    flags_into(text, seg.kind, facts, &seg.marks, grams);
     logit
-        + scratch
+        + grams
             .iter()
             .map(|&f| model.weights[f as usize])
             .sum::<f32>()
@@ -524,7 +545,7 @@ pub struct Best {
 
 pub fn judge(model: &Model, segments: &[Segment], facts: MessageFacts) -> Verdict {
     let mut best: Option<(f32, usize, String)> = None;
-    let mut scratch = Vec::new();
+    let mut scratch = Scratch::new();
     let mut scored = 0;
     'segments: for (i, seg) in segments.iter().enumerate() {
         for text in window_texts(&seg.text) {
@@ -670,7 +691,7 @@ mod tests {
             marks: Vec::new(),
         };
         let facts = MessageFacts::default();
-        let mut scratch = Vec::new();
+        let mut scratch = Scratch::new();
         for text in window_texts(&seg.text) {
             let direct = window_logit(m, &text, &seg, facts, &mut scratch);
             let summed = m.logit(&features(&text, seg.kind, facts, &seg.marks));
