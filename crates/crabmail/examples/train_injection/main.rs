@@ -108,19 +108,10 @@ fn load(path: &str) -> anyhow::Result<Vec<Row>> {
     for line in file.lines() {
         let v: serde_json::Value = serde_json::from_str(&line?)?;
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
-        let (subject, text, html) = (s("subject"), s("text"), s("html"));
         let (segments, facts) = match s("eml") {
             // Whole messages go through ingest's own parse.
             Some(raw) => insight::model_input(raw.as_bytes()),
-            None => risk::model_input(
-                &Content {
-                    subject: subject.as_deref(),
-                    text: text.as_deref(),
-                    html: html.as_deref(),
-                    ..Default::default()
-                },
-                &policy,
-            ),
+            None => risk::model_input(&Fields::of(&v).content(), &policy),
         };
         let windows = model::windows(&segments, facts);
         let label = v.get("label").and_then(|x| x.as_u64()).unwrap_or(0) as u8;
@@ -157,6 +148,33 @@ fn load(path: &str) -> anyhow::Result<Vec<Row>> {
         });
     }
     Ok(rows)
+}
+
+/// The parts of a corpus row given as fields rather than as a whole message.
+struct Fields {
+    subject: Option<String>,
+    text: Option<String>,
+    html: Option<String>,
+}
+
+impl Fields {
+    fn of(v: &serde_json::Value) -> Fields {
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+        Fields {
+            subject: s("subject"),
+            text: s("text"),
+            html: s("html"),
+        }
+    }
+
+    fn content(&self) -> Content<'_> {
+        Content {
+            subject: self.subject.as_deref(),
+            text: self.text.as_deref(),
+            html: self.html.as_deref(),
+            ..Default::default()
+        }
+    }
 }
 
 /// xorshift64*: a fixed, portable shuffle.
@@ -563,19 +581,9 @@ fn opinions(
         let Some(set) = pick(&family, &id) else {
             continue;
         };
-        let (subject, text, html) = (s("subject"), s("text"), s("html"));
         let (rules, verdict) = match s("eml") {
             Some(raw) => insight::opinions(raw.as_bytes(), m),
-            None => risk::opinions(
-                m,
-                &Content {
-                    subject: subject.as_deref(),
-                    text: text.as_deref(),
-                    html: html.as_deref(),
-                    ..Default::default()
-                },
-                &policy,
-            ),
+            None => risk::opinions(m, &Fields::of(&v).content(), &policy),
         };
         println!(
             "{set}\t{id}\t{family}\t{rules:.4}\t{:.4}\t{:.4}",
