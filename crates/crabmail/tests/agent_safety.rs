@@ -150,9 +150,7 @@ async fn ordinary_mail_scores_low() {
     let message = next_message(&agent, &inbox.id, &mut None).await;
     let security = message.parsed.security.unwrap();
     assert_eq!(security.level, "low", "{security:?}");
-    // Measured 0.21 (the rules' 0.05 for the hidden preheader, the model's 0.37): well under
-    // `medium` (0.4), and what an agent sees is `low`.
-    assert!(security.injection_risk < 0.25, "{security:?}");
+    assert!(security.injection_risk < 0.2, "{security:?}");
     assert!(message.parsed.extracted.unwrap().codes.is_empty());
 }
 

@@ -55,10 +55,7 @@ fn a_newsletters_image_text_survey_recap_and_template_comments_stay_low() {
         <ul><li>Favourite feature: calendar</li><li>Team size: 12</li></ul>\
         <p><a href=\"https://z.test/unsub\">Unsubscribe</a></p>",
     );
-    // No rule fires. The model alone may name its most suspicious window (here the hidden
-    // template comment "do not edit below this line" read as a sentence of its own), but the
-    // message stays low.
-    assert!(s.evidence.iter().all(|e| e.rule == "model"), "{s:?}");
+    assert!(s.evidence.is_empty(), "{s:?}");
     assert_eq!(s.level, "low", "{s:?}");
 }
 
