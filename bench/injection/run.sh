@@ -98,12 +98,17 @@ echo
 # carriers), the whole scorer on it, each outside message scored once per source's model.
 echo "== whole scorer, leave one source out (agentdojo, bipia, slabs, synthetic, yanismiraoui)"
 rm -f "$OUT"/loso-*.tsv
-for source in agentdojo bipia slabs synthetic yanismiraoui; do
-  families=$(python3 -c 'import json, sys
-print(",".join(sorted({r["family"] for r in map(json.loads, open(sys.argv[1]))
-                        if r.get("label") == 1 and r["family"].split(":")[0] == sys.argv[2]})))' "$OUT/train/corpus.jsonl" "$source")
-  "$ROOT/target/release/examples/train_injection" train "$OUT/train/corpus.jsonl" "$OUT/loso.model" --holdout "$HOLDOUT,$families" >/dev/null 2>&1
-  "$ROOT/target/release/examples/train_injection" opinions "$OUT/train/corpus.jsonl" "$OUT/loso.model" --families "$families" --benign "$OUTSIDE" 2>/dev/null > "$OUT/loso-$source.tsv"
+# One line per source: its name and its attack families, comma-separated (one pass over the corpus).
+python3 -c 'import collections, json, sys
+sources = collections.defaultdict(set)
+for r in map(json.loads, open(sys.argv[1])):
+    if r.get("label") == 1:
+        sources[r["family"].split(":")[0]].add(r["family"])
+for s in sys.argv[2:]:
+    print(s, ",".join(sorted(sources[s])))' "$OUT/train/corpus.jsonl" agentdojo bipia slabs synthetic yanismiraoui |
+while read -r source families; do
+  "$ROOT/target/release/examples/train_injection" train "$OUT/train/corpus.jsonl" "$OUT/loso.model" --holdout "$HOLDOUT,$families" </dev/null >/dev/null 2>&1
+  "$ROOT/target/release/examples/train_injection" opinions "$OUT/train/corpus.jsonl" "$OUT/loso.model" --families "$families" --benign "$OUTSIDE" </dev/null 2>/dev/null > "$OUT/loso-$source.tsv"
 done
 python3 "$HERE/whole.py" "$OUT"/loso-*.tsv
 echo

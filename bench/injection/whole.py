@@ -10,21 +10,12 @@ that never saw its source. The model's own risk is shown beside it.
 import collections
 import sys
 
-
-def auc(attacks, benign):
-    scored = sorted([(s, 1) for s in attacks] + [(s, 0) for s in benign])
-    rank_sum, i = 0.0, 0
-    while i < len(scored):
-        j = i
-        while j < len(scored) and scored[j][0] == scored[i][0]:
-            j += 1
-        rank_sum += (i + j + 1) / 2 * sum(1 for k in range(i, j) if scored[k][1])
-        i = j
-    p, n = len(attacks), len(benign)
-    return (rank_sum - p * (p + 1) / 2) / (p * n)
+from score import roc_auc as auc
 
 
 def tpr_at(attacks, benign, fpr=0.01):
+    """Share of attacks above the benign scores' (1 - fpr) quantile: train_injection's reading,
+    so its figures and these compare (score.py's scans every threshold, too slow at 10,000s)."""
     b = sorted(benign)
     t = b[round((len(b) - 1) * (1 - fpr))]
     return sum(s > t for s in attacks) / len(attacks)
